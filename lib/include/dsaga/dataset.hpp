@@ -1,0 +1,79 @@
+// Data sets: n samples (rows) of d features, stored dense row-major or CSR sparse, in float32
+// or float64, with one label per sample.
+//
+// Contract:
+// - Labels are stored as read (`y`); `prepare_labels` maps them to what a loss expects:
+//   logistic {-1,+1}, squared real values, multinomial class indices 0..C-1 stored as doubles.
+// - Feature storage is chosen when the data is loaded and never changes afterwards; solvers
+//   dispatch on it once (std::visit) and run a loop specialised for it.
+// - float32 storage halves memory and bandwidth; every reduction (dot products, sums) is
+//   accumulated in float64 by the code that reads the matrix.
+#pragma once
+
+#include <Eigen/Dense>
+#include <Eigen/SparseCore>
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "dsaga/status.hpp"
+
+namespace dsaga {
+
+using Index = std::int64_t;
+
+template <class S>
+using DenseMatrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+// Compressed row storage (CSR); always kept compressed (makeCompressed()).
+template <class S>
+using SparseMatrix = Eigen::SparseMatrix<S, Eigen::RowMajor, std::int32_t>;
+
+using Features =
+    std::variant<DenseMatrix<float>, DenseMatrix<double>, SparseMatrix<float>, SparseMatrix<double>>;
+
+enum class Precision { f32, f64 };
+enum class Storage { dense, sparse };
+
+struct Dataset {
+  Features X = DenseMatrix<double>();
+  Eigen::VectorXd y;   // one label per row
+  std::string source;  // where it came from, for messages ("train.svm", "fashion-mnist[shard 3/8]")
+
+  Index rows() const;
+  Index cols() const;
+  Index nnz() const;  // stored entries (rows*cols when dense)
+  bool is_sparse() const;
+  Precision precision() const;
+  // Bytes held by the feature storage and labels.
+  std::size_t bytes() const;
+};
+
+// Converts the storage (dense <-> sparse, f32 <-> f64). Exact except f64 -> f32 rounding.
+Dataset convert(const Dataset& data, Storage storage, Precision precision);
+
+// Feature transforms, in place.
+void scale_features(Dataset& data, double factor);
+// Scales each row to unit L2 norm; all-zero rows are left as they are.
+void normalize_rows(Dataset& data);
+// Appends a constant feature (the bias) as the last column.
+void append_constant(Dataset& data, double value = 1.0);
+
+// Squared L2 norm of every row, accumulated in double.
+Eigen::VectorXd row_norms_squared(const Dataset& data);
+
+// Rows `rows` of `data`, in that order (a shard). Storage and precision are kept.
+Dataset select_rows(const Dataset& data, const std::vector<Index>& rows);
+
+// --- partitions (ALGORITHM.md section 5) ----------------------------------------------------
+enum class PartitionKind {
+  iid,       // random permutation with a seed, then K contiguous chunks
+  by_label,  // stable sort by label, then K contiguous chunks (non-IID)
+};
+// K shards of row indices covering every row exactly once; sizes differ by at most one.
+// Deterministic for (n, K, kind, seed, labels) on every platform.
+std::vector<std::vector<Index>> partition(const Dataset& data, int shards, PartitionKind kind,
+                                          std::uint64_t seed);
+
+}  // namespace dsaga

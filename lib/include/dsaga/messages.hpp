@@ -1,0 +1,116 @@
+// The protocol between hub and agents as plain C++ values, independent of the wire encoding.
+// `wire.hpp` turns them into verified FlatBuffers (lib/schema/dsaga.fbs) and back; the state
+// machines (hub.hpp, agent.hpp) consume and produce only these types.
+//
+// Vectors are model-shaped: d*C doubles in the feature-major layout of objective.hpp.
+//
+// Flow (ALGORITHM.md section 3):
+//   agent -> hub   Join        who I am, my n_k, d, C, loss, L_max
+//   hub -> agent   Config      N, lambda, eta, T, seed, w0; whether to (re)build the table
+//   agent -> hub   InitUpload  S_k at w0 and the local loss sum
+//   hub -> agents  RoundStart  (r, w, gbar)
+//   agent -> hub   Update      (r, seq, dw, dS, n_k, steps, loss sum at w_r)
+//   hub -> agent   Ack         (r, seq): applied (or already applied: acks are idempotent)
+//   either         Leave, Error, Heartbeat
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "dsaga/objective.hpp"
+
+namespace dsaga::msg {
+
+// Bumped on any incompatible change of the schema or of the meaning of a field.
+inline constexpr std::uint32_t kProtocolVersion = 1;
+
+enum class Algorithm : std::uint8_t { dsaga = 0, fedavg = 1, scaffold = 2, gd = 3 };
+
+enum class ErrorCode : std::uint16_t {
+  none = 0,
+  malformed = 1,           // failed verification or decoding
+  unsupported_version = 2,
+  dimension_mismatch = 3,  // d, C or a vector length disagrees with the hub's model
+  not_admitted = 4,        // message from a peer that has not joined
+  wrong_round = 5,         // update for a round that is not open
+  replay = 6,              // sequence number already seen
+  invalid_value = 7,       // NaN/Inf or a norm over the bound
+  refused = 8,             // admission refused (full, unknown key, finished)
+  internal = 9,
+};
+
+struct Join {
+  std::string agent_id;
+  std::uint64_t samples = 0;   // n_k
+  std::uint32_t features = 0;  // d
+  std::uint32_t classes = 1;   // C
+  Loss loss = Loss::logistic;
+  double lmax = 0.0;           // max_i L_i of the local data (lambda excluded: the hub adds it)
+  std::string software_version;
+  std::uint64_t incarnation = 0;  // random per agent process start: a restart vs a reconnect
+};
+
+struct Config {
+  Algorithm algorithm = Algorithm::dsaga;
+  std::uint64_t total_samples = 0;  // N
+  std::uint32_t features = 0;
+  std::uint32_t classes = 1;
+  Loss loss = Loss::logistic;
+  double lambda = 0.0;
+  double eta = 0.0;               // local step size
+  std::uint64_t steps = 0;        // local steps per round (T) for this agent
+  std::uint64_t seed = 0;         // this agent's sampling seed
+  bool build_table = true;        // (re)build the table at w and send InitUpload
+  std::uint64_t round = 0;
+  std::vector<double> w;          // state at which to build the table
+};
+
+struct InitUpload {
+  std::uint64_t seq = 0;
+  std::uint64_t samples = 0;
+  std::vector<double> table_sum;  // S_k
+  double loss_sum = 0.0;          // sum of local losses at Config::w
+};
+
+struct RoundStart {
+  std::uint64_t round = 0;
+  std::vector<double> w;
+  std::vector<double> gbar;
+};
+
+struct Update {
+  std::uint64_t round = 0;
+  std::uint64_t seq = 0;
+  std::uint64_t samples = 0;
+  std::uint64_t steps = 0;
+  double loss_sum = 0.0;    // sum of local losses at the round's broadcast w
+  std::vector<double> dw;   // w_k - w
+  std::vector<double> dS;   // change of S_k during the round
+};
+
+struct Ack {
+  std::uint64_t round = 0;
+  std::uint64_t seq = 0;
+};
+
+struct Leave {
+  std::string reason;
+};
+
+struct Error {
+  ErrorCode code = ErrorCode::none;
+  std::string text;
+};
+
+struct Heartbeat {
+  std::uint64_t round = 0;
+};
+
+using Message =
+    std::variant<Join, Config, InitUpload, RoundStart, Update, Ack, Leave, Error, Heartbeat>;
+
+const char* name_of(const Message& message);  // "Join", "Update", ...
+
+}  // namespace dsaga::msg
