@@ -1,0 +1,137 @@
+// The hub's state machine: admission, the init round, synchronous rounds, aggregation and the
+// table-average invariant (ALGORITHM.md section 3). It knows nothing of sockets or bytes: the
+// transport adapter feeds it decoded messages with the sender's opaque PeerId and a clock
+// reading, and sends what it appends to `out`. So the same logic runs under unit tests, over
+// ZeroMQ inproc:// and over tcp://.
+//
+// Invariant, after every committed change of state:
+//     gbar == (1/N) * sum_k S_k
+// where S_k is the hub's copy of agent k's table sum (init upload plus every applied dS_k).
+// Every dS_k is applied exactly once: updates carry (agent, seq); a repeated seq is acknowledged
+// again and not applied; a late update (round already closed) still has its dS_k applied while
+// its dw_k is dropped. check_invariant() recomputes the right-hand side from the S_k.
+//
+// Determinism: updates of a round are aggregated in the order of agent ids, not of arrival,
+// so the same seeds give the same model whatever the network does.
+//
+// Rejected messages (wrong dimension, wrong round, replay, not admitted, ...) return an error
+// Status naming the reason and leave the state unchanged; the caller logs them and may answer
+// with msg::Error.
+#pragma once
+
+#include <Eigen/Dense>
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dsaga/messages.hpp"
+#include "dsaga/objective.hpp"
+#include "dsaga/status.hpp"
+
+namespace dsaga {
+
+// Opaque identity of a connected peer, assigned by the transport (ZeroMQ routing id).
+using PeerId = std::string;
+
+struct Outgoing {
+  std::vector<PeerId> to;  // one message, encoded once, sent to each
+  msg::Message message;
+};
+
+struct HubOptions {
+  msg::Algorithm algorithm = msg::Algorithm::dsaga;
+  Objective objective;            // loss, lambda, classes; every Join must agree
+  Index features = 0;             // d; 0 = taken from the first Join
+  int expected_agents = 1;        // training starts when this many have joined...
+  int min_agents = 0;             // ...or, after admission_timeout seconds, this many (0 = all)
+  double admission_timeout = 0.0;
+  double eta = 0.0;               // local step; 0 = 1 / (3 * global L_max)
+  double server_step = 1.0;       // eta_g
+  Index local_steps = 0;          // T; 0 = one local epoch (n_k for each agent)
+  std::uint64_t seed = 0;         // agent k samples with agent_seed(seed, agent_id)
+  std::uint64_t max_rounds = 100;
+  double f_star = std::numeric_limits<double>::quiet_NaN();  // reference optimum, if known
+  double target = 0.0;            // stop when (F - F*) / F* <= target (needs f_star)
+  double round_deadline = 0.0;    // seconds; 0 = wait for every agent
+  double invariant_tolerance = 1e-9;  // on ||gbar - sum S_k / N||_inf / max(1, ||gbar||_inf)
+};
+
+// One line of progress, produced when a round closes.
+struct RoundReport {
+  std::uint64_t round = 0;
+  int agents = 0;        // admitted
+  int participants = 0;  // updates aggregated into this round's w
+  // F(w_r) at the round's broadcast w, from the agents' loss sums; NaN unless every agent
+  // reported for this round.
+  double objective = std::numeric_limits<double>::quiet_NaN();
+  double suboptimality = std::numeric_limits<double>::quiet_NaN();  // (F - F*) / F*
+  double invariant_error = 0.0;
+  double seconds = 0.0;  // wall time of the round
+  std::uint64_t local_steps = 0;  // summed over participants
+};
+
+// The sampling seed of an agent: a fixed function of the run's seed and the agent id, the same
+// on every platform.
+std::uint64_t agent_seed(std::uint64_t run_seed, const std::string& agent_id);
+
+class HubCore {
+ public:
+  enum class Phase { admitting, initializing, training, finished };
+
+  explicit HubCore(HubOptions options);
+
+  Status on_message(const PeerId& from, const msg::Message& message, double now,
+                    std::vector<Outgoing>& out);
+  // Time passes: admission timeout, round deadline.
+  void on_tick(double now, std::vector<Outgoing>& out);
+  // The transport lost the peer (heartbeat timeout). Its table stays counted in gbar.
+  void on_disconnect(const PeerId& peer, double now, std::vector<Outgoing>& out);
+
+  Phase phase() const { return phase_; }
+  bool finished() const { return phase_ == Phase::finished; }
+  const std::string& finish_reason() const { return finish_reason_; }
+  std::uint64_t round() const { return round_; }
+  Index total_samples() const { return total_samples_; }
+  const Eigen::VectorXd& w() const { return w_; }
+  const Eigen::VectorXd& gbar() const { return gbar_; }
+  // The w whose objective was last measured (the model to save), and that objective.
+  const Eigen::VectorXd& best_w() const { return best_w_; }
+  double best_objective() const { return best_objective_; }
+  // ||gbar - sum_k S_k / N||_inf, recomputed from the per-agent sums.
+  double check_invariant() const;
+  // Reports of rounds closed since the last call.
+  std::vector<RoundReport> take_reports();
+  const HubOptions& options() const { return options_; }
+
+ private:
+  struct AgentState {
+    std::string agent_id;
+    PeerId peer;
+    std::uint64_t samples = 0;
+    double lmax = 0.0;
+    std::uint64_t incarnation = 0;
+    std::uint64_t last_seq = 0;  // highest seq applied (exactly-once accounting)
+    bool initialized = false;    // S_k received
+    Eigen::VectorXd table_sum;   // S_k
+  };
+  // Implementation state (see hub.cpp); keyed by agent id, so iteration order is deterministic.
+  HubOptions options_;
+  Phase phase_ = Phase::admitting;
+  std::string finish_reason_;
+  std::map<std::string, AgentState> agents_;
+  std::map<PeerId, std::string> agent_of_peer_;
+  std::uint64_t round_ = 0;
+  Index total_samples_ = 0;
+  Eigen::VectorXd w_, gbar_, best_w_;
+  double best_objective_ = std::numeric_limits<double>::quiet_NaN();
+  double admission_started_ = -1.0;
+  double round_started_ = 0.0;
+  std::map<std::string, msg::Update> pending_;  // this round's updates by agent id
+  std::vector<RoundReport> reports_;
+};
+
+}  // namespace dsaga
