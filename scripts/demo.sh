@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job, from a fresh Debian machine: installs what is missing, builds, then trains a hub
+# and 8 edge agents on this machine on Fashion-MNIST (problem B1, non-IID shards), showing
+# progress, and ends with a convergence plot. Usage: scripts/demo.sh [BUILD_DIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh" "$build" -DBUILD_TESTING=OFF
+exec "$root/scripts/main-job.sh" "$build"
