@@ -1,0 +1,527 @@
+// ZeroMQ adapter behind transport.hpp. Every ZeroMQ call that can throw zmq::error_t is inside a
+// try block of this file; nothing of ZeroMQ leaks out of it, neither types nor exceptions.
+#include "dsaga/transport.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <zmq.hpp>
+
+namespace dsaga {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// ---- endpoints -------------------------------------------------------------------------------
+
+struct Endpoint {
+  std::string scheme;      // "tcp", "ipc" or "inproc"
+  std::string host;        // tcp only: without brackets
+  bool bracketed = false;  // tcp host was [IPv6]
+};
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Checks the endpoint's syntax before ZeroMQ sees it: libzmq defers resolving a tcp:// address
+// to its I/O thread, so "tcp://host:abc" would connect "successfully" and fail forever in the
+// background. The error names the endpoint and what is wrong with it.
+Result<Endpoint> parse_endpoint(const std::string& endpoint, bool for_bind) {
+  const auto fail = [&](const std::string& why) {
+    return Result<Endpoint>::failure("endpoint '" + endpoint + "': " + why);
+  };
+  const std::size_t sep = endpoint.find("://");
+  if (sep == std::string::npos) {
+    return fail("expected tcp://HOST:PORT, ipc://PATH or inproc://NAME");
+  }
+  Endpoint parsed;
+  parsed.scheme = endpoint.substr(0, sep);
+  std::string rest = endpoint.substr(sep + 3);
+  if (parsed.scheme == "ipc" || parsed.scheme == "inproc") {
+    if (rest.empty()) return fail("empty " + parsed.scheme + " name");
+    return parsed;
+  }
+  if (parsed.scheme != "tcp") {
+    return fail("unsupported transport '" + parsed.scheme + "' (use tcp, ipc or inproc)");
+  }
+  // A connecting tcp endpoint may name a source address first: tcp://SOURCE;HOST:PORT.
+  if (!for_bind) {
+    const std::size_t semicolon = rest.rfind(';');
+    if (semicolon != std::string::npos) rest = rest.substr(semicolon + 1);
+  }
+  std::string port;
+  if (!rest.empty() && rest[0] == '[') {
+    const std::size_t close = rest.find(']');
+    if (close == std::string::npos) return fail("missing ']' after the IPv6 address");
+    parsed.host = rest.substr(1, close - 1);
+    parsed.bracketed = true;
+    if (close + 1 >= rest.size() || rest[close + 1] != ':') return fail("missing ':PORT'");
+    port = rest.substr(close + 2);
+  } else {
+    const std::size_t colon = rest.rfind(':');
+    if (colon == std::string::npos) return fail("missing ':PORT'");
+    parsed.host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+    if (parsed.host.find(':') != std::string::npos) {
+      return fail("an IPv6 address must be written in brackets, e.g. tcp://[::1]:5555");
+    }
+  }
+  if (parsed.host.empty()) return fail("empty host");
+  if (port == "*") {
+    if (!for_bind) return fail("port '*' (ephemeral) only makes sense when binding");
+    return parsed;
+  }
+  if (!all_digits(port) || port.size() > 5 || std::stoi(port) > 65535) {
+    return fail("port '" + port + "' is not a number in 0..65535" +
+                (for_bind ? std::string(" or '*'") : std::string()));
+  }
+  if (!for_bind && std::stoi(port) == 0) return fail("cannot connect to port 0");
+  return parsed;
+}
+
+// ---- options ---------------------------------------------------------------------------------
+
+Status check_options(const TransportOptions& o) {
+  const auto at_least = [](const char* name, int value, int min) {
+    if (value >= min) return Status::ok();
+    return Status::error("transport option " + std::string(name) + " = " + std::to_string(value) +
+                         ": must be >= " + std::to_string(min));
+  };
+  for (const Status& s :
+       {at_least("send_queue", o.send_queue, 0), at_least("receive_queue", o.receive_queue, 0),
+        at_least("heartbeat_ms", o.heartbeat_ms, 0),
+        at_least("heartbeat_timeout_ms", o.heartbeat_timeout_ms, 0),
+        at_least("reconnect_ms", o.reconnect_ms, 0),
+        at_least("reconnect_max_ms", o.reconnect_max_ms, 0),
+        at_least("linger_ms", o.linger_ms, 0)}) {
+    if (!s) return s;
+  }
+  // ZMQ_HEARTBEAT_TTL travels in a 16-bit count of deciseconds.
+  constexpr int kMaxTtlMs = 6553599;
+  if (o.heartbeat_timeout_ms > kMaxTtlMs) {
+    return Status::error(
+        "transport option heartbeat_timeout_ms = " + std::to_string(o.heartbeat_timeout_ms) +
+        ": must be <= " + std::to_string(kMaxTtlMs));
+  }
+  return Status::ok();
+}
+
+// Sets one socket option; the error names it.
+template <class Opt, class T>
+Status set_option(zmq::socket_t& socket, Opt opt, T value, const char* name) {
+  try {
+    socket.set(opt, value);
+    return Status::ok();
+  } catch (const zmq::error_t& e) {
+    return Status::error(std::string("setting socket option ") + name + ": " + e.what());
+  }
+}
+
+Status configure(zmq::socket_t& socket, const TransportOptions& o, bool server, bool ipv6) {
+  const std::int64_t max_size =
+      o.max_message_bytes > std::uint64_t(std::numeric_limits<std::int64_t>::max())
+          ? std::numeric_limits<std::int64_t>::max()
+          : std::int64_t(o.max_message_bytes);
+  Status s;
+  if (!(s = set_option(socket, zmq::sockopt::maxmsgsize, max_size, "ZMQ_MAXMSGSIZE"))) return s;
+  if (!(s = set_option(socket, zmq::sockopt::sndhwm, o.send_queue, "ZMQ_SNDHWM"))) return s;
+  if (!(s = set_option(socket, zmq::sockopt::rcvhwm, o.receive_queue, "ZMQ_RCVHWM"))) return s;
+  if (!(s = set_option(socket, zmq::sockopt::linger, o.linger_ms, "ZMQ_LINGER"))) return s;
+  if (o.heartbeat_ms > 0) {
+    if (!(s = set_option(socket, zmq::sockopt::heartbeat_ivl, o.heartbeat_ms, "ZMQ_HEARTBEAT_IVL")))
+      return s;
+    if (!(s = set_option(socket, zmq::sockopt::heartbeat_timeout, o.heartbeat_timeout_ms,
+                         "ZMQ_HEARTBEAT_TIMEOUT")))
+      return s;
+    if (!(s = set_option(socket, zmq::sockopt::heartbeat_ttl, o.heartbeat_timeout_ms,
+                         "ZMQ_HEARTBEAT_TTL")))
+      return s;
+  }
+  if (ipv6 && !(s = set_option(socket, zmq::sockopt::ipv6, true, "ZMQ_IPV6"))) return s;
+  if (server) {
+    // Without it a ROUTER silently drops messages to unknown peers; with it send() can say so.
+    if (!(s = set_option(socket, zmq::sockopt::router_mandatory, true, "ZMQ_ROUTER_MANDATORY")))
+      return s;
+  } else {
+    if (!(s = set_option(socket, zmq::sockopt::reconnect_ivl, o.reconnect_ms, "ZMQ_RECONNECT_IVL")))
+      return s;
+    if (!(s = set_option(socket, zmq::sockopt::reconnect_ivl_max, o.reconnect_max_ms,
+                         "ZMQ_RECONNECT_IVL_MAX")))
+      return s;
+    if (!(s = set_option(socket, zmq::sockopt::immediate, o.immediate, "ZMQ_IMMEDIATE"))) return s;
+  }
+  return Status::ok();
+}
+
+// ---- receiving -------------------------------------------------------------------------------
+
+// Milliseconds left until the deadline, rounded up so that poll() never wakes just before it
+// and spins; -1 (forever) when timeout_ms < 0.
+long remaining_ms(int timeout_ms, Clock::time_point deadline) {
+  if (timeout_ms < 0) return -1;
+  const auto left = deadline - Clock::now();
+  if (left <= Clock::duration::zero()) return 0;
+  return long(std::chrono::ceil<std::chrono::milliseconds>(left).count());
+}
+
+// Reads the next whole (multi-frame) message: the first two frames land in `first` and
+// `second`, further frames are read and discarded; `frames` is the frame count. ok(true): a
+// message was read; ok(false): the deadline passed. ZeroMQ delivers multi-frame messages
+// atomically, so once the first frame is there the rest can be read without waiting.
+Result<bool> next_message(zmq::socket_t& socket, int timeout_ms, Clock::time_point deadline,
+                          zmq::message_t& first, zmq::message_t& second, std::size_t& frames) {
+  for (;;) {
+    try {
+      if (socket.recv(first, zmq::recv_flags::dontwait)) break;
+      const long wait = remaining_ms(timeout_ms, deadline);
+      if (wait == 0) return false;
+      zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(wait));
+      // Whether it fired or not, go round: recv() decides, and the deadline is rechecked
+      // (poll can wake without a message, e.g. after processing a heartbeat).
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      return Result<bool>::failure(std::string("receive: ") + e.what());
+    }
+  }
+  frames = 1;
+  bool more = first.more();
+  zmq::message_t excess;
+  while (more) {
+    try {
+      zmq::message_t& into = frames == 1 ? second : excess;
+      if (!socket.recv(into, zmq::recv_flags::dontwait)) {
+        // Cannot happen with atomic delivery; treat the message as truncated (malformed).
+        break;
+      }
+      ++frames;
+      more = into.more();
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      return Result<bool>::failure(std::string("receive: ") + e.what());
+    }
+  }
+  return true;
+}
+
+void copy_payload(const zmq::message_t& frame, std::vector<std::uint8_t>& payload) {
+  const auto* data = static_cast<const std::uint8_t*>(frame.data());
+  payload.assign(data, data + frame.size());  // keeps the vector's capacity when it fits
+}
+
+void count_in(TrafficCounters& c, std::size_t size) {
+  c.bytes_in += zmtp_framed_bytes(size);
+  ++c.messages_in;
+}
+
+void count_out(TrafficCounters& c, std::size_t size) {
+  c.bytes_out += zmtp_framed_bytes(size);
+  ++c.messages_out;
+}
+
+// Sends one frame without blocking, retrying on EINTR. false on EAGAIN or any other error.
+bool send_frame(zmq::socket_t& socket, const void* data, std::size_t size, bool more) {
+  const zmq::send_flags flags =
+      more ? zmq::send_flags::dontwait | zmq::send_flags::sndmore : zmq::send_flags::dontwait;
+  for (;;) {
+    try {
+      return socket.send(zmq::const_buffer(data, size), flags).has_value();
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      return false;  // EHOSTUNREACH (ROUTER_MANDATORY), ETERM, ...
+    }
+  }
+}
+
+}  // namespace
+
+// ---- public helpers ---------------------------------------------------------------------------
+
+std::uint64_t zmtp_framed_bytes(std::size_t payload_bytes) {
+  // ZMTP 3.x frame: flags byte, then a 1-byte size (short frame, <= 255 bytes) or an 8-byte
+  // big-endian size (long frame), then the body.
+  return std::uint64_t(payload_bytes) + 1 + (payload_bytes <= 255 ? 1 : 8);
+}
+
+bool is_loopback_endpoint(const std::string& endpoint) {
+  // The connect form first (it strips a "SOURCE;" prefix), the bind form for "*" ports.
+  Result<Endpoint> parsed = parse_endpoint(endpoint, /*for_bind=*/false);
+  if (!parsed) parsed = parse_endpoint(endpoint, /*for_bind=*/true);
+  if (!parsed) return false;
+  const Endpoint& e = *parsed;
+  if (e.scheme == "ipc" || e.scheme == "inproc") return true;
+  if (e.bracketed) {
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, e.host.c_str(), &a6) != 1) return false;
+    if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+  }
+  std::string lower = e.host;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  if (lower == "localhost") return true;
+  // Numeric only: "127.example.com" is a host name that may resolve anywhere.
+  in_addr a4{};
+  if (inet_pton(AF_INET, e.host.c_str(), &a4) != 1) return false;
+  return (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+// ---- context ----------------------------------------------------------------------------------
+
+struct TransportContext::Impl {
+  Impl() {
+    try {
+      context = std::make_unique<zmq::context_t>();
+    } catch (const zmq::error_t& e) {
+      error = std::string("creating the ZeroMQ context: ") + e.what();
+    }
+  }
+  std::unique_ptr<zmq::context_t> context;  // null if creation failed (then `error` says why)
+  std::string error;
+};
+
+TransportContext::TransportContext() : impl_(std::make_shared<Impl>()) {}
+TransportContext::~TransportContext() = default;
+
+namespace {
+
+// Opens a socket of `type` on the context, configured with `options`.
+Result<std::unique_ptr<zmq::socket_t>> open_socket(const TransportContext::Impl& ctx,
+                                                   zmq::socket_type type,
+                                                   const TransportOptions& options, bool server,
+                                                   bool ipv6) {
+  using R = Result<std::unique_ptr<zmq::socket_t>>;
+  if (!ctx.context) return R::failure(ctx.error);
+  std::unique_ptr<zmq::socket_t> socket;
+  try {
+    socket = std::make_unique<zmq::socket_t>(*ctx.context, type);
+  } catch (const zmq::error_t& e) {
+    return R::failure(std::string("creating a ZeroMQ socket: ") + e.what());
+  }
+  if (Status s = configure(*socket, options, server, ipv6); !s) return R(s);
+  return R(std::move(socket));
+}
+
+// Closes without waiting for queued messages (they are being abandoned on purpose).
+void close_now(std::unique_ptr<zmq::socket_t>& socket) {
+  if (!socket) return;
+  try {
+    socket->set(zmq::sockopt::linger, 0);
+  } catch (const zmq::error_t&) {
+    // Closing anyway; the context's shutdown then waits for at most the old linger.
+  }
+  socket.reset();  // zmq_close never fails on a valid socket
+}
+
+}  // namespace
+
+// ---- server -----------------------------------------------------------------------------------
+
+struct ServerSocket::Impl {
+  struct Peer {
+    TrafficCounters counters;
+    std::uint64_t last_active = 0;  // value of `clock` at the last message to or from it
+  };
+
+  // Declared before `socket`: members are destroyed in reverse order, so the socket is closed
+  // before this (possibly last) reference to the context goes.
+  std::shared_ptr<TransportContext::Impl> ctx;
+  std::unique_ptr<zmq::socket_t> socket;
+  TransportOptions options;
+  std::string endpoint;
+  TrafficCounters totals;
+  std::unordered_map<PeerId, Peer> peers;  // size() <= max_tracked_peers
+  std::uint64_t clock = 0;
+  zmq::message_t id_frame, payload_frame;  // reused by receive()
+
+  // The peer's entry, created if needed; evicts the peer silent for longest when full.
+  Peer& peer(const PeerId& id) {
+    auto it = peers.find(id);
+    if (it == peers.end()) {
+      if (peers.size() >= max_tracked_peers) {
+        auto oldest =
+            std::min_element(peers.begin(), peers.end(), [](const auto& a, const auto& b) {
+              return a.second.last_active < b.second.last_active;
+            });
+        peers.erase(oldest);
+      }
+      it = peers.emplace(id, Peer{}).first;
+    }
+    it->second.last_active = ++clock;
+    return it->second;
+  }
+};
+
+ServerSocket::ServerSocket(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ServerSocket::~ServerSocket() = default;
+
+Result<std::unique_ptr<ServerSocket>> ServerSocket::bind(TransportContext& ctx,
+                                                         const std::string& endpoint,
+                                                         const TransportOptions& options) {
+  using R = Result<std::unique_ptr<ServerSocket>>;
+  const Result<Endpoint> parsed = parse_endpoint(endpoint, /*for_bind=*/true);
+  if (!parsed) return R(parsed.status());
+  if (Status s = check_options(options); !s) return R(s);
+  auto impl = std::make_unique<Impl>();
+  impl->ctx = ctx.impl_;
+  impl->options = options;
+  auto socket = open_socket(*impl->ctx, zmq::socket_type::router, options, /*server=*/true,
+                            parsed->bracketed);
+  if (!socket) return R(socket.status());
+  impl->socket = std::move(socket.value());
+  try {
+    impl->socket->bind(endpoint);
+    impl->endpoint = impl->socket->get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    close_now(impl->socket);
+    return R::failure("bind " + endpoint + ": " + e.what());
+  }
+  return R(std::unique_ptr<ServerSocket>(new ServerSocket(std::move(impl))));
+}
+
+std::string ServerSocket::endpoint() const { return impl_->endpoint; }
+
+Result<bool> ServerSocket::receive(PeerId& from, std::vector<std::uint8_t>& payload,
+                                   int timeout_ms) {
+  Impl& m = *impl_;
+  const Clock::time_point deadline =
+      Clock::now() + std::chrono::milliseconds(std::max(0, timeout_ms));
+  for (;;) {
+    std::size_t frames = 0;
+    Result<bool> got =
+        next_message(*m.socket, timeout_ms, deadline, m.id_frame, m.payload_frame, frames);
+    if (!got || !*got) return got;
+    // A ROUTER always prepends the routing id, so frames >= 1 and id_frame is the sender.
+    const PeerId id(static_cast<const char*>(m.id_frame.data()), m.id_frame.size());
+    if (frames != 2 || m.payload_frame.size() > m.options.max_message_bytes) {
+      ++m.totals.dropped_in;
+      ++m.peer(id).counters.dropped_in;
+      continue;
+    }
+    from = id;
+    copy_payload(m.payload_frame, payload);
+    count_in(m.totals, payload.size());
+    count_in(m.peer(id).counters, payload.size());
+    return true;
+  }
+}
+
+bool ServerSocket::send(const PeerId& to, const std::uint8_t* data, std::size_t size) {
+  Impl& m = *impl_;
+  // An empty routing id is never a peer's (ZeroMQ ids are never empty).
+  if (to.empty()) return false;
+  // With ZMQ_ROUTER_MANDATORY the routing-id frame is where an unknown peer (EHOSTUNREACH) or
+  // a full queue (EAGAIN) is reported; nothing has been queued then. Once it is accepted the
+  // ROUTER takes the payload frame unconditionally (libzmq router_t::xsend), so the message
+  // is never left half-sent.
+  if (!send_frame(*m.socket, to.data(), to.size(), /*more=*/true)) return false;
+  if (!send_frame(*m.socket, data, size, /*more=*/false)) return false;
+  count_out(m.totals, size);
+  count_out(m.peer(to).counters, size);
+  return true;
+}
+
+TrafficCounters ServerSocket::totals() const { return impl_->totals; }
+
+TrafficCounters ServerSocket::peer_counters(const PeerId& peer) const {
+  const auto it = impl_->peers.find(peer);
+  return it == impl_->peers.end() ? TrafficCounters{} : it->second.counters;
+}
+
+void ServerSocket::forget_peer(const PeerId& peer) { impl_->peers.erase(peer); }
+
+// ---- client -----------------------------------------------------------------------------------
+
+struct ClientSocket::Impl {
+  std::shared_ptr<TransportContext::Impl> ctx;  // before `socket`: see ServerSocket::Impl
+  std::unique_ptr<zmq::socket_t> socket;        // null after a failed reconnect()
+  std::string last_error;                       // why `socket` is null
+  TransportOptions options;
+  std::string endpoint;
+  bool ipv6 = false;
+  TrafficCounters totals;
+  zmq::message_t frame, excess;  // reused by receive()
+
+  Status open() {
+    auto opened = open_socket(*ctx, zmq::socket_type::dealer, options, /*server=*/false, ipv6);
+    if (!opened) return opened.status();
+    try {
+      opened.value()->connect(endpoint);
+    } catch (const zmq::error_t& e) {
+      close_now(opened.value());
+      return Status::error("connect " + endpoint + ": " + e.what());
+    }
+    socket = std::move(opened.value());
+    return Status::ok();
+  }
+};
+
+ClientSocket::ClientSocket(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ClientSocket::~ClientSocket() = default;
+
+Result<std::unique_ptr<ClientSocket>> ClientSocket::connect(TransportContext& ctx,
+                                                            const std::string& endpoint,
+                                                            const TransportOptions& options) {
+  using R = Result<std::unique_ptr<ClientSocket>>;
+  const Result<Endpoint> parsed = parse_endpoint(endpoint, /*for_bind=*/false);
+  if (!parsed) return R(parsed.status());
+  if (Status s = check_options(options); !s) return R(s);
+  auto impl = std::make_unique<Impl>();
+  impl->ctx = ctx.impl_;
+  impl->options = options;
+  impl->endpoint = endpoint;
+  impl->ipv6 = parsed->bracketed;
+  if (Status s = impl->open(); !s) return R(s);
+  return R(std::unique_ptr<ClientSocket>(new ClientSocket(std::move(impl))));
+}
+
+Result<bool> ClientSocket::receive(std::vector<std::uint8_t>& payload, int timeout_ms) {
+  Impl& m = *impl_;
+  if (!m.socket) return Result<bool>::failure("receive: not connected (" + m.last_error + ")");
+  const Clock::time_point deadline =
+      Clock::now() + std::chrono::milliseconds(std::max(0, timeout_ms));
+  for (;;) {
+    std::size_t frames = 0;
+    Result<bool> got = next_message(*m.socket, timeout_ms, deadline, m.frame, m.excess, frames);
+    if (!got || !*got) return got;
+    // The hub's ROUTER strips the routing id: one frame is the only valid envelope.
+    if (frames != 1 || m.frame.size() > m.options.max_message_bytes) {
+      ++m.totals.dropped_in;
+      continue;
+    }
+    copy_payload(m.frame, payload);
+    count_in(m.totals, payload.size());
+    return true;
+  }
+}
+
+bool ClientSocket::send(const std::uint8_t* data, std::size_t size) {
+  Impl& m = *impl_;
+  if (!m.socket || !send_frame(*m.socket, data, size, /*more=*/false)) return false;
+  count_out(m.totals, size);
+  return true;
+}
+
+Status ClientSocket::reconnect() {
+  Impl& m = *impl_;
+  // Lazy Pirate: whatever the old socket still holds belongs to a conversation we gave up on.
+  close_now(m.socket);
+  Status s = m.open();
+  m.last_error = s ? std::string() : "last reconnect failed: " + s.message();
+  return s;
+}
+
+TrafficCounters ClientSocket::totals() const { return impl_->totals; }
+
+}  // namespace dsaga
