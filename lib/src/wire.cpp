@@ -1,0 +1,516 @@
+// msg::Message <-> FlatBuffers bytes. The schema (lib/schema/dsaga.fbs) is the single source of
+// truth of the wire; this file is the only code that includes its generated header.
+//
+// decode() is written for hostile input: every check runs before the value it guards is read,
+// nothing it allocates exceeds a small multiple of the input (an aligned copy of the input, plus
+// the decoded vectors and strings, which the verifier has proven to lie inside the input; at most
+// two vector fields per message, so even aliased fields stay under 3x the input), and the
+// FlatBuffers verifier bounds the work by the input size and the depth/table limits below.
+
+#include "dsaga/wire.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <new>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "dsaga_generated.h"
+
+namespace dsaga::wire {
+
+namespace {
+
+// ---- Enum correspondence -------------------------------------------------------------------
+// The C++ enums and the schema enums must agree value by value: conversion is a cast.
+
+static_assert(static_cast<int>(Loss::logistic) == static_cast<int>(fb::Loss::logistic));
+static_assert(static_cast<int>(Loss::squared) == static_cast<int>(fb::Loss::squared));
+static_assert(static_cast<int>(Loss::multinomial) == static_cast<int>(fb::Loss::multinomial));
+static_assert(fb::Loss::MAX == fb::Loss::multinomial, "schema Loss has a value C++ lacks");
+
+static_assert(static_cast<int>(msg::Algorithm::dsaga) == static_cast<int>(fb::Algorithm::dsaga));
+static_assert(static_cast<int>(msg::Algorithm::fedavg) == static_cast<int>(fb::Algorithm::fedavg));
+static_assert(static_cast<int>(msg::Algorithm::scaffold) ==
+              static_cast<int>(fb::Algorithm::scaffold));
+static_assert(static_cast<int>(msg::Algorithm::gd) == static_cast<int>(fb::Algorithm::gd));
+static_assert(fb::Algorithm::MAX == fb::Algorithm::gd, "schema Algorithm has a value C++ lacks");
+
+template <class A, class B>
+constexpr bool same_value(A a, B b) {
+  return static_cast<int>(a) == static_cast<int>(b);
+}
+static_assert(same_value(msg::ErrorCode::none, fb::ErrorCode::none));
+static_assert(same_value(msg::ErrorCode::malformed, fb::ErrorCode::malformed));
+static_assert(same_value(msg::ErrorCode::unsupported_version, fb::ErrorCode::unsupported_version));
+static_assert(same_value(msg::ErrorCode::dimension_mismatch, fb::ErrorCode::dimension_mismatch));
+static_assert(same_value(msg::ErrorCode::not_admitted, fb::ErrorCode::not_admitted));
+static_assert(same_value(msg::ErrorCode::wrong_round, fb::ErrorCode::wrong_round));
+static_assert(same_value(msg::ErrorCode::replay, fb::ErrorCode::replay));
+static_assert(same_value(msg::ErrorCode::invalid_value, fb::ErrorCode::invalid_value));
+static_assert(same_value(msg::ErrorCode::refused, fb::ErrorCode::refused));
+static_assert(same_value(msg::ErrorCode::internal, fb::ErrorCode::internal));
+static_assert(fb::ErrorCode::MAX == fb::ErrorCode::internal,
+              "schema ErrorCode has a value C++ lacks");
+
+fb::Loss to_fb(Loss v) { return static_cast<fb::Loss>(static_cast<std::uint8_t>(v)); }
+fb::Algorithm to_fb(msg::Algorithm v) { return static_cast<fb::Algorithm>(v); }
+fb::ErrorCode to_fb(msg::ErrorCode v) { return static_cast<fb::ErrorCode>(v); }
+// Only called after check_enum() accepted the value.
+Loss from_fb(fb::Loss v) { return static_cast<Loss>(static_cast<int>(v)); }
+msg::Algorithm from_fb(fb::Algorithm v) { return static_cast<msg::Algorithm>(v); }
+msg::ErrorCode from_fb(fb::ErrorCode v) { return static_cast<msg::ErrorCode>(v); }
+
+// ---- Encoding ------------------------------------------------------------------------------
+
+// A builder that grew past this is released after use instead of being kept for the thread's
+// lifetime (an edge device should not pin the memory of one unusually large message).
+constexpr std::size_t kKeepBuilderBytes = std::size_t(16) << 20;
+
+flatbuffers::FlatBufferBuilder& thread_builder() {
+  thread_local flatbuffers::FlatBufferBuilder builder(4096);
+  return builder;
+}
+
+// Vectors and strings are always written, even when empty: version 1 makes them required.
+struct BodyEncoder {
+  flatbuffers::FlatBufferBuilder& fbb;
+
+  flatbuffers::Offset<flatbuffers::Vector<double>> doubles(const std::vector<double>& v) {
+    return fbb.CreateVector(v.data(), v.size());
+  }
+
+  std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Join& m) {
+    const auto agent_id = fbb.CreateString(m.agent_id);
+    const auto software_version = fbb.CreateString(m.software_version);
+    const auto t = fb::CreateJoin(fbb, agent_id, m.samples, m.features, m.classes, to_fb(m.loss),
+                                  m.lmax, software_version, m.incarnation);
+    return {fb::Body::Join, t.Union()};
+  }
+  std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Config& m) {
+    const auto w = doubles(m.w);
+    const auto t = fb::CreateConfig(fbb, to_fb(m.algorithm), m.total_samples, m.features, m.classes,
+                                    to_fb(m.loss), m.lambda, m.eta, m.steps, m.seed, m.build_table,
+                                    m.round, w);
+    return {fb::Body::Config, t.Union()};
+  }
+  std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::InitUpload& m) {
+    const auto table_sum = doubles(m.table_sum);
+    const auto t = fb::CreateInitUpload(fbb, m.seq, m.samples, table_sum, m.loss_sum);
+    return {fb::Body::InitUpload, t.Union()};
+  }
+  std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::RoundStart& m) {
+    const auto w = doubles(m.w);
+    const auto gbar = doubles(m.gbar);
+    const auto t = fb::CreateRoundStart(fbb, m.round, w, gbar);
+    return {fb::Body::RoundStart, t.Union()};
+  }
+  std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Update& m) {
+    const auto dw = doubles(m.dw);
+    const auto ds = doubles(m.dS);
+    const auto t = fb::CreateUpdate(fbb, m.round, m.seq, m.samples, m.steps, m.loss_sum, dw, ds);
+    return {fb::Body::Update, t.Union()};
+  }
+  std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Ack& m) {
+    return {fb::Body::Ack, fb::CreateAck(fbb, m.round, m.seq).Union()};
+  }
+  std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Leave& m) {
+    const auto reason = fbb.CreateString(m.reason);
+    return {fb::Body::Leave, fb::CreateLeave(fbb, reason).Union()};
+  }
+  std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Error& m) {
+    const auto text = fbb.CreateString(m.text);
+    return {fb::Body::Error, fb::CreateError(fbb, to_fb(m.code), text).Union()};
+  }
+  std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Heartbeat& m) {
+    return {fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, m.round).Union()};
+  }
+};
+
+// ---- Decoding checks -----------------------------------------------------------------------
+// Each check is null-safe and returns ok for an absent field: presence is checked first, by
+// required(). Field names in messages are those of the C++ structs ("Update.dS").
+
+// The FlatBuffers header: a 4-byte root offset and the 4-byte file identifier.
+constexpr std::size_t kHeaderBytes =
+    sizeof(flatbuffers::uoffset_t) + flatbuffers::kFileIdentifierLength;
+
+// Depth of version 1 is 2 tables (Envelope, body) and 3 tables in all would already be a newer
+// schema; the slack lets fields appended later (nested tables) still verify.
+constexpr flatbuffers::uoffset_t kMaxDepth = 16;
+constexpr flatbuffers::uoffset_t kMaxTables = 64;
+
+// Doubles and 64-bit integers are the widest scalars in the schema; the builder aligns them to
+// 8 bytes relative to the buffer start, so an 8-aligned start makes every load aligned.
+constexpr std::size_t kAlignment = 8;
+
+// Runs the checks of one message in the order they are called and keeps the first failure.
+// Once a check has failed the later ones do nothing, so a check may rely on the earlier ones
+// (finite() reads only vectors that required() and aligned() accepted). Field names in the
+// messages are those of the C++ structs ("Update.dS").
+class Checks {
+ public:
+  explicit Checks(const Limits& limits) : limits_(limits) {}
+
+  const Status& status() const { return status_; }
+
+  Checks& required(const void* field, const char* name) {
+    if (ok() && field == nullptr) fail(std::string(name) + " is missing");
+    return *this;
+  }
+
+  // The FlatBuffers 2.0.8 verifier checks a vector's 4-byte length prefix for alignment but not
+  // its elements: a corrupt offset can place a [double] at 4 mod 8, and reading it is undefined
+  // behaviour (a SIGBUS on armhf). The buffer start is 8-aligned here, so the address tells.
+  // An empty vector has no element to load, and the builder does not align it.
+  Checks& aligned(const flatbuffers::Vector<double>* v, const char* name) {
+    if (ok() && v != nullptr && v->size() != 0 &&
+        reinterpret_cast<std::uintptr_t>(v->data()) % alignof(double) != 0) {
+      fail(std::string(name) + " is not " + std::to_string(alignof(double)) +
+           "-byte aligned (corrupt offset)");
+    }
+    return *this;
+  }
+
+  // The generated EnumName*() returns "" for a value the schema does not declare.
+  template <class E>
+  Checks& known(E value, const char* (*name_of)(E), const char* name) {
+    if (ok() && *name_of(value) == '\0') {
+      fail(std::string(name) + " has unknown value " +
+           std::to_string(static_cast<long long>(value)));
+    }
+    return *this;
+  }
+
+  Checks& length(const flatbuffers::String* s, const char* name) {
+    if (ok() && s != nullptr && s->size() > limits_.max_string_bytes) {
+      fail(std::string(name) + " is " + std::to_string(s->size()) + " bytes, over the limit of " +
+           std::to_string(limits_.max_string_bytes));
+    }
+    return *this;
+  }
+
+  Checks& finite(double x, const char* name) {
+    if (ok() && !std::isfinite(x)) fail(std::string(name) + " is not finite");
+    return *this;
+  }
+
+  Checks& finite(const flatbuffers::Vector<double>* v, const char* name) {
+    if (!ok() || v == nullptr) return *this;
+    const flatbuffers::uoffset_t n = v->size();
+    for (flatbuffers::uoffset_t i = 0; i < n; ++i) {
+      if (!std::isfinite(v->Get(i))) {
+        fail(std::string(name) + "[" + std::to_string(i) + "] is not finite");
+        break;
+      }
+    }
+    return *this;
+  }
+
+ private:
+  bool ok() const { return status_.is_ok(); }
+  void fail(std::string message) { status_ = Status::error(std::move(message)); }
+
+  const Limits& limits_;
+  Status status_;
+};
+
+// Only called on verified, present fields.
+std::string to_string(const flatbuffers::String& s) { return std::string(s.data(), s.size()); }
+
+std::vector<double> to_vector(const flatbuffers::Vector<double>& v) {
+  if (v.size() == 0) return {};  // data() of an empty vector may be misaligned: do not use it
+#if FLATBUFFERS_LITTLEENDIAN
+  // The storage is aligned (see kAlignment) and in host order: one memmove.
+  return std::vector<double>(v.data(), v.data() + v.size());
+#else
+  return std::vector<double>(v.begin(), v.end());
+#endif
+}
+
+// ---- Per-message conversion ----------------------------------------------------------------
+// Checks in the order of wire.hpp: required fields (and vector alignment), enums, string
+// lengths, finiteness. Nothing reads a field before the checks that guard it.
+
+Result<msg::Message> convert(const fb::Join& t, const Limits& limits) {
+  Checks checks(limits);
+  checks.required(t.agent_id(), "Join.agent_id")
+      .required(t.software_version(), "Join.software_version")
+      .known(t.loss(), fb::EnumNameLoss, "Join.loss")
+      .length(t.agent_id(), "Join.agent_id")
+      .length(t.software_version(), "Join.software_version")
+      .finite(t.lmax(), "Join.lmax");
+  if (!checks.status()) return checks.status();
+  msg::Join m;
+  m.agent_id = to_string(*t.agent_id());
+  m.samples = t.samples();
+  m.features = t.features();
+  m.classes = t.classes();
+  m.loss = from_fb(t.loss());
+  m.lmax = t.lmax();
+  m.software_version = to_string(*t.software_version());
+  m.incarnation = t.incarnation();
+  return msg::Message(std::move(m));
+}
+
+Result<msg::Message> convert(const fb::Config& t, const Limits& limits) {
+  Checks checks(limits);
+  checks.required(t.w(), "Config.w")
+      .aligned(t.w(), "Config.w")
+      .known(t.algorithm(), fb::EnumNameAlgorithm, "Config.algorithm")
+      .known(t.loss(), fb::EnumNameLoss, "Config.loss")
+      .finite(t.lambda(), "Config.lambda")
+      .finite(t.eta(), "Config.eta")
+      .finite(t.w(), "Config.w");
+  if (!checks.status()) return checks.status();
+  msg::Config m;
+  m.algorithm = from_fb(t.algorithm());
+  m.total_samples = t.total_samples();
+  m.features = t.features();
+  m.classes = t.classes();
+  m.loss = from_fb(t.loss());
+  m.lambda = t.lambda();
+  m.eta = t.eta();
+  m.steps = t.steps();
+  m.seed = t.seed();
+  m.build_table = t.build_table();
+  m.round = t.round();
+  m.w = to_vector(*t.w());
+  return msg::Message(std::move(m));
+}
+
+Result<msg::Message> convert(const fb::InitUpload& t, const Limits& limits) {
+  Checks checks(limits);
+  checks.required(t.table_sum(), "InitUpload.table_sum")
+      .aligned(t.table_sum(), "InitUpload.table_sum")
+      .finite(t.table_sum(), "InitUpload.table_sum")
+      .finite(t.loss_sum(), "InitUpload.loss_sum");
+  if (!checks.status()) return checks.status();
+  msg::InitUpload m;
+  m.seq = t.seq();
+  m.samples = t.samples();
+  m.table_sum = to_vector(*t.table_sum());
+  m.loss_sum = t.loss_sum();
+  return msg::Message(std::move(m));
+}
+
+Result<msg::Message> convert(const fb::RoundStart& t, const Limits& limits) {
+  Checks checks(limits);
+  checks.required(t.w(), "RoundStart.w")
+      .required(t.gbar(), "RoundStart.gbar")
+      .aligned(t.w(), "RoundStart.w")
+      .aligned(t.gbar(), "RoundStart.gbar")
+      .finite(t.w(), "RoundStart.w")
+      .finite(t.gbar(), "RoundStart.gbar");
+  if (!checks.status()) return checks.status();
+  msg::RoundStart m;
+  m.round = t.round();
+  m.w = to_vector(*t.w());
+  m.gbar = to_vector(*t.gbar());
+  return msg::Message(std::move(m));
+}
+
+Result<msg::Message> convert(const fb::Update& t, const Limits& limits) {
+  Checks checks(limits);
+  checks.required(t.dw(), "Update.dw")
+      .required(t.ds(), "Update.dS")
+      .aligned(t.dw(), "Update.dw")
+      .aligned(t.ds(), "Update.dS")
+      .finite(t.loss_sum(), "Update.loss_sum")
+      .finite(t.dw(), "Update.dw")
+      .finite(t.ds(), "Update.dS");
+  if (!checks.status()) return checks.status();
+  msg::Update m;
+  m.round = t.round();
+  m.seq = t.seq();
+  m.samples = t.samples();
+  m.steps = t.steps();
+  m.loss_sum = t.loss_sum();
+  m.dw = to_vector(*t.dw());
+  m.dS = to_vector(*t.ds());
+  return msg::Message(std::move(m));
+}
+
+Result<msg::Message> convert(const fb::Ack& t, const Limits&) {
+  msg::Ack m;
+  m.round = t.round();
+  m.seq = t.seq();
+  return msg::Message(m);
+}
+
+Result<msg::Message> convert(const fb::Leave& t, const Limits& limits) {
+  Checks checks(limits);
+  checks.required(t.reason(), "Leave.reason").length(t.reason(), "Leave.reason");
+  if (!checks.status()) return checks.status();
+  msg::Leave m;
+  m.reason = to_string(*t.reason());
+  return msg::Message(std::move(m));
+}
+
+Result<msg::Message> convert(const fb::Error& t, const Limits& limits) {
+  Checks checks(limits);
+  checks.required(t.text(), "Error.text")
+      .known(t.code(), fb::EnumNameErrorCode, "Error.code")
+      .length(t.text(), "Error.text");
+  if (!checks.status()) return checks.status();
+  msg::Error m;
+  m.code = from_fb(t.code());
+  m.text = to_string(*t.text());
+  return msg::Message(std::move(m));
+}
+
+Result<msg::Message> convert(const fb::Heartbeat& t, const Limits&) {
+  msg::Heartbeat m;
+  m.round = t.round();
+  return msg::Message(m);
+}
+
+// Printable form of the 4 identifier bytes for an error message.
+std::string printable(const std::uint8_t* bytes, std::size_t n) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint8_t c = bytes[i];
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+  }
+  return out;
+}
+
+Result<msg::Message> decode_unguarded(const void* data, std::size_t size, const Limits& limits) {
+  // 1. Size. FlatBuffers cannot address 2 GiB or more, whatever the configured limit.
+  const std::size_t max_bytes =
+      std::min<std::size_t>(limits.max_message_bytes, FLATBUFFERS_MAX_BUFFER_SIZE - 1);
+  if (size == 0) return Result<msg::Message>::failure("empty message");
+  if (size > max_bytes) {
+    return Result<msg::Message>::failure("message of " + std::to_string(size) +
+                                         " bytes is over the limit of " +
+                                         std::to_string(max_bytes) + " bytes");
+  }
+  if (size < kHeaderBytes) {
+    return Result<msg::Message>::failure("message of " + std::to_string(size) +
+                                         " bytes is shorter than the " +
+                                         std::to_string(kHeaderBytes) + "-byte header");
+  }
+  // A finished FlatBuffer is a whole number of its alignment (>= 4: Finish() pads the header),
+  // so any other size is a truncated or padded frame. Besides rejecting those early, this
+  // catches what the verifier cannot: a message cut inside the (at most 3) padding bytes that
+  // follow a string at the end of the buffer.
+  if (size % sizeof(flatbuffers::uoffset_t) != 0) {
+    return Result<msg::Message>::failure("message of " + std::to_string(size) +
+                                         " bytes is not a whole number of 4-byte words "
+                                         "(truncated or padded)");
+  }
+  if (data == nullptr) return Result<msg::Message>::failure("null message buffer");
+
+  // 2. Alignment. FlatBuffers reads scalars in place and its verifier checks alignment only
+  // relative to the buffer start (and for vector elements not at all: Checks::aligned); an
+  // unaligned double load faults on armhf (CROSS.md).
+  const auto* bytes = static_cast<const std::uint8_t*>(data);
+  std::unique_ptr<std::uint64_t[]> aligned;  // owns the copy while `bytes` points into it
+  if (reinterpret_cast<std::uintptr_t>(bytes) % kAlignment != 0) {
+    aligned.reset(new std::uint64_t[(size + sizeof(std::uint64_t) - 1) / sizeof(std::uint64_t)]);
+    std::memcpy(aligned.get(), bytes, size);
+    bytes = reinterpret_cast<const std::uint8_t*>(aligned.get());
+  }
+
+  // 3. Identifier: tells a dsaga message from anything else that reached the socket.
+  const std::uint8_t* id = bytes + sizeof(flatbuffers::uoffset_t);
+  if (std::memcmp(id, fb::EnvelopeIdentifier(), flatbuffers::kFileIdentifierLength) != 0) {
+    return Result<msg::Message>::failure("bad file identifier \"" +
+                                         printable(id, flatbuffers::kFileIdentifierLength) +
+                                         "\", expected \"" + fb::EnvelopeIdentifier() + "\"");
+  }
+
+  // 4. Structure: after this every offset, vector and string lies inside [bytes, bytes + size).
+  flatbuffers::Verifier::Options options;
+  options.max_depth = kMaxDepth;
+  options.max_tables = kMaxTables;
+  options.check_alignment = true;
+  flatbuffers::Verifier verifier(bytes, size, options);
+  if (!fb::VerifyEnvelopeBuffer(verifier)) {
+    return Result<msg::Message>::failure("malformed message of " + std::to_string(size) +
+                                         " bytes: FlatBuffers verification failed");
+  }
+  const fb::Envelope* envelope = fb::GetEnvelope(bytes);
+
+  // 5. Version.
+  if (envelope->version() != msg::kProtocolVersion) {
+    return Result<msg::Message>::failure("protocol version " + std::to_string(envelope->version()) +
+                                         ", this build speaks " +
+                                         std::to_string(msg::kProtocolVersion));
+  }
+
+  // 6. Message type. The verifier passes unknown union types (forward compatibility) without
+  // looking at their table; an unknown type is rejected here before anything reads it.
+  const fb::Body type = envelope->body_type();
+  if (type == fb::Body::NONE || envelope->body() == nullptr) {
+    return Result<msg::Message>::failure("message has no body");
+  }
+  // 7.-10. Per type: required fields, enums, string lengths, finite doubles; then conversion.
+  switch (type) {
+    case fb::Body::Join:
+      return convert(*envelope->body_as_Join(), limits);
+    case fb::Body::Config:
+      return convert(*envelope->body_as_Config(), limits);
+    case fb::Body::InitUpload:
+      return convert(*envelope->body_as_InitUpload(), limits);
+    case fb::Body::RoundStart:
+      return convert(*envelope->body_as_RoundStart(), limits);
+    case fb::Body::Update:
+      return convert(*envelope->body_as_Update(), limits);
+    case fb::Body::Ack:
+      return convert(*envelope->body_as_Ack(), limits);
+    case fb::Body::Leave:
+      return convert(*envelope->body_as_Leave(), limits);
+    case fb::Body::Error:
+      return convert(*envelope->body_as_Error(), limits);
+    case fb::Body::Heartbeat:
+      return convert(*envelope->body_as_Heartbeat(), limits);
+    case fb::Body::NONE:
+      break;  // handled above
+  }
+  return Result<msg::Message>::failure("unknown message type " +
+                                       std::to_string(static_cast<unsigned>(type)));
+}
+
+}  // namespace
+
+void encode(const msg::Message& message, std::vector<std::uint8_t>& out) {
+  flatbuffers::FlatBufferBuilder& fbb = thread_builder();
+  fbb.Clear();  // keeps the allocation; also recovers from an exception in an earlier encode
+  const auto [type, body] = std::visit(BodyEncoder{fbb}, message);
+  fb::FinishEnvelopeBuffer(fbb, fb::CreateEnvelope(fbb, msg::kProtocolVersion, type, body));
+  const std::uint8_t* begin = fbb.GetBufferPointer();
+  out.assign(begin, begin + fbb.GetSize());  // reuses out's capacity
+  if (fbb.GetSize() > kKeepBuilderBytes) fbb.Reset();
+}
+
+std::vector<std::uint8_t> encode(const msg::Message& message) {
+  std::vector<std::uint8_t> out;
+  encode(message, out);
+  return out;
+}
+
+Result<msg::Message> decode(const void* data, std::size_t size, const Limits& limits) {
+  // Allocation is bounded by a small multiple of `size`, but `size` may be large (the default
+  // limit is 256 MiB): out of memory is an expected failure on a small device, not a crash.
+  try {
+    return decode_unguarded(data, size, limits);
+  } catch (const std::bad_alloc&) {
+    return Result<msg::Message>::failure("out of memory decoding a message of " +
+                                         std::to_string(size) + " bytes");
+  }
+}
+
+}  // namespace dsaga::wire
