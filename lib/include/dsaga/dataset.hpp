@@ -50,10 +50,13 @@ struct Dataset {
   std::size_t bytes() const;
 };
 
-// Converts the storage (dense <-> sparse, f32 <-> f64). Exact except f64 -> f32 rounding.
+// Converts the storage (dense <-> sparse, f32 <-> f64). Exact except f64 -> f32 rounding;
+// dense -> sparse stores only the non-zero entries.
 Dataset convert(const Dataset& data, Storage storage, Precision precision);
 
-// Feature transforms, in place.
+// Feature transforms, in place, for every storage and precision. Arithmetic is done in double and
+// rounded once to the storage precision, so dense and CSR storage of the same data give
+// bit-identical results; CSR stays compressed.
 void scale_features(Dataset& data, double factor);
 // Scales each row to unit L2 norm; all-zero rows are left as they are.
 void normalize_rows(Dataset& data);
@@ -63,7 +66,8 @@ void append_constant(Dataset& data, double value = 1.0);
 // Squared L2 norm of every row, accumulated in double.
 Eigen::VectorXd row_norms_squared(const Dataset& data);
 
-// Rows `rows` of `data`, in that order (a shard). Storage and precision are kept.
+// Rows `rows` of `data`, in that order (a shard). Storage and precision are kept. An index
+// outside 0..rows()-1 is a programming error: std::out_of_range.
 Dataset select_rows(const Dataset& data, const std::vector<Index>& rows);
 
 // --- partitions (ALGORITHM.md section 5) ----------------------------------------------------
@@ -71,8 +75,13 @@ enum class PartitionKind {
   iid,       // random permutation with a seed, then K contiguous chunks
   by_label,  // stable sort by label, then K contiguous chunks (non-IID)
 };
-// K shards of row indices covering every row exactly once; sizes differ by at most one.
-// Deterministic for (n, K, kind, seed, labels) on every platform.
+// K shards of row indices covering every row exactly once; sizes differ by at most one (the
+// first n % K shards hold one row more). Deterministic for (n, K, kind, seed, labels) on every
+// platform: iid is a Fisher-Yates shuffle drawn with Rng(seed).below, cut into K contiguous
+// chunks; by_label is a std::stable_sort of the row indices by label (NaN last), cut likewise.
+// Empty shards are not allowed: `shards` must be in 1..rows() (and by_label needs one label per
+// row); anything else is a programming error and throws std::invalid_argument. load_data checks
+// first and reports a configuration error instead.
 std::vector<std::vector<Index>> partition(const Dataset& data, int shards, PartitionKind kind,
                                           std::uint64_t seed);
 

@@ -28,6 +28,10 @@ struct ReadOptions {
   char csv_delimiter = ',';
   // Upper bound on rows*cols for dense storage, so a hostile header cannot ask for terabytes.
   Index max_dense_entries = Index(1) << 31;
+  // Upper bound on the bytes of a file, and on what a gzip-compressed file inflates to: a
+  // decompression bomb (a few kB that inflate to terabytes) fails once it passes this many bytes
+  // instead of exhausting memory. 2 GiB, generous for one shard; raise it for larger files.
+  Index max_file_bytes = Index(1) << 31;
 };
 
 Result<Dataset> read_libsvm(const std::string& path, const ReadOptions& options = {});
@@ -47,7 +51,23 @@ Result<Dataset> parse_idx(std::string_view images, std::string_view labels,
                           const std::string& images_name, const std::string& labels_name,
                           const ReadOptions& options = {});
 
-// Whole file into memory, gunzipped when it starts with the gzip magic. The error names the file.
-Result<std::string> read_file_bytes(const std::string& path, bool gunzip = true);
+// Whole file into memory, gunzipped when it starts with the gzip magic (concatenated gzip members
+// are joined, as gzip -d does). The error names the file, and for corrupt or truncated gzip data
+// the byte offset in the compressed file. Neither the file nor its decompressed content may
+// exceed `max_bytes`.
+Result<std::string> read_file_bytes(const std::string& path, bool gunzip = true,
+                                    Index max_bytes = ReadOptions{}.max_file_bytes);
+
+// Error messages: "<file>:<line>: <what>" for the text formats (lines count from 1),
+// "<file>: byte <offset>: <what>" for IDX and gzip, "<file>: <what>" for whole-file problems
+// (cannot open, no samples). Numbers are parsed with std::from_chars (locale-independent);
+// NaN and infinite values are errors, as is a value that does not fit float32 storage.
+//
+// LIBSVM: "<label> [qid:<n>] <index>:<value> ...", '#' starts a comment, blank lines are
+// skipped; indices increase strictly within a line; explicit zero values are not stored.
+// CSV: label first, then the features; every row has as many fields as the first data row;
+// blank lines are skipped; a UTF-8 byte-order mark and CRLF line ends are accepted.
+// IDX: big-endian header, images magic 0x00000803 (n x rows x cols unsigned bytes), labels
+// magic 0x00000801 (n unsigned bytes); both files hold the same n and nothing after the data.
 
 }  // namespace dsaga

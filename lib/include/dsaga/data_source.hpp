@@ -1,0 +1,61 @@
+// A data set as a user names it in a configuration, loaded as the shard this process holds.
+//
+// load_data runs the whole pipeline in a fixed order, so every agent of a run that is given the
+// same DataSpec (except `shard`) holds one piece of the same global data set:
+//   read (format) -> keep the first `limit` rows -> scale -> normalize_rows -> bias
+//   -> partition into `shards` on the raw labels -> keep shard `shard`
+//   -> prepare_labels(objective, positive) -> validate(objective).
+// With shards = 1 the data set is kept whole, in file order (no permutation).
+// Partitioning on the raw labels makes by-label shards follow the original classes (shard 0 of
+// Fashion-MNIST by label starts with class 0), whatever the loss maps them to.
+//
+// Errors name the configuration key at fault ("data.shard: 8 is not in 0..7"; the keys of the
+// [data] table, see config.hpp), or come from the reader with the file and line or byte offset,
+// or from prepare_labels/validate with data.source and the row.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dsaga/dataset.hpp"
+#include "dsaga/io.hpp"
+#include "dsaga/objective.hpp"
+#include "dsaga/status.hpp"
+
+namespace dsaga {
+
+// Where the Debian package dataset-fashion-mnist installs the files.
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+struct DataSpec {
+  std::string format = "auto";  // "libsvm", "csv", "idx", "fashion-mnist"; "auto" picks by
+                                // the path's extension (.csv -> csv, .svm/.libsvm/.txt ->
+                                // libsvm, each optionally followed by .gz; else an error)
+  std::string path;             // libsvm/csv: the file; idx: the images file;
+                                // fashion-mnist: the directory (empty = kFashionMnistDir)
+  std::string labels_path;      // idx only
+  std::string split = "train";  // fashion-mnist: "train" or "test" (t10k files)
+  ReadOptions read;
+  Index limit = 0;               // keep the first `limit` rows (0 = all), before partitioning
+  double scale = 1.0;            // multiply every feature (pixels/255: 1.0/255)
+  bool normalize_rows = false;   // after scaling
+  bool bias = false;             // append a constant 1 feature, after normalisation
+  std::vector<double> positive;  // logistic: raw labels that become +1 (see prepare_labels)
+  int shards = 1;                // K, 1..rows (after `limit`): no shard may be empty
+  int shard = 0;                 // which one this process holds, 0..K-1
+  PartitionKind partition = PartitionKind::iid;
+  std::uint64_t seed = 0;  // iid permutation seed
+};
+
+// Reads, limits, transforms, partitions on the *raw* labels (so by_label sorts by original
+// class) and keeps shard `shard`, then prepare_labels + validate for `objective`. The source
+// field of the result says what it is ("fashion-mnist/train [shard 3/8, by-label]"; shards are
+// numbered from 0 as in `shard`).
+Result<Dataset> load_data(const DataSpec& spec, const Objective& objective);
+
+// "iid", "by-label" (also accepted: "by_label"). The error quotes the name and lists the choices.
+Result<PartitionKind> parse_partition(const std::string& name);
+const char* to_string(PartitionKind kind);  // "iid", "by-label"
+
+}  // namespace dsaga
