@@ -88,7 +88,14 @@ class SagaSolver {
   void run_dense(const Matrix& X, Index steps);
   template <class Matrix>
   void run_sparse(const Matrix& X, Index steps);
-  void flush() const;  // applies pending lazy updates to every coordinate (sparse path)
+  // Sparse path: starts the lazy representation afresh from w_ (v = w, s = 1, A = 0, marks 0).
+  void restart_lazy();
+  // Sparse path: brings every coordinate up to date and restarts the representation, so that
+  // s and A stay in range and rounding in A stays small (see saga.cpp).
+  void renormalize();
+  // Sparse path: writes the current iterate into w_. Leaves the lazy state untouched, so that
+  // looking at w() never changes later iterates.
+  void flush() const;
 
   const Dataset& data_;
   Objective objective_;
@@ -96,19 +103,27 @@ class SagaSolver {
   int C_ = 1;
   double eta_ = 0.0;
   Rng rng_;
+  bool sparse_ = false;
 
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> table_;  // n x C
-  // mutable: w() and gbar() bring lazily-updated coordinates up to date (sparse path).
+  // Dense path: the iterate. Sparse path: the iterate as of the last flush() (mutable: w()
+  // refreshes it on demand).
   mutable Eigen::VectorXd w_;
-  mutable Eigen::VectorXd gbar_;
+  Eigen::VectorXd gbar_;  // always current: a step changes it only where its row is non-zero
   Eigen::VectorXd table_sum_;
   Eigen::VectorXd delta_sum_;
-  // Sparse just-in-time bookkeeping, d entries each (empty for dense data).
-  mutable Eigen::VectorXd lazy_scale_;  // see saga.cpp
-  mutable Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1> last_update_;
-  mutable Index step_counter_ = 0;
+  // Sparse just-in-time state (empty for dense data); the invariant is stated in saga.cpp.
+  Eigen::VectorXd v_;       // d*C scaled weights
+  Eigen::VectorXd mark_;    // d: the value of A when coordinate k was last brought up to date
+  double scale_ = 1.0;      // s
+  double cum_ = 0.0;        // A
+  double cum_carry_ = 0.0;  // Kahan compensation of A
+  double rho_ = 1.0;        // 1 - eta * lambda
+  bool eager_ = false;      // rho too small for the scaled form: apply the dense part eagerly
+  Index since_restart_ = 0, restart_period_ = 1;
+  mutable bool w_current_ = true;
   // Per-step scratch, C entries each.
-  Eigen::VectorXd z_, a_;
+  Eigen::VectorXd z_, a_, delta_;
 };
 
 }  // namespace dsaga
