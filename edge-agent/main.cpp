@@ -1,1 +1,165 @@
-int main() { return 0; }
+// dsaga-agent: the edge agent. Loads its local data (a file, or a deterministic shard of a data
+// set), keeps its SAGA table, joins the hub and answers every round with T local steps.
+// A thin main over the library: configuration (config.hpp), data (data_source.hpp), socket
+// (transport.hpp), loop (service.hpp), state machine (agent.hpp).
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "data_options.hpp"
+#include "dsaga/config.hpp"
+#include "dsaga/service.hpp"
+#include "dsaga/version.hpp"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) { g_stop = true; }
+
+std::string find_config_arg(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "--config" || a == "-c") && i + 1 < argc) return argv[i + 1];
+    if (a.rfind("--config=", 0) == 0) return a.substr(9);
+  }
+  return {};
+}
+
+bool wants_help(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) return true;
+  return false;
+}
+
+// Resident memory in bytes (Linux /proc), 0 if unknown.
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0, resident = 0;
+  if (!(statm >> pages >> resident)) return 0;
+  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::string host_name() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "agent";
+  std::string id;
+  for (char ch : std::string(buf))
+    id += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.') ? ch : '-';
+  return id.empty() ? "agent" : id.substr(0, 64);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  using namespace dsaga;
+  const std::string config_path = find_config_arg(argc, argv);
+  AgentConfig c;
+  if (!config_path.empty() && !wants_help(argc, argv)) {
+    auto loaded = load_agent_config(config_path);
+    if (!loaded) {
+      std::fprintf(stderr, "dsaga-agent: %s\n", loaded.error().c_str());
+      return 2;
+    }
+    c = std::move(*loaded);
+  }
+  DataSpec& d = c.data;
+  std::string unused_config;
+
+  CLI::App app{
+      "dsaga-agent " DSAGA_VERSION ": an edge agent of distributed SAGA. Loads its local data, "
+      "keeps the SAGA table of its own samples (fixed memory), joins the hub and answers each "
+      "round with local variance-reduced steps. Reconnects by itself when the hub goes away.\n"
+      "Options override the --config file (TOML; see config/agent.toml for every key)."};
+  app.set_help_flag("-h,--help", "Print this help and exit");
+  app.set_version_flag("--version", DSAGA_VERSION);
+  app.add_option("-c,--config", unused_config, "TOML configuration file");
+  app.add_option("--hub", c.hub, "Hub endpoint (tcp://HOST:PORT)")->capture_default_str();
+  app.add_option("--id", c.id, "Agent id, unique per hub (default: the host name)");
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_option("--heartbeat", c.heartbeat, "Seconds of silence before pinging the hub")
+      ->capture_default_str();
+  app.add_option("--hub-timeout", c.hub_timeout, "Seconds without an answer before reconnecting")
+      ->capture_default_str();
+  app.add_option("--give-up", c.give_up, "Exit with an error after the hub is away this long (0 = never)")
+      ->capture_default_str();
+  cli::DataOptions data_options(app, d, c.objective);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  const auto usage_error = [](const std::string& what) {
+    std::fprintf(stderr, "dsaga-agent: %s\n", what.c_str());
+    return 2;
+  };
+  if (const Status s = data_options.apply(); !s) return usage_error(s.message());
+  if (c.id.empty()) c.id = host_name();
+  if (const Status s = validate(c); !s) return usage_error(s.message());
+
+  spdlog::set_level(spdlog::level::from_str(c.log_level));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e agent " + c.id + " %^%l%$: %v");
+
+  const double load_start = monotonic_seconds();
+  auto dataset = load_data(d, c.objective);
+  if (!dataset) {
+    spdlog::error("{}", dataset.error());
+    return 1;
+  }
+  spdlog::info("loaded {}: {} samples x {} features ({}, {}) in {:.2f} s", dataset->source,
+               dataset->rows(), dataset->cols(), dataset->is_sparse() ? "sparse" : "dense",
+               dataset->precision() == Precision::f32 ? "f32" : "f64",
+               monotonic_seconds() - load_start);
+
+  std::random_device entropy;
+  AgentOptions options;
+  options.agent_id = c.id;
+  options.incarnation = (std::uint64_t(entropy()) << 32) ^ entropy();
+  AgentCore core(*dataset, c.objective, options);
+
+  TransportContext context;
+  auto socket = ClientSocket::connect(context, c.hub, c.transport);
+  if (!socket) {
+    spdlog::error("{}", socket.error());
+    return 1;
+  }
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  spdlog::info("joining the hub at {}", c.hub);
+
+  AgentServiceOptions service;
+  service.limits.max_message_bytes = c.transport.max_message_bytes;
+  service.heartbeat_seconds = c.heartbeat;
+  service.hub_timeout_seconds = c.hub_timeout;
+  service.give_up_seconds = c.give_up;
+  service.stop_requested = [] { return g_stop.load(); };
+  bool first = true;
+  service.on_round = [&](const AgentCore& agent) {
+    if (first && agent.solver()) {
+      spdlog::info("table: {} x {} scalars; solver state {:.1f} MB; data {:.1f} MB; resident {:.1f} MB",
+                   dataset->rows(), c.objective.classes, agent.solver()->state_bytes() / 1e6,
+                   dataset->bytes() / 1e6, resident_bytes() / 1e6);
+      first = false;
+    }
+    spdlog::debug("round {} answered ({} rounds so far)", agent.last_round(), agent.rounds_done());
+  };
+  const Status run = run_agent(core, **socket, service);
+  if (!run) {
+    spdlog::error("{}", run.message());
+    return 1;
+  }
+  spdlog::info("done after {} rounds: {}; resident memory {:.1f} MB", core.rounds_done(),
+               core.finish_reason().empty() ? "stopped" : core.finish_reason(),
+               resident_bytes() / 1e6);
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "dsaga-agent: internal error: %s\n", e.what());
+  return 70;
+}

@@ -1,1 +1,187 @@
-int main() { return 0; }
+// dsaga-hub: admits agents, runs the dSAGA rounds, aggregates updates, holds the model and the
+// table average, writes metrics and the model. A thin main over the library: configuration
+// (config.hpp), socket (transport.hpp), loop (service.hpp), state machine (hub.hpp).
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "dsaga/config.hpp"
+#include "dsaga/report.hpp"
+#include "dsaga/service.hpp"
+#include "dsaga/version.hpp"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) { g_stop = true; }
+
+// The --config file must be read before the other options, which override it.
+std::string find_config_arg(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "--config" || a == "-c") && i + 1 < argc) return argv[i + 1];
+    if (a.rfind("--config=", 0) == 0) return a.substr(9);
+  }
+  return {};
+}
+
+bool wants_help(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) return true;
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  using namespace dsaga;
+  const std::string config_path = find_config_arg(argc, argv);
+  HubConfig c;
+  if (!config_path.empty() && !wants_help(argc, argv)) {
+    auto loaded = load_hub_config(config_path);
+    if (!loaded) {
+      std::fprintf(stderr, "dsaga-hub: %s\n", loaded.error().c_str());
+      return 2;
+    }
+    c = std::move(*loaded);
+  }
+  HubOptions& h = c.hub;
+  std::string loss = to_string(h.objective.loss);
+  std::string unused_config;
+
+  CLI::App app{
+      "dsaga-hub " DSAGA_VERSION ": the hub of distributed SAGA. Admits edge agents, runs the "
+      "init round and synchronous rounds (broadcast w and gbar, collect updates, aggregate), "
+      "keeps the table average gbar == sum_k S_k / N, and writes metrics and the model.\n"
+      "Options override the --config file (TOML; see config/hub.toml for every key)."};
+  app.set_help_flag("-h,--help", "Print this help and exit");
+  app.set_version_flag("--version", DSAGA_VERSION);
+  app.add_option("-c,--config", unused_config, "TOML configuration file");
+  app.add_option("--listen", c.listen, "Endpoint to bind (tcp://HOST:PORT, tcp://HOST:* for any free port)")
+      ->capture_default_str();
+  app.add_option("--endpoint-file", c.endpoint_file, "Write the bound endpoint to this file");
+  app.add_option("--metrics", c.metrics, "Per-round metrics file (*.jsonl: JSON lines, else CSV)");
+  app.add_option("--model", c.model, "Write the trained model (text) here at the end");
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_flag("--progress,!--no-progress", c.progress, "A progress line per round on stderr")
+      ->capture_default_str();
+  app.add_option("--agents", h.expected_agents, "Agents to wait for before training starts")
+      ->capture_default_str();
+  app.add_option("--min-agents", h.min_agents,
+                 "Start with this many after --admission-timeout (0 = wait for all)")
+      ->capture_default_str();
+  app.add_option("--admission-timeout", h.admission_timeout, "Seconds (with --min-agents)")
+      ->capture_default_str();
+  app.add_option("--loss", loss, "logistic, squared or multinomial")->capture_default_str();
+  app.add_option("--classes", h.objective.classes, "Classes (multinomial)")->capture_default_str();
+  app.add_option("--lambda", h.objective.lambda, "L2 regularisation")->capture_default_str();
+  app.add_option("--features", h.features, "Model dimension d (0 = from the first agent)")
+      ->capture_default_str();
+  app.add_option("--eta", h.eta, "Local step size (0 = 1/(3 L_max))")->capture_default_str();
+  app.add_option("--server-step", h.server_step, "Server step eta_g on the weighted mean of dw")
+      ->capture_default_str();
+  app.add_option("--local-steps", h.local_steps, "Local steps T per round (0 = one local epoch)")
+      ->capture_default_str();
+  app.add_option("--seed", h.seed, "Run seed (each agent samples with a seed derived from it)")
+      ->capture_default_str();
+  app.add_option("--max-rounds", h.max_rounds, "Round cap")->capture_default_str();
+  app.add_option("--f-star", h.f_star, "Optimal objective F* (for (F-F*)/F*), e.g. from dsaga-reference");
+  app.add_option("--target", h.target, "Stop when (F-F*)/F* <= this (needs --f-star; 0 = never)")
+      ->capture_default_str();
+  app.add_option("--round-deadline", h.round_deadline,
+                 "Seconds a round waits for updates (0 = wait for every agent)")
+      ->capture_default_str();
+  app.add_option("--min-participants", h.min_participants,
+                 "Updates a round needs to close at its deadline")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  {
+    auto parsed = parse_loss(loss);
+    if (!parsed) {
+      std::fprintf(stderr, "dsaga-hub: --loss: %s\n", parsed.error().c_str());
+      return 2;
+    }
+    h.objective.loss = *parsed;
+  }
+  if (const Status s = validate(c); !s) {
+    std::fprintf(stderr, "dsaga-hub: %s\n", s.message().c_str());
+    return 2;
+  }
+  const auto level = spdlog::level::from_str(c.log_level);
+  spdlog::set_level(level);
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e hub %^%l%$: %v");
+
+  TransportContext context;
+  auto socket = ServerSocket::bind(context, c.listen, c.transport);
+  if (!socket) {
+    spdlog::error("{}", socket.error());
+    return 1;
+  }
+  const std::string endpoint = (*socket)->endpoint();
+  if (!c.endpoint_file.empty()) {
+    if (const Status s = write_file_atomic(c.endpoint_file, endpoint + "\n"); !s) {
+      spdlog::error("{}", s.message());
+      return 1;
+    }
+  }
+  std::unique_ptr<MetricsWriter> metrics;
+  if (!c.metrics.empty()) {
+    auto opened = MetricsWriter::open(c.metrics);
+    if (!opened) {
+      spdlog::error("{}", opened.error());
+      return 1;
+    }
+    metrics = std::move(*opened);
+  }
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  spdlog::info("listening on {}; waiting for {} agents ({} loss, lambda {})", endpoint,
+               h.expected_agents, to_string(h.objective.loss), h.objective.lambda);
+
+  HubCore core(h);
+  const double start = monotonic_seconds();
+  HubServiceOptions service;
+  service.limits.max_message_bytes = c.transport.max_message_bytes;
+  service.stop_requested = [] { return g_stop.load(); };
+  Status metrics_status;
+  service.on_report = [&](const RoundReport& r, const TrafficCounters& traffic) {
+    if (r.round == 0)
+      spdlog::info("training: N = {}, d = {}, eta = {:.6g}, {} agents", core.total_samples(),
+                   core.features(), core.eta(), core.agents());
+    if (metrics && metrics_status) metrics_status = metrics->write(r, traffic, monotonic_seconds() - start);
+    if (c.progress)
+      std::fprintf(stderr, "%s\n", progress_line(r, h.max_rounds, h.target, traffic).c_str());
+  };
+  const Status run = run_hub(core, **socket, service);
+  if (!run) {
+    spdlog::error("{}", run.message());
+    return 1;
+  }
+  if (!metrics_status) spdlog::error("{}", metrics_status.message());
+  spdlog::info("finished after round {}: {}", core.round(), core.finish_reason());
+  if (!c.model.empty() && core.best_w().size() > 0) {
+    if (const Status s = save_model(c.model, h.objective, core.features(), core.best_w(),
+                                    core.best_round(), core.best_objective());
+        !s) {
+      spdlog::error("{}", s.message());
+      return 1;
+    }
+    spdlog::info("model of round {} (F = {:.12g}) written to {}", core.best_round(),
+                 core.best_objective(), c.model);
+  }
+  const bool diverged = core.finish_reason().find("diverged") != std::string::npos ||
+                        core.finish_reason().find("not finite") != std::string::npos;
+  return diverged || !metrics_status ? 1 : 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "dsaga-hub: internal error: %s\n", e.what());
+  return 70;
+}

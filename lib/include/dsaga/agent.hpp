@@ -1,14 +1,19 @@
 // The agent's state machine: join, (re)build the table when the hub asks, and answer each
-// RoundStart with T local SAGA steps and an Update (ALGORITHM.md section 3, step 2-3). Like the
+// RoundStart with T local SAGA steps and an Update (ALGORITHM.md section 3, steps 2-3). Like the
 // hub it knows nothing of sockets: the transport adapter feeds it decoded hub messages and sends
 // what it appends to `out`.
 //
-// Memory: the SagaSolver (table n_k x C, d-sized vectors) is allocated once, when the first
-// Config fixes N and eta; a steady-state round allocates only the outgoing message's vectors.
+// Memory: the SagaSolver (table n_k x C, d-sized vectors) is allocated when the first Config
+// fixes N, eta and the seed, and again only if a (restarted) hub changes them; a steady-state
+// round allocates only the outgoing message's vectors.
 //
 // Reliability: the last InitUpload/Update stays pending until the hub acknowledges its seq;
-// after a reconnect the adapter sends `pending()` again (the hub applies a seq once).
+// after a reconnect the adapter sends Join and then `pending()` again (the hub applies a seq
+// once). A Config that rebuilds the table makes any pending Update obsolete: the new S_k
+// replaces everything it carried.
 #pragma once
+
+#include <Eigen/Dense>
 
 #include <cstdint>
 #include <memory>
@@ -32,30 +37,42 @@ struct AgentOptions {
 class AgentCore {
  public:
   // `objective` gives the loss and C; lambda comes from the hub's Config. The Dataset must
-  // outlive the agent.
+  // outlive the agent and its labels must already be prepared for the loss (load_data does).
   AgentCore(const Dataset& data, const Objective& objective, AgentOptions options);
 
   msg::Join join() const;
+  // Error statuses say what was wrong with the message (for the log); the state is unchanged.
   Status on_message(const msg::Message& message, std::vector<msg::Message>& out);
 
   bool finished() const { return finished_; }
+  // True when the hub refused this agent (the daemon exits non-zero).
+  bool failed() const { return failed_; }
   const std::string& finish_reason() const { return finish_reason_; }
   // The last InitUpload or Update not yet acknowledged, to resend after a reconnect.
   const std::optional<msg::Message>& pending() const { return pending_; }
   std::uint64_t rounds_done() const { return rounds_done_; }
+  std::uint64_t last_round() const { return answered_round_.value_or(0); }
   const SagaSolver* solver() const { return solver_.get(); }
+  const AgentOptions& options() const { return options_; }
 
  private:
+  Status on_config(const msg::Config& config, std::vector<msg::Message>& out);
+  Status on_round(const msg::RoundStart& start, std::vector<msg::Message>& out);
+  Status build_table(std::vector<msg::Message>& out);
+
   const Dataset& data_;
   Objective objective_;
   AgentOptions options_;
-  double lmax_ = 0.0;
+  double lmax_ = 0.0;  // max_i beta * ||x_i||^2 (the hub adds lambda)
   std::unique_ptr<SagaSolver> solver_;
-  msg::Config config_;
+  std::optional<msg::Config> config_;
+  Eigen::VectorXd w_round_, gbar_round_;  // the broadcast state, reused every round
   std::uint64_t seq_ = 0;
   std::uint64_t rounds_done_ = 0;
+  std::optional<std::uint64_t> answered_round_;  // the newest round answered with an Update
   std::optional<msg::Message> pending_;
   bool finished_ = false;
+  bool failed_ = false;
   std::string finish_reason_;
 };
 

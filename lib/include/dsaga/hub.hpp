@@ -57,6 +57,7 @@ struct HubOptions {
   double f_star = std::numeric_limits<double>::quiet_NaN();  // reference optimum, if known
   double target = 0.0;            // stop when (F - F*) / F* <= target (needs f_star)
   double round_deadline = 0.0;    // seconds; 0 = wait for every agent
+  int min_participants = 1;       // a round closes at its deadline only with this many updates
   double invariant_tolerance = 1e-9;  // on ||gbar - sum S_k / N||_inf / max(1, ||gbar||_inf)
 };
 
@@ -72,6 +73,7 @@ struct RoundReport {
   double invariant_error = 0.0;
   double seconds = 0.0;  // wall time of the round
   std::uint64_t local_steps = 0;  // summed over participants
+  int late_updates = 0;           // updates of earlier rounds received during this one
 };
 
 // The sampling seed of an agent: a fixed function of the run's seed and the agent id, the same
@@ -84,24 +86,34 @@ class HubCore {
 
   explicit HubCore(HubOptions options);
 
+  // Error statuses name the reason ("Update from agent 'pi-3' for round 7, the open round is
+  // 9"); the state is then unchanged. A repeated (already applied) update is acknowledged again
+  // and returns ok.
   Status on_message(const PeerId& from, const msg::Message& message, double now,
                     std::vector<Outgoing>& out);
   // Time passes: admission timeout, round deadline.
   void on_tick(double now, std::vector<Outgoing>& out);
-  // The transport lost the peer (heartbeat timeout). Its table stays counted in gbar.
+  // The transport lost the peer. Its table stays counted in gbar (its samples are still part of
+  // the problem); a round no longer waits for it once the deadline passes.
   void on_disconnect(const PeerId& peer, double now, std::vector<Outgoing>& out);
+  // Stops training (operator request): agents are told to leave.
+  void stop(const std::string& reason, std::vector<Outgoing>& out);
 
   Phase phase() const { return phase_; }
   bool finished() const { return phase_ == Phase::finished; }
   const std::string& finish_reason() const { return finish_reason_; }
   std::uint64_t round() const { return round_; }
   Index total_samples() const { return total_samples_; }
+  Index features() const { return features_; }
+  int agents() const { return static_cast<int>(agents_.size()); }
+  double eta() const { return eta_; }
   const Eigen::VectorXd& w() const { return w_; }
   const Eigen::VectorXd& gbar() const { return gbar_; }
   // The w whose objective was last measured (the model to save), and that objective.
   const Eigen::VectorXd& best_w() const { return best_w_; }
   double best_objective() const { return best_objective_; }
-  // ||gbar - sum_k S_k / N||_inf, recomputed from the per-agent sums.
+  std::uint64_t best_round() const { return best_round_; }
+  // ||gbar - sum_k S_k / N||_inf / max(1, ||gbar||_inf), recomputed from the per-agent sums.
   double check_invariant() const;
   // Reports of rounds closed since the last call.
   std::vector<RoundReport> take_reports();
@@ -111,26 +123,48 @@ class HubCore {
   struct AgentState {
     std::string agent_id;
     PeerId peer;
+    bool connected = true;
     std::uint64_t samples = 0;
     double lmax = 0.0;
     std::uint64_t incarnation = 0;
     std::uint64_t last_seq = 0;  // highest seq applied (exactly-once accounting)
-    bool initialized = false;    // S_k received
+    bool initialized = false;    // S_k received for the current table
+    double init_loss = 0.0;      // loss sum at w0 (init round)
     Eigen::VectorXd table_sum;   // S_k
   };
-  // Implementation state (see hub.cpp); keyed by agent id, so iteration order is deterministic.
+
+  Status on_join(const PeerId& from, const msg::Join& join, double now,
+                 std::vector<Outgoing>& out);
+  Status on_init(AgentState& agent, const msg::InitUpload& init, double now,
+                 std::vector<Outgoing>& out);
+  Status on_update(AgentState& agent, const msg::Update& update, double now,
+                   std::vector<Outgoing>& out);
+  AgentState* agent_for_peer(const PeerId& peer);
+  msg::Config config_for(const AgentState& agent, bool build_table) const;
+  void start_initialization(double now, std::vector<Outgoing>& out);
+  void start_round(double now, std::vector<Outgoing>& out);
+  void close_round(double now, std::vector<Outgoing>& out);
+  void finish(const std::string& reason, std::vector<Outgoing>& out);
+  msg::RoundStart round_start() const;
+  std::vector<PeerId> connected_peers() const;
+
   HubOptions options_;
   Phase phase_ = Phase::admitting;
   std::string finish_reason_;
+  // Keyed by agent id: iteration (and so aggregation) order is deterministic.
   std::map<std::string, AgentState> agents_;
   std::map<PeerId, std::string> agent_of_peer_;
   std::uint64_t round_ = 0;
   Index total_samples_ = 0;
+  Index features_ = 0;
+  double eta_ = 0.0;
   Eigen::VectorXd w_, gbar_, best_w_;
   double best_objective_ = std::numeric_limits<double>::quiet_NaN();
+  std::uint64_t best_round_ = 0;
   double admission_started_ = -1.0;
   double round_started_ = 0.0;
   std::map<std::string, msg::Update> pending_;  // this round's updates by agent id
+  int late_updates_ = 0;
   std::vector<RoundReport> reports_;
 };
 

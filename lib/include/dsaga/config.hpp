@@ -1,0 +1,53 @@
+// Configuration of the two daemons: a TOML file (every key documented, with its default, in
+// config/hub.toml and config/agent.toml) that the command line overrides. Parsing is strict: an
+// unknown key, a wrong type or an out-of-range value is an error naming the file, line and key
+// ("hub.toml:14:1: training.eta: expected a number, got a string"), so a typo never silently
+// falls back to a default.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "dsaga/data_source.hpp"
+#include "dsaga/hub.hpp"
+#include "dsaga/objective.hpp"
+#include "dsaga/status.hpp"
+#include "dsaga/transport.hpp"
+
+namespace dsaga {
+
+struct HubConfig {
+  std::string listen = "tcp://127.0.0.1:5555";  // ROUTER endpoint; tcp://HOST:* = any free port
+  std::string endpoint_file;  // write the bound endpoint here (for tcp://...:*); empty = no
+  std::string metrics;        // per-round metrics: *.jsonl = JSON lines, else CSV; empty = none
+  std::string model;          // the trained model (plain text) at the end; empty = none
+  std::string log_level = "info";
+  bool progress = true;       // a progress line per round on stderr
+  HubOptions hub;
+  TransportOptions transport;
+};
+
+struct AgentConfig {
+  std::string hub = "tcp://127.0.0.1:5555";
+  std::string id;  // empty = the host name
+  std::string log_level = "info";
+  double heartbeat = 2.0;     // seconds of silence before pinging the hub
+  double hub_timeout = 10.0;  // seconds without an answer before reconnecting
+  double give_up = 0.0;       // seconds without the hub before exiting with an error; 0 = never
+  Objective objective;        // loss and classes (lambda comes from the hub)
+  DataSpec data;
+  TransportOptions transport;
+};
+
+// `name` is the file name used in messages.
+Result<HubConfig> parse_hub_config(std::string_view text, const std::string& name);
+Result<AgentConfig> parse_agent_config(std::string_view text, const std::string& name);
+Result<HubConfig> load_hub_config(const std::string& path);
+Result<AgentConfig> load_agent_config(const std::string& path);
+
+// Checks across fields, after the command line has overridden the file (e.g. target needs
+// f_star, shard < shards). The error names the key.
+Status validate(const HubConfig& config);
+Status validate(const AgentConfig& config);
+
+}  // namespace dsaga

@@ -1,0 +1,51 @@
+// What the hub writes for people and other tools: per-round metrics (CSV or JSON lines), a
+// progress line, and the trained model as plain text. Files that must survive a crash are
+// written atomically (temporary file, fsync, rename): a reader sees the old or the new
+// version, never a torn one.
+#pragma once
+
+#include <Eigen/Dense>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "dsaga/hub.hpp"
+#include "dsaga/objective.hpp"
+#include "dsaga/status.hpp"
+#include "dsaga/transport.hpp"
+
+namespace dsaga {
+
+// Columns: round, agents, participants, objective, suboptimality, invariant_error,
+// round_seconds, elapsed_seconds, local_steps, late_updates, bytes_in, bytes_out,
+// bytes_per_agent (cumulative bytes_in + bytes_out over admitted agents). NaN is written as
+// "nan" (CSV) or null (JSON). Every line is flushed, so a crash loses at most the line in hand.
+class MetricsWriter {
+ public:
+  // *.jsonl / *.json: JSON lines; anything else: CSV with a header line.
+  static Result<std::unique_ptr<MetricsWriter>> open(const std::string& path);
+  ~MetricsWriter();
+  Status write(const RoundReport& report, const TrafficCounters& traffic, double elapsed);
+
+ private:
+  MetricsWriter(std::FILE* file, bool json, std::string path);
+  std::FILE* file_;
+  bool json_;
+  std::string path_;
+};
+
+// "round  12/300 [#######.......] F=0.31234567 (F-F*)/F*=1.2e-04 inv=3e-17 0.21 s 1.2 MB/agent"
+std::string progress_line(const RoundReport& report, std::uint64_t max_rounds, double target,
+                          const TrafficCounters& traffic);
+
+// Writes `contents` to `path` atomically: path.tmp, fsync, rename, fsync of the directory.
+Status write_file_atomic(const std::string& path, const std::string& contents);
+
+// The model as text other tools read easily: '#' comment lines, "key value" header lines
+// (format, loss, classes, features, lambda, round, objective), then "w", then `features` lines
+// of `classes` weights each (feature-major, %.17g).
+Status save_model(const std::string& path, const Objective& objective, Index features,
+                  const Eigen::VectorXd& w, std::uint64_t round, double objective_value);
+
+}  // namespace dsaga

@@ -1,0 +1,56 @@
+// The event loops that put the state machines on the wire: bytes in -> wire::decode (verified
+// message) -> HubCore / AgentCore -> wire::encode -> bytes out. They own no math and no
+// sockets: the caller opens the sockets (transport.hpp) and builds the cores, so the same loops
+// run over inproc:// in tests and tcp:// in the daemons.
+//
+// Both loops are single-threaded and never block longer than their tick/heartbeat interval
+// outside the core's own work (an agent's local round).
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "dsaga/agent.hpp"
+#include "dsaga/hub.hpp"
+#include "dsaga/status.hpp"
+#include "dsaga/transport.hpp"
+#include "dsaga/wire.hpp"
+
+namespace dsaga {
+
+// Seconds on a monotonic clock (steady_clock), the time base the cores are fed.
+double monotonic_seconds();
+
+struct HubServiceOptions {
+  wire::Limits limits;
+  double tick_seconds = 0.05;  // longest wait for a message before time-driven work (deadlines)
+  // After training ends, keep answering reconnecting agents (Leave) this long.
+  double linger_seconds = 0.5;
+  // Called for every closed round, with the socket totals at that moment.
+  std::function<void(const RoundReport&, const TrafficCounters&)> on_report;
+  // Polled every tick; true stops training (the agents are told to leave). E.g. a signal flag.
+  std::function<bool()> stop_requested;
+};
+
+// Runs until the core finishes (target, round cap, divergence, stop request). An error Status
+// only for a failed socket; rejected messages are logged (spdlog) and answered with msg::Error.
+Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& options);
+
+struct AgentServiceOptions {
+  wire::Limits limits;
+  double heartbeat_seconds = 2.0;    // ping the hub after this much silence while waiting
+  double hub_timeout_seconds = 10.0; // no answer this long: reconnect and join again
+  double give_up_seconds = 0.0;      // hub silent this long in all: fail (0 = never give up)
+  std::function<bool()> stop_requested;
+  // Called after each answered round (progress, resident memory, ...).
+  std::function<void(const AgentCore&)> on_round;
+};
+
+// Joins, then answers the hub until told to leave. Error Status when the hub refused the agent,
+// the hub stayed unreachable for give_up_seconds, or the socket failed.
+Status run_agent(AgentCore& core, ClientSocket& socket, const AgentServiceOptions& options);
+
+// Printable form of an opaque peer id (hex), for logs.
+std::string peer_name(const PeerId& peer);
+
+}  // namespace dsaga

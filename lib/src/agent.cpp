@@ -1,0 +1,189 @@
+// The agent's state machine (agent.hpp; ALGORITHM.md section 3, steps 2-3).
+#include "dsaga/agent.hpp"
+
+#include <cmath>
+#include <sstream>
+#include <utility>
+
+#include "dsaga/version.hpp"
+
+namespace dsaga {
+
+namespace {
+
+template <class... Args>
+std::string cat(const Args&... args) {
+  std::ostringstream s;
+  s.precision(17);
+  (s << ... << args);
+  return s.str();
+}
+
+// Far more local steps than any round needs; a bound so a corrupt Config cannot pin the device.
+constexpr std::uint64_t kMaxSteps = std::uint64_t(1) << 40;
+
+bool all_finite(const Eigen::VectorXd& v) { return v.allFinite(); }
+
+}  // namespace
+
+AgentCore::AgentCore(const Dataset& data, const Objective& objective, AgentOptions options)
+    : data_(data), objective_(objective), options_(std::move(options)) {
+  Objective no_lambda = objective_;
+  no_lambda.lambda = 0.0;
+  lmax_ = max_smoothness(data_, no_lambda);
+}
+
+msg::Join AgentCore::join() const {
+  msg::Join join;
+  join.agent_id = options_.agent_id;
+  join.samples = static_cast<std::uint64_t>(data_.rows());
+  join.features = static_cast<std::uint32_t>(data_.cols());
+  join.classes = static_cast<std::uint32_t>(objective_.classes);
+  join.loss = objective_.loss;
+  join.lmax = lmax_;
+  join.software_version = DSAGA_VERSION;
+  join.incarnation = options_.incarnation;
+  return join;
+}
+
+Status AgentCore::on_message(const msg::Message& message, std::vector<msg::Message>& out) {
+  if (const auto* config = std::get_if<msg::Config>(&message)) return on_config(*config, out);
+  if (const auto* start = std::get_if<msg::RoundStart>(&message)) return on_round(*start, out);
+  if (const auto* ack = std::get_if<msg::Ack>(&message)) {
+    if (pending_) {
+      const std::uint64_t seq = std::visit(
+          [](const auto& m) -> std::uint64_t {
+            using T = std::decay_t<decltype(m)>;
+            if constexpr (std::is_same_v<T, msg::InitUpload> || std::is_same_v<T, msg::Update>)
+              return m.seq;
+            else
+              return 0;
+          },
+          *pending_);
+      if (ack->seq >= seq) pending_.reset();
+    }
+    return Status::ok();
+  }
+  if (const auto* leave = std::get_if<msg::Leave>(&message)) {
+    finished_ = true;
+    finish_reason_ = leave->reason;
+    return Status::ok();
+  }
+  if (const auto* error = std::get_if<msg::Error>(&message)) {
+    if (error->code == msg::ErrorCode::not_admitted) {
+      // The hub does not know this connection (it restarted, or we reconnected): join again.
+      out.push_back(join());
+      return Status::error(cat("hub: ", error->text, "; joining again"));
+    }
+    if (error->code == msg::ErrorCode::refused ||
+        error->code == msg::ErrorCode::unsupported_version ||
+        (error->code == msg::ErrorCode::dimension_mismatch && !config_)) {
+      finished_ = true;
+      failed_ = true;
+      finish_reason_ = cat("the hub refused this agent: ", error->text);
+      return Status::error(finish_reason_);
+    }
+    return Status::error(cat("hub reported: ", error->text));
+  }
+  if (std::holds_alternative<msg::Heartbeat>(message)) return Status::ok();
+  return Status::error(cat("the hub does not send ", msg::name_of(message)));
+}
+
+Status AgentCore::on_config(const msg::Config& config, std::vector<msg::Message>& out) {
+  const Index d = data_.cols();
+  const auto bad = [&](const std::string& why) {
+    return Status::error(cat("Config from the hub rejected: ", why));
+  };
+  if (config.loss != objective_.loss)
+    return bad(cat("loss ", to_string(config.loss), ", this agent's data is for ",
+                   to_string(objective_.loss)));
+  if (static_cast<int>(config.classes) != objective_.classes)
+    return bad(cat(config.classes, " classes, this agent has ", objective_.classes));
+  if (static_cast<Index>(config.features) != d)
+    return bad(cat(config.features, " features, this agent's data has ", d));
+  if (config.total_samples < static_cast<std::uint64_t>(data_.rows()))
+    return bad(cat("N = ", config.total_samples, " is less than this agent's ", data_.rows(),
+                   " samples"));
+  if (!(config.eta > 0) || !std::isfinite(config.eta)) return bad(cat("eta = ", config.eta));
+  if (!(config.lambda >= 0) || !std::isfinite(config.lambda))
+    return bad(cat("lambda = ", config.lambda));
+  if (config.steps == 0 || config.steps > kMaxSteps) return bad(cat("steps = ", config.steps));
+  if (static_cast<Index>(config.w.size()) != d * objective_.classes)
+    return bad(cat("w has ", config.w.size(), " entries, expected ", d * objective_.classes));
+  if (config.algorithm != msg::Algorithm::dsaga)
+    return bad("this build's agent runs only algorithm dsaga");
+
+  const bool same_solver = solver_ && config_ && config_->eta == config.eta &&
+                           config_->total_samples == config.total_samples &&
+                           config_->seed == config.seed && config_->lambda == config.lambda;
+  config_ = config;
+  objective_.lambda = config.lambda;
+  if (!same_solver) {
+    // The only allocation of the solver's state: once per (N, eta, seed, lambda).
+    solver_.reset();
+    solver_ = std::make_unique<SagaSolver>(
+        data_, objective_,
+        SagaOptions{config.eta, static_cast<Index>(config.total_samples), config.seed});
+    const Index dim = d * objective_.classes;
+    w_round_.resize(dim);
+    gbar_round_.resize(dim);
+  }
+  if (config.build_table || !same_solver) {
+    // A new table (possibly for a restarted hub whose rounds count from 1 again): any round
+    // may come next.
+    answered_round_.reset();
+    return build_table(out);
+  }
+  return Status::ok();
+}
+
+Status AgentCore::build_table(std::vector<msg::Message>& out) {
+  w_round_ = Eigen::Map<const Eigen::VectorXd>(config_->w.data(), w_round_.size());
+  msg::InitUpload init;
+  init.loss_sum = solver_->init_table(w_round_);
+  init.seq = ++seq_;
+  init.samples = static_cast<std::uint64_t>(data_.rows());
+  const Eigen::VectorXd& s = solver_->table_sum();
+  init.table_sum.assign(s.data(), s.data() + s.size());
+  pending_ = init;
+  out.push_back(std::move(init));
+  return Status::ok();
+}
+
+Status AgentCore::on_round(const msg::RoundStart& start, std::vector<msg::Message>& out) {
+  if (!solver_) return Status::error("RoundStart before any Config: ignored");
+  if (answered_round_ && start.round <= *answered_round_)
+    return Status::ok();  // a repeat of a round already answered (after a reconnect)
+  const Index dim = w_round_.size();
+  if (static_cast<Index>(start.w.size()) != dim || static_cast<Index>(start.gbar.size()) != dim)
+    return Status::error(cat("RoundStart ", start.round, " rejected: w has ", start.w.size(),
+                             " and gbar ", start.gbar.size(), " entries, expected ", dim));
+  w_round_ = Eigen::Map<const Eigen::VectorXd>(start.w.data(), dim);
+  gbar_round_ = Eigen::Map<const Eigen::VectorXd>(start.gbar.data(), dim);
+
+  msg::Update update;
+  update.round = start.round;
+  update.samples = static_cast<std::uint64_t>(data_.rows());
+  // F(w_r) is assembled by the hub from every agent's loss at the broadcast w.
+  update.loss_sum = loss_sum(data_, objective_, w_round_);
+  solver_->set_state(w_round_, gbar_round_);
+  update.steps = static_cast<std::uint64_t>(solver_->run(static_cast<Index>(config_->steps)).steps);
+  const Eigen::VectorXd& w = solver_->w();
+  const Eigen::VectorXd& ds = solver_->delta_sum();
+  answered_round_ = start.round;
+  ++rounds_done_;
+  if (!all_finite(w) || !all_finite(ds) || !std::isfinite(update.loss_sum)) {
+    out.push_back(msg::Error{msg::ErrorCode::invalid_value,
+                             cat("local iterate is not finite after round ", start.round)});
+    return Status::error(cat("round ", start.round, ": the local iterate is not finite"));
+  }
+  update.dw.resize(static_cast<std::size_t>(dim));
+  Eigen::Map<Eigen::VectorXd>(update.dw.data(), dim) = w - w_round_;
+  update.dS.assign(ds.data(), ds.data() + dim);
+  update.seq = ++seq_;
+  pending_ = update;
+  out.push_back(std::move(update));
+  return Status::ok();
+}
+
+}  // namespace dsaga

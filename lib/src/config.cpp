@@ -1,0 +1,366 @@
+// TOML configuration of the daemons (config.hpp), read with toml++.
+#include "dsaga/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <cmath>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "dsaga/io.hpp"
+
+namespace dsaga {
+
+namespace {
+
+template <class... Args>
+std::string cat(const Args&... args) {
+  std::ostringstream s;
+  (s << ... << args);
+  return s.str();
+}
+
+// One [section] of the file: typed getters that remember which keys were read, so that every
+// key left over is reported as unknown (with its line) instead of being ignored.
+class Section {
+ public:
+  Section(const toml::table& root, std::string name, const std::string& file, Status& status)
+      : name_(std::move(name)), file_(file), status_(status) {
+    if (const toml::node* node = root.get(name_)) {
+      table_ = node->as_table();
+      if (table_ == nullptr) fail(*node, "expected a table [" + name_ + "]");
+    }
+  }
+
+  template <class T>
+  void get(const char* key, T& value) {
+    const toml::node* node = find(key);
+    if (node == nullptr) return;
+    if constexpr (std::is_same_v<T, bool>) {
+      if (auto v = node->value_exact<bool>()) value = *v;
+      else fail(*node, cat(name_, ".", key, ": expected true or false"));
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (auto v = node->value_exact<std::string>()) value = *v;
+      else fail(*node, cat(name_, ".", key, ": expected a string"));
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (auto v = node->value<double>()) value = static_cast<T>(*v);  // integers are fine too
+      else fail(*node, cat(name_, ".", key, ": expected a number"));
+    } else {
+      static_assert(std::is_integral_v<T>);
+      const auto v = node->value_exact<std::int64_t>();
+      if (!v) {
+        fail(*node, cat(name_, ".", key, ": expected an integer"));
+      } else if (*v < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+                 (*v > 0 && static_cast<std::uint64_t>(*v) >
+                                static_cast<std::uint64_t>(std::numeric_limits<T>::max()))) {
+        fail(*node, cat(name_, ".", key, ": ", *v, " is out of range"));
+      } else {
+        value = static_cast<T>(*v);
+      }
+    }
+  }
+
+  void get_numbers(const char* key, std::vector<double>& values) {
+    const toml::node* node = find(key);
+    if (node == nullptr) return;
+    const toml::array* array = node->as_array();
+    if (array == nullptr) return fail(*node, cat(name_, ".", key, ": expected an array of numbers"));
+    values.clear();
+    for (const toml::node& item : *array) {
+      auto v = item.value<double>();
+      if (!v) return fail(item, cat(name_, ".", key, ": expected an array of numbers"));
+      values.push_back(*v);
+    }
+  }
+
+  // Call after every get: reports the first key that was not read.
+  void finish() {
+    if (table_ == nullptr || !status_) return;
+    for (const auto& [key, node] : *table_) {
+      if (read_.count(std::string(key.str())) == 0) {
+        const auto& begin = key.source().begin;
+        status_ = Status::error(cat(file_, ":", begin.line, ":", begin.column, ": unknown key '",
+                                    name_, ".", key.str(), "'"));
+        return;
+      }
+    }
+  }
+
+  const toml::node* find(const char* key) {
+    read_.insert(key);
+    if (table_ == nullptr || !status_) return nullptr;
+    return table_->get(key);
+  }
+
+  void fail(const toml::node& node, const std::string& what) {
+    if (!status_) return;  // keep the first error
+    const auto& begin = node.source().begin;
+    status_ = Status::error(cat(file_, ":", begin.line, ":", begin.column, ": ", what));
+  }
+
+ private:
+  std::string name_;
+  const std::string& file_;
+  Status& status_;
+  const toml::table* table_ = nullptr;
+  std::set<std::string> read_;
+};
+
+Result<toml::table> parse_toml(std::string_view text, const std::string& name) {
+  try {
+    return toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    const auto& begin = e.source().begin;
+    return Result<toml::table>::failure(
+        cat(name, ":", begin.line, ":", begin.column, ": ", e.description()));
+  }
+}
+
+Status check_sections(const toml::table& root, const std::string& name,
+                      std::initializer_list<const char*> known) {
+  for (const auto& [key, node] : root) {
+    bool ok = false;
+    for (const char* k : known) ok |= key.str() == k;
+    if (!ok) {
+      const auto& begin = key.source().begin;
+      std::string list;
+      for (const char* k : known) list += cat(list.empty() ? "" : ", ", "[", k, "]");
+      return Status::error(cat(name, ":", begin.line, ":", begin.column, ": unknown section or key '",
+                               key.str(), "' (sections: ", list, ")"));
+    }
+  }
+  return Status::ok();
+}
+
+void read_transport(Section& s, TransportOptions& t) {
+  double max_mb = static_cast<double>(t.max_message_bytes) / (1 << 20);
+  s.get("max_message_mb", max_mb);
+  if (max_mb > 0 && max_mb < 4096) t.max_message_bytes = static_cast<std::size_t>(max_mb * (1 << 20));
+  s.get("send_queue", t.send_queue);
+  s.get("receive_queue", t.receive_queue);
+  s.get("heartbeat_ms", t.heartbeat_ms);
+  s.get("heartbeat_timeout_ms", t.heartbeat_timeout_ms);
+  s.get("reconnect_ms", t.reconnect_ms);
+  s.get("reconnect_max_ms", t.reconnect_max_ms);
+  s.get("linger_ms", t.linger_ms);
+  s.finish();
+}
+
+void read_problem(Section& s, Objective& objective, bool with_lambda) {
+  std::string loss = to_string(objective.loss);
+  s.get("loss", loss);
+  if (const toml::node* node = s.find("loss")) {
+    auto parsed = parse_loss(loss);
+    if (!parsed) s.fail(*node, "problem.loss: " + parsed.error());
+    else objective.loss = *parsed;
+  }
+  s.get("classes", objective.classes);
+  if (with_lambda) s.get("lambda", objective.lambda);
+}
+
+}  // namespace
+
+Result<HubConfig> parse_hub_config(std::string_view text, const std::string& name) {
+  auto root = parse_toml(text, name);
+  if (!root) return root.status();
+  Status status = check_sections(*root, name, {"hub", "problem", "training", "transport"});
+  if (!status) return status;
+  HubConfig c;
+  {
+    Section s(*root, "hub", name, status);
+    s.get("listen", c.listen);
+    s.get("endpoint_file", c.endpoint_file);
+    s.get("metrics", c.metrics);
+    s.get("model", c.model);
+    s.get("log_level", c.log_level);
+    s.get("progress", c.progress);
+    s.get("agents", c.hub.expected_agents);
+    s.get("min_agents", c.hub.min_agents);
+    s.get("admission_timeout", c.hub.admission_timeout);
+    s.finish();
+  }
+  {
+    Section s(*root, "problem", name, status);
+    read_problem(s, c.hub.objective, true);
+    s.get("features", c.hub.features);
+    s.finish();
+  }
+  {
+    Section s(*root, "training", name, status);
+    std::string algorithm = "dsaga";
+    s.get("algorithm", algorithm);
+    if (const toml::node* node = s.find("algorithm")) {
+      if (algorithm != "dsaga")
+        s.fail(*node, "training.algorithm: '" + algorithm + "' is not available in this build "
+                      "(available: dsaga)");
+    }
+    s.get("eta", c.hub.eta);
+    s.get("server_step", c.hub.server_step);
+    s.get("local_steps", c.hub.local_steps);
+    s.get("seed", c.hub.seed);
+    s.get("max_rounds", c.hub.max_rounds);
+    s.get("target", c.hub.target);
+    s.get("f_star", c.hub.f_star);
+    s.get("round_deadline", c.hub.round_deadline);
+    s.get("min_participants", c.hub.min_participants);
+    s.get("invariant_tolerance", c.hub.invariant_tolerance);
+    s.finish();
+  }
+  {
+    Section s(*root, "transport", name, status);
+    read_transport(s, c.transport);
+  }
+  if (!status) return status;
+  return c;
+}
+
+Result<AgentConfig> parse_agent_config(std::string_view text, const std::string& name) {
+  auto root = parse_toml(text, name);
+  if (!root) return root.status();
+  Status status = check_sections(*root, name, {"agent", "problem", "data", "transport"});
+  if (!status) return status;
+  AgentConfig c;
+  {
+    Section s(*root, "agent", name, status);
+    s.get("hub", c.hub);
+    s.get("id", c.id);
+    s.get("log_level", c.log_level);
+    s.get("heartbeat", c.heartbeat);
+    s.get("hub_timeout", c.hub_timeout);
+    s.get("give_up", c.give_up);
+    s.finish();
+  }
+  {
+    Section s(*root, "problem", name, status);
+    read_problem(s, c.objective, false);
+    s.finish();
+  }
+  {
+    Section s(*root, "data", name, status);
+    DataSpec& d = c.data;
+    s.get("format", d.format);
+    s.get("path", d.path);
+    s.get("labels", d.labels_path);
+    s.get("split", d.split);
+    s.get("limit", d.limit);
+    s.get("scale", d.scale);
+    s.get("normalize", d.normalize_rows);
+    s.get("bias", d.bias);
+    s.get_numbers("positive", d.positive);
+    s.get("shards", d.shards);
+    s.get("shard", d.shard);
+    std::string partition = to_string(d.partition);
+    s.get("partition", partition);
+    if (const toml::node* node = s.find("partition")) {
+      auto parsed = parse_partition(partition);
+      if (!parsed) s.fail(*node, "data.partition: " + parsed.error());
+      else d.partition = *parsed;
+    }
+    s.get("seed", d.seed);
+    std::string precision = d.read.precision == Precision::f32 ? "f32" : "f64";
+    s.get("precision", precision);
+    if (const toml::node* node = s.find("precision")) {
+      if (precision == "f32") d.read.precision = Precision::f32;
+      else if (precision == "f64") d.read.precision = Precision::f64;
+      else s.fail(*node, "data.precision: '" + precision + "', expected \"f32\" or \"f64\"");
+    }
+    std::string storage = "auto";
+    s.get("storage", storage);
+    if (const toml::node* node = s.find("storage")) {
+      d.read.force_dense = storage == "dense";
+      d.read.force_sparse = storage == "sparse";
+      if (storage != "auto" && storage != "dense" && storage != "sparse")
+        s.fail(*node, "data.storage: '" + storage + "', expected \"auto\", \"dense\" or \"sparse\"");
+    }
+    s.get("features", d.read.features);
+    s.get("zero_based", d.read.zero_based);
+    s.get("csv_header", d.read.csv_header);
+    s.finish();
+  }
+  {
+    Section s(*root, "transport", name, status);
+    read_transport(s, c.transport);
+  }
+  if (!status) return status;
+  return c;
+}
+
+Result<HubConfig> load_hub_config(const std::string& path) {
+  auto text = read_file_bytes(path, false);
+  if (!text) return text.status();
+  return parse_hub_config(*text, path);
+}
+
+Result<AgentConfig> load_agent_config(const std::string& path) {
+  auto text = read_file_bytes(path, false);
+  if (!text) return text.status();
+  return parse_agent_config(*text, path);
+}
+
+namespace {
+Status check_transport(const TransportOptions& t) {
+  if (t.max_message_bytes < 1024) return Status::error("transport.max_message_mb is too small");
+  if (t.send_queue < 0 || t.receive_queue < 0)
+    return Status::error("transport.send_queue and receive_queue must be >= 0");
+  if (t.heartbeat_ms < 0 || t.heartbeat_timeout_ms < 0 || t.linger_ms < 0 ||
+      t.reconnect_ms < 0 || t.reconnect_max_ms < 0)
+    return Status::error("transport: times must be >= 0");
+  return Status::ok();
+}
+bool finite_nonneg(double v) { return std::isfinite(v) && v >= 0; }
+}  // namespace
+
+Status validate(const HubConfig& c) {
+  const HubOptions& h = c.hub;
+  if (c.listen.empty()) return Status::error("hub.listen: empty endpoint");
+  if (h.expected_agents < 1 || h.expected_agents > 100000)
+    return Status::error(cat("hub.agents: ", h.expected_agents, ", expected 1 to 100000"));
+  if (h.min_agents < 0 || h.min_agents > h.expected_agents)
+    return Status::error(cat("hub.min_agents: ", h.min_agents, ", expected 0 to hub.agents"));
+  if (h.min_agents > 0 && !(h.admission_timeout > 0))
+    return Status::error("hub.min_agents needs hub.admission_timeout > 0");
+  if (!finite_nonneg(h.admission_timeout)) return Status::error("hub.admission_timeout: must be >= 0");
+  if (h.objective.loss == Loss::multinomial ? h.objective.classes < 2 : h.objective.classes != 1)
+    return Status::error(cat("problem.classes: ", h.objective.classes, " does not fit loss ",
+                             to_string(h.objective.loss), " (1 for logistic and squared, >= 2 for multinomial)"));
+  if (h.objective.classes > 100000) return Status::error("problem.classes: too many");
+  if (!finite_nonneg(h.objective.lambda)) return Status::error("problem.lambda: must be >= 0");
+  if (h.features < 0) return Status::error("problem.features: must be >= 0");
+  if (!finite_nonneg(h.eta)) return Status::error("training.eta: must be >= 0 (0 = 1/(3 L_max))");
+  if (!(h.server_step > 0) || !std::isfinite(h.server_step))
+    return Status::error("training.server_step: must be > 0");
+  if (h.local_steps < 0) return Status::error("training.local_steps: must be >= 0");
+  if (h.max_rounds < 1) return Status::error("training.max_rounds: must be >= 1");
+  if (!finite_nonneg(h.target)) return Status::error("training.target: must be >= 0");
+  if (h.target > 0 && !std::isfinite(h.f_star))
+    return Status::error("training.target needs training.f_star (the optimum, e.g. from dsaga-reference)");
+  if (!finite_nonneg(h.round_deadline)) return Status::error("training.round_deadline: must be >= 0");
+  if (h.min_participants < 1 || h.min_participants > h.expected_agents)
+    return Status::error("training.min_participants: expected 1 to hub.agents");
+  if (!(h.invariant_tolerance > 0)) return Status::error("training.invariant_tolerance: must be > 0");
+  return check_transport(c.transport);
+}
+
+Status validate(const AgentConfig& c) {
+  if (c.hub.empty()) return Status::error("agent.hub: empty endpoint");
+  if (c.id.size() > 64) return Status::error("agent.id: longer than 64 characters");
+  for (char ch : c.id)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.')
+      return Status::error("agent.id: '" + c.id + "' may hold only [A-Za-z0-9._-]");
+  if (!(c.heartbeat > 0) || !(c.hub_timeout > c.heartbeat))
+    return Status::error("agent.heartbeat and agent.hub_timeout: need 0 < heartbeat < hub_timeout");
+  if (!finite_nonneg(c.give_up)) return Status::error("agent.give_up: must be >= 0");
+  const Objective& o = c.objective;
+  if (o.loss == Loss::multinomial ? o.classes < 2 : o.classes != 1)
+    return Status::error(cat("problem.classes: ", o.classes, " does not fit loss ", to_string(o.loss)));
+  if (c.data.shards < 1) return Status::error("data.shards: must be >= 1");
+  if (c.data.shard < 0 || c.data.shard >= c.data.shards)
+    return Status::error(cat("data.shard: ", c.data.shard, ", expected 0 to ", c.data.shards - 1));
+  if (!(c.data.scale > 0) || !std::isfinite(c.data.scale))
+    return Status::error("data.scale: must be > 0");
+  if (c.data.limit < 0) return Status::error("data.limit: must be >= 0");
+  return check_transport(c.transport);
+}
+
+}  // namespace dsaga

@@ -1,0 +1,470 @@
+// The hub's state machine (hub.hpp; ALGORITHM.md section 3).
+#include "dsaga/hub.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <utility>
+
+#include "dsaga/rng.hpp"
+
+namespace dsaga {
+
+namespace {
+
+// Upper bound on n_k from a Join: far beyond any device, small enough that N stays exact in a
+// double and sums cannot overflow.
+constexpr std::uint64_t kMaxSamples = std::uint64_t(1) << 40;
+
+bool valid_agent_id(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_' || c == '.';
+  });
+}
+
+Eigen::Map<const Eigen::VectorXd> view(const std::vector<double>& v) {
+  return Eigen::Map<const Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()));
+}
+
+std::vector<double> to_std(const Eigen::VectorXd& v) {
+  return std::vector<double>(v.data(), v.data() + v.size());
+}
+
+template <class... Args>
+std::string cat(const Args&... args) {
+  std::ostringstream s;
+  s.precision(17);
+  (s << ... << args);
+  return s.str();
+}
+
+// Rejects a message: the reason goes back to the sender as msg::Error and to the caller as the
+// Status (which the service logs). The hub's state is not touched.
+Status reject(const PeerId& to, msg::ErrorCode code, std::string reason,
+              std::vector<Outgoing>& out) {
+  out.push_back(Outgoing{{to}, msg::Error{code, reason}});
+  return Status::error(std::move(reason));
+}
+
+}  // namespace
+
+std::uint64_t agent_seed(std::uint64_t run_seed, const std::string& agent_id) {
+  // FNV-1a over the id, then one SplitMix64 step mixing in the run seed: fixed arithmetic on
+  // 64-bit unsigned integers, so the same on every platform.
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : agent_id) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  Rng mix(run_seed ^ h);
+  return mix.next();
+}
+
+HubCore::HubCore(HubOptions options) : options_(std::move(options)) {
+  features_ = options_.features;
+}
+
+HubCore::AgentState* HubCore::agent_for_peer(const PeerId& peer) {
+  const auto it = agent_of_peer_.find(peer);
+  if (it == agent_of_peer_.end()) return nullptr;
+  return &agents_.at(it->second);
+}
+
+std::vector<PeerId> HubCore::connected_peers() const {
+  std::vector<PeerId> peers;
+  for (const auto& [id, agent] : agents_)
+    if (agent.connected) peers.push_back(agent.peer);
+  return peers;
+}
+
+msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const {
+  msg::Config config;
+  config.algorithm = options_.algorithm;
+  config.total_samples = static_cast<std::uint64_t>(total_samples_);
+  config.features = static_cast<std::uint32_t>(features_);
+  config.classes = static_cast<std::uint32_t>(options_.objective.classes);
+  config.loss = options_.objective.loss;
+  config.lambda = options_.objective.lambda;
+  config.eta = eta_;
+  config.steps = options_.local_steps > 0 ? static_cast<std::uint64_t>(options_.local_steps)
+                                          : agent.samples;
+  config.seed = agent_seed(options_.seed, agent.agent_id);
+  config.build_table = build_table;
+  config.round = round_;
+  config.w = to_std(w_);
+  return config;
+}
+
+msg::RoundStart HubCore::round_start() const {
+  return msg::RoundStart{round_, to_std(w_), to_std(gbar_)};
+}
+
+Status HubCore::on_message(const PeerId& from, const msg::Message& message, double now,
+                           std::vector<Outgoing>& out) {
+  if (const auto* join = std::get_if<msg::Join>(&message)) return on_join(from, *join, now, out);
+
+  AgentState* agent = agent_for_peer(from);
+  if (agent == nullptr) {
+    return reject(from, msg::ErrorCode::not_admitted,
+                  cat(msg::name_of(message), " from a peer that has not joined"), out);
+  }
+  agent->connected = true;
+  if (const auto* init = std::get_if<msg::InitUpload>(&message))
+    return on_init(*agent, *init, now, out);
+  if (const auto* update = std::get_if<msg::Update>(&message))
+    return on_update(*agent, *update, now, out);
+  if (std::holds_alternative<msg::Heartbeat>(message)) {
+    out.push_back(Outgoing{{from}, msg::Heartbeat{round_}});
+    return Status::ok();
+  }
+  if (const auto* leave = std::get_if<msg::Leave>(&message)) {
+    // Its table stays counted: its samples are still part of the problem (hub.hpp).
+    agent->connected = false;
+    agent_of_peer_.erase(from);
+    return Status::error(cat("agent '", agent->agent_id, "' left: ", leave->reason));
+  }
+  if (const auto* error = std::get_if<msg::Error>(&message)) {
+    const std::string text = cat("agent '", agent->agent_id, "' reported error ",
+                                 static_cast<int>(error->code), ": ", error->text);
+    // An agent whose local iterate is no longer finite: the run has diverged, and waiting for
+    // its update would wait forever.
+    if (error->code == msg::ErrorCode::invalid_value && phase_ == Phase::training)
+      finish(cat("training diverged: ", text, " (try a smaller eta or server_step)"), out);
+    return Status::error(text);
+  }
+  return reject(from, msg::ErrorCode::malformed,
+                cat("agents do not send ", msg::name_of(message)), out);
+}
+
+Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
+                        std::vector<Outgoing>& out) {
+  const auto refuse = [&](msg::ErrorCode code, const std::string& why) {
+    return reject(from, code, cat("Join of agent '", join.agent_id, "' refused: ", why), out);
+  };
+  if (!valid_agent_id(join.agent_id))
+    return refuse(msg::ErrorCode::refused, "the id must be 1 to 64 characters of [A-Za-z0-9._-]");
+  if (join.loss != options_.objective.loss)
+    return refuse(msg::ErrorCode::dimension_mismatch,
+                  cat("loss ", to_string(join.loss), ", this hub trains ",
+                      to_string(options_.objective.loss)));
+  if (static_cast<int>(join.classes) != options_.objective.classes)
+    return refuse(msg::ErrorCode::dimension_mismatch,
+                  cat(join.classes, " classes, this hub trains ", options_.objective.classes));
+  const Index d = static_cast<Index>(join.features);
+  if (d <= 0) return refuse(msg::ErrorCode::dimension_mismatch, "0 features");
+  if (features_ != 0 && d != features_)
+    return refuse(msg::ErrorCode::dimension_mismatch,
+                  cat(d, " features, the model has ", features_));
+  if (join.samples == 0 || join.samples > kMaxSamples)
+    return refuse(msg::ErrorCode::invalid_value, cat(join.samples, " samples"));
+  if (!std::isfinite(join.lmax) || join.lmax < 0)
+    return refuse(msg::ErrorCode::invalid_value, cat("L_max ", join.lmax));
+
+  auto it = agents_.find(join.agent_id);
+  if (it != agents_.end()) {
+    // A known agent on a new connection: a reconnect (same incarnation, its table intact) or a
+    // restarted process (new incarnation, its table gone: it must rebuild it).
+    AgentState& agent = it->second;
+    if (phase_ != Phase::admitting && join.samples != agent.samples)
+      return refuse(msg::ErrorCode::dimension_mismatch,
+                    cat(join.samples, " samples, it had ", agent.samples,
+                        " when training started (N is fixed during training)"));
+    const bool restarted = join.incarnation != agent.incarnation;
+    if (agent.peer != from) agent_of_peer_.erase(agent.peer);
+    agent.peer = from;
+    agent.connected = true;
+    agent_of_peer_[from] = agent.agent_id;
+    if (restarted) {
+      agent.incarnation = join.incarnation;
+      agent.last_seq = 0;
+    }
+    if (phase_ == Phase::admitting) {
+      agent.samples = join.samples;
+      agent.lmax = join.lmax;
+    } else if (phase_ == Phase::finished) {
+      out.push_back(Outgoing{{from}, msg::Leave{finish_reason_}});
+    } else {
+      // Its S_k stays counted until a new InitUpload replaces it (on_init).
+      const bool rebuild = restarted || !agent.initialized;
+      out.push_back(Outgoing{{from}, config_for(agent, rebuild)});
+      if (!rebuild && phase_ == Phase::training && pending_.count(agent.agent_id) == 0)
+        out.push_back(Outgoing{{from}, round_start()});
+    }
+    return Status::ok();
+  }
+
+  if (phase_ != Phase::admitting)
+    return refuse(msg::ErrorCode::refused,
+                  "training has started; a new agent would change N and the objective");
+  if (static_cast<int>(agents_.size()) >= options_.expected_agents)
+    return refuse(msg::ErrorCode::refused,
+                  cat("the hub expects ", options_.expected_agents, " agents and has them"));
+  if (agent_of_peer_.count(from) != 0)
+    return refuse(msg::ErrorCode::refused, "this connection already joined as another agent");
+
+  if (features_ == 0) features_ = d;
+  AgentState agent;
+  agent.agent_id = join.agent_id;
+  agent.peer = from;
+  agent.samples = join.samples;
+  agent.lmax = join.lmax;
+  agent.incarnation = join.incarnation;
+  agents_.emplace(join.agent_id, std::move(agent));
+  agent_of_peer_[from] = join.agent_id;
+  if (admission_started_ < 0) admission_started_ = now;
+  if (static_cast<int>(agents_.size()) == options_.expected_agents)
+    start_initialization(now, out);
+  return Status::ok();
+}
+
+void HubCore::start_initialization(double /*now*/, std::vector<Outgoing>& out) {
+  total_samples_ = 0;
+  double lmax = 0.0;
+  for (const auto& [id, agent] : agents_) {
+    total_samples_ += static_cast<Index>(agent.samples);
+    lmax = std::max(lmax, agent.lmax);
+  }
+  // Every agent steps with the same eta, from the global L_max (ALGORITHM.md section 2).
+  lmax += options_.objective.lambda;
+  eta_ = options_.eta > 0 ? options_.eta : (lmax > 0 ? 1.0 / (3.0 * lmax) : 1.0);
+  const Index dim = features_ * options_.objective.classes;
+  w_ = Eigen::VectorXd::Zero(dim);
+  gbar_ = Eigen::VectorXd::Zero(dim);
+  best_w_ = w_;
+  phase_ = Phase::initializing;
+  for (auto& [id, agent] : agents_) {
+    agent.table_sum = Eigen::VectorXd::Zero(dim);
+    agent.initialized = false;
+    if (agent.connected) out.push_back(Outgoing{{agent.peer}, config_for(agent, true)});
+  }
+}
+
+Status HubCore::on_init(AgentState& agent, const msg::InitUpload& init, double now,
+                        std::vector<Outgoing>& out) {
+  const auto fail = [&](msg::ErrorCode code, const std::string& why) {
+    return reject(agent.peer, code, cat("InitUpload of agent '", agent.agent_id, "': ", why), out);
+  };
+  if (phase_ != Phase::initializing && phase_ != Phase::training)
+    return fail(msg::ErrorCode::wrong_round, "no table is being built now");
+  if (init.seq <= agent.last_seq) {  // already applied: acknowledge again, apply nothing
+    out.push_back(Outgoing{{agent.peer}, msg::Ack{round_, init.seq}});
+    return Status::ok();
+  }
+  if (init.samples != agent.samples)
+    return fail(msg::ErrorCode::dimension_mismatch,
+                cat(init.samples, " samples, it joined with ", agent.samples));
+  if (static_cast<Index>(init.table_sum.size()) != w_.size())
+    return fail(msg::ErrorCode::dimension_mismatch,
+                cat("table_sum has ", init.table_sum.size(), " entries, the model ", w_.size()));
+  if (!std::isfinite(init.loss_sum))
+    return fail(msg::ErrorCode::invalid_value, "loss_sum is not finite");
+
+  const auto fresh = view(init.table_sum);
+  if (phase_ == Phase::training) {
+    // A rebuilt table replaces the old one in gbar exactly once: gbar += (S_new - S_old) / N.
+    gbar_ += (fresh - agent.table_sum) / static_cast<double>(total_samples_);
+  }
+  agent.table_sum = fresh;
+  agent.initialized = true;
+  agent.init_loss = init.loss_sum;
+  agent.last_seq = init.seq;
+  out.push_back(Outgoing{{agent.peer}, msg::Ack{round_, init.seq}});
+
+  if (phase_ == Phase::training) {
+    if (pending_.count(agent.agent_id) == 0)
+      out.push_back(Outgoing{{agent.peer}, round_start()});
+    return Status::ok();
+  }
+  const bool all = std::all_of(agents_.begin(), agents_.end(),
+                               [](const auto& kv) { return kv.second.initialized; });
+  if (!all) return Status::ok();
+
+  // Init round complete: gbar = (1/N) sum_k S_k, summed in agent-id order.
+  gbar_.setZero();
+  double loss = 0.0;
+  for (const auto& [id, a] : agents_) {
+    gbar_ += a.table_sum;
+    loss += a.init_loss;
+  }
+  gbar_ /= static_cast<double>(total_samples_);
+  RoundReport report;
+  report.round = 0;
+  report.agents = agents();
+  report.participants = agents();
+  report.objective = combine_objective(loss, total_samples_, options_.objective.lambda, w_);
+  if (std::isfinite(options_.f_star) && options_.f_star != 0)
+    report.suboptimality = (report.objective - options_.f_star) / std::abs(options_.f_star);
+  report.invariant_error = check_invariant();
+  reports_.push_back(report);
+  best_w_ = w_;
+  best_objective_ = report.objective;
+  best_round_ = 0;
+  phase_ = Phase::training;
+  start_round(now, out);
+  return Status::ok();
+}
+
+Status HubCore::on_update(AgentState& agent, const msg::Update& update, double now,
+                          std::vector<Outgoing>& out) {
+  const auto fail = [&](msg::ErrorCode code, const std::string& why) {
+    return reject(agent.peer, code,
+                  cat("Update of agent '", agent.agent_id, "' for round ", update.round, ": ", why),
+                  out);
+  };
+  if (phase_ != Phase::training && phase_ != Phase::finished)
+    return fail(msg::ErrorCode::wrong_round, "training has not started");
+  if (update.seq <= agent.last_seq) {  // a retry of an applied update: ack again, apply nothing
+    out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
+    return Status::ok();
+  }
+  if (!agent.initialized)
+    return fail(msg::ErrorCode::wrong_round, "its table is being rebuilt");
+  if (update.seq != agent.last_seq + 1) {
+    // A message of this agent never arrived (a connection dropped with it queued): the hub's
+    // S_k no longer matches the agent's table. Nothing of this update is applied; the agent
+    // rebuilds its table at the current w and its InitUpload replaces S_k wholesale, so the
+    // invariant holds again without ever counting a delta twice.
+    const std::string why = cat("Update of agent '", agent.agent_id, "' has seq ", update.seq,
+                                ", expected ", agent.last_seq + 1,
+                                ": an update was lost; rebuilding its table");
+    agent.last_seq = update.seq;
+    agent.initialized = false;
+    pending_.erase(agent.agent_id);
+    out.push_back(Outgoing{{agent.peer}, config_for(agent, true)});
+    return Status::error(why);
+  }
+  if (update.round > round_)
+    return fail(msg::ErrorCode::wrong_round, cat("the open round is ", round_));
+  if (update.round == round_ && pending_.count(agent.agent_id) != 0)
+    return fail(msg::ErrorCode::replay, "a second update for the same round");
+  if (update.samples != agent.samples)
+    return fail(msg::ErrorCode::dimension_mismatch,
+                cat(update.samples, " samples, it joined with ", agent.samples));
+  if (static_cast<Index>(update.dw.size()) != w_.size() ||
+      static_cast<Index>(update.dS.size()) != w_.size())
+    return fail(msg::ErrorCode::dimension_mismatch,
+                cat("dw has ", update.dw.size(), " and dS ", update.dS.size(),
+                    " entries, the model ", w_.size()));
+  if (!std::isfinite(update.loss_sum))
+    return fail(msg::ErrorCode::invalid_value, "loss_sum is not finite");
+
+  // Accepted. S_k takes dS now; gbar takes it when the round closes (in agent-id order, so the
+  // result does not depend on arrival order), or now for a late update whose round has closed.
+  agent.table_sum += view(update.dS);
+  agent.last_seq = update.seq;
+  out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
+  if (update.round < round_ || phase_ == Phase::finished) {
+    gbar_ += view(update.dS) / static_cast<double>(total_samples_);
+    ++late_updates_;
+    return Status::ok();
+  }
+  pending_.emplace(agent.agent_id, update);
+  if (pending_.size() == agents_.size()) close_round(now, out);
+  return Status::ok();
+}
+
+void HubCore::close_round(double now, std::vector<Outgoing>& out) {
+  RoundReport report;
+  report.round = round_;
+  report.agents = agents();
+  report.participants = static_cast<int>(pending_.size());
+  report.late_updates = late_updates_;
+  late_updates_ = 0;
+  report.seconds = now - round_started_;
+
+  // w <- w + eta_g * sum_k (n_k / N_r) dw_k;  gbar <- gbar + sum_k dS_k / N.
+  double n_round = 0.0;
+  for (const auto& [id, u] : pending_) n_round += static_cast<double>(u.samples);
+  const Eigen::VectorXd w_round = w_;
+  double loss = 0.0;
+  for (const auto& [id, u] : pending_) {
+    w_ += (options_.server_step * static_cast<double>(u.samples) / n_round) * view(u.dw);
+    gbar_ += view(u.dS) / static_cast<double>(total_samples_);
+    loss += u.loss_sum;
+    report.local_steps += u.steps;
+  }
+  // F(w_r) needs every agent's loss at w_r.
+  const bool complete = pending_.size() == agents_.size();
+  if (complete) {
+    report.objective =
+        combine_objective(loss, total_samples_, options_.objective.lambda, w_round);
+    if (std::isfinite(options_.f_star) && options_.f_star != 0)
+      report.suboptimality = (report.objective - options_.f_star) / std::abs(options_.f_star);
+    best_w_ = w_round;
+    best_objective_ = report.objective;
+    best_round_ = round_;
+  }
+  report.invariant_error = check_invariant();
+  reports_.push_back(report);
+  pending_.clear();
+
+  if (std::isfinite(report.suboptimality) && report.suboptimality <= options_.target) {
+    finish(cat("target relative suboptimality ", options_.target, " reached at round ", round_),
+           out);
+  } else if (round_ >= options_.max_rounds) {
+    finish(cat("round cap ", options_.max_rounds, " reached"), out);
+  } else if (complete && !std::isfinite(report.objective)) {
+    finish("the objective is not finite: training diverged (try a smaller eta or server_step)",
+           out);
+  } else {
+    start_round(now, out);
+  }
+}
+
+void HubCore::start_round(double now, std::vector<Outgoing>& out) {
+  ++round_;
+  round_started_ = now;
+  pending_.clear();
+  std::vector<PeerId> to;
+  for (const auto& [id, agent] : agents_)
+    if (agent.connected && agent.initialized) to.push_back(agent.peer);
+  out.push_back(Outgoing{std::move(to), round_start()});
+}
+
+void HubCore::finish(const std::string& reason, std::vector<Outgoing>& out) {
+  phase_ = Phase::finished;
+  finish_reason_ = reason;
+  out.push_back(Outgoing{connected_peers(), msg::Leave{reason}});
+}
+
+void HubCore::stop(const std::string& reason, std::vector<Outgoing>& out) {
+  if (phase_ != Phase::finished) finish(reason, out);
+}
+
+void HubCore::on_tick(double now, std::vector<Outgoing>& out) {
+  if (phase_ == Phase::admitting) {
+    const int have = agents();
+    if (options_.min_agents > 0 && options_.admission_timeout > 0 && admission_started_ >= 0 &&
+        now - admission_started_ >= options_.admission_timeout && have >= options_.min_agents)
+      start_initialization(now, out);
+    return;
+  }
+  if (phase_ == Phase::training && options_.round_deadline > 0 &&
+      now - round_started_ >= options_.round_deadline &&
+      static_cast<int>(pending_.size()) >= std::max(1, options_.min_participants))
+    close_round(now, out);
+}
+
+void HubCore::on_disconnect(const PeerId& peer, double /*now*/, std::vector<Outgoing>& /*out*/) {
+  if (AgentState* agent = agent_for_peer(peer)) agent->connected = false;
+}
+
+double HubCore::check_invariant() const {
+  if (total_samples_ == 0 || gbar_.size() == 0) return 0.0;
+  Eigen::VectorXd sum = Eigen::VectorXd::Zero(gbar_.size());
+  for (const auto& [id, agent] : agents_)
+    if (agent.table_sum.size() == sum.size()) sum += agent.table_sum;
+  sum /= static_cast<double>(total_samples_);
+  const double scale = std::max(1.0, gbar_.lpNorm<Eigen::Infinity>());
+  return (gbar_ - sum).lpNorm<Eigen::Infinity>() / scale;
+}
+
+std::vector<RoundReport> HubCore::take_reports() {
+  std::vector<RoundReport> reports;
+  reports.swap(reports_);
+  return reports;
+}
+
+}  // namespace dsaga

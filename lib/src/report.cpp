@@ -1,0 +1,178 @@
+// Metrics, progress and model files (report.hpp).
+#include "dsaga/report.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+namespace dsaga {
+
+namespace {
+
+std::string number(double v) {
+  if (std::isnan(v)) return "nan";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+std::string json_number(double v) { return std::isfinite(v) ? number(v) : "null"; }
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string human_bytes(double b) {
+  char buf[32];
+  if (b < 1e3) std::snprintf(buf, sizeof buf, "%.0f B", b);
+  else if (b < 1e6) std::snprintf(buf, sizeof buf, "%.1f kB", b / 1e3);
+  else if (b < 1e9) std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
+  return buf;
+}
+
+double per_agent(const TrafficCounters& t, int agents) {
+  return agents > 0 ? static_cast<double>(t.bytes_in + t.bytes_out) / agents : 0.0;
+}
+
+}  // namespace
+
+MetricsWriter::MetricsWriter(std::FILE* file, bool json, std::string path)
+    : file_(file), json_(json), path_(std::move(path)) {}
+
+MetricsWriter::~MetricsWriter() {
+  if (file_) std::fclose(file_);
+}
+
+Result<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "w");
+  if (file == nullptr)
+    return Result<std::unique_ptr<MetricsWriter>>::failure(path + ": cannot write metrics: " +
+                                                           std::strerror(errno));
+  const bool json = ends_with(path, ".jsonl") || ends_with(path, ".json");
+  std::unique_ptr<MetricsWriter> writer(new MetricsWriter(file, json, path));
+  if (!json) {
+    std::fputs(
+        "round,agents,participants,objective,suboptimality,invariant_error,round_seconds,"
+        "elapsed_seconds,local_steps,late_updates,bytes_in,bytes_out,bytes_per_agent\n",
+        file);
+    std::fflush(file);
+  }
+  return writer;
+}
+
+Status MetricsWriter::write(const RoundReport& r, const TrafficCounters& t, double elapsed) {
+  std::ostringstream line;
+  if (json_) {
+    line << "{\"round\":" << r.round << ",\"agents\":" << r.agents
+         << ",\"participants\":" << r.participants << ",\"objective\":" << json_number(r.objective)
+         << ",\"suboptimality\":" << json_number(r.suboptimality)
+         << ",\"invariant_error\":" << json_number(r.invariant_error)
+         << ",\"round_seconds\":" << json_number(r.seconds)
+         << ",\"elapsed_seconds\":" << json_number(elapsed) << ",\"local_steps\":" << r.local_steps
+         << ",\"late_updates\":" << r.late_updates << ",\"bytes_in\":" << t.bytes_in
+         << ",\"bytes_out\":" << t.bytes_out
+         << ",\"bytes_per_agent\":" << json_number(per_agent(t, r.agents)) << "}\n";
+  } else {
+    line << r.round << ',' << r.agents << ',' << r.participants << ',' << number(r.objective)
+         << ',' << number(r.suboptimality) << ',' << number(r.invariant_error) << ','
+         << number(r.seconds) << ',' << number(elapsed) << ',' << r.local_steps << ','
+         << r.late_updates << ',' << t.bytes_in << ',' << t.bytes_out << ','
+         << number(per_agent(t, r.agents)) << '\n';
+  }
+  const std::string s = line.str();
+  if (std::fwrite(s.data(), 1, s.size(), file_) != s.size() || std::fflush(file_) != 0)
+    return Status::error(path_ + ": cannot write metrics: " + std::strerror(errno));
+  return Status::ok();
+}
+
+std::string progress_line(const RoundReport& r, std::uint64_t max_rounds, double target,
+                          const TrafficCounters& traffic) {
+  // The bar measures progress in rounds, or towards the target in log-suboptimality when that
+  // is further along (training stops at whichever comes first).
+  double fraction = max_rounds > 0 ? static_cast<double>(r.round) / max_rounds : 0.0;
+  if (target > 0 && std::isfinite(r.suboptimality) && r.suboptimality > 0)
+    fraction = std::max(fraction, std::min(1.0, std::log10(1.0 / r.suboptimality) /
+                                                    std::log10(1.0 / target)));
+  fraction = std::clamp(fraction, 0.0, 1.0);
+  const int width = 20;
+  const int filled = static_cast<int>(std::lround(fraction * width));
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "round %4llu/%llu [%s%s] F=%.10f (F-F*)/F*=%.3e inv=%.1e %.2f s %s/agent",
+                static_cast<unsigned long long>(r.round),
+                static_cast<unsigned long long>(max_rounds), std::string(filled, '#').c_str(),
+                std::string(width - filled, '.').c_str(), r.objective, r.suboptimality,
+                r.invariant_error, r.seconds, human_bytes(per_agent(traffic, r.agents)).c_str());
+  return buf;
+}
+
+Status write_file_atomic(const std::string& path, const std::string& contents) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::error(tmp + ": cannot create: " + std::strerror(errno));
+  std::size_t done = 0;
+  while (done < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string why = std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return Status::error(tmp + ": write failed: " + why);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return Status::error(tmp + ": fsync failed: " + why);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return Status::error(path + ": rename failed: " + why);
+  }
+  // The rename itself is durable once the directory is synced.
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::ok();
+}
+
+Status save_model(const std::string& path, const Objective& objective, Index features,
+                  const Eigen::VectorXd& w, std::uint64_t round, double objective_value) {
+  const int C = objective.classes;
+  if (w.size() != features * C)
+    return Status::error(path + ": model has " + std::to_string(w.size()) + " weights, expected " +
+                         std::to_string(features * C));
+  std::string out;
+  out.reserve(static_cast<std::size_t>(w.size()) * 25 + 256);
+  out += "# dsaga model: F(w) = (1/N) sum_i loss(y_i, <x_i, w>) + lambda/2 ||w||^2\n";
+  out += "format dsaga-model-1\n";
+  out += std::string("loss ") + to_string(objective.loss) + "\n";
+  out += "classes " + std::to_string(C) + "\n";
+  out += "features " + std::to_string(features) + "\n";
+  out += "lambda " + number(objective.lambda) + "\n";
+  out += "round " + std::to_string(round) + "\n";
+  out += "objective " + number(objective_value) + "\n";
+  out += "w\n";
+  for (Index k = 0; k < features; ++k) {
+    for (int c = 0; c < C; ++c) {
+      if (c) out += ' ';
+      out += number(w[k * C + c]);
+    }
+    out += '\n';
+  }
+  return write_file_atomic(path, out);
+}
+
+}  // namespace dsaga

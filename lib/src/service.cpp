@@ -1,0 +1,180 @@
+// Event loops of the hub and the agent (service.hpp).
+#include "dsaga/service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <vector>
+
+namespace dsaga {
+
+namespace {
+
+int to_ms(double seconds) {
+  if (!(seconds > 0)) return 0;
+  return static_cast<int>(std::min(seconds * 1000.0, 3600.0 * 1000.0));
+}
+
+}  // namespace
+
+double monotonic_seconds() {
+  using clock = std::chrono::steady_clock;
+  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
+}
+
+std::string peer_name(const PeerId& peer) {
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  s.reserve(peer.size() * 2);
+  for (unsigned char c : peer) {
+    s.push_back(hex[c >> 4]);
+    s.push_back(hex[c & 15]);
+  }
+  return s;
+}
+
+namespace {
+
+// Encodes each outgoing message once and sends it to every recipient. A failed send (peer gone,
+// queue full) is logged; the protocol recovers (the agent's retry and the hub's deadline).
+void send_all(ServerSocket& socket, std::vector<Outgoing>& out, std::vector<std::uint8_t>& buffer) {
+  for (const Outgoing& o : out) {
+    if (o.to.empty()) continue;
+    wire::encode(o.message, buffer);
+    for (const PeerId& peer : o.to) {
+      if (!socket.send(peer, buffer.data(), buffer.size()))
+        spdlog::debug("hub: {} to peer {} not sent (peer gone or queue full)",
+                      msg::name_of(o.message), peer_name(peer));
+    }
+  }
+  out.clear();
+}
+
+}  // namespace
+
+Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& options) {
+  std::vector<Outgoing> out;
+  std::vector<std::uint8_t> payload, buffer;
+  PeerId from;
+  const int tick_ms = std::max(1, to_ms(options.tick_seconds));
+  const auto pump_reports = [&] {
+    for (const RoundReport& report : core.take_reports()) {
+      if (report.invariant_error > core.options().invariant_tolerance)
+        spdlog::error("round {}: invariant violated: ||gbar - sum_k S_k / N|| = {:.3e} > {:.1e}",
+                      report.round, report.invariant_error, core.options().invariant_tolerance);
+      if (options.on_report) options.on_report(report, socket.totals());
+    }
+  };
+
+  while (!core.finished()) {
+    if (options.stop_requested && options.stop_requested()) {
+      core.stop("stopped by the operator", out);
+      break;
+    }
+    auto got = socket.receive(from, payload, tick_ms);
+    if (!got) return got.status();
+    const double now = monotonic_seconds();
+    if (*got) {
+      auto message = wire::decode(payload.data(), payload.size(), options.limits);
+      if (!message) {
+        spdlog::warn("hub: message from peer {} rejected: {}", peer_name(from), message.error());
+        out.push_back(Outgoing{{from}, msg::Error{msg::ErrorCode::malformed, message.error()}});
+      } else {
+        const Status status = core.on_message(from, *message, now, out);
+        if (!status) spdlog::warn("hub: {}", status.message());
+      }
+    }
+    core.on_tick(now, out);
+    send_all(socket, out, buffer);
+    pump_reports();
+  }
+  send_all(socket, out, buffer);
+  pump_reports();
+
+  // Agents that reconnect right now (or whose Leave was lost) hear that training is over.
+  const double until = monotonic_seconds() + options.linger_seconds;
+  while (monotonic_seconds() < until) {
+    auto got = socket.receive(from, payload, tick_ms);
+    if (!got) break;
+    if (!*got) continue;
+    auto message = wire::decode(payload.data(), payload.size(), options.limits);
+    if (message) core.on_message(from, *message, monotonic_seconds(), out);
+    send_all(socket, out, buffer);
+  }
+  return Status::ok();
+}
+
+namespace {
+
+bool send_message(ClientSocket& socket, const msg::Message& message,
+                  std::vector<std::uint8_t>& buffer) {
+  wire::encode(message, buffer);
+  if (socket.send(buffer.data(), buffer.size())) return true;
+  spdlog::warn("agent: {} not sent (queue full); it is sent again after the next reconnect",
+               msg::name_of(message));
+  return false;
+}
+
+}  // namespace
+
+Status run_agent(AgentCore& core, ClientSocket& socket, const AgentServiceOptions& options) {
+  std::vector<msg::Message> out;
+  std::vector<std::uint8_t> payload, buffer;
+  const int wait_ms = std::max(1, to_ms(options.heartbeat_seconds));
+  const auto join_and_resend = [&] {
+    send_message(socket, core.join(), buffer);
+    if (core.pending()) send_message(socket, *core.pending(), buffer);
+  };
+
+  join_and_resend();
+  double last_heard = monotonic_seconds();   // last message from the hub (or end of our work)
+  double last_contact = last_heard;          // last message from the hub, for give_up
+  double last_ping = last_heard;
+  while (!core.finished()) {
+    if (options.stop_requested && options.stop_requested()) {
+      send_message(socket, msg::Leave{"agent stopped by the operator"}, buffer);
+      return Status::ok();
+    }
+    auto got = socket.receive(payload, wait_ms);
+    if (!got) return got.status();
+    double now = monotonic_seconds();
+    if (*got) {
+      last_contact = now;
+      auto message = wire::decode(payload.data(), payload.size(), options.limits);
+      if (!message) {
+        spdlog::warn("agent: message from the hub rejected: {}", message.error());
+        last_heard = now;
+        continue;
+      }
+      const std::uint64_t before = core.rounds_done();
+      const Status status = core.on_message(*message, out);
+      if (!status) spdlog::warn("agent: {}", status.message());
+      for (const msg::Message& m : out) send_message(socket, m, buffer);
+      out.clear();
+      if (core.rounds_done() != before && options.on_round) options.on_round(core);
+      // Our own work is not the hub's silence.
+      last_heard = last_ping = monotonic_seconds();
+      continue;
+    }
+    const double silent = now - last_heard;
+    if (options.give_up_seconds > 0 && now - last_contact >= options.give_up_seconds)
+      return Status::error("the hub has not answered for " +
+                           std::to_string(static_cast<long>(now - last_contact)) + " s; giving up");
+    if (silent >= options.hub_timeout_seconds) {
+      // Lazy Pirate: a fresh socket (new identity), join again, resend what is unacknowledged.
+      spdlog::warn("agent: no answer from the hub for {:.0f} s; reconnecting", silent);
+      const Status status = socket.reconnect();
+      if (!status) return status;
+      join_and_resend();
+      last_heard = last_ping = monotonic_seconds();
+    } else if (now - last_ping >= options.heartbeat_seconds) {
+      send_message(socket, msg::Heartbeat{core.last_round()}, buffer);
+      last_ping = now;
+    }
+  }
+  if (core.failed()) return Status::error(core.finish_reason());
+  return Status::ok();
+}
+
+}  // namespace dsaga

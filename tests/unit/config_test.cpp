@@ -1,0 +1,114 @@
+#include "dsaga/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace dsaga {
+namespace {
+
+const std::string kConfigDir = std::string(DSAGA_TEST_DATA_DIR) + "/../../config/";
+
+// The annotated example files document every key with its default: they must parse, and the
+// values they show must be the defaults the code really uses.
+TEST(Config, ShippedHubFileShowsTheRealDefaults) {
+  auto parsed = load_hub_config(kConfigDir + "hub.toml");
+  ASSERT_TRUE(parsed) << parsed.error();
+  const HubConfig d;
+  const HubConfig& c = *parsed;
+  EXPECT_EQ(c.listen, d.listen);
+  EXPECT_EQ(c.progress, d.progress);
+  EXPECT_EQ(c.hub.expected_agents, d.hub.expected_agents);
+  EXPECT_EQ(c.hub.objective.loss, d.hub.objective.loss);
+  EXPECT_EQ(c.hub.objective.lambda, d.hub.objective.lambda);
+  EXPECT_EQ(c.hub.eta, d.hub.eta);
+  EXPECT_EQ(c.hub.server_step, d.hub.server_step);
+  EXPECT_EQ(c.hub.max_rounds, d.hub.max_rounds);
+  EXPECT_TRUE(std::isnan(c.hub.f_star));
+  EXPECT_EQ(c.hub.invariant_tolerance, d.hub.invariant_tolerance);
+  EXPECT_EQ(c.transport.max_message_bytes, d.transport.max_message_bytes);
+  EXPECT_EQ(c.transport.heartbeat_timeout_ms, d.transport.heartbeat_timeout_ms);
+  EXPECT_TRUE(validate(c)) << validate(c).message();
+}
+
+TEST(Config, ShippedAgentFileShowsTheRealDefaults) {
+  auto parsed = load_agent_config(kConfigDir + "agent.toml");
+  ASSERT_TRUE(parsed) << parsed.error();
+  const AgentConfig d;
+  const AgentConfig& c = *parsed;
+  EXPECT_EQ(c.hub, d.hub);
+  EXPECT_EQ(c.heartbeat, d.heartbeat);
+  EXPECT_EQ(c.hub_timeout, d.hub_timeout);
+  EXPECT_EQ(c.data.format, d.data.format);
+  EXPECT_EQ(c.data.shards, d.data.shards);
+  EXPECT_EQ(c.data.partition, d.data.partition);
+  EXPECT_EQ(c.data.read.precision, d.data.read.precision);
+  EXPECT_EQ(c.data.read.force_dense, d.data.read.force_dense);
+  EXPECT_EQ(c.data.scale, d.data.scale);
+  EXPECT_TRUE(c.data.positive.empty());
+}
+
+TEST(Config, ValuesAreRead) {
+  auto c = parse_hub_config(
+      "[hub]\nagents = 8\n[problem]\nloss = \"multinomial\"\nclasses = 10\nlambda = 1e-4\n"
+      "[training]\neta = 0.5\nserver_step = 2\nf_star = 0.25\ntarget = 1e-6\n",
+      "h.toml");
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->hub.expected_agents, 8);
+  EXPECT_EQ(c->hub.objective.loss, Loss::multinomial);
+  EXPECT_EQ(c->hub.objective.classes, 10);
+  EXPECT_EQ(c->hub.objective.lambda, 1e-4);
+  EXPECT_EQ(c->hub.server_step, 2.0);  // an integer where a number is expected is fine
+  EXPECT_TRUE(validate(*c));
+  auto a = parse_agent_config(
+      "[data]\nformat = \"libsvm\"\npositive = [0, 2, 4, 6]\npartition = \"by-label\"\n"
+      "precision = \"f32\"\nstorage = \"sparse\"\nshards = 8\nshard = 7\n",
+      "a.toml");
+  ASSERT_TRUE(a) << a.error();
+  EXPECT_EQ(a->data.positive, std::vector<double>({0, 2, 4, 6}));
+  EXPECT_EQ(a->data.partition, PartitionKind::by_label);
+  EXPECT_EQ(a->data.read.precision, Precision::f32);
+  EXPECT_TRUE(a->data.read.force_sparse);
+  EXPECT_TRUE(validate(*a));
+}
+
+TEST(Config, ErrorsNameFileLineAndKey) {
+  const struct {
+    const char* text;
+    const char* message;
+  } cases[] = {
+      {"[hub]\nagents = 2\n[training]\netaa = 0.1\n", "h.toml:4:1: unknown key 'training.etaa'"},
+      {"[hub]\nagents = \"two\"\n", "h.toml:2:10: hub.agents: expected an integer"},
+      {"[hubb]\n", "h.toml:1:2: unknown section or key 'hubb'"},
+      {"[hub\n", "h.toml:1:"},
+      {"[problem]\nloss = \"hinge\"\n", "h.toml:2:8: problem.loss:"},
+      {"[hub]\nagents = 1e3\n", "hub.agents: expected an integer"},
+      {"[hub]\nagents = 99999999999999\n", "hub.agents: 99999999999999 is out of range"},
+      {"[training]\nalgorithm = \"fedavg\"\n", "training.algorithm: 'fedavg' is not available"},
+  };
+  for (const auto& c : cases) {
+    auto parsed = parse_hub_config(c.text, "h.toml");
+    ASSERT_FALSE(parsed) << c.text;
+    EXPECT_NE(parsed.error().find(c.message), std::string::npos)
+        << "got: " << parsed.error() << "\nwanted: " << c.message;
+  }
+}
+
+TEST(Config, CrossFieldChecksNameTheKey) {
+  HubConfig h;
+  h.hub.target = 1e-6;
+  EXPECT_NE(validate(h).message().find("training.f_star"), std::string::npos);
+  h = HubConfig();
+  h.hub.objective.loss = Loss::multinomial;
+  EXPECT_NE(validate(h).message().find("problem.classes"), std::string::npos);
+  AgentConfig a;
+  a.data.shards = 4;
+  a.data.shard = 4;
+  EXPECT_NE(validate(a).message().find("data.shard"), std::string::npos);
+  a = AgentConfig();
+  a.id = "no spaces";
+  EXPECT_NE(validate(a).message().find("agent.id"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dsaga

@@ -1,0 +1,318 @@
+// HubCore as a pure state machine: messages in, messages out, no sockets.
+#include "dsaga/hub.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace dsaga {
+namespace {
+
+constexpr int kD = 3;
+
+msg::Join make_join(const std::string& id, std::uint64_t n, double lmax = 1.0,
+                    std::uint64_t incarnation = 1) {
+  msg::Join j;
+  j.agent_id = id;
+  j.samples = n;
+  j.features = kD;
+  j.classes = 1;
+  j.loss = Loss::logistic;
+  j.lmax = lmax;
+  j.incarnation = incarnation;
+  return j;
+}
+
+template <class T>
+std::vector<const T*> sent(const std::vector<Outgoing>& out, const PeerId& to) {
+  std::vector<const T*> found;
+  for (const auto& o : out)
+    if (const T* m = std::get_if<T>(&o.message))
+      if (std::find(o.to.begin(), o.to.end(), to) != o.to.end()) found.push_back(m);
+  return found;
+}
+
+class HubTest : public ::testing::Test {
+ protected:
+  HubTest() : hub(options()) {}
+
+  static HubOptions options() {
+    HubOptions o;
+    o.objective.loss = Loss::logistic;
+    o.objective.lambda = 0.5;
+    o.expected_agents = 2;
+    o.server_step = 1.0;
+    o.max_rounds = 10;
+    return o;
+  }
+
+  // Two agents admitted and initialised: a (n = 1) and b (n = 3), N = 4.
+  void start() {
+    ASSERT_TRUE(hub.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
+    ASSERT_TRUE(out.empty());
+    ASSERT_TRUE(hub.on_message("pb", make_join("b", 3, 1.0), 0.0, out));
+    ASSERT_EQ(hub.phase(), HubCore::Phase::initializing);
+    ASSERT_EQ(sent<msg::Config>(out, "pa").size(), 1u);
+    out.clear();
+    ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5}, 0.0, out));
+    ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5}, 0.0, out));
+    ASSERT_EQ(hub.phase(), HubCore::Phase::training);
+    ASSERT_EQ(hub.round(), 1u);
+    out.clear();
+  }
+
+  msg::Update update(std::uint64_t round, std::uint64_t seq, std::uint64_t n,
+                     std::vector<double> dw, std::vector<double> ds, double loss = 1.0) {
+    msg::Update u;
+    u.round = round;
+    u.seq = seq;
+    u.samples = n;
+    u.steps = n;
+    u.loss_sum = loss;
+    u.dw = std::move(dw);
+    u.dS = std::move(ds);
+    return u;
+  }
+
+  HubCore hub;
+  std::vector<Outgoing> out;
+};
+
+TEST_F(HubTest, ConfigCarriesGlobalNAndStepFromGlobalLmax) {
+  hub.on_message("pa", make_join("a", 1, 2.0), 0.0, out);
+  hub.on_message("pb", make_join("b", 3, 1.0), 0.0, out);
+  const auto configs = sent<msg::Config>(out, "pb");
+  ASSERT_EQ(configs.size(), 1u);
+  EXPECT_EQ(configs[0]->total_samples, 4u);
+  EXPECT_DOUBLE_EQ(configs[0]->eta, 1.0 / (3.0 * (2.0 + 0.5)));  // max L_i + lambda
+  EXPECT_EQ(configs[0]->steps, 3u);                              // one local epoch
+  EXPECT_TRUE(configs[0]->build_table);
+  EXPECT_EQ(configs[0]->w.size(), static_cast<std::size_t>(kD));
+  EXPECT_NE(sent<msg::Config>(out, "pa")[0]->seed, configs[0]->seed);
+}
+
+TEST_F(HubTest, InitRoundFormsGbarAndBroadcastsRoundOne) {
+  hub.on_message("pa", make_join("a", 1), 0.0, out);
+  hub.on_message("pb", make_join("b", 3), 0.0, out);
+  out.clear();
+  hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5}, 0.0, out);
+  EXPECT_EQ(hub.phase(), HubCore::Phase::initializing);
+  hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5}, 0.0, out);
+  EXPECT_EQ(hub.gbar(), Eigen::Vector3d(1, 1, 1));  // (S_a + S_b) / N, N = 4
+  const auto starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0]->round, 1u);
+  EXPECT_EQ(starts[0]->gbar, std::vector<double>({1, 1, 1}));
+  const auto reports = hub.take_reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].round, 0u);
+  EXPECT_NEAR(reports[0].objective, (0.5 + 1.5) / 4.0, 1e-15);  // w0 = 0
+  EXPECT_EQ(hub.check_invariant(), 0.0);
+}
+
+TEST_F(HubTest, RoundAggregatesWeightedMeanAndAppliesTableDeltas) {
+  start();
+  ASSERT_TRUE(hub.on_message("pa", update(1, 2, 1, {4, 0, 0}, {4, 0, 0}), 1.0, out));
+  EXPECT_EQ(hub.round(), 1u);  // waits for b
+  ASSERT_TRUE(hub.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 0, 8}), 2.0, out));
+  EXPECT_EQ(hub.round(), 2u);
+  EXPECT_TRUE(hub.w().isApprox(Eigen::Vector3d(1, 3, 0)));  // 1/4 * dw_a + 3/4 * dw_b
+  EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(2, 1, 3)));  // + (dS_a + dS_b) / 4
+  EXPECT_LE(hub.check_invariant(), 1e-15);
+  const auto acks = sent<msg::Ack>(out, "pa");
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0]->seq, 2u);
+  const auto reports = hub.take_reports();
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(reports[1].participants, 2);
+  EXPECT_NEAR(reports[1].objective, 2.0 / 4.0, 1e-15);  // loss sums 1 + 1 at w_1 = 0
+}
+
+TEST_F(HubTest, ServerStepScalesTheMean) {
+  HubOptions o = options();
+  o.server_step = 2.0;
+  HubCore h(o);
+  std::vector<Outgoing> o2;
+  h.on_message("pa", make_join("a", 1), 0, o2);
+  h.on_message("pb", make_join("b", 3), 0, o2);
+  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0}, 0, o2);
+  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0}, 0, o2);
+  h.on_message("pa", update(1, 2, 1, {4, 0, 0}, {0, 0, 0}), 0, o2);
+  h.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 0, 0}), 0, o2);
+  EXPECT_TRUE(h.w().isApprox(Eigen::Vector3d(2, 6, 0)));
+}
+
+TEST_F(HubTest, RetriedUpdateIsAcknowledgedButAppliedOnce) {
+  start();
+  const auto u = update(1, 2, 1, {4, 0, 0}, {4, 0, 0});
+  ASSERT_TRUE(hub.on_message("pa", u, 1.0, out));
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa", u, 1.5, out));  // the same seq again (agent retry)
+  EXPECT_EQ(sent<msg::Ack>(out, "pa").size(), 1u);
+  ASSERT_TRUE(hub.on_message("pb", update(1, 2, 3, {0, 0, 0}, {0, 0, 0}), 2.0, out));
+  EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(2, 1, 1)));  // dS_a counted once
+  EXPECT_LE(hub.check_invariant(), 1e-15);
+}
+
+TEST_F(HubTest, BadUpdatesAreRejectedAndLeaveStateUnchanged) {
+  start();
+  const Eigen::VectorXd w = hub.w(), gbar = hub.gbar();
+  struct Case {
+    const char* what;
+    msg::Update u;
+    msg::ErrorCode code;
+  };
+  const std::vector<Case> cases = {
+      {"future round", update(5, 2, 1, {1, 1, 1}, {1, 1, 1}), msg::ErrorCode::wrong_round},
+      {"wrong dimension", update(1, 2, 1, {1, 1}, {1, 1, 1}), msg::ErrorCode::dimension_mismatch},
+      {"wrong sample count", update(1, 2, 7, {1, 1, 1}, {1, 1, 1}),
+       msg::ErrorCode::dimension_mismatch},
+      {"non-finite loss", update(1, 2, 1, {1, 1, 1}, {1, 1, 1}, NAN),
+       msg::ErrorCode::invalid_value},
+  };
+  for (const Case& c : cases) {
+    out.clear();
+    const Status s = hub.on_message("pa", c.u, 1.0, out);
+    EXPECT_FALSE(s) << c.what;
+    EXPECT_FALSE(s.message().empty()) << c.what;
+    const auto errors = sent<msg::Error>(out, "pa");
+    ASSERT_EQ(errors.size(), 1u) << c.what;
+    EXPECT_EQ(errors[0]->code, c.code) << c.what;
+    EXPECT_EQ(hub.w(), w) << c.what;
+    EXPECT_EQ(hub.gbar(), gbar) << c.what;
+    EXPECT_EQ(hub.round(), 1u) << c.what;
+  }
+  // A second update for the same round (new seq) is a replay.
+  ASSERT_TRUE(hub.on_message("pa", update(1, 2, 1, {1, 1, 1}, {0, 0, 0}), 1.0, out));
+  out.clear();
+  EXPECT_FALSE(hub.on_message("pa", update(1, 3, 1, {1, 1, 1}, {5, 5, 5}), 1.0, out));
+  EXPECT_EQ(sent<msg::Error>(out, "pa")[0]->code, msg::ErrorCode::replay);
+  EXPECT_LE(hub.check_invariant(), 1e-15);
+}
+
+TEST_F(HubTest, MessagesFromStrangersAreRefused) {
+  start();
+  EXPECT_FALSE(hub.on_message("stranger", update(1, 2, 1, {1, 1, 1}, {1, 1, 1}), 1.0, out));
+  EXPECT_EQ(sent<msg::Error>(out, "stranger")[0]->code, msg::ErrorCode::not_admitted);
+  out.clear();
+  EXPECT_FALSE(hub.on_message("pc", make_join("c", 5), 1.0, out));  // training has started
+  EXPECT_EQ(sent<msg::Error>(out, "pc")[0]->code, msg::ErrorCode::refused);
+}
+
+TEST_F(HubTest, JoinWithWrongShapeIsRefused) {
+  msg::Join j = make_join("a", 1);
+  j.loss = Loss::squared;
+  EXPECT_FALSE(hub.on_message("pa", j, 0, out));
+  j = make_join("a", 1);
+  j.agent_id = "bad id!";
+  EXPECT_FALSE(hub.on_message("pa", j, 0, out));
+  ASSERT_TRUE(hub.on_message("pa", make_join("a", 1), 0, out));
+  j = make_join("b", 1);
+  j.features = kD + 1;  // the first agent fixed d
+  EXPECT_FALSE(hub.on_message("pb", j, 0, out));
+  EXPECT_EQ(hub.agents(), 1);
+}
+
+TEST_F(HubTest, LateUpdateAppliesTableDeltaExactlyOnceAndDropsStep) {
+  HubOptions o = options();
+  o.round_deadline = 5.0;
+  HubCore h(o);
+  std::vector<Outgoing> o2;
+  h.on_message("pa", make_join("a", 1), 0, o2);
+  h.on_message("pb", make_join("b", 3), 0, o2);
+  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0}, 0, o2);
+  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0}, 0, o2);
+  h.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 4, 0}), 1, o2);
+  h.on_tick(4.0, o2);
+  EXPECT_EQ(h.round(), 1u);
+  h.on_tick(6.0, o2);  // deadline: closes with b alone
+  EXPECT_EQ(h.round(), 2u);
+  EXPECT_TRUE(h.w().isApprox(Eigen::Vector3d(0, 4, 0)));  // N_r = 3: b's own mean
+  ASSERT_TRUE(h.on_message("pa", update(1, 2, 1, {9, 9, 9}, {4, 0, 0}), 7, o2));
+  EXPECT_TRUE(h.w().isApprox(Eigen::Vector3d(0, 4, 0)));       // its step is dropped...
+  EXPECT_TRUE(h.gbar().isApprox(Eigen::Vector3d(1, 1, 0)));     // ...its dS is not
+  EXPECT_LE(h.check_invariant(), 1e-15);
+  const auto reports = h.take_reports();
+  EXPECT_EQ(reports.back().participants, 1);
+  EXPECT_TRUE(std::isnan(reports.back().objective));  // not every agent reported
+}
+
+TEST_F(HubTest, LostUpdateTriggersTableRebuildNotDoubleCounting) {
+  start();
+  out.clear();
+  // seq 2 never arrived; seq 3 shows the gap.
+  EXPECT_FALSE(hub.on_message("pa", update(1, 3, 1, {1, 1, 1}, {1, 1, 1}), 1.0, out));
+  const auto configs = sent<msg::Config>(out, "pa");
+  ASSERT_EQ(configs.size(), 1u);
+  EXPECT_TRUE(configs[0]->build_table);
+  // The rebuilt table replaces S_a wholesale.
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{4, 1, {5, 5, 5}, 0.5}, 1.0, out));
+  EXPECT_EQ(sent<msg::RoundStart>(out, "pa").size(), 1u);
+  EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(2, 1.75, 1.5)));  // (S_a' + S_b) / 4
+  EXPECT_LE(hub.check_invariant(), 1e-15);
+}
+
+TEST_F(HubTest, RestartedAgentRebuildsAndReconnectedAgentResumes) {
+  start();
+  out.clear();
+  // Same incarnation on a new connection: keeps its table, gets the open round again.
+  ASSERT_TRUE(hub.on_message("pa2", make_join("a", 1, 2.0, 1), 1.0, out));
+  ASSERT_EQ(sent<msg::Config>(out, "pa2").size(), 1u);
+  EXPECT_FALSE(sent<msg::Config>(out, "pa2")[0]->build_table);
+  EXPECT_EQ(sent<msg::RoundStart>(out, "pa2").size(), 1u);
+  EXPECT_FALSE(hub.on_message("pa", msg::Heartbeat{}, 1.0, out));  // the old connection is gone
+  out.clear();
+  // A new incarnation: rebuild.
+  ASSERT_TRUE(hub.on_message("pa3", make_join("a", 1, 2.0, 2), 1.0, out));
+  EXPECT_TRUE(sent<msg::Config>(out, "pa3")[0]->build_table);
+  EXPECT_FALSE(hub.on_message("pa3", make_join("a", 2, 2.0, 3), 1.0, out));  // n_k is fixed
+}
+
+TEST_F(HubTest, StopsAtTargetAndAtRoundCapAndTellsAgentsToLeave) {
+  const auto run_round_one = [this](HubCore& h, std::vector<Outgoing>& o2) {
+    h.on_message("pa", make_join("a", 1), 0, o2);
+    h.on_message("pb", make_join("b", 3), 0, o2);
+    h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0.5}, 0, o2);
+    h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0.5}, 0, o2);
+    h.on_message("pa", update(1, 2, 1, {1, 0, 0}, {0, 0, 0}, 0.5), 0, o2);
+    o2.clear();
+    h.on_message("pb", update(1, 2, 3, {0, 0, 0}, {0, 0, 0}, 0.5), 0, o2);
+  };
+  // F(w_1) = (0.5 + 0.5) / 4 at w_1 = 0.
+  HubOptions o = options();
+  o.f_star = 0.25;
+  o.target = 1e-3;
+  HubCore reached(o);
+  std::vector<Outgoing> o2;
+  run_round_one(reached, o2);
+  EXPECT_TRUE(reached.finished());
+  EXPECT_EQ(sent<msg::Leave>(o2, "pa").size(), 1u);
+  EXPECT_EQ(reached.best_round(), 1u);
+  EXPECT_EQ(reached.best_w(), Eigen::Vector3d::Zero().eval());
+
+  o.f_star = 0.2;  // (0.25 - 0.2) / 0.2 > target: goes on
+  HubCore not_yet(o);
+  o2.clear();
+  run_round_one(not_yet, o2);
+  EXPECT_FALSE(not_yet.finished());
+  EXPECT_EQ(sent<msg::RoundStart>(o2, "pa").size(), 1u);
+
+  HubOptions c = options();
+  c.max_rounds = 1;
+  HubCore capped(c);
+  o2.clear();
+  run_round_one(capped, o2);
+  EXPECT_TRUE(capped.finished());
+  EXPECT_EQ(sent<msg::Leave>(o2, "pa").size(), 1u);
+  EXPECT_EQ(sent<msg::Leave>(o2, "pb").size(), 1u);
+}
+
+TEST(AgentSeed, DependsOnRunSeedAndIdAndIsPinned) {
+  EXPECT_NE(agent_seed(0, "a"), agent_seed(0, "b"));
+  EXPECT_NE(agent_seed(0, "a"), agent_seed(1, "a"));
+  EXPECT_EQ(agent_seed(7, "pi-01"), agent_seed(7, "pi-01"));
+}
+
+}  // namespace
+}  // namespace dsaga
