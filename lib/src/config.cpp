@@ -311,8 +311,17 @@ Status check_transport(const TransportOptions& t) {
 bool finite_nonneg(double v) { return std::isfinite(v) && v >= 0; }
 }  // namespace
 
+namespace {
+Status check_log_level(const std::string& level, const char* key) {
+  for (const char* known : {"trace", "debug", "info", "warn", "error", "critical", "off"})
+    if (level == known) return Status::ok();
+  return Status::error(cat(key, ": '", level, "', expected trace, debug, info, warn, error, critical or off"));
+}
+}  // namespace
+
 Status validate(const HubConfig& c) {
   const HubOptions& h = c.hub;
+  if (Status s = check_log_level(c.log_level, "hub.log_level"); !s) return s;
   if (c.listen.empty()) return Status::error("hub.listen: empty endpoint");
   if (h.expected_agents < 1 || h.expected_agents > 100000)
     return Status::error(cat("hub.agents: ", h.expected_agents, ", expected 1 to 100000"));
@@ -343,6 +352,7 @@ Status validate(const HubConfig& c) {
 }
 
 Status validate(const AgentConfig& c) {
+  if (Status s = check_log_level(c.log_level, "agent.log_level"); !s) return s;
   if (c.hub.empty()) return Status::error("agent.hub: empty endpoint");
   if (c.id.size() > 64) return Status::error("agent.id: longer than 64 characters");
   for (char ch : c.id)

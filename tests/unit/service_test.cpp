@@ -11,6 +11,7 @@
 #include "dsaga/reference.hpp"
 #include "dsaga/rng.hpp"
 #include "dsaga/saga.hpp"
+#include "dsaga_generated.h"
 
 namespace dsaga {
 namespace {
@@ -149,8 +150,8 @@ TEST(Service, HostileMessagesAreRejectedWithAReasonAndChangeNothing) {
                                                   const std::string& endpoint) {
     auto rogue = ClientSocket::connect(context, endpoint, TransportOptions{});
     ASSERT_TRUE(rogue);
-    // A valid Update with the wrong dimension, then its truncations and corruptions, a wrong
-    // protocol version and plain garbage.
+    // A valid Update with the wrong dimension, then its truncations and corruptions, plain
+    // garbage and a wrong protocol version.
     msg::Update u;
     u.round = 1;
     u.seq = 1;
@@ -165,6 +166,13 @@ TEST(Service, HostileMessagesAreRejectedWithAReasonAndChangeNothing) {
     flipped[4] ^= 0xFF;  // the file identifier
     attacks.push_back(flipped);
     attacks.push_back(std::vector<std::uint8_t>(64, 0xAB));
+    {  // A well-formed message of a future protocol version.
+      flatbuffers::FlatBufferBuilder fbb;
+      fb::FinishEnvelopeBuffer(
+          fbb, fb::CreateEnvelope(fbb, msg::kProtocolVersion + 1, fb::Body::Heartbeat,
+                                  fb::CreateHeartbeat(fbb, 1).Union()));
+      attacks.emplace_back(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+    }
     for (const auto& bytes : attacks) ASSERT_TRUE((*rogue)->send(bytes.data(), bytes.size()));
     std::vector<std::uint8_t> reply;
     for (std::size_t i = 0; i < attacks.size(); ++i) {
@@ -178,13 +186,13 @@ TEST(Service, HostileMessagesAreRejectedWithAReasonAndChangeNothing) {
 
   // Every hostile message got an error back and a log line; the training went exactly as
   // without them.
-  EXPECT_EQ(replies.size(), 7u);
+  EXPECT_EQ(replies.size(), 8u);
   const auto logged = sink->last_formatted();
   int rejections = 0;
   for (const auto& line : logged)
     rejections += line.find("rejected") != std::string::npos ||
                   line.find("not joined") != std::string::npos;
-  EXPECT_GE(rejections, 7);
+  EXPECT_GE(rejections, 8);
   ASSERT_EQ(attacked.w_after_round.size(), clean.w_after_round.size());
   for (std::size_t r = 0; r < clean.w_after_round.size(); ++r)
     EXPECT_EQ(attacked.w_after_round[r], clean.w_after_round[r]) << "round " << r;
