@@ -1,14 +1,21 @@
 // The SAGA local solver (ALGORITHM.md section 2). See saga.hpp for the contract.
 //
-// Thread-safety: none. A SagaSolver is driven by one thread; even the const accessors w() and
-// gbar() may write the solver's cached iterate (sparse path), so concurrent const calls race.
+// Thread-safety: none. A SagaSolver is driven by one thread; even the const accessors write the
+// solver's buffers, so concurrent const calls race.
 //
 // Determinism: the sample sequence comes from the solver's own SplitMix64 generator, identical
 // on every platform, and every reduction is written in a fixed order (the dense dot product
 // keeps eight partial sums combined in a fixed tree, so SIMD width does not change it). Nothing
-// depends on timing, on how the steps are split over run() calls or on calls to w()/gbar():
+// depends on timing, on how the steps are split over run() calls or on calls to the accessors:
 // the same data, options and seed give bitwise the same iterates with one build. Across
 // platforms they agree to rounding (libm's exp, and FMA contraction where a compiler uses it).
+//
+// Speed: the dense step is bound by reading its row (3 kB in float32 for Fashion-MNIST), so the
+// loops below (a) touch the d-sized state in as few streams as possible (v and delta only:
+// gbar and table_sum are derived, the shrinkage is a scale), (b) are written as fixed blocks of
+// eight independent lanes that GCC and Clang vectorise at -O2 without -march, and (c) prefetch
+// the next step's row while the current one is processed (its index is drawn one step ahead:
+// the generator's sequence, and so every iterate, is unchanged). bench/RESULTS.md has figures.
 //
 // CSR rows are assumed to hold each column index at most once (Eigen's compressed storage, as
 // built by the readers and convert(), guarantees it).
@@ -17,8 +24,13 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
+
+#if defined(__GNUC__) && defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace dsaga {
 
@@ -27,59 +39,126 @@ namespace {
 template <class M>
 constexpr bool kIsSparse = std::is_base_of_v<Eigen::SparseMatrixBase<M>, M>;
 
-// <x, w> over d entries, accumulated in double in a fixed order: eight interleaved partial sums
-// (independent chains the compiler can map onto SIMD lanes without reassociating), combined in
-// a fixed tree, then the tail.
+// The number of classes C, known at compile time for the common C = 1 (so that the loops over
+// classes vanish) or at run time.
+struct OneClass {
+  static constexpr int value() { return 1; }
+};
+struct Classes {
+  int C;
+  int value() const { return C; }
+};
+
+inline void prefetch(const void* p) {
+#if defined(__GNUC__)
+  __builtin_prefetch(p);
+#else
+  (void)p;
+#endif
+}
+
+// Requests the cache lines of [begin, begin + bytes), so that they arrive while other work runs.
+inline void prefetch_range(const void* begin, std::size_t bytes) {
+  const char* p = static_cast<const char*>(begin);
+  for (std::size_t off = 0; off < bytes; off += 64) prefetch(p + off);
+}
+
+// Pairs of double lanes for the C = 1 kernels. With GCC and Clang `Pair` is a 16-byte
+// vector-extension type, native on every SIMD target this library meets (SSE2 on baseline
+// x86-64, NEON on aarch64; scalar code where there is none), so the default build is
+// vectorised without -march. (Wider generic vectors are lowered through the stack on targets
+// without them, and a wider build, DSAGA_NATIVE_ARCH, gains little: the step waits on memory.)
+// aligned(8) and may_alias make it a legal unaligned view of a double array. Arithmetic is lane
+// by lane and the dot product keeps eight partial sums whatever the lanes, so results do not
+// depend on them. Other compilers get plain loops that compute the same sums in the same order.
+#if defined(__GNUC__)
+#define DSAGA_PAIRS 1
+typedef double Pair __attribute__((vector_size(2 * sizeof(double)), aligned(8), may_alias));
+inline Pair& pair_at(double* p) { return *reinterpret_cast<Pair*>(p); }
+inline const Pair& pair_at(const double* p) { return *reinterpret_cast<const Pair*>(p); }
+// x[0], x[1] as doubles (exact). GCC 12's generic float->double vector conversion goes through
+// scalar converts, hence SSE2's cvtps2pd where it exists.
+inline Pair pair_at(const float* p) {
+#if defined(__SSE2__)
+  return Pair(_mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))));
+#else
+  typedef float FloatPair __attribute__((vector_size(2 * sizeof(float)), aligned(4), may_alias));
+  return __builtin_convertvector(*reinterpret_cast<const FloatPair*>(p), Pair);
+#endif
+}
+#endif
+
+// <x, v> over d entries, accumulated in double in a fixed order: eight interleaved partial sums
+// (partial sum l adds the entries k with k % 8 == l), combined in a fixed tree, then the tail.
+// Requests the matching cache line of `next` (the next step's row, same length) as it goes, so
+// the next row streams in while this one is processed.
 template <class S>
-double dot(const S* x, const double* w, Index d) {
+double dot_prefetch(const S* __restrict x, const double* __restrict v, Index d, const S* next) {
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   Index k = 0;
+#if DSAGA_PAIRS
+  Pair p0 = {0, 0}, p1 = {0, 0}, p2 = {0, 0}, p3 = {0, 0};  // lanes k%8 = 0,1 | 2,3 | 4,5 | 6,7
   for (; k + 8 <= d; k += 8) {
-    for (int l = 0; l < 8; ++l) acc[l] += static_cast<double>(x[k + l]) * w[k + l];
+    if (next) prefetch(next + k);
+    p0 += pair_at(x + k) * pair_at(v + k);
+    p1 += pair_at(x + k + 2) * pair_at(v + k + 2);
+    p2 += pair_at(x + k + 4) * pair_at(v + k + 4);
+    p3 += pair_at(x + k + 6) * pair_at(v + k + 6);
   }
+  const Pair parts[4] = {p0, p1, p2, p3};
+  for (int l = 0; l < 8; ++l) acc[l] = parts[l / 2][l % 2];
+#else
+  for (; k + 8 <= d; k += 8) {
+    if (next) prefetch(next + k);
+    for (int l = 0; l < 8; ++l) acc[l] += static_cast<double>(x[k + l]) * v[k + l];
+  }
+#endif
+  if (next) prefetch(next + d - 1);
   double z = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-  for (; k < d; ++k) z += static_cast<double>(x[k]) * w[k];
+  for (; k < d; ++k) z += static_cast<double>(x[k]) * v[k];
   return z;
 }
 
-// The C margins of a dense row x (d entries) at w (feature-major, w[k*C + c]).
+// The C margins of a dense row x (d entries) at v (feature-major, v[k*C + c]).
 template <class S>
-void dense_margins(const S* x, Index d, const double* w, int C, double* z) {
-  if (C == 1) {
-    z[0] = dot(x, w, d);
-    return;
-  }
+void dense_margins(const S* x, Index d, const double* v, int C, double* z) {
   std::fill(z, z + C, 0.0);
   for (Index k = 0; k < d; ++k) {
     const double xk = static_cast<double>(x[k]);
-    const double* wk = w + k * C;
-    for (int c = 0; c < C; ++c) z[c] += xk * wk[c];
+    const double* vk = v + k * C;
+    for (int c = 0; c < C; ++c) z[c] += xk * vk[c];
   }
 }
 
-// The fused dense update of one row for C = 1 (see run_dense). Blocks of 8 with a fixed-count
-// inner loop and restrict-qualified parameters: compilers vectorise this even at -O2. Each
-// entry's update is independent of the others, so the blocking does not change any result.
-template <class S>
-void update_dense_row(const S* __restrict x, Index d, double dj, double eta, double lambda,
-                      double inv_N, double* __restrict w, double* __restrict g,
-                      double* __restrict ts, double* __restrict ds) {
+// The fused dense update of one row for C = 1, in the scaled representation (see run_dense):
+//   u = diff * x_k;  v_k <- alpha * v_k - c * (u + gbar0_k + delta_k / N);  delta_k += u.
+// alpha == 1 (the scaled form, kShrink false) skips the multiply. Each entry's update is
+// independent of the others, so the lanes do not change any result.
+template <bool kShrink, class S>
+void update_dense_row(const S* __restrict x, Index d, double diff, double alpha, double c,
+                      double inv_N, double* __restrict v, const double* __restrict g0,
+                      double* __restrict delta) {
   Index k = 0;
-  for (; k + 8 <= d; k += 8) {
-    for (int l = 0; l < 8; ++l) {
-      const double u = dj * static_cast<double>(x[k + l]);
-      w[k + l] -= eta * (u + g[k + l] + lambda * w[k + l]);
-      g[k + l] += u * inv_N;
-      ts[k + l] += u;
-      ds[k + l] += u;
-    }
+#if DSAGA_PAIRS
+  const auto two = [&](Index i) {
+    const Pair u = diff * pair_at(x + i);
+    const Pair dk = pair_at(delta + i);
+    const Pair g = pair_at(g0 + i) + dk * inv_N;
+    const Pair vk = kShrink ? alpha * pair_at(v + i) : pair_at(v + i);
+    pair_at(v + i) = vk - c * (u + g);
+    pair_at(delta + i) = dk + u;
+  };
+  for (; k + 4 <= d; k += 4) {  // unrolled by hand: -O2 does not unroll
+    two(k);
+    two(k + 2);
   }
+#endif
   for (; k < d; ++k) {
-    const double u = dj * static_cast<double>(x[k]);
-    w[k] -= eta * (u + g[k] + lambda * w[k]);
-    g[k] += u * inv_N;
-    ts[k] += u;
-    ds[k] += u;
+    const double u = diff * static_cast<double>(x[k]);
+    const double g = g0[k] + delta[k] * inv_N;
+    const double vk = kShrink ? alpha * v[k] : v[k];
+    v[k] = vk - c * (u + g);
+    delta[k] += u;
   }
 }
 
@@ -102,38 +181,54 @@ SagaSolver::SagaSolver(const Dataset& data, const Objective& objective, const Sa
     // All-zero data with lambda = 0 has L_max = 0 and a zero gradient: any step does.
     eta_ = L_max > 0.0 ? 1.0 / (3.0 * L_max) : 1.0;
   }
+  rho_ = 1.0 - eta_ * objective_.lambda;
+  // The scaled form divides by s, which shrinks by rho each step; with rho near zero (a step
+  // size beyond 1/lambda, far outside SAGA's range) shrink w eagerly instead (s stays 1).
+  eager_ = !(rho_ >= 1e-3);
 
   const Index dC = d_ * C_;
   table_.setZero(n_, C_);
-  w_.setZero(dC);
-  gbar_.setZero(dC);
-  table_sum_.setZero(dC);
-  delta_sum_.setZero(dC);
+  table_sum0_.setZero(dC);
+  // The accessors' buffers are allocated now but only written (made resident) when called.
+  w_.resize(dC);
+  gbar_.resize(dC);
+  table_sum_.resize(dC);
+  delta_.setZero(dC);
   z_.setZero(C_);
   a_.setZero(C_);
-  delta_.setZero(C_);
+  diff_.setZero(C_);
   if (sparse_) {
-    v_.setZero(dC);
-    mark_.setZero(d_);
-    rho_ = 1.0 - eta_ * objective_.lambda;
-    // The scaled form divides by s, which shrinks by rho each step; with rho near zero (a step
-    // size beyond 1/lambda, far outside SAGA's range) fall back to an O(d) dense part per step.
-    eager_ = !(rho_ >= 1e-3);
+    record_size_ = 1 + 3 * Index(C_);
+    rec_.setZero(d_ * record_size_);
     // See the invariant below: restarting every max(d, 1024) steps bounds the cancellation in
     // A_t - mark_k at O(C) amortised cost per step.
     restart_period_ = std::max<Index>(d_, 1024);
+  } else {
+    v_.setZero(dC);
+    gbar0_.setZero(dC);
   }
 }
 
-// --- the sparse just-in-time representation ---------------------------------------------------
+// --- representation -------------------------------------------------------------------------
 //
-// Invariant (sparse path), for every coordinate k and class c, between steps:
+// Both paths: table_sum == table_sum0 + delta and gbar == gbar0 + delta / N (delta computed as
+// delta * (1/N)), where delta is the change of table_sum since the last reset. Storing only
+// delta per step saves two d-sized store streams; the derived values are exact up to the one
+// rounding of the sum, and delta_sum itself is accumulated exactly as before.
 //
-//   w[k*C + c] == s * (v[k*C + c] - gbar[k*C + c] * (A - mark[k]))
+// Dense path: w == s * v with s = the running product of rho since the last restart. A step
+// w' = rho * w - eta * (u + gbar) becomes v' = v - (eta / s') * (u + gbar) with s' = s * rho:
+// the shrinkage costs one multiply per step instead of one per coordinate. s is folded into v
+// when it leaves [1e-100, 1e100] (an O(d) pass, rare: never within an epoch at SAGA's step).
+//
+// Sparse path (records [mark, v, gbar0, delta] per coordinate), for every coordinate k and
+// class c, between steps:
+//
+//   w[k*C + c] == s * (v_kc - gbar_kc * (A - mark_k)),   gbar_kc = gbar0_kc + delta_kc / N
 //
 // where, over the steps since the last restart, s = rho^t (rho = 1 - eta*lambda, the running
 // product as computed) and A = sum over those steps tau of eta / s_tau (Kahan-summed), and
-// mark[k] is the value A had when coordinate k was last brought up to date.
+// mark_k is the value A had when coordinate k was last brought up to date.
 //
 // Why it holds: a step j changes gbar_k only where x_jk != 0, so between two reads of k gbar_k
 // is constant and each step does w_k <- rho * w_k - eta * gbar_k, i.e. with w = s * v,
@@ -146,58 +241,79 @@ SagaSolver::SagaSolver(const Dataset& data, const Objective& objective, const Sa
 // sums with error ~ eps * A; relative to the decrement that is eps * (steps since restart) /
 // (steps since k was read), bounded by the restart period. Restarts also keep s >= 1e-100.
 
-void SagaSolver::restart_lazy() {
-  if (!sparse_) return;
-  v_ = w_;
-  mark_.setZero();
+void SagaSolver::restart(const Eigen::VectorXd& w) {
   scale_ = 1.0;
   cum_ = 0.0;
   cum_carry_ = 0.0;
   since_restart_ = 0;
-  w_current_ = true;
+  if (!sparse_) {
+    v_ = w;
+    return;
+  }
+  const int C = C_;
+  for (Index k = 0; k < d_; ++k) {
+    double* r = record(k);
+    r[0] = 0.0;
+    for (int c = 0; c < C; ++c) r[1 + c] = w[k * C + c];
+  }
 }
 
 void SagaSolver::renormalize() {
-  const int C = C_;
-  for (Index k = 0; k < d_; ++k) {
-    const double D = cum_ - mark_[k];
-    for (int c = 0; c < C; ++c) {
-      const Index i = k * C + c;
-      v_[i] = scale_ * (v_[i] - gbar_[i] * D);
-    }
+  if (!sparse_) {
+    v_ *= scale_;
+    scale_ = 1.0;
+    return;
   }
-  mark_.setZero();
+  const int C = C_;
+  const double inv_N = 1.0 / static_cast<double>(N_);
+  for (Index k = 0; k < d_; ++k) {
+    double* r = record(k);
+    const double D = cum_ - r[0];
+    for (int c = 0; c < C; ++c) {
+      const double g = r[1 + C + c] + r[1 + 2 * C + c] * inv_N;
+      r[1 + c] = scale_ * (r[1 + c] - g * D);
+    }
+    r[0] = 0.0;
+  }
   scale_ = 1.0;
   cum_ = 0.0;
   cum_carry_ = 0.0;
   since_restart_ = 0;
 }
 
-void SagaSolver::flush() const {
-  if (!sparse_ || w_current_) return;
+void SagaSolver::fold_delta() {
+  const double inv_N = 1.0 / static_cast<double>(N_);
+  if (!sparse_) {
+    table_sum0_ += delta_;
+    gbar0_ += delta_ * inv_N;
+    delta_.setZero();
+    return;
+  }
+  // gbar_k must stay what the closed form assumed since mark_k: bring every coordinate up to
+  // date first (O(d), as the fold itself).
+  renormalize();
   const int C = C_;
   for (Index k = 0; k < d_; ++k) {
-    const double D = cum_ - mark_[k];
+    double* r = record(k);
     for (int c = 0; c < C; ++c) {
-      const Index i = k * C + c;
-      w_[i] = scale_ * (v_[i] - gbar_[i] * D);
+      double& dk = r[1 + 2 * C + c];
+      table_sum0_[k * C + c] += dk;
+      r[1 + C + c] += dk * inv_N;
+      dk = 0.0;
     }
   }
-  w_current_ = true;
 }
 
 // --- state ----------------------------------------------------------------------------------
 
 double SagaSolver::init_table(const Eigen::VectorXd& w0) {
-  assert(w0.size() == w_.size() && "w0 must have d*C entries");
-  if (w0.size() != w_.size()) return std::numeric_limits<double>::quiet_NaN();
-  w_ = w0;
-  table_sum_.setZero();
-  delta_sum_.setZero();
+  assert(w0.size() == table_sum0_.size() && "w0 must have d*C entries");
+  if (w0.size() != table_sum0_.size()) return std::numeric_limits<double>::quiet_NaN();
+  table_sum0_.setZero();
   const int C = C_;
   const double* y = data_.y.data();
   double* z = z_.data();
-  double* S = table_sum_.data();
+  double* S = table_sum0_.data();
   double loss = 0.0;
   std::visit(
       [&](const auto& X) {
@@ -209,7 +325,7 @@ double SagaSolver::init_table(const Eigen::VectorXd& w0) {
             std::fill(z, z + C, 0.0);
             for (Index p = begin; p < end; ++p) {
               const double x = static_cast<double>(X.valuePtr()[p]);
-              const double* wk = w_.data() + Index(X.innerIndexPtr()[p]) * C;
+              const double* wk = w0.data() + Index(X.innerIndexPtr()[p]) * C;
               for (int c = 0; c < C; ++c) z[c] += x * wk[c];
             }
             loss += sample_loss(objective_, y[i], z);
@@ -221,7 +337,11 @@ double SagaSolver::init_table(const Eigen::VectorXd& w0) {
             }
           } else {
             const auto* x = X.data() + i * d_;
-            dense_margins(x, d_, w_.data(), C, z);
+            if (C == 1) {
+              z[0] = dot_prefetch(x, w0.data(), d_, static_cast<decltype(x)>(nullptr));
+            } else {
+              dense_margins(x, d_, w0.data(), C, z);
+            }
             loss += sample_loss(objective_, y[i], z);
             sample_derivative(objective_, y[i], z, a);
             for (Index k = 0; k < d_; ++k) {
@@ -232,46 +352,111 @@ double SagaSolver::init_table(const Eigen::VectorXd& w0) {
         }
       },
       data_.X);
-  gbar_ = table_sum_ / static_cast<double>(N_);
-  restart_lazy();
+  const double inv_N = 1.0 / static_cast<double>(N_);
+  if (sparse_) {
+    for (Index k = 0; k < d_; ++k) {
+      double* r = record(k);
+      for (int c = 0; c < C; ++c) {
+        r[1 + C + c] = S[k * C + c] * inv_N;
+        r[1 + 2 * C + c] = 0.0;
+      }
+    }
+  } else {
+    gbar0_ = table_sum0_ * inv_N;
+    delta_.setZero();
+  }
+  restart(w0);
   return loss;
 }
 
 void SagaSolver::init_zero(const Eigen::VectorXd& w0) {
-  assert(w0.size() == w_.size() && "w0 must have d*C entries");
-  if (w0.size() != w_.size()) return;
-  w_ = w0;
+  assert(w0.size() == table_sum0_.size() && "w0 must have d*C entries");
+  if (w0.size() != table_sum0_.size()) return;
   table_.setZero();
-  table_sum_.setZero();
-  delta_sum_.setZero();
-  gbar_.setZero();
-  restart_lazy();
+  table_sum0_.setZero();
+  if (sparse_) {
+    rec_.setZero();
+  } else {
+    gbar0_.setZero();
+    delta_.setZero();
+  }
+  restart(w0);
 }
 
 void SagaSolver::set_state(const Eigen::VectorXd& w, const Eigen::VectorXd& gbar) {
   // Sizes are checked by the caller against the model dimension (the agent rejects a message
   // whose vectors do not have d*C entries); a mismatch here is a programming error.
-  assert(w.size() == w_.size() && gbar.size() == gbar_.size());
-  if (w.size() != w_.size() || gbar.size() != gbar_.size()) return;
-  w_ = w;
-  gbar_ = gbar;
-  delta_sum_.setZero();
-  restart_lazy();
+  assert(w.size() == table_sum0_.size() && gbar.size() == table_sum0_.size());
+  if (w.size() != table_sum0_.size() || gbar.size() != table_sum0_.size()) return;
+  const int C = C_;
+  if (sparse_) {
+    for (Index k = 0; k < d_; ++k) {
+      double* r = record(k);
+      for (int c = 0; c < C; ++c) {
+        double& dk = r[1 + 2 * C + c];
+        table_sum0_[k * C + c] += dk;
+        r[1 + C + c] = gbar[k * C + c];
+        dk = 0.0;
+      }
+    }
+  } else {
+    table_sum0_ += delta_;
+    gbar0_ = gbar;
+    delta_.setZero();
+  }
+  restart(w);
 }
 
-void SagaSolver::reset_delta() { delta_sum_.setZero(); }
+void SagaSolver::reset_delta() { fold_delta(); }
 
 const Eigen::VectorXd& SagaSolver::w() const {
-  flush();
+  if (!sparse_) {
+    w_ = scale_ * v_;
+    return w_;
+  }
+  const int C = C_;
+  const double inv_N = 1.0 / static_cast<double>(N_);
+  for (Index k = 0; k < d_; ++k) {
+    const double* r = record(k);
+    const double D = cum_ - r[0];
+    for (int c = 0; c < C; ++c) {
+      const double g = r[1 + C + c] + r[1 + 2 * C + c] * inv_N;
+      w_[k * C + c] = scale_ * (r[1 + c] - g * D);
+    }
+  }
   return w_;
 }
 
-const Eigen::VectorXd& SagaSolver::gbar() const { return gbar_; }
+const Eigen::VectorXd& SagaSolver::delta_sum() const {
+  if (!sparse_) return delta_;
+  const int C = C_;
+  for (Index k = 0; k < d_; ++k)
+    for (int c = 0; c < C; ++c) delta_[k * C + c] = record(k)[1 + 2 * C + c];
+  return delta_;
+}
+
+const Eigen::VectorXd& SagaSolver::gbar() const {
+  const double inv_N = 1.0 / static_cast<double>(N_);
+  if (!sparse_) {
+    gbar_ = gbar0_ + delta_ * inv_N;
+    return gbar_;
+  }
+  const int C = C_;
+  for (Index k = 0; k < d_; ++k)
+    for (int c = 0; c < C; ++c)
+      gbar_[k * C + c] = record(k)[1 + C + c] + record(k)[1 + 2 * C + c] * inv_N;
+  return gbar_;
+}
+
+const Eigen::VectorXd& SagaSolver::table_sum() const {
+  table_sum_ = table_sum0_ + delta_sum();
+  return table_sum_;
+}
 
 std::size_t SagaSolver::state_bytes() const {
-  const auto doubles = table_.size() + w_.size() + gbar_.size() + table_sum_.size() +
-                       delta_sum_.size() + v_.size() + mark_.size() + z_.size() + a_.size() +
-                       delta_.size();
+  const auto doubles = table_.size() + v_.size() + gbar0_.size() + delta_.size() + rec_.size() +
+                       table_sum0_.size() + w_.size() + gbar_.size() + table_sum_.size() +
+                       z_.size() + a_.size() + diff_.size();
   return static_cast<std::size_t>(doubles) * sizeof(double);
 }
 
@@ -284,9 +469,17 @@ SagaStats SagaSolver::run(Index steps) {
       [&](const auto& X) {
         using M = std::decay_t<decltype(X)>;
         if constexpr (kIsSparse<M>) {
-          run_sparse(X, steps);
+          if (C_ == 1) {
+            run_sparse(X, steps, OneClass{});
+          } else {
+            run_sparse(X, steps, Classes{C_});
+          }
         } else {
-          run_dense(X, steps);
+          if (C_ == 1) {
+            run_dense(X, steps, OneClass{});
+          } else {
+            run_dense(X, steps, Classes{C_});
+          }
         }
       },
       data_.X);
@@ -294,116 +487,181 @@ SagaStats SagaSolver::run(Index steps) {
   return stats;
 }
 
-// Dense rows: the margins, then one fused pass over the row that applies the step to w, gbar,
-// table_sum and delta_sum together:
-//   u = (a - table_j) * x_jk;  w_k -= eta * (u + gbar_k + lambda * w_k);  gbar_k += u / N;
-//   table_sum_k += u;  delta_sum_k += u.
-template <class Matrix>
-void SagaSolver::run_dense(const Matrix& X, Index steps) {
+// Dense rows: the margins, then one fused pass over the row that applies the step to v and
+// delta (see the representation above):
+//   u = (a - table_j) * x_jk;  v_k <- v_k - (eta / s') * (u + gbar0_k + delta_k / N);
+//   delta_k += u;  s <- s' = s * rho.
+// The index of step t + 1 is drawn during step t (same generator sequence) so that its row can
+// be prefetched while step t runs.
+template <class Matrix, class Width>
+void SagaSolver::run_dense(const Matrix& X, Index steps, Width width) {
   using S = typename Matrix::Scalar;
   const Index d = d_;
-  const int C = C_;
-  const double eta = eta_, lambda = objective_.lambda;
+  const int C = width.value();
+  const double eta = eta_, rho = rho_;
   const double inv_N = 1.0 / static_cast<double>(N_);
+  const std::uint64_t n = static_cast<std::uint64_t>(n_);
   const double* y = data_.y.data();
   const S* rows = X.data();
-  double* __restrict w = w_.data();
-  double* __restrict g = gbar_.data();
-  double* __restrict ts = table_sum_.data();
-  double* __restrict ds = delta_sum_.data();
+  double* __restrict v = v_.data();
+  const double* __restrict g0 = gbar0_.data();
+  double* __restrict delta = delta_.data();
   double* z = z_.data();
   double* a = a_.data();
-  double* delta = delta_.data();
+  double* diff = diff_.data();
 
+  Index j_next = static_cast<Index>(rng_.below(n));
   for (Index step = 0; step < steps; ++step) {
-    const Index j = static_cast<Index>(rng_.below(static_cast<std::uint64_t>(n_)));
+    const Index j = j_next;
+    const S* next = nullptr;
+    if (step + 1 < steps) {
+      j_next = static_cast<Index>(rng_.below(n));
+      next = rows + j_next * d;
+      prefetch(table_.data() + j_next * C);
+      prefetch(y + j_next);
+    }
     const S* __restrict x = rows + j * d;
-    dense_margins(x, d, w, C, z);
+    if (C == 1) {
+      z[0] = dot_prefetch(x, v, d, next);
+    } else {
+      if (next) prefetch_range(next, static_cast<std::size_t>(d) * sizeof(S));
+      dense_margins(x, d, v, C, z);
+    }
+    for (int c = 0; c < C; ++c) z[c] *= scale_;
     sample_derivative(objective_, y[j], z, a);
     double* table_j = table_.data() + j * C;
     for (int c = 0; c < C; ++c) {
-      delta[c] = a[c] - table_j[c];
+      diff[c] = a[c] - table_j[c];
       table_j[c] = a[c];
     }
+    // Scaled form: v -= (eta / s') * (...). Eager (rho out of range): s stays 1 and
+    // v <- rho * v - eta * (...).
+    const double s_next = eager_ ? 1.0 : scale_ * rho;
+    const double c_step = eager_ ? eta : eta / s_next;
     if (C == 1) {
-      update_dense_row(x, d, delta[0], eta, lambda, inv_N, w, g, ts, ds);
+      if (eager_) {
+        update_dense_row<true>(x, d, diff[0], rho, c_step, inv_N, v, g0, delta);
+      } else {
+        update_dense_row<false>(x, d, diff[0], 1.0, c_step, inv_N, v, g0, delta);
+      }
     } else {
+      const double alpha = eager_ ? rho : 1.0;
       for (Index k = 0; k < d; ++k) {
         const double xk = static_cast<double>(x[k]);
         const Index base = k * C;
         for (int c = 0; c < C; ++c) {
           const Index i = base + c;
-          const double u = delta[c] * xk;
-          w[i] -= eta * (u + g[i] + lambda * w[i]);
-          g[i] += u * inv_N;
-          ts[i] += u;
-          ds[i] += u;
+          const double u = diff[c] * xk;
+          const double g = g0[i] + delta[i] * inv_N;
+          v[i] = alpha * v[i] - c_step * (u + g);
+          delta[i] += u;
         }
       }
     }
+    scale_ = s_next;
+    if (!(scale_ >= 1e-100 && scale_ <= 1e100)) renormalize();
   }
 }
 
-// CSR rows: O(nnz(x_j) * C) per step with the just-in-time invariant above.
-template <class Matrix>
-void SagaSolver::run_sparse(const Matrix& X, Index steps) {
+// CSR rows: O(nnz(x_j) * C) per step with the just-in-time invariant above. Two steps of
+// lookahead: during step t the CSR entries of row j_{t+2} and the records of row j_{t+1}
+// (whose column indices are then in cache) are prefetched.
+template <class Matrix, class Width>
+void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
   const auto* outer = X.outerIndexPtr();
   const auto* inner = X.innerIndexPtr();
   const auto* values = X.valuePtr();
-  const int C = C_;
-  const Index dC = d_ * C;
+  const int C = width.value();
+  const Index R = record_size_;
   const double eta = eta_, lambda = objective_.lambda;
   const double inv_N = 1.0 / static_cast<double>(N_);
+  const std::uint64_t n = static_cast<std::uint64_t>(n_);
   const double* y = data_.y.data();
-  double* __restrict v = v_.data();
-  double* __restrict g = gbar_.data();
-  double* __restrict ts = table_sum_.data();
-  double* __restrict ds = delta_sum_.data();
-  double* __restrict mark = mark_.data();
+  double* __restrict rec = rec_.data();
   double* z = z_.data();
   double* a = a_.data();
-  double* delta = delta_.data();
+  double* diff = diff_.data();
 
+  const auto prefetch_entries = [&](Index i) {
+    const Index b = outer[i], e = outer[i + 1];
+    prefetch_range(inner + b, static_cast<std::size_t>(e - b) * sizeof(*inner));
+    prefetch_range(values + b, static_cast<std::size_t>(e - b) * sizeof(*values));
+  };
+  const auto prefetch_records = [&](Index i) {
+    for (Index p = outer[i]; p < outer[i + 1]; ++p) prefetch(rec + Index(inner[p]) * R);
+    prefetch(table_.data() + i * C);
+  };
+
+  // Lookahead queue: j_cur (this step), j_1 (next), j_2 (the one after); -1 = beyond `steps`.
+  Index j_1 = static_cast<Index>(rng_.below(n));
+  Index j_2 = steps > 1 ? static_cast<Index>(rng_.below(n)) : -1;
   for (Index step = 0; step < steps; ++step) {
-    const Index j = static_cast<Index>(rng_.below(static_cast<std::uint64_t>(n_)));
+    const Index j = j_1;
+    j_1 = j_2;
+    j_2 = step + 2 < steps ? static_cast<Index>(rng_.below(n)) : -1;
+    if (j_2 >= 0) prefetch_entries(j_2);
+    if (j_1 >= 0) prefetch_records(j_1);
     const Index begin = outer[j], end = outer[j + 1];
 
     // Bring the row's coordinates up to date (closed form over the steps since each was last
     // read) and take the margins <x_j, w> = s * <x_j, v>.
-    std::fill(z, z + C, 0.0);
-    for (Index p = begin; p < end; ++p) {
-      const Index k = inner[p];
-      const double x = static_cast<double>(values[p]);
-      const double D = cum_ - mark[k];
-      double* vk = v + k * C;
-      const double* gk = g + k * C;
-      for (int c = 0; c < C; ++c) {
-        vk[c] -= gk[c] * D;
-        z[c] += x * vk[c];
+    const double A = cum_;
+    if constexpr (std::is_same_v<Width, OneClass>) {
+      // Two partial sums in registers (even and odd entries): the margin's add chain, not the
+      // loads, bounds this loop otherwise.
+      const auto catch_up = [&](Index p) {  // brings entry p's coordinate up to date: x * v
+        double* r = rec + Index(inner[p]) * R;
+        const double vk = r[1] - (r[2] + r[3] * inv_N) * (A - r[0]);
+        r[1] = vk;
+        return static_cast<double>(values[p]) * vk;
+      };
+      double z_even = 0.0, z_odd = 0.0;
+      Index p = begin;
+      for (; p + 2 <= end; p += 2) {
+        z_even += catch_up(p);
+        z_odd += catch_up(p + 1);
       }
+      if (p < end) z_even += catch_up(p);
+      z[0] = scale_ * (z_even + z_odd);
+    } else {
+      std::fill(z, z + C, 0.0);
+      for (Index p = begin; p < end; ++p) {
+        double* r = rec + Index(inner[p]) * R;
+        const double x = static_cast<double>(values[p]);
+        const double D = A - r[0];
+        for (int c = 0; c < C; ++c) {
+          const double g = r[1 + C + c] + r[1 + 2 * C + c] * inv_N;
+          const double vk = r[1 + c] - g * D;
+          r[1 + c] = vk;
+          z[c] += x * vk;
+        }
+      }
+      for (int c = 0; c < C; ++c) z[c] *= scale_;
     }
-    for (int c = 0; c < C; ++c) z[c] *= scale_;
 
     sample_derivative(objective_, y[j], z, a);
     double* table_j = table_.data() + j * C;
     for (int c = 0; c < C; ++c) {
-      delta[c] = a[c] - table_j[c];
+      diff[c] = a[c] - table_j[c];
       table_j[c] = a[c];
     }
 
     if (eager_) {
       // s == 1 and A == 0 throughout: the dense part goes to every coordinate now.
-      for (Index i = 0; i < dC; ++i) v[i] -= eta * (g[i] + lambda * v[i]);
-      for (Index p = begin; p < end; ++p) {
-        const double x = static_cast<double>(values[p]);
-        const Index base = Index(inner[p]) * C;
+      for (Index k = 0; k < d_; ++k) {
+        double* r = rec + k * R;
         for (int c = 0; c < C; ++c) {
-          const Index i = base + c;
-          const double u = delta[c] * x;
-          v[i] -= eta * u;
-          g[i] += u * inv_N;
-          ts[i] += u;
-          ds[i] += u;
+          const double g = r[1 + C + c] + r[1 + 2 * C + c] * inv_N;
+          r[1 + c] -= eta * (g + lambda * r[1 + c]);
+        }
+      }
+      for (Index p = begin; p < end; ++p) {
+        double* r = rec + Index(inner[p]) * R;
+        const double x = static_cast<double>(values[p]);
+        for (int c = 0; c < C; ++c) {
+          const double u = diff[c] * x;
+          r[1 + c] -= eta * u;
+          r[1 + 2 * C + c] += u;
         }
       }
       continue;
@@ -421,25 +679,21 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps) {
       cum_ = sum;
     }
     for (Index p = begin; p < end; ++p) {
-      const Index k = inner[p];
+      double* r = rec + Index(inner[p]) * R;
       const double x = static_cast<double>(values[p]);
-      const Index base = k * C;
       for (int c = 0; c < C; ++c) {
-        const Index i = base + c;
-        const double u = delta[c] * x;
-        v[i] -= inc * (g[i] + u);
-        g[i] += u * inv_N;
-        ts[i] += u;
-        ds[i] += u;
+        const double u = diff[c] * x;
+        const double g = r[1 + C + c] + r[1 + 2 * C + c] * inv_N;
+        r[1 + c] -= inc * (g + u);
+        r[1 + 2 * C + c] += u;
       }
-      mark[k] = cum_;
+      r[0] = cum_;
     }
     scale_ = s_next;
     if (++since_restart_ >= restart_period_ || !(scale_ >= 1e-100 && scale_ <= 1e100)) {
       renormalize();
     }
   }
-  w_current_ = false;
 }
 
 }  // namespace dsaga

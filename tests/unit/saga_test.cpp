@@ -374,11 +374,15 @@ TEST(SagaSolver, RunsInPiecesEqualOneRunBitwise) {
       const Eigen::VectorXd w0 = random_vector(d * obj.width(), 3);
       pieces.init_table(w0);
       whole.init_table(w0);
-      // 7 x 400 steps cross the sparse path's periodic restart (every 1024 steps) twice; looking
-      // at w() between runs must not change anything either.
+      // 7 x 400 steps cross the sparse path's periodic restart (every 1024 steps) twice, and
+      // the index lookahead of run() (one step dense, two sparse) restarts at every call;
+      // looking at the accessors between runs must not change anything either.
       for (int k = 0; k < 7; ++k) {
         EXPECT_EQ(pieces.run(400).steps, 400);
-        g_sink = g_sink + pieces.w()[0];
+        // Every accessor materialises derived vectors (gbar, table_sum from the delta); none
+        // may disturb the step state.
+        g_sink = g_sink + pieces.w()[0] + pieces.gbar()[0] + pieces.table_sum()[0] +
+                 pieces.delta_sum()[0];
       }
       whole.run(7 * 400);
       const char* what = data->is_sparse() ? "sparse" : "dense";
@@ -574,7 +578,8 @@ TEST(SagaSolver, AllocatesNothingAfterConstruction) {
       solver.reset_delta();
       solver.set_state(w0, g0);
       solver.run(3000);
-      sum += solver.w().sum() + solver.gbar().sum() + solver.delta_sum().sum();
+      sum += solver.w().sum() + solver.gbar().sum() + solver.delta_sum().sum() +
+             solver.table_sum().sum();
       solver.init_zero(w0);
       solver.run(100);
       sum += solver.w().sum();

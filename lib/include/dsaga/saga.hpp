@@ -9,20 +9,39 @@
 // A single-node run is the case N = n.
 //
 // Memory contract: the constructor allocates everything the solver will ever use (the table,
-// n x C doubles; w, gbar, the round's table delta and the lazy-update bookkeeping, d x C each).
-// Nothing is allocated afterwards: `run` and `set_state` never touch the heap.
+// exactly n x C doubles; a fixed number of d x C vectors: the step's state and the buffers the
+// accessors fill). Nothing is allocated afterwards: `run`, `set_state`, `reset_delta`, the
+// init functions and the accessors never touch the heap.
 //
-// Sparse data uses the just-in-time update: the dense part of a step (-eta*(gbar + lambda*w))
-// is applied to a coordinate only when a row next reads it, in closed form over the skipped
-// steps, so a step costs O(nnz(x_j) * C) whatever d is. Dense data applies it every step.
-// Both paths give the same iterates up to rounding.
+// Precision: the features may be stored in float32 (half the bytes, and the step is bound by
+// reading its row: float32 storage is what makes an epoch cost half as much) or float64. Every
+// quantity the solver keeps is float64 and every product with a feature is formed in float64:
+// gbar and the table sums add up N tiny increments a*x/N, and the hub's invariant
+// gbar == sum_k S_k / N is checked to ~1e-12, which float32 accumulation (eps 6e-8) cannot hold.
+// The table stays float64 for the same reason (its entries are subtracted, a - table_j).
+//
+// What a step costs (the reason for the representation, see saga.cpp):
+// - The L2 shrinkage is a scale factor, w = s * v, so no step multiplies the whole of w.
+// - Only the round's table delta is stored per step; gbar and table_sum are derived from their
+//   values at the last reset (set_state / reset_delta / init) plus that delta:
+//     table_sum == table_sum0 + delta_sum,   gbar == gbar0 + delta_sum / N.
+//   A dense step is then one pass over the row for <x_j, w> and one fused pass that updates v
+//   and delta_sum: two d-length store streams, and the row is read from memory once (the next
+//   row is prefetched while the current one is processed).
+// - Sparse data uses the just-in-time update: the dense part of a step (-eta*(gbar + lambda*w))
+//   is applied to a coordinate only when a row next reads it, in closed form over the skipped
+//   steps, so a step costs O(nnz(x_j) * C) whatever d is. A coordinate's state (its scaled
+//   weights, gbar0, delta and the mark of the closed form) sits in one record, so a row touches
+//   one cache line per non-zero (for C = 1), and the next row's records are prefetched.
+// Both paths give the same iterates up to rounding. The accessors w(), gbar(), table_sum() and
+// delta_sum() materialise the plain vectors into preallocated buffers, O(d * C) per call.
 //
 // Deterministic: the same data, options and seed give the same iterates on every platform.
-// Not thread-safe; the Dataset must outlive the solver.
+// Not thread-safe (even the const accessors write their buffers); the Dataset must outlive the
+// solver.
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <cstdint>
 
 #include "dsaga/dataset.hpp"
@@ -32,8 +51,8 @@
 namespace dsaga {
 
 struct SagaOptions {
-  double eta = 0.0;          // step size; 0 means 1 / (3 * L_max) of this data
-  Index total_samples = 0;   // N; 0 means the rows of this data (single node)
+  double eta = 0.0;         // step size; 0 means 1 / (3 * L_max) of this data
+  Index total_samples = 0;  // N; 0 means the rows of this data (single node)
   std::uint64_t seed = 0;
 };
 
@@ -63,13 +82,15 @@ class SagaSolver {
   // calls, so k calls of n steps equal one call of k*n steps). Allocates nothing.
   SagaStats run(Index steps);
 
-  // Current iterate and table average (all pending lazy updates applied).
+  // Current iterate and table average (all pending lazy updates applied). Each accessor returns
+  // a buffer of its own, valid until the next call of a non-const member or of the same
+  // accessor; reading them never changes later iterates.
   const Eigen::VectorXd& w() const;
   const Eigen::VectorXd& gbar() const;
-  // sum_i table_i x_i over this node's samples (S_k), kept up to date by every step.
-  const Eigen::VectorXd& table_sum() const { return table_sum_; }
+  // sum_i table_i x_i over this node's samples (S_k), as of the last step.
+  const Eigen::VectorXd& table_sum() const;
   // Change of table_sum() since the last set_state / reset_delta / init (dS_k of a round).
-  const Eigen::VectorXd& delta_sum() const { return delta_sum_; }
+  const Eigen::VectorXd& delta_sum() const;
   // The table, n x C, row-major: table(i, c).
   const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& table() const {
     return table_;
@@ -84,18 +105,20 @@ class SagaSolver {
   std::size_t state_bytes() const;
 
  private:
-  template <class Matrix>
-  void run_dense(const Matrix& X, Index steps);
-  template <class Matrix>
-  void run_sparse(const Matrix& X, Index steps);
-  // Sparse path: starts the lazy representation afresh from w_ (v = w, s = 1, A = 0, marks 0).
-  void restart_lazy();
-  // Sparse path: brings every coordinate up to date and restarts the representation, so that
-  // s and A stay in range and rounding in A stays small (see saga.cpp).
+  template <class Matrix, class Width>
+  void run_dense(const Matrix& X, Index steps, Width width);
+  template <class Matrix, class Width>
+  void run_sparse(const Matrix& X, Index steps, Width width);
+  // Starts the step representation afresh from the iterate w (s = 1; sparse: A = 0, marks 0).
+  void restart(const Eigen::VectorXd& w);
+  // Folds the scale into v (dense), or brings every coordinate up to date and restarts the
+  // closed form (sparse), without changing the iterate beyond rounding (see saga.cpp).
   void renormalize();
-  // Sparse path: writes the current iterate into w_. Leaves the lazy state untouched, so that
-  // looking at w() never changes later iterates.
-  void flush() const;
+  // Starts a new accounting period: table_sum0 += delta, gbar0 += delta / N, delta = 0.
+  void fold_delta();
+  // Sparse path: pointer to coordinate k's record.
+  double* record(Index k) { return rec_.data() + k * record_size_; }
+  const double* record(Index k) const { return rec_.data() + k * record_size_; }
 
   const Dataset& data_;
   Objective objective_;
@@ -106,24 +129,27 @@ class SagaSolver {
   bool sparse_ = false;
 
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> table_;  // n x C
-  // Dense path: the iterate. Sparse path: the iterate as of the last flush() (mutable: w()
-  // refreshes it on demand).
-  mutable Eigen::VectorXd w_;
-  Eigen::VectorXd gbar_;  // always current: a step changes it only where its row is non-zero
-  Eigen::VectorXd table_sum_;
-  Eigen::VectorXd delta_sum_;
-  // Sparse just-in-time state (empty for dense data); the invariant is stated in saga.cpp.
-  Eigen::VectorXd v_;       // d*C scaled weights
-  Eigen::VectorXd mark_;    // d: the value of A when coordinate k was last brought up to date
-  double scale_ = 1.0;      // s
-  double cum_ = 0.0;        // A
-  double cum_carry_ = 0.0;  // Kahan compensation of A
-  double rho_ = 1.0;        // 1 - eta * lambda
-  bool eager_ = false;      // rho too small for the scaled form: apply the dense part eagerly
+  // Step state, dense path (d*C each; w = scale_ * v_, gbar = gbar0_ + delta_ / N).
+  Eigen::VectorXd v_;
+  Eigen::VectorXd gbar0_;
+  // Dense: the live delta_sum. Sparse: delta_sum()'s buffer (the live values sit in rec_),
+  // hence mutable.
+  mutable Eigen::VectorXd delta_;
+  // Step state, sparse path: d records of record_size_ = 1 + 3C doubles,
+  // [mark, v (C), gbar0 (C), delta (C)]; see the invariant in saga.cpp.
+  Eigen::VectorXd rec_;
+  Index record_size_ = 0;
+  Eigen::VectorXd table_sum0_;  // table_sum at the last reset (both paths)
+  double scale_ = 1.0;          // s
+  double cum_ = 0.0;            // A (sparse)
+  double cum_carry_ = 0.0;      // Kahan compensation of A
+  double rho_ = 1.0;            // 1 - eta * lambda
+  bool eager_ = false;          // rho too small for the scaled form: shrink w every step
   Index since_restart_ = 0, restart_period_ = 1;
-  mutable bool w_current_ = true;
+  // The accessors' buffers (filled on each call).
+  mutable Eigen::VectorXd w_, gbar_, table_sum_;
   // Per-step scratch, C entries each.
-  Eigen::VectorXd z_, a_, delta_;
+  Eigen::VectorXd z_, a_, diff_;
 };
 
 }  // namespace dsaga

@@ -1,0 +1,87 @@
+#include "bench_data.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "dsaga/rng.hpp"
+
+namespace dsaga::bench {
+
+Dataset sparse_problem(Index n, Index d, int nnz, std::uint64_t seed) {
+  Rng values(seed), columns(seed ^ 0x5DEECE66DULL), labels(seed + 1);
+  std::vector<Eigen::Triplet<float, std::int32_t>> entries;
+  entries.reserve(static_cast<std::size_t>(n) * static_cast<std::size_t>(nnz));
+  // A planted model over a few hundred "signal" columns keeps the problem learnable whatever d.
+  std::vector<double> row(static_cast<std::size_t>(nnz));
+  std::vector<std::int32_t> cols(static_cast<std::size_t>(nnz));
+  Eigen::VectorXd y(n);
+  for (Index i = 0; i < n; ++i) {
+    double norm2 = 0.0, margin = 0.0;
+    for (int p = 0; p < nnz; ++p) {
+      std::int32_t k;
+      bool fresh;
+      do {  // distinct columns within a row (CSR rows hold each column once)
+        k = static_cast<std::int32_t>(columns.below(static_cast<std::uint64_t>(d)));
+        fresh = true;
+        for (int q = 0; q < p; ++q) fresh = fresh && cols[static_cast<std::size_t>(q)] != k;
+      } while (!fresh);
+      cols[static_cast<std::size_t>(p)] = k;
+      row[static_cast<std::size_t>(p)] = 1.0 - values.uniform();
+      norm2 += row[static_cast<std::size_t>(p)] * row[static_cast<std::size_t>(p)];
+      margin += (p % 2 == 0 ? 1.0 : -1.0) * row[static_cast<std::size_t>(p)];
+    }
+    const double inv = 1.0 / std::sqrt(norm2);
+    for (int p = 0; p < nnz; ++p)
+      entries.emplace_back(static_cast<std::int32_t>(i), cols[static_cast<std::size_t>(p)],
+                           static_cast<float>(row[static_cast<std::size_t>(p)] * inv));
+    const bool flip = labels.uniform() < 0.1;
+    y[i] = ((margin >= 0.0) != flip) ? 1.0 : -1.0;
+  }
+  SparseMatrix<float> X(n, d);
+  X.setFromTriplets(entries.begin(), entries.end());
+  X.makeCompressed();
+  Dataset data;
+  data.X = std::move(X);
+  data.y = std::move(y);
+  data.source = "generated sparse";
+  return data;
+}
+
+Dataset dense_problem(Index n, Index d, Precision precision, std::uint64_t seed) {
+  Rng rng(seed);
+  DenseMatrix<double> X(n, d);
+  Eigen::VectorXd y(n);
+  for (Index i = 0; i < n; ++i) {
+    for (Index k = 0; k < d; ++k) X(i, k) = rng.uniform();
+    X.row(i) /= X.row(i).norm();
+    y[i] = rng.uniform() < 0.5 ? -1.0 : 1.0;
+  }
+  Dataset data;
+  if (precision == Precision::f32) {
+    data.X = DenseMatrix<float>(X.cast<float>());
+  } else {
+    data.X = std::move(X);
+  }
+  data.y = std::move(y);
+  data.source = "generated dense";
+  return data;
+}
+
+std::uint64_t stream_read(const void* data, std::size_t bytes) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  std::uint64_t a = 0, b = 0, c = 0, e = 0;
+  std::size_t i = 0;
+  for (; i + 32 <= bytes; i += 32) {
+    std::uint64_t w[4];
+    std::memcpy(w, p + i, sizeof w);
+    a += w[0];
+    b += w[1];
+    c += w[2];
+    e += w[3];
+  }
+  for (; i < bytes; ++i) a += p[i];
+  return a ^ b ^ c ^ e;
+}
+
+}  // namespace dsaga::bench

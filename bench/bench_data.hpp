@@ -1,0 +1,26 @@
+// Data for the local-solver benchmarks: generated, seeded problems (so every run and machine
+// measures the same thing) and the streaming-read probe that gives the memory floor.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "dsaga/dataset.hpp"
+
+namespace dsaga::bench {
+
+// n rows of d features in CSR float32, each row `nnz` distinct columns drawn uniformly from
+// 0..d-1 (so no column is "hot": the worst case for caches), values uniform in (0, 1] scaled to
+// unit row norm, labels +-1 from a planted model (a learnable problem, not noise). Same seed and
+// n, nnz give the same values and labels for every d; only the column indices differ.
+Dataset sparse_problem(Index n, Index d, int nnz, std::uint64_t seed);
+
+// n x d dense, float32 or float64, entries uniform in [0, 1) scaled to unit row norm, labels +-1.
+Dataset dense_problem(Index n, Index d, Precision precision, std::uint64_t seed);
+
+// Reads `bytes` bytes from `data` once, front to back, with as little work per byte as the core
+// allows (64-bit integer adds in four chains), and returns a value that depends on every byte so
+// the read cannot be optimised away. The time of this call is the floor of one pass.
+std::uint64_t stream_read(const void* data, std::size_t bytes);
+
+}  // namespace dsaga::bench

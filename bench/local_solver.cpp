@@ -1,0 +1,282 @@
+// dsaga-bench-local: the local-solver measurements of issue 6, side by side in one process.
+//
+//   1. resident memory of an agent-like process: B1 in float32 + one SagaSolver after an epoch,
+//      against data bytes + table bytes (+ the solver's d-sized state);
+//   2. the memory floor: one streaming read of the very bytes an epoch reads (the f32 and the
+//      f64 copy of B1's matrix);
+//   3. dsaga's SAGA epoch (n steps + w()) on B1, float32 and float64 storage;
+//   4. the sparse width check: n x 2^14 and n x 2^20, ~100 non-zeros per row, same values;
+//   5. ratios, including against scikit-learn's epoch when its times are given
+//      (--sklearn-f64-ms / --sklearn-f32-ms, measured by bench/sklearn_epoch.py in the same run
+//      of bench/local_solver.sh).
+//
+// Timings are repeated (--repeats, default 7); each line gives the minimum and the median of the
+// thread's CPU time and of the wall time; ratios use the minimum CPU time (the least disturbed
+// run on a shared machine).
+// Output: a human-readable report; lines starting with "result " are key/value for scripts.
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "bench_data.hpp"
+#include "dsaga/data_source.hpp"
+#include "dsaga/objective.hpp"
+#include "dsaga/saga.hpp"
+
+namespace {
+
+using dsaga::Index;
+
+// Wall time and this thread's CPU time (CLOCK_THREAD_CPUTIME_ID: excludes the time the thread
+// waits for a core, which on a shared 2-core machine can dominate the wall time). Ratios use
+// the minimum CPU time; the wall times are printed alongside.
+struct Timing {
+  double min_ms = 0.0, median_ms = 0.0;  // wall
+  double cpu_min_ms = 0.0, cpu_median_ms = 0.0;
+};
+
+double thread_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+template <class F>
+Timing time_repeated(int repeats, F&& body) {
+  std::vector<double> ms, cpu;
+  for (int r = 0; r < repeats; ++r) {
+    const double c0 = thread_cpu_ms();
+    const auto t0 = std::chrono::steady_clock::now();
+    body();
+    const auto t1 = std::chrono::steady_clock::now();
+    cpu.push_back(thread_cpu_ms() - c0);
+    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  std::sort(cpu.begin(), cpu.end());
+  return {ms.front(), ms[ms.size() / 2], cpu.front(), cpu[cpu.size() / 2]};
+}
+
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0, resident = 0;
+  if (!(statm >> pages >> resident)) return 0;
+  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+volatile std::uint64_t g_sink = 0;
+volatile double g_dsink = 0.0;
+
+void report(const char* key, const char* what, const Timing& t) {
+  std::printf("  %-40s cpu min %8.2f median %8.2f | wall min %8.2f median %8.2f ms\n", what,
+              t.cpu_min_ms, t.cpu_median_ms, t.min_ms, t.median_ms);
+  std::printf("result %s_cpu_min_ms %.4f\nresult %s_cpu_median_ms %.4f\n", key, t.cpu_min_ms, key,
+              t.cpu_median_ms);
+  std::printf("result %s_wall_min_ms %.4f\nresult %s_wall_median_ms %.4f\n", key, t.min_ms, key,
+              t.median_ms);
+}
+void ratio(const char* key, const char* what, double value, const char* target) {
+  std::printf("  %-58s %7.2fx   (target %s)\n", what, value, target);
+  std::printf("result %s %.4f\n", key, value);
+}
+
+dsaga::Result<dsaga::Dataset> load_b1(dsaga::Precision precision, const dsaga::Objective& obj) {
+  dsaga::DataSpec spec;
+  spec.format = "fashion-mnist";
+  spec.split = "train";
+  spec.read.precision = precision;
+  spec.scale = 1.0 / 255.0;
+  spec.normalize_rows = true;
+  spec.bias = true;
+  spec.positive = {0, 2, 4, 6};
+  return dsaga::load_data(spec, obj);
+}
+
+const void* matrix_bytes(const dsaga::Dataset& data, std::size_t* bytes) {
+  return std::visit(
+      [&](const auto& X) -> const void* {
+        using M = std::decay_t<decltype(X)>;
+        if constexpr (std::is_base_of_v<Eigen::SparseMatrixBase<M>, M>) {
+          *bytes = 0;
+          return nullptr;
+        } else {
+          *bytes = static_cast<std::size_t>(X.size()) * sizeof(typename M::Scalar);
+          return X.data();
+        }
+      },
+      data.X);
+}
+
+// One "epoch" as the agent runs it: n steps, then the iterate is read out.
+Timing time_epochs(dsaga::SagaSolver& solver, int repeats) {
+  const Index n = solver.data().rows();
+  return time_repeated(repeats, [&] {
+    solver.run(n);
+    g_dsink = g_dsink + solver.w()[0];
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int repeats = 7;
+  double sklearn_f64_ms = 0.0, sklearn_f32_ms = 0.0;
+  Index sparse_rows = 100000;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (arg == "--repeats" && has_value) {
+      repeats = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--sklearn-f64-ms" && has_value) {
+      sklearn_f64_ms = std::atof(argv[++i]);
+    } else if (arg == "--sklearn-f32-ms" && has_value) {
+      sklearn_f32_ms = std::atof(argv[++i]);
+    } else if (arg == "--sparse-rows" && has_value) {
+      sparse_rows = std::max<Index>(1, std::atoll(argv[++i]));
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s [--repeats R] [--sklearn-f64-ms T] [--sklearn-f32-ms T] "
+                   "[--sparse-rows n]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  const std::size_t rss_start = resident_bytes();
+
+  // B1: logistic, lambda = 1/N (N = 60000), single node.
+  dsaga::Objective obj{dsaga::Loss::logistic, 1.0 / 60000.0, 1};
+  auto b1_32 = load_b1(dsaga::Precision::f32, obj);
+  if (!b1_32) {
+    std::fprintf(stderr, "B1 (float32): %s\n", b1_32.error().c_str());
+    return 1;
+  }
+  const Index n = b1_32->rows(), d = b1_32->cols();
+  obj.lambda = 1.0 / static_cast<double>(n);
+  std::printf("B1: %s, %lld x %lld, lambda = 1/%lld; repeats %d (min and median)\n",
+              b1_32->source.c_str(), static_cast<long long>(n), static_cast<long long>(d),
+              static_cast<long long>(n), repeats);
+
+  // --- 1. resident memory, agent-like: data + solver after an epoch and the round's reads ----
+  {
+    dsaga::SagaOptions options;
+    options.seed = 1;
+    dsaga::SagaSolver solver(*b1_32, obj, options);
+    solver.init_table(Eigen::VectorXd::Zero(d));
+    solver.run(n);
+    g_dsink =
+        g_dsink + solver.w()[0] + solver.delta_sum()[0] + solver.table_sum()[0] + solver.gbar()[0];
+    const std::size_t rss = resident_bytes();
+    const std::size_t data_bytes = b1_32->bytes();
+    const std::size_t table_bytes =
+        static_cast<std::size_t>(solver.table().size()) * sizeof(double);
+    std::printf("\nresident memory (agent-like: B1 float32 + solver after one epoch)\n");
+    std::printf("  process at start            %8.1f MB\n", rss_start / 1e6);
+    std::printf("  process now                 %8.1f MB\n", rss / 1e6);
+    std::printf("  data (X f32 + y)            %8.1f MB\n", data_bytes / 1e6);
+    std::printf("  table (%lld x %d doubles)   %8.3f MB\n", static_cast<long long>(n),
+                static_cast<int>(solver.table().cols()), table_bytes / 1e6);
+    std::printf("  solver state (all)          %8.3f MB\n", solver.state_bytes() / 1e6);
+    std::printf("  (now - start) / (data + table) = %.3f\n",
+                double(rss - rss_start) / double(data_bytes + table_bytes));
+    std::printf("result rss_start_bytes %zu\nresult rss_bytes %zu\nresult data_bytes %zu\n",
+                rss_start, rss, data_bytes);
+    std::printf("result table_bytes %zu\nresult solver_state_bytes %zu\n", table_bytes,
+                solver.state_bytes());
+  }
+
+  auto b1_64 = load_b1(dsaga::Precision::f64, obj);
+  if (!b1_64) {
+    std::fprintf(stderr, "B1 (float64): %s\n", b1_64.error().c_str());
+    return 1;
+  }
+
+  // --- 2. the floor: one streaming pass over the bytes an epoch reads ----------------------
+  std::printf("\nmemory floor: one streaming read of B1's matrix\n");
+  Timing floor32, floor64;
+  {
+    std::size_t bytes32 = 0, bytes64 = 0;
+    const void* p32 = matrix_bytes(*b1_32, &bytes32);
+    const void* p64 = matrix_bytes(*b1_64, &bytes64);
+    floor32 =
+        time_repeated(repeats, [&] { g_sink = g_sink + dsaga::bench::stream_read(p32, bytes32); });
+    floor64 =
+        time_repeated(repeats, [&] { g_sink = g_sink + dsaga::bench::stream_read(p64, bytes64); });
+    report("floor_f32", "read X float32", floor32);
+    report("floor_f64", "read X float64", floor64);
+    std::printf("  bandwidth (min cpu time)   f32 %.1f GB/s   f64 %.1f GB/s\n",
+                bytes32 / floor32.cpu_min_ms / 1e6, bytes64 / floor64.cpu_min_ms / 1e6);
+  }
+
+  // --- 3. dsaga's epoch on B1 ----------------------------------------------------------------
+  std::printf("\ndsaga local SAGA epoch on B1 (n steps + w(), from the table at w = 0)\n");
+  Timing epoch32, epoch64;
+  double F32 = 0.0, F64 = 0.0;
+  {
+    dsaga::SagaOptions options;
+    options.seed = 1;
+    dsaga::SagaSolver s32(*b1_32, obj, options);
+    s32.init_table(Eigen::VectorXd::Zero(d));
+    epoch32 = time_epochs(s32, repeats);
+    F32 = dsaga::objective_value(*b1_32, obj, s32.w());
+    dsaga::SagaSolver s64(*b1_64, obj, options);
+    s64.init_table(Eigen::VectorXd::Zero(d));
+    epoch64 = time_epochs(s64, repeats);
+    F64 = dsaga::objective_value(*b1_64, obj, s64.w());
+  }
+  report("dsaga_f32", "dsaga epoch, float32 storage", epoch32);
+  report("dsaga_f64", "dsaga epoch, float64 storage", epoch64);
+  std::printf("  F after %d epochs: f32 %.12f  f64 %.12f (sanity: both descend alike)\n", repeats,
+              F32, F64);
+  b1_64 = dsaga::Result<dsaga::Dataset>(dsaga::Dataset{});
+
+  // --- 4. sparse: d = 2^14 vs d = 2^20, same rows and nnz -------------------------------------
+  std::printf("\nsparse logistic, %lld rows x ~100 non-zeros (uniform columns), float32 CSR\n",
+              static_cast<long long>(sparse_rows));
+  Timing sparse_run[2], sparse_epoch[2];
+  const Index widths[2] = {Index(1) << 14, Index(1) << 20};
+  for (int which = 0; which < 2; ++which) {
+    const dsaga::Dataset data = dsaga::bench::sparse_problem(sparse_rows, widths[which], 100, 7);
+    dsaga::Objective sobj{dsaga::Loss::logistic, 1.0 / static_cast<double>(sparse_rows), 1};
+    dsaga::SagaOptions options;
+    options.seed = 1;
+    dsaga::SagaSolver solver(data, sobj, options);
+    solver.init_table(Eigen::VectorXd::Zero(widths[which]));
+    sparse_run[which] = time_repeated(repeats, [&] { solver.run(sparse_rows); });
+    sparse_epoch[which] = time_epochs(solver, repeats);
+    const std::string key = "sparse_d2^" + std::to_string(which == 0 ? 14 : 20);
+    report((key + "_steps").c_str(), (key + ": n steps").c_str(), sparse_run[which]);
+    report((key + "_epoch").c_str(), (key + ": n steps + w()").c_str(), sparse_epoch[which]);
+  }
+
+  // --- 5. ratios (minimum times) -------------------------------------------------------------
+  std::printf(
+      "\nratios (minimum thread CPU times of this run; sklearn: minimum wall time of "
+      "fit(max_iter=1))\n");
+  ratio("ratio_dense_f32_vs_floor", "dsaga f32 epoch / floor f32",
+        epoch32.cpu_min_ms / floor32.cpu_min_ms, "<= 1.5");
+  ratio("ratio_dense_f64_vs_floor", "dsaga f64 epoch / floor f64",
+        epoch64.cpu_min_ms / floor64.cpu_min_ms, "<= 1.5");
+  if (sklearn_f64_ms > 0.0) {
+    ratio("speedup_f32_vs_sklearn_f64", "sklearn SAGA epoch (f64) / dsaga f32 epoch",
+          sklearn_f64_ms / epoch32.cpu_min_ms, ">= 10");
+    ratio("speedup_f64_vs_sklearn_f64", "sklearn SAGA epoch (f64) / dsaga f64 epoch",
+          sklearn_f64_ms / epoch64.cpu_min_ms, ">= 10");
+  }
+  if (sklearn_f32_ms > 0.0) {
+    ratio("speedup_f32_vs_sklearn_f32", "sklearn SAGA epoch (f32 input) / dsaga f32 epoch",
+          sklearn_f32_ms / epoch32.cpu_min_ms, ">= 10");
+  }
+  ratio("ratio_sparse_steps_2^20_vs_2^14", "sparse n steps, d = 2^20 / d = 2^14",
+        sparse_run[1].cpu_min_ms / sparse_run[0].cpu_min_ms, "<= 1.2");
+  ratio("ratio_sparse_epoch_2^20_vs_2^14", "sparse n steps + w(), d = 2^20 / d = 2^14",
+        sparse_epoch[1].cpu_min_ms / sparse_epoch[0].cpu_min_ms, "<= 1.2");
+  return 0;
+}
