@@ -142,9 +142,9 @@ int main(int argc, char** argv) try {
   service.stop_requested = [] { return g_stop.load(); };
   bool first = true;
   service.on_round = [&](const AgentCore& agent) {
-    if (first && agent.solver()) {
+    if (first && agent.state_bytes() > 0) {
       spdlog::info("table: {} x {} scalars; solver state {:.1f} MB; data {:.1f} MB; resident {:.1f} MB",
-                   dataset->rows(), c.objective.classes, agent.solver()->state_bytes() / 1e6,
+                   dataset->rows(), c.objective.classes, agent.state_bytes() / 1e6,
                    dataset->bytes() / 1e6, resident_bytes() / 1e6);
       first = false;
     }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "dsaga/config.hpp"
+#include "dsaga/local_method.hpp"
 #include "dsaga/report.hpp"
 #include "dsaga/service.hpp"
 #include "dsaga/version.hpp"
@@ -52,6 +53,7 @@ int main(int argc, char** argv) try {
   }
   HubOptions& h = c.hub;
   std::string loss = to_string(h.objective.loss);
+  std::string algorithm = to_string(h.algorithm);
   std::string unused_config;
 
   CLI::App app{
@@ -82,7 +84,10 @@ int main(int argc, char** argv) try {
   app.add_option("--lambda", h.objective.lambda, "L2 regularisation")->capture_default_str();
   app.add_option("--features", h.features, "Model dimension d (0 = from the first agent)")
       ->capture_default_str();
-  app.add_option("--eta", h.eta, "Local step size (0 = 1/(3 L_max))")->capture_default_str();
+  app.add_option("--algorithm", algorithm,
+                 "dsaga, or a baseline through the same agents and wire: fedavg, scaffold, gd")
+      ->capture_default_str();
+  app.add_option("--eta", h.eta, "Local step size (0 = 1/(3 L_max); gd: 1/L_max)")->capture_default_str();
   app.add_option("--server-step", h.server_step, "Server step eta_g on the weighted mean of dw")
       ->capture_default_str();
   app.add_option("--local-steps", h.local_steps, "Local steps T per round (0 = one local epoch)")
@@ -111,6 +116,14 @@ int main(int argc, char** argv) try {
       return 2;
     }
     h.objective.loss = *parsed;
+  }
+  {
+    auto parsed = parse_algorithm(algorithm);
+    if (!parsed) {
+      std::fprintf(stderr, "dsaga-hub: --algorithm: %s\n", parsed.error().c_str());
+      return 2;
+    }
+    h.algorithm = *parsed;
   }
   if (const Status s = validate(c); !s) {
     std::fprintf(stderr, "dsaga-hub: %s\n", s.message().c_str());

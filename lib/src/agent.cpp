@@ -110,23 +110,29 @@ Status AgentCore::on_config(const msg::Config& config, std::vector<msg::Message>
   if (config.steps == 0 || config.steps > kMaxSteps) return bad(cat("steps = ", config.steps));
   if (static_cast<Index>(config.w.size()) != d * objective_.classes)
     return bad(cat("w has ", config.w.size(), " entries, expected ", d * objective_.classes));
-  if (config.algorithm != msg::Algorithm::dsaga)
-    return bad("this build's agent runs only algorithm dsaga");
+  if (config.algorithm != msg::Algorithm::dsaga && config.algorithm != msg::Algorithm::fedavg &&
+      config.algorithm != msg::Algorithm::scaffold && config.algorithm != msg::Algorithm::gd)
+    return bad(cat("unknown algorithm ", static_cast<int>(config.algorithm)));
 
-  const bool same_solver = solver_ && config_ && config_->eta == config.eta &&
+  const bool same_solver = method_ && config_ && config_->algorithm == config.algorithm &&
+                           config_->eta == config.eta &&
                            config_->total_samples == config.total_samples &&
                            config_->seed == config.seed && config_->lambda == config.lambda;
   config_ = config;
   objective_.lambda = config.lambda;
   if (!same_solver) {
-    // The only allocation of the solver's state: once per (N, eta, seed, lambda).
-    solver_.reset();
-    solver_ = std::make_unique<SagaSolver>(
+    // The only allocation of the method's state: once per (algorithm, N, eta, seed, lambda).
+    method_.reset();
+    method_ = make_local_method(
         data_, objective_,
-        SagaOptions{config.eta, static_cast<Index>(config.total_samples), config.seed});
+        LocalMethodOptions{config.algorithm, config.eta, static_cast<Index>(config.total_samples),
+                           config.seed});
     const Index dim = d * objective_.classes;
     w_round_.resize(dim);
     gbar_round_.resize(dim);
+    dw_.resize(dim);
+    ds_.resize(dim);
+    table_sum_.resize(dim);
   }
   if (config.build_table || !same_solver) {
     // A new table (possibly for a restarted hub whose rounds count from 1 again): any round
@@ -140,18 +146,17 @@ Status AgentCore::on_config(const msg::Config& config, std::vector<msg::Message>
 Status AgentCore::build_table(std::vector<msg::Message>& out) {
   w_round_ = Eigen::Map<const Eigen::VectorXd>(config_->w.data(), w_round_.size());
   msg::InitUpload init;
-  init.loss_sum = solver_->init_table(w_round_);
+  init.loss_sum = method_->init(w_round_, table_sum_);
   init.seq = ++seq_;
   init.samples = static_cast<std::uint64_t>(data_.rows());
-  const Eigen::VectorXd& s = solver_->table_sum();
-  init.table_sum.assign(s.data(), s.data() + s.size());
+  init.table_sum.assign(table_sum_.data(), table_sum_.data() + table_sum_.size());
   pending_ = init;
   out.push_back(std::move(init));
   return Status::ok();
 }
 
 Status AgentCore::on_round(const msg::RoundStart& start, std::vector<msg::Message>& out) {
-  if (!solver_) return Status::error("RoundStart before any Config: ignored");
+  if (!method_) return Status::error("RoundStart before any Config: ignored");
   if (answered_round_ && start.round <= *answered_round_)
     return Status::ok();  // a repeat of a round already answered (after a reconnect)
   const Index dim = w_round_.size();
@@ -166,20 +171,16 @@ Status AgentCore::on_round(const msg::RoundStart& start, std::vector<msg::Messag
   update.samples = static_cast<std::uint64_t>(data_.rows());
   // F(w_r) is assembled by the hub from every agent's loss at the broadcast w.
   update.loss_sum = loss_sum(data_, objective_, w_round_);
-  solver_->set_state(w_round_, gbar_round_);
-  update.steps = static_cast<std::uint64_t>(solver_->run(static_cast<Index>(config_->steps)).steps);
-  const Eigen::VectorXd& w = solver_->w();
-  const Eigen::VectorXd& ds = solver_->delta_sum();
+  update.steps = method_->round(w_round_, gbar_round_, config_->steps, dw_, ds_);
   answered_round_ = start.round;
   ++rounds_done_;
-  if (!all_finite(w) || !all_finite(ds) || !std::isfinite(update.loss_sum)) {
+  if (!all_finite(dw_) || !all_finite(ds_) || !std::isfinite(update.loss_sum)) {
     out.push_back(msg::Error{msg::ErrorCode::invalid_value,
                              cat("local iterate is not finite after round ", start.round)});
     return Status::error(cat("round ", start.round, ": the local iterate is not finite"));
   }
-  update.dw.resize(static_cast<std::size_t>(dim));
-  Eigen::Map<Eigen::VectorXd>(update.dw.data(), dim) = w - w_round_;
-  update.dS.assign(ds.data(), ds.data() + dim);
+  update.dw.assign(dw_.data(), dw_.data() + dim);
+  update.dS.assign(ds_.data(), ds_.data() + dim);
   update.seq = ++seq_;
   pending_ = update;
   out.push_back(std::move(update));

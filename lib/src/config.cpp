@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "dsaga/io.hpp"
+#include "dsaga/local_method.hpp"
 
 namespace dsaga {
 
@@ -188,12 +189,12 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
   }
   {
     Section s(*root, "training", name, status);
-    std::string algorithm = "dsaga";
+    std::string algorithm = to_string(c.hub.algorithm);
     s.get("algorithm", algorithm);
     if (const toml::node* node = s.find("algorithm")) {
-      if (algorithm != "dsaga")
-        s.fail(*node, "training.algorithm: '" + algorithm + "' is not available in this build "
-                      "(available: dsaga)");
+      auto parsed = parse_algorithm(algorithm);
+      if (!parsed) s.fail(*node, "training.algorithm: " + parsed.error());
+      else c.hub.algorithm = *parsed;
     }
     s.get("eta", c.hub.eta);
     s.get("server_step", c.hub.server_step);

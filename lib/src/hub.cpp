@@ -228,7 +228,9 @@ void HubCore::start_initialization(double /*now*/, std::vector<Outgoing>& out) {
   }
   // Every agent steps with the same eta, from the global L_max (ALGORITHM.md section 2).
   lmax += options_.objective.lambda;
-  eta_ = options_.eta > 0 ? options_.eta : (lmax > 0 ? 1.0 / (3.0 * lmax) : 1.0);
+  // Gradient descent is stable up to 2/L; the stochastic methods take SAGA's 1/(3 L_max).
+  const double default_eta = options_.algorithm == msg::Algorithm::gd ? 1.0 / lmax : 1.0 / (3.0 * lmax);
+  eta_ = options_.eta > 0 ? options_.eta : (lmax > 0 ? default_eta : 1.0);
   const Index dim = features_ * options_.objective.classes;
   w_ = Eigen::VectorXd::Zero(dim);
   gbar_ = Eigen::VectorXd::Zero(dim);

@@ -84,7 +84,7 @@ TEST(Config, ErrorsNameFileLineAndKey) {
       {"[problem]\nloss = \"hinge\"\n", "h.toml:2:8: problem.loss:"},
       {"[hub]\nagents = 1e3\n", "hub.agents: expected an integer"},
       {"[hub]\nagents = 99999999999999\n", "hub.agents: 99999999999999 is out of range"},
-      {"[training]\nalgorithm = \"fedavg\"\n", "training.algorithm: 'fedavg' is not available"},
+      {"[training]\nalgorithm = \"fedprox\"\n", "training.algorithm: unknown algorithm 'fedprox'"},
   };
   for (const auto& c : cases) {
     auto parsed = parse_hub_config(c.text, "h.toml");

@@ -3,9 +3,13 @@
 // hub it knows nothing of sockets: the transport adapter feeds it decoded hub messages and sends
 // what it appends to `out`.
 //
-// Memory: the SagaSolver (table n_k x C, d-sized vectors) is allocated when the first Config
-// fixes N, eta and the seed, and again only if a (restarted) hub changes them; a steady-state
-// round allocates only the outgoing message's vectors.
+// The round's computation is the hub's algorithm (local_method.hpp): dSAGA, or a baseline run
+// through the same agent, wire and metrics.
+//
+// Memory: the local method's state (for dSAGA the table, n_k x C, and d-sized vectors) is
+// allocated when the first Config fixes the algorithm, N, eta and the seed, and again only if a
+// (restarted) hub changes them; a steady-state round allocates only the outgoing message's
+// vectors.
 //
 // Reliability: the last InitUpload/Update stays pending until the hub acknowledges its seq;
 // after a reconnect the adapter sends Join and then `pending()` again (the hub applies a seq
@@ -22,9 +26,9 @@
 #include <vector>
 
 #include "dsaga/dataset.hpp"
+#include "dsaga/local_method.hpp"
 #include "dsaga/messages.hpp"
 #include "dsaga/objective.hpp"
-#include "dsaga/saga.hpp"
 #include "dsaga/status.hpp"
 
 namespace dsaga {
@@ -52,7 +56,8 @@ class AgentCore {
   const std::optional<msg::Message>& pending() const { return pending_; }
   std::uint64_t rounds_done() const { return rounds_done_; }
   std::uint64_t last_round() const { return answered_round_.value_or(0); }
-  const SagaSolver* solver() const { return solver_.get(); }
+  // Bytes of the local method's state (0 before the first Config).
+  std::size_t state_bytes() const { return method_ ? method_->state_bytes() : 0; }
   const AgentOptions& options() const { return options_; }
 
  private:
@@ -64,9 +69,10 @@ class AgentCore {
   Objective objective_;
   AgentOptions options_;
   double lmax_ = 0.0;  // max_i beta * ||x_i||^2 (the hub adds lambda)
-  std::unique_ptr<SagaSolver> solver_;
+  std::unique_ptr<LocalMethod> method_;
   std::optional<msg::Config> config_;
   Eigen::VectorXd w_round_, gbar_round_;  // the broadcast state, reused every round
+  Eigen::VectorXd dw_, ds_, table_sum_;
   std::uint64_t seq_ = 0;
   std::uint64_t rounds_done_ = 0;
   std::optional<std::uint64_t> answered_round_;  // the newest round answered with an Update

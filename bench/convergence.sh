@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The convergence benchmark of ALGORITHM.md section 5: dSAGA against FedAvg, SCAFFOLD and
+# distributed GD, K agents, IID and label-sorted shards, T = one local epoch and a quarter of
+# one, through the real hub/agent code (in one process over ZeroMQ inproc). Baselines are run
+# over a grid of step sizes (multiples of their default) and every run is listed, so the best
+# is visible. Writes OUT/<setting>.txt (the table), OUT/*.csv (per-round metrics) and
+# OUT/<setting>.png (suboptimality against rounds and against bytes, best step of each method).
+#
+# Usage: bench/convergence.sh [BUILD_DIR] [--problems "B1 B2"] [--rounds R] [--agents K]
+#                             [--eta-grid 1,0.3,0.1] [--out DIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$root/build-bench
+if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then build=$1; shift; fi
+problems="B1 B2" rounds=60 agents=8 grid=1,0.3,0.1 out=$root/bench/results/convergence
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --problems) problems=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --agents) agents=$2; shift 2 ;;
+    --eta-grid) grid=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "convergence.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh" "$build" -DDSAGA_BUILD_BENCH=ON -DBUILD_TESTING=OFF >/dev/null
+tool=$build/bench/convergence/dsaga-bench-convergence
+mkdir -p "$out"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores" | tee "$out/machine.txt"
+for problem in $problems; do
+  for partition in iid by-label; do
+    for t in 1 0.25; do
+      setting=$problem-$partition-k$agents-T$t
+      echo "== $setting"
+      "$tool" --problem "$problem" --partition "$partition" --agents "$agents" --local-steps "$t" \
+        --max-rounds "$rounds" --eta-grid "$grid" --out "$out" | tee "$out/$setting.txt"
+      # The plot: each method at the step that got lowest at the end.
+      best=()
+      for m in dsaga fedavg scaffold gd; do
+        f=$(for c in "$out/$setting-$m-eta"*.csv; do
+              [ -f "$c" ] && printf '%s %s\n' "$(tail -n 1 "$c" | cut -d, -f3)" "$c"
+            done | sort -g | head -n 1 | cut -d' ' -f2)
+        [ -n "$f" ] && best+=("$f")
+      done
+      plots=() plots_b=()
+      for f in "${best[@]}"; do
+        name=$(basename "$f" .csv); name=${name#"$setting-"}
+        plots+=("'$f' every ::1 using 1:(\$3 > 0 ? \$3 : 1e-16) with lines lw 2 title '$name'")
+        plots_b+=("'$f' every ::1 using (\$4 / 1e6):(\$3 > 0 ? \$3 : 1e-16) with lines lw 2 title '$name'")
+      done
+      gnuplot <<GP
+set terminal pngcairo size 1200,480 noenhanced
+set output "$out/$setting.png"
+set datafile separator ","
+set multiplot layout 1,2 title "$setting: relative suboptimality (best step of each method)"
+set logscale y; set format y "%.0e"; set grid; set key top right
+set xlabel "round"; set ylabel "(F - F*) / F*"
+plot $(IFS=,; echo "${plots[*]}")
+set xlabel "MB per agent (both directions)"
+plot $(IFS=,; echo "${plots_b[*]}")
+unset multiplot
+GP
+    done
+  done
+done
+echo "tables: $out/*.txt, plots: $out/*.png"

@@ -1,0 +1,244 @@
+// Convergence benchmark (ALGORITHM.md sections 3 to 5): dSAGA and its baselines through the same
+// hub and agent state machines, event loops, wire codec and ZeroMQ sockets as the daemons, here
+// in one process over inproc:// (one thread per agent), so the data set is loaded once for a
+// whole grid of runs. Bytes are the transport's ZMTP-framed counters, the same as over tcp.
+//
+// For each algorithm and each step size of its grid it writes one metrics file
+// (OUT/<tag>-<algorithm>-eta<x>.csv) and prints one summary line: rounds, bytes per agent
+// (both directions), local gradient evaluations and wall time to reach 1e-3 and 1e-6.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <thread>
+
+#include "dsaga/data_source.hpp"
+#include "dsaga/local_method.hpp"
+#include "dsaga/reference.hpp"
+#include "dsaga/service.hpp"
+
+namespace {
+
+using namespace dsaga;
+
+struct Point {
+  std::uint64_t round = 0;
+  double objective = NAN, suboptimality = NAN, bytes_per_agent = 0, evaluations = 0, seconds = 0;
+};
+
+struct Threshold {
+  bool reached = false;
+  Point at;
+};
+
+std::vector<Point> run_once(const std::vector<Dataset>& shards, HubOptions options,
+                            const Objective& objective) {
+  TransportContext context;
+  static int counter = 0;
+  const std::string endpoint = "inproc://bench-" + std::to_string(counter++);
+  auto server = ServerSocket::bind(context, endpoint, TransportOptions{});
+  if (!server) throw std::runtime_error(server.error());
+  HubCore hub(options);
+  std::vector<Point> points;
+  double evaluations = 0;
+  const double start = monotonic_seconds();
+  HubServiceOptions service;
+  service.linger_seconds = 0.05;
+  service.on_report = [&](const RoundReport& r, const TrafficCounters& t) {
+    // Gradient evaluations: the rounds' local steps, plus the init pass of the methods that
+    // start from local gradients (dSAGA's table, SCAFFOLD's control variates).
+    if (r.round == 0 && (options.algorithm == msg::Algorithm::dsaga ||
+                         options.algorithm == msg::Algorithm::scaffold))
+      evaluations += static_cast<double>(hub.total_samples());
+    evaluations += static_cast<double>(r.local_steps);
+    Point p;
+    p.round = r.round;
+    p.objective = r.objective;
+    p.suboptimality = r.suboptimality;
+    p.bytes_per_agent = static_cast<double>(t.bytes_in + t.bytes_out) / shards.size();
+    p.evaluations = evaluations;
+    p.seconds = monotonic_seconds() - start;
+    points.push_back(p);
+  };
+  Status hub_status;
+  std::thread hub_thread([&] { hub_status = run_hub(hub, **server, service); });
+  std::vector<std::thread> agents;
+  for (std::size_t k = 0; k < shards.size(); ++k) {
+    agents.emplace_back([&, k] {
+      AgentCore core(shards[k], objective, AgentOptions{"agent-" + std::to_string(k), k + 1});
+      auto client = ClientSocket::connect(context, endpoint, TransportOptions{});
+      if (!client) return;
+      AgentServiceOptions agent_service;
+      agent_service.give_up_seconds = 600;
+      const Status s = run_agent(core, **client, agent_service);
+      if (!s) spdlog::error("agent {}: {}", k, s.message());
+    });
+  }
+  for (auto& t : agents) t.join();
+  hub_thread.join();
+  if (!hub_status) throw std::runtime_error(hub_status.message());
+  return points;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  std::string problem = "B1", partition = "by-label", out = "bench-out", algorithms =
+      "dsaga,fedavg,scaffold,gd";
+  std::vector<double> eta_grid = {1.0, 0.3, 0.1, 0.03};
+  int agents = 8;
+  double steps_fraction = 1.0, server_step = 1.0, f_star = NAN;
+  std::uint64_t max_rounds = 100;
+  long limit = 0;
+  CLI::App app{"dsaga convergence benchmark: dSAGA against FedAvg, SCAFFOLD and distributed GD "
+               "on Fashion-MNIST (ALGORITHM.md section 5), same agents, wire and metrics."};
+  app.add_option("--problem", problem, "B1 (binary logistic), B2 (10-class multinomial)")
+      ->capture_default_str();
+  app.add_option("--partition", partition, "iid or by-label")->capture_default_str();
+  app.add_option("--agents", agents, "K")->capture_default_str();
+  app.add_option("--local-steps", steps_fraction, "T as a fraction of the local epoch n_k")
+      ->capture_default_str();
+  app.add_option("--algorithms", algorithms, "Comma-separated")->capture_default_str();
+  app.add_option("--eta-grid", eta_grid,
+                 "Baselines: multiples of the default step 1/(3 L_max) (gd: 1/L_max) to try; "
+                 "dSAGA runs its default")
+      ->delimiter(',');
+  app.add_option("--server-step", server_step, "eta_g")->capture_default_str();
+  app.add_option("--max-rounds", max_rounds, "Round cap per run")->capture_default_str();
+  app.add_option("--limit", limit, "Use the first rows of the data only (smoke runs)");
+  app.add_option("--f-star", f_star, "F* if known (else computed with the reference solver)");
+  app.add_option("--out", out, "Directory for the metrics files")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::warn);
+
+  DataSpec spec;
+  spec.format = "fashion-mnist";
+  spec.limit = limit;
+  spec.scale = 1.0 / 255;
+  spec.normalize_rows = true;
+  spec.bias = true;
+  Objective objective;
+  if (problem == "B1") {
+    objective.loss = Loss::logistic;
+    spec.positive = {0, 2, 4, 6};
+  } else if (problem == "B2") {
+    objective.loss = Loss::multinomial;
+    objective.classes = 10;
+  } else {
+    std::fprintf(stderr, "--problem: '%s', expected B1 or B2\n", problem.c_str());
+    return 2;
+  }
+  auto kind = parse_partition(partition);
+  if (!kind) {
+    std::fprintf(stderr, "--partition: %s\n", kind.error().c_str());
+    return 2;
+  }
+  auto full = load_data(spec, objective);
+  if (!full) {
+    std::fprintf(stderr, "%s\n", full.error().c_str());
+    return 1;
+  }
+  objective.lambda = 1.0 / static_cast<double>(full->rows());
+  // F* depends only on the problem: computed once, kept in OUT/<problem>[-limit]-fstar.txt.
+  const std::string fstar_file =
+      out + "/" + problem + (limit ? "-limit" + std::to_string(limit) : "") + "-fstar.txt";
+  if (!std::isfinite(f_star)) {
+    std::ifstream cached(fstar_file);
+    double value = NAN;
+    if (cached >> value && std::isfinite(value) && value > 0) f_star = value;
+  }
+  if (!std::isfinite(f_star)) {
+    auto ref = solve_reference(*full, objective);
+    if (!ref) {
+      std::fprintf(stderr, "reference: %s\n", ref.error().c_str());
+      return 1;
+    }
+    f_star = ref->value;
+    std::ofstream(fstar_file) << std::setprecision(17) << f_star << "\n";
+  }
+  std::vector<Dataset> shards;
+  for (int k = 0; k < agents; ++k) {
+    DataSpec s = spec;
+    s.shards = agents;
+    s.shard = k;
+    s.partition = *kind;
+    auto shard = load_data(s, objective);
+    if (!shard) {
+      std::fprintf(stderr, "%s\n", shard.error().c_str());
+      return 1;
+    }
+    shards.push_back(std::move(*shard));
+  }
+  const double lmax = max_smoothness(*full, objective);
+  const std::string tag = problem + "-" + partition + "-k" + std::to_string(agents) + "-T" +
+                          [&] { std::ostringstream s; s << steps_fraction; return s.str(); }();
+  std::printf("# %s: N = %lld, d = %lld, C = %d, lambda = %.3g, F* = %.17g, L_max = %.6g\n",
+              tag.c_str(), static_cast<long long>(full->rows()),
+              static_cast<long long>(full->cols()), objective.classes, objective.lambda, f_star,
+              lmax);
+  std::printf("%-9s %-8s %-40s %-40s %s\n", "algorithm", "eta", "to 1e-3: rounds MB/agent evals/N s",
+              "to 1e-6: rounds MB/agent evals/N s", "final (F-F*)/F* @ round");
+  std::stringstream list(algorithms);
+  std::string name;
+  while (std::getline(list, name, ',')) {
+    auto algorithm = parse_algorithm(name);
+    if (!algorithm) {
+      std::fprintf(stderr, "--algorithms: %s\n", algorithm.error().c_str());
+      return 2;
+    }
+    const double base = *algorithm == msg::Algorithm::gd ? 1.0 / lmax : 1.0 / (3.0 * lmax);
+    const std::vector<double> grid =
+        *algorithm == msg::Algorithm::dsaga ? std::vector<double>{1.0} : eta_grid;
+    for (double factor : grid) {
+      HubOptions options;
+      options.algorithm = *algorithm;
+      options.objective = objective;
+      options.expected_agents = agents;
+      options.eta = base * factor;
+      options.server_step = server_step;
+      options.local_steps = 0;
+      if (steps_fraction != 1.0)
+        options.local_steps =
+            std::max<Index>(1, static_cast<Index>(steps_fraction * full->rows() / agents));
+      options.max_rounds = max_rounds;
+      options.f_star = f_star;
+      options.target = 1e-6;
+      const auto points = run_once(shards, options, objective);
+      char file[512];
+      std::snprintf(file, sizeof file, "%s/%s-%s-eta%g.csv", out.c_str(), tag.c_str(),
+                    name.c_str(), factor);
+      std::ofstream csv(file);
+      csv << "round,objective,suboptimality,bytes_per_agent,gradient_evaluations,seconds\n";
+      Threshold t3, t6;
+      for (const Point& p : points) {
+        char line[256];
+        std::snprintf(line, sizeof line, "%llu,%.17g,%.17g,%.0f,%.0f,%.4f\n",
+                      static_cast<unsigned long long>(p.round), p.objective, p.suboptimality,
+                      p.bytes_per_agent, p.evaluations, p.seconds);
+        csv << line;
+        if (!t3.reached && p.suboptimality <= 1e-3) t3 = {true, p};
+        if (!t6.reached && p.suboptimality <= 1e-6) t6 = {true, p};
+      }
+      const auto show = [&](const Threshold& t) {
+        char s[64];
+        if (!t.reached) return std::string("-");
+        std::snprintf(s, sizeof s, "%4llu %7.2f %7.1f %7.1f", static_cast<unsigned long long>(t.at.round),
+                      t.at.bytes_per_agent / 1e6, t.at.evaluations / full->rows(), t.at.seconds);
+        return std::string(s);
+      };
+      const Point& last = points.back();
+      std::printf("%-9s %-8.3g %-40s %-40s %.3e @ %llu\n", name.c_str(), factor,
+                  show(t3).c_str(), show(t6).c_str(), last.suboptimality,
+                  static_cast<unsigned long long>(last.round));
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "convergence: %s\n", e.what());
+  return 1;
+}

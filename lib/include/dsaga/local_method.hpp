@@ -1,0 +1,57 @@
+// What an agent computes in a round, for every algorithm the hub can run (ALGORITHM.md
+// sections 3 and 4), behind one interface so that the agent, the wire and the hub's
+// aggregation are the same for all of them:
+//
+//   w_{r+1} = w_r + eta_g * sum_k (n_k / N_r) * dw_k,      gbar_{r+1} = gbar_r + sum_k dS_k / N
+//
+// and each method gives its own meaning to dw_k, S_k and gbar:
+//   dsaga     T local SAGA steps; S_k = sum_i table_i x_i; gbar = the global table average.
+//   fedavg    T local SGD steps on f_k + lambda/2 ||w||^2; S_k = 0, gbar = 0.
+//   scaffold  T local steps of SGD corrected by the control variates (Karimireddy et al. 2020,
+//             option II): w <- w - eta (g_j(w) - c_k + c); then c_k <- c_k - c + (w_r - w)/(T eta).
+//             S_k = n_k c_k, so gbar = sum_k n_k c_k / N = c, the server control variate.
+//   gd        one step of full-batch gradient descent: dw_k = -eta * grad F_k(w_r), so the
+//             weighted mean is exactly -eta * grad F(w_r). S_k = 0.
+// Every method allocates its state once at construction; round() does not allocate.
+#pragma once
+
+#include <Eigen/Dense>
+
+#include <cstdint>
+#include <memory>
+
+#include "dsaga/dataset.hpp"
+#include "dsaga/messages.hpp"
+#include "dsaga/objective.hpp"
+
+namespace dsaga {
+
+class LocalMethod {
+ public:
+  virtual ~LocalMethod() = default;
+  // Start of training at w0: fills S_k (d*C) and returns sum_i loss(y_i, <x_i, w0>).
+  virtual double init(const Eigen::VectorXd& w0, Eigen::VectorXd& table_sum) = 0;
+  // One round from the broadcast state: dw = w_k - w, ds = change of S_k. Returns the number of
+  // per-sample gradient evaluations it made.
+  virtual std::uint64_t round(const Eigen::VectorXd& w, const Eigen::VectorXd& gbar,
+                              std::uint64_t steps, Eigen::VectorXd& dw, Eigen::VectorXd& ds) = 0;
+  // Bytes of state allocated by the constructor (tables, vectors).
+  virtual std::size_t state_bytes() const = 0;
+};
+
+struct LocalMethodOptions {
+  msg::Algorithm algorithm = msg::Algorithm::dsaga;
+  double eta = 0.0;             // local step size (> 0)
+  Index total_samples = 0;      // N
+  std::uint64_t seed = 0;
+};
+
+// The Dataset must outlive the method; objective.lambda is the problem's lambda.
+std::unique_ptr<LocalMethod> make_local_method(const Dataset& data, const Objective& objective,
+                                               const LocalMethodOptions& options);
+
+const char* to_string(msg::Algorithm algorithm);
+// "dsaga", "fedavg", "scaffold", "gd"; the error lists them.
+Result<msg::Algorithm> parse_algorithm(const std::string& name);
+
+}  // namespace dsaga
