@@ -139,8 +139,8 @@ template <class S>
 SparseRow<S> row_of(const SparseMatrix<S>& X, Index i) {
   // Compressed storage is the contract, but an uncompressed matrix is read correctly too.
   const std::int32_t begin = X.outerIndexPtr()[i];
-  const std::int32_t count = X.isCompressed() ? X.outerIndexPtr()[i + 1] - begin
-                                              : X.innerNonZeroPtr()[i];
+  const std::int32_t count =
+      X.isCompressed() ? X.outerIndexPtr()[i + 1] - begin : X.innerNonZeroPtr()[i];
   return {X.innerIndexPtr() + begin, X.valuePtr() + begin, count};
 }
 
@@ -276,12 +276,11 @@ Status validate(const Objective& objective, const Dataset& data) {
         break;
     }
     if (!ok)
-      return Status::error(src + ": row " + std::to_string(i) + ": label " + format_double(y) +
-                           " is not " + expected + " for the " + to_string(objective.loss) +
-                           " loss" +
-                           (objective.loss == Loss::multinomial
-                                ? " (C = " + std::to_string(objective.classes) + ")"
-                                : std::string()));
+      return Status::error(
+          src + ": row " + std::to_string(i) + ": label " + format_double(y) + " is not " +
+          expected + " for the " + to_string(objective.loss) + " loss" +
+          (objective.loss == Loss::multinomial ? " (C = " + std::to_string(objective.classes) + ")"
+                                               : std::string()));
   }
   // Non-finite features would turn every margin they touch into NaN and poison the model.
   Status bad;
@@ -335,8 +334,7 @@ Status prepare_labels(Dataset& data, const Objective& objective,
     case Loss::multinomial: {
       const int C = objective.classes;
       if (C < 2)
-        return Status::error("objective: multinomial needs classes >= 2, got " +
-                             std::to_string(C));
+        return Status::error("objective: multinomial needs classes >= 2, got " + std::to_string(C));
       bool has_zero = false;
       for (Index i = 0; i < n; ++i) {
         if (!std::isfinite(y[i]) || y[i] != std::floor(y[i]))
@@ -401,8 +399,7 @@ void sample_derivative(const Objective& objective, double y, const double* z, do
       }
       const Softmax sm = softmax_of(z, C);
       const double denom = 1.0 + sm.s;
-      for (int c = 0; c < C; ++c)
-        a[c] = (c == sm.m_at ? 1.0 : std::exp(z[c] - sm.m)) / denom;
+      for (int c = 0; c < C; ++c) a[c] = (c == sm.m_at ? 1.0 : std::exp(z[c] - sm.m)) / denom;
       // p_k - 1 loses every digit when p_k ~ 1; when k is the arg max, 1 - p_k = s / (1 + s).
       a[k] = k == sm.m_at ? -sm.s / denom : a[k] - 1.0;
       return;

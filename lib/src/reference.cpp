@@ -217,9 +217,9 @@ class Problem {
   const Index n_, d_;
   const int C_;
   const double inv_n_;
-  RowMat Z_, A_;                   // per block: margins, derivatives (kBlockRows x C)
-  Eigen::VectorXd curvature_;      // n x C, see evaluate
-  RowMat dense_block_;             // float storage: the current block in double
+  RowMat Z_, A_;               // per block: margins, derivatives (kBlockRows x C)
+  Eigen::VectorXd curvature_;  // n x C, see evaluate
+  RowMat dense_block_;         // float storage: the current block in double
   SparseMatrix<double> sparse_block_;
 };
 
@@ -333,8 +333,7 @@ Result<ReferenceResult> newton(Problem& problem, const ReferenceOptions& options
         stale = true;  // retry from a fresh Hessian before giving up
         continue;
       }
-      return not_reached("newton", it, g.norm(), options.gradient_tolerance,
-                         "line search failed");
+      return not_reached("newton", it, g.norm(), options.gradient_tolerance, "line search failed");
     }
   }
 }
@@ -360,8 +359,7 @@ Result<ReferenceResult> lbfgs(Problem& problem, const ReferenceOptions& options)
       return res;
     }
     if (it >= options.max_iterations)
-      return not_reached("lbfgs", it, gnorm, options.gradient_tolerance,
-                         "iteration limit reached");
+      return not_reached("lbfgs", it, gnorm, options.gradient_tolerance, "iteration limit reached");
     if (!std::isfinite(F) || !std::isfinite(gnorm))
       return not_reached("lbfgs", it, gnorm, options.gradient_tolerance, "F is not finite");
     // Two-loop recursion: p = -H_k g with H_0 = (s^T y / y^T y) I.
@@ -394,8 +392,7 @@ Result<ReferenceResult> lbfgs(Problem& problem, const ReferenceOptions& options)
         stored = 0;
         continue;
       }
-      return not_reached("lbfgs", it, g.norm(), options.gradient_tolerance,
-                         "line search failed");
+      return not_reached("lbfgs", it, g.norm(), options.gradient_tolerance, "line search failed");
     }
     const int slot = (newest + 1) % mem;
     S.col(slot) = w - w_prev;

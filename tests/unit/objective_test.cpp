@@ -131,8 +131,8 @@ TEST_P(ObjectiveMath, GradientMatchesCentralDifferences) {
     wm[j] -= h;
     fd[j] = (objective_value(data, objective, wp) - objective_value(data, objective, wm)) / (2 * h);
   }
-  EXPECT_LE((grad - fd).norm(), 1e-6 * grad.norm()) << "grad " << grad.transpose() << "\nfd "
-                                                     << fd.transpose();
+  EXPECT_LE((grad - fd).norm(), 1e-6 * grad.norm())
+      << "grad " << grad.transpose() << "\nfd " << fd.transpose();
 }
 
 TEST_P(ObjectiveMath, SampleDerivativeMatchesFiniteDifferencesOfLoss) {
@@ -177,15 +177,15 @@ TEST_P(ObjectiveMath, CombineObjectiveEqualsObjectiveValue) {
               1e-14 * std::abs(F));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllLossesAllStorages, ObjectiveMath,
-    ::testing::Combine(::testing::Values(std::make_tuple(Loss::logistic, 1),
-                                         std::make_tuple(Loss::squared, 1),
-                                         std::make_tuple(Loss::multinomial, 3),
-                                         std::make_tuple(Loss::multinomial, 10)),
-                       ::testing::Values(Kind::dense_f64, Kind::dense_f32, Kind::sparse_f64,
-                                         Kind::sparse_f32)),
-    case_name);
+INSTANTIATE_TEST_SUITE_P(AllLossesAllStorages, ObjectiveMath,
+                         ::testing::Combine(::testing::Values(std::make_tuple(Loss::logistic, 1),
+                                                              std::make_tuple(Loss::squared, 1),
+                                                              std::make_tuple(Loss::multinomial, 3),
+                                                              std::make_tuple(Loss::multinomial,
+                                                                              10)),
+                                            ::testing::Values(Kind::dense_f64, Kind::dense_f32,
+                                                              Kind::sparse_f64, Kind::sparse_f32)),
+                         case_name);
 
 // ---------------------------------------------------------------------------------------------
 // Numerical stability: finite values and the right asymptotes far from the origin.
@@ -292,7 +292,8 @@ TEST(Margins, UseTheFeatureMajorLayout) {
 TEST(Combine, ShardsAddUpToTheWholeObjective) {
   std::mt19937_64 rng(5);
   const Objective o = make_objective(Loss::multinomial, 4, 0.03);
-  DenseMatrix<double> X = std::get<DenseMatrix<double>>(random_features(30, 5, Kind::dense_f64, rng));
+  DenseMatrix<double> X =
+      std::get<DenseMatrix<double>>(random_features(30, 5, Kind::dense_f64, rng));
   Eigen::VectorXd y = random_labels(30, o, rng);
   Dataset all = make_data(X, y);
   Dataset first = make_data(DenseMatrix<double>(X.topRows(12)), y.head(12));
@@ -322,7 +323,8 @@ TEST(LossSum, ManyClassesMatchesPerSampleLoss) {
 }
 
 TEST(LossSum, WrongWeightSizeGivesNaN) {
-  Dataset data = make_data(DenseMatrix<double>(DenseMatrix<double>::Ones(2, 3)), Eigen::VectorXd::Ones(2));
+  Dataset data =
+      make_data(DenseMatrix<double>(DenseMatrix<double>::Ones(2, 3)), Eigen::VectorXd::Ones(2));
   const Objective o = make_objective(Loss::logistic, 1, 0.1);
   EXPECT_TRUE(std::isnan(loss_sum(data, o, Eigen::VectorXd::Zero(4))));
   Eigen::VectorXd g;
@@ -339,7 +341,8 @@ TEST(MaxSmoothness, MatchesHandComputation) {
   X << 3.0, 4.0, 1.0, 0.0, 0.0, 2.0;
   SparseMatrix<double> S = X.sparseView();
   S.makeCompressed();
-  for (const Features& f : {Features(X), Features(DenseMatrix<float>(X.cast<float>())), Features(S)}) {
+  for (const Features& f :
+       {Features(X), Features(DenseMatrix<float>(X.cast<float>())), Features(S)}) {
     Dataset data = make_data(f, Eigen::VectorXd::Ones(3));
     EXPECT_DOUBLE_EQ(max_smoothness(data, make_objective(Loss::logistic, 1, 0.5)), 6.25 + 0.5);
     EXPECT_DOUBLE_EQ(max_smoothness(data, make_objective(Loss::squared, 1, 0.0)), 25.0);
@@ -411,11 +414,11 @@ TEST(Validate, RejectsMalformedObjectivesAndData) {
   y << 1, -1;
   expect_error_mentions(validate(make_objective(Loss::logistic, 1, -1.0), small(y)), {"lambda"});
   expect_error_mentions(validate(make_objective(Loss::logistic, 2, 0.1), small(y)), {"classes"});
-  expect_error_mentions(validate(make_objective(Loss::multinomial, 1, 0.1), small(y)),
-                        {"classes"});
+  expect_error_mentions(validate(make_objective(Loss::multinomial, 1, 0.1), small(y)), {"classes"});
   Dataset d = small(y);
   d.y.resize(3);
-  expect_error_mentions(validate(make_objective(Loss::logistic, 1, 0.1), d), {"3 labels", "2 rows"});
+  expect_error_mentions(validate(make_objective(Loss::logistic, 1, 0.1), d),
+                        {"3 labels", "2 rows"});
   d = small(y);
   std::get<DenseMatrix<double>>(d.X)(1, 1) = std::numeric_limits<double>::infinity();
   expect_error_mentions(validate(make_objective(Loss::logistic, 1, 0.1), d),

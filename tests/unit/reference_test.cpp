@@ -46,8 +46,9 @@ Dataset problem(Loss loss, int classes, Index n, Index d, bool sparse, std::uint
         break;
       case Loss::multinomial: {
         Eigen::Index best = 0;
-        (Z.row(i).transpose() + Eigen::VectorXd::NullaryExpr(classes, [&]() { return g(rng); }))
-            .maxCoeff(&best);
+        (Z.row(i).transpose() + Eigen::VectorXd::NullaryExpr(classes, [&]() {
+           return g(rng);
+         })).maxCoeff(&best);
         y[i] = static_cast<double>(best);
         break;
       }
@@ -197,14 +198,27 @@ TEST(Reference, IllConditionedLogisticConverges) {
   EXPECT_EQ(last_norm, r->gradient_norm);
 }
 
-TEST(Reference, AutomaticPicksLbfgsForLargeModels) {
-  // d * C = 2010 > 2000: no explicit Hessian.
-  const Dataset data = problem(Loss::multinomial, 10, 150, 201, true, 4);
-  const Objective o = make_objective(Loss::multinomial, 10, 1e-2);
+TEST(Reference, AutomaticPicksLbfgsForLargeBinaryModels) {
+  // d = 2100 > 2000: no explicit Hessian, and no Kronecker structure for one class.
+  const Dataset data = problem(Loss::logistic, 1, 150, 2100, true, 4);
+  const Objective o = make_objective(Loss::logistic, 1, 1e-2);
   auto r = solve_reference(data, o);
   ASSERT_TRUE(r.is_ok()) << r.error();
   EXPECT_EQ(r->method, "lbfgs");
   EXPECT_LE(r->gradient_norm, 1e-10);
+}
+
+TEST(Reference, AutomaticPicksLbfgsForManyClasses) {
+  // d * C = 2010 > 2000.
+  const Dataset data = problem(Loss::multinomial, 10, 300, 201, true, 4);
+  const Objective o = make_objective(Loss::multinomial, 10, 1e-3);
+  auto r = solve_reference(data, o);
+  ASSERT_TRUE(r.is_ok()) << r.error();
+  EXPECT_EQ(r->method, "lbfgs");
+  EXPECT_LE(r->gradient_norm, 1e-10);
+  Eigen::VectorXd g;
+  objective_value(data, o, r->w, &g);
+  EXPECT_LE(g.norm(), 1e-10);
 }
 
 TEST(Reference, FailsWithTheReachedGradientNorm) {

@@ -38,8 +38,9 @@ struct Objective {
 };
 
 // Checks that the objective is well formed and that the labels fit the loss (logistic: every
-// label -1 or +1; multinomial: integers in 0..C-1; squared: finite). The error names the first
-// offending row.
+// label -1 or +1; multinomial: integers in 0..C-1; squared: finite). Also rejects an empty data
+// set, a label count that differs from the row count and non-finite feature values. The error
+// names the source, the first offending row (counted from 0) and the value.
 Status validate(const Objective& objective, const Dataset& data);
 
 // Maps raw labels to the form `validate` expects. logistic: labels in `positive` become +1, the
@@ -58,6 +59,7 @@ void sample_derivative(const Objective& objective, double y, const double* z, do
 void margins(const Dataset& data, Index i, const Eigen::VectorXd& w, double* z);
 
 // sum_i loss(y_i, <x_i, w>) over the rows of `data` (no regulariser). Allocates nothing.
+// loss_sum and objective_value return NaN when w.size() != d*C (and set the gradient to NaN).
 double loss_sum(const Dataset& data, const Objective& objective, const Eigen::VectorXd& w);
 
 // F(w) with N = data.rows(), and optionally its gradient (resized to d*C).
@@ -65,7 +67,7 @@ double objective_value(const Dataset& data, const Objective& objective, const Ei
                        Eigen::VectorXd* gradient = nullptr);
 
 // Full objective of a distributed problem from the pieces the agents report:
-// F = loss_sum_total / N + lambda/2 ||w||^2.
+// F = loss_sum_total / N + lambda/2 ||w||^2 (NaN when total_samples <= 0).
 double combine_objective(double loss_sum_total, Index total_samples, double lambda,
                          const Eigen::VectorXd& w);
 
