@@ -35,32 +35,7 @@ for problem in $problems; do
       echo "== $setting"
       "$tool" --problem "$problem" --partition "$partition" --agents "$agents" --local-steps "$t" \
         --max-rounds "$rounds" --eta-grid "$grid" --out "$out" | tee "$out/$setting.txt"
-      # The plot: each method at the step that got lowest at the end.
-      best=()
-      for m in dsaga fedavg scaffold gd; do
-        f=$(for c in "$out/$setting-$m-eta"*.csv; do
-              [ -f "$c" ] && printf '%s %s\n' "$(tail -n 1 "$c" | cut -d, -f3)" "$c"
-            done | sort -g | head -n 1 | cut -d' ' -f2)
-        [ -n "$f" ] && best+=("$f")
-      done
-      plots=() plots_b=()
-      for f in "${best[@]}"; do
-        name=$(basename "$f" .csv); name=${name#"$setting-"}
-        plots+=("'$f' every ::1 using 1:(\$3 > 0 ? \$3 : 1e-16) with lines lw 2 title '$name'")
-        plots_b+=("'$f' every ::1 using (\$4 / 1e6):(\$3 > 0 ? \$3 : 1e-16) with lines lw 2 title '$name'")
-      done
-      gnuplot <<GP
-set terminal pngcairo size 1200,480 noenhanced
-set output "$out/$setting.png"
-set datafile separator ","
-set multiplot layout 1,2 title "$setting: relative suboptimality (best step of each method)"
-set logscale y; set format y "%.0e"; set grid; set key top right
-set xlabel "round"; set ylabel "(F - F*) / F*"
-plot $(IFS=,; echo "${plots[*]}")
-set xlabel "MB per agent (both directions)"
-plot $(IFS=,; echo "${plots_b[*]}")
-unset multiplot
-GP
+      "$root/bench/plot_convergence.sh" "$out" "$setting"
     done
   done
 done
