@@ -15,29 +15,12 @@
 #include <string>
 
 #include "data_options.hpp"
+#include "daemon.hpp"
 #include "dsaga/config.hpp"
 #include "dsaga/service.hpp"
 #include "dsaga/version.hpp"
 
 namespace {
-
-std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) { g_stop = true; }
-
-std::string find_config_arg(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if ((a == "--config" || a == "-c") && i + 1 < argc) return argv[i + 1];
-    if (a.rfind("--config=", 0) == 0) return a.substr(9);
-  }
-  return {};
-}
-
-bool wants_help(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i)
-    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) return true;
-  return false;
-}
 
 // Resident memory in bytes (Linux /proc), 0 if unknown.
 std::size_t resident_bytes() {
@@ -60,9 +43,9 @@ std::string host_name() {
 
 int main(int argc, char** argv) try {
   using namespace dsaga;
-  const std::string config_path = find_config_arg(argc, argv);
+  const std::string config_path = cli::find_config_arg(argc, argv);
   AgentConfig c;
-  if (!config_path.empty() && !wants_help(argc, argv)) {
+  if (!config_path.empty() && !cli::wants_help(argc, argv)) {
     auto loaded = load_agent_config(config_path);
     if (!loaded) {
       std::fprintf(stderr, "dsaga-agent: %s\n", loaded.error().c_str());
@@ -130,8 +113,7 @@ int main(int argc, char** argv) try {
     spdlog::error("{}", socket.error());
     return 1;
   }
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  cli::install_stop_signals();
   spdlog::info("joining the hub at {}", c.hub);
 
   AgentServiceOptions service;
@@ -139,7 +121,7 @@ int main(int argc, char** argv) try {
   service.heartbeat_seconds = c.heartbeat;
   service.hub_timeout_seconds = c.hub_timeout;
   service.give_up_seconds = c.give_up;
-  service.stop_requested = [] { return g_stop.load(); };
+  service.stop_requested = [] { return cli::stop_flag().load(); };
   bool first = true;
   service.on_round = [&](const AgentCore& agent) {
     if (first && agent.state_bytes() > 0) {

@@ -10,40 +10,18 @@
 #include <cstring>
 #include <string>
 
+#include "daemon.hpp"
 #include "dsaga/config.hpp"
 #include "dsaga/local_method.hpp"
 #include "dsaga/report.hpp"
 #include "dsaga/service.hpp"
 #include "dsaga/version.hpp"
 
-namespace {
-
-std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) { g_stop = true; }
-
-// The --config file must be read before the other options, which override it.
-std::string find_config_arg(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if ((a == "--config" || a == "-c") && i + 1 < argc) return argv[i + 1];
-    if (a.rfind("--config=", 0) == 0) return a.substr(9);
-  }
-  return {};
-}
-
-bool wants_help(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i)
-    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) return true;
-  return false;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) try {
   using namespace dsaga;
-  const std::string config_path = find_config_arg(argc, argv);
+  const std::string config_path = cli::find_config_arg(argc, argv);
   HubConfig c;
-  if (!config_path.empty() && !wants_help(argc, argv)) {
+  if (!config_path.empty() && !cli::wants_help(argc, argv)) {
     auto loaded = load_hub_config(config_path);
     if (!loaded) {
       std::fprintf(stderr, "dsaga-hub: %s\n", loaded.error().c_str());
@@ -155,8 +133,7 @@ int main(int argc, char** argv) try {
     }
     metrics = std::move(*opened);
   }
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  cli::install_stop_signals();
   spdlog::info("listening on {}; waiting for {} agents ({} loss, lambda {})", endpoint,
                h.expected_agents, to_string(h.objective.loss), h.objective.lambda);
 
@@ -164,7 +141,7 @@ int main(int argc, char** argv) try {
   const double start = monotonic_seconds();
   HubServiceOptions service;
   service.limits.max_message_bytes = c.transport.max_message_bytes;
-  service.stop_requested = [] { return g_stop.load(); };
+  service.stop_requested = [] { return cli::stop_flag().load(); };
   Status metrics_status;
   service.on_report = [&](const RoundReport& r, const TrafficCounters& traffic) {
     if (r.round == 0)

@@ -2,22 +2,14 @@
 #include "dsaga/agent.hpp"
 
 #include <cmath>
-#include <sstream>
 #include <utility>
 
 #include "dsaga/version.hpp"
+#include "strings.hpp"
 
 namespace dsaga {
 
 namespace {
-
-template <class... Args>
-std::string cat(const Args&... args) {
-  std::ostringstream s;
-  s.precision(17);
-  (s << ... << args);
-  return s.str();
-}
 
 // Far more local steps than any round needs; a bound so a corrupt Config cannot pin the device.
 constexpr std::uint64_t kMaxSteps = std::uint64_t(1) << 40;

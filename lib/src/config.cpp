@@ -10,17 +10,11 @@
 
 #include "dsaga/io.hpp"
 #include "dsaga/local_method.hpp"
+#include "strings.hpp"
 
 namespace dsaga {
 
 namespace {
-
-template <class... Args>
-std::string cat(const Args&... args) {
-  std::ostringstream s;
-  (s << ... << args);
-  return s.str();
-}
 
 // One [section] of the file: typed getters that remember which keys were read, so that every
 // key left over is reported as unknown (with its line) instead of being ignored.

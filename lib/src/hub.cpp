@@ -3,10 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 #include <utility>
 
 #include "dsaga/rng.hpp"
+#include "strings.hpp"
 
 namespace dsaga {
 
@@ -30,14 +30,6 @@ Eigen::Map<const Eigen::VectorXd> view(const std::vector<double>& v) {
 
 std::vector<double> to_std(const Eigen::VectorXd& v) {
   return std::vector<double>(v.data(), v.data() + v.size());
-}
-
-template <class... Args>
-std::string cat(const Args&... args) {
-  std::ostringstream s;
-  s.precision(17);
-  (s << ... << args);
-  return s.str();
 }
 
 // Rejects a message: the reason goes back to the sender as msg::Error and to the caller as the
