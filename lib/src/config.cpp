@@ -200,6 +200,7 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
     s.get("round_deadline", c.hub.round_deadline);
     s.get("min_participants", c.hub.min_participants);
     s.get("invariant_tolerance", c.hub.invariant_tolerance);
+    s.get("max_update_norm", c.hub.max_update_norm);
     s.finish();
   }
   {
@@ -343,6 +344,8 @@ Status validate(const HubConfig& c) {
   if (h.min_participants < 1 || h.min_participants > h.expected_agents)
     return Status::error("training.min_participants: expected 1 to hub.agents");
   if (!(h.invariant_tolerance > 0)) return Status::error("training.invariant_tolerance: must be > 0");
+  if (!finite_nonneg(h.max_update_norm))
+    return Status::error("training.max_update_norm: must be >= 0 (0 = no bound)");
   return check_transport(c.transport);
 }
 

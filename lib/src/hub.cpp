@@ -258,7 +258,9 @@ Status HubCore::on_init(AgentState& agent, const msg::InitUpload& init, double n
   const auto fresh = view(init.table_sum);
   if (phase_ == Phase::training) {
     // A rebuilt table replaces the old one in gbar exactly once: gbar += (S_new - S_old) / N.
+    // An update of the open round from the old table is void: S_new supersedes its dS.
     gbar_ += (fresh - agent.table_sum) / static_cast<double>(total_samples_);
+    pending_.erase(agent.agent_id);
   }
   agent.table_sum = fresh;
   agent.initialized = true;
@@ -343,13 +345,22 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
                     " entries, the model ", w_.size()));
   if (!std::isfinite(update.loss_sum))
     return fail(msg::ErrorCode::invalid_value, "loss_sum is not finite");
+  if (options_.max_update_norm > 0) {
+    const double dw_norm = view(update.dw).norm();
+    const double ds_norm = view(update.dS).norm() / static_cast<double>(agent.samples);
+    if (dw_norm > options_.max_update_norm || ds_norm > options_.max_update_norm)
+      return fail(msg::ErrorCode::invalid_value,
+                  cat("||dw|| = ", dw_norm, ", ||dS||/n_k = ", ds_norm, ", over the bound ",
+                      options_.max_update_norm));
+  }
 
-  // Accepted. S_k takes dS now; gbar takes it when the round closes (in agent-id order, so the
-  // result does not depend on arrival order), or now for a late update whose round has closed.
-  agent.table_sum += view(update.dS);
+  // Accepted. S_k and gbar take dS together, so the invariant holds between any two messages:
+  // when the round closes (in agent-id order, so the result does not depend on arrival order),
+  // or now for a late update whose round has closed.
   agent.last_seq = update.seq;
   out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
   if (update.round < round_ || phase_ == Phase::finished) {
+    agent.table_sum += view(update.dS);
     gbar_ += view(update.dS) / static_cast<double>(total_samples_);
     ++late_updates_;
     return Status::ok();
@@ -375,6 +386,7 @@ void HubCore::close_round(double now, std::vector<Outgoing>& out) {
   double loss = 0.0;
   for (const auto& [id, u] : pending_) {
     w_ += (options_.server_step * static_cast<double>(u.samples) / n_round) * view(u.dw);
+    agents_.at(id).table_sum += view(u.dS);
     gbar_ += view(u.dS) / static_cast<double>(total_samples_);
     loss += u.loss_sum;
     report.local_steps += u.steps;

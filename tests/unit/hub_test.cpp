@@ -190,6 +190,25 @@ TEST_F(HubTest, BadUpdatesAreRejectedAndLeaveStateUnchanged) {
   EXPECT_LE(hub.check_invariant(), 1e-15);
 }
 
+TEST_F(HubTest, UpdatesOverTheNormBoundAreRejected) {
+  HubOptions o = options();
+  o.max_update_norm = 10.0;
+  HubCore h(o);
+  std::vector<Outgoing> o2;
+  h.on_message("pa", make_join("a", 1), 0, o2);
+  h.on_message("pb", make_join("b", 3), 0, o2);
+  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0}, 0, o2);
+  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0}, 0, o2);
+  const Eigen::VectorXd gbar = h.gbar();
+  o2.clear();
+  EXPECT_FALSE(h.on_message("pa", update(1, 2, 1, {1e6, 0, 0}, {0, 0, 0}), 0, o2));
+  EXPECT_EQ(sent<msg::Error>(o2, "pa")[0]->code, msg::ErrorCode::invalid_value);
+  EXPECT_FALSE(h.on_message("pb", update(1, 2, 3, {0, 0, 0}, {0, 0, 31}), 0, o2));  // 31/3 > 10
+  EXPECT_EQ(h.gbar(), gbar);
+  EXPECT_TRUE(h.on_message("pb", update(1, 2, 3, {0, 9, 0}, {0, 0, 29}), 0, o2));  // within
+  EXPECT_LE(h.check_invariant(), 1e-15);
+}
+
 TEST_F(HubTest, MessagesFromStrangersAreRefused) {
   start();
   EXPECT_FALSE(hub.on_message("stranger", update(1, 2, 1, {1, 1, 1}, {1, 1, 1}), 1.0, out));

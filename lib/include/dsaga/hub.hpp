@@ -4,12 +4,14 @@
 // reading, and sends what it appends to `out`. So the same logic runs under unit tests, over
 // ZeroMQ inproc:// and over tcp://.
 //
-// Invariant, after every committed change of state:
+// Invariant, after every message and tick (S_k and gbar always change together):
 //     gbar == (1/N) * sum_k S_k
 // where S_k is the hub's copy of agent k's table sum (init upload plus every applied dS_k).
 // Every dS_k is applied exactly once: updates carry (agent, seq); a repeated seq is acknowledged
-// again and not applied; a late update (round already closed) still has its dS_k applied while
-// its dw_k is dropped. check_invariant() recomputes the right-hand side from the S_k.
+// again and not applied; an update of the open round is held until the round closes; a late
+// update (round already closed) still has its dS_k applied while its dw_k is dropped; a seq gap
+// (a lost update) makes the agent rebuild its table, whose InitUpload replaces S_k wholesale.
+// check_invariant() recomputes the right-hand side from the S_k.
 //
 // Determinism: updates of a round are aggregated in the order of agent ids, not of arrival,
 // so the same seeds give the same model whatever the network does.
@@ -59,6 +61,9 @@ struct HubOptions {
   double round_deadline = 0.0;    // seconds; 0 = wait for every agent
   int min_participants = 1;       // a round closes at its deadline only with this many updates
   double invariant_tolerance = 1e-9;  // on ||gbar - sum S_k / N||_inf / max(1, ||gbar||_inf)
+  // Rejects an update whose ||dw||_2 or ||dS||_2 / n_k is above this (0 = no bound): a poisoned
+  // or corrupted update cannot move the model arbitrarily far.
+  double max_update_norm = 0.0;
 };
 
 // One line of progress, produced when a round closes.
