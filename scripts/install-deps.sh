@@ -10,11 +10,15 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist gnuplot-nox
 )
-# Extra sets, asked for by name: `install-deps.sh bench` adds the single-node reference solvers.
+# Extra sets, asked for by name: `install-deps.sh bench` adds the single-node reference solvers;
+# `install-deps.sh cross` the ARM cross compilers, qemu (user and system) and mmdebstrap for the
+# sysroots (see toolchains/ and tests/qemu/; no foreign dpkg architecture is ever added).
 for extra in "$@"; do
   case "$extra" in
     bench) packages+=(python3-sklearn python3-numpy liblinear-tools) ;;
-    *) echo "install-deps.sh: unknown package set '$extra' (known: bench)" >&2; exit 2 ;;
+    cross) packages+=(crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static
+                      qemu-system-arm mmdebstrap cpio gzip file) ;;
+    *) echo "install-deps.sh: unknown package set '$extra' (known: bench, cross)" >&2; exit 2 ;;
   esac
 done
 

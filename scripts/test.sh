@@ -7,8 +7,21 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build-test}
 start=$(date +%s)
 
-"$root/scripts/install-deps.sh"
-"$root/scripts/build.sh" "$build" -DBUILD_TESTING=ON
+# The ARM part (cross builds, emulated tests: tests/qemu) runs with DSAGA_ARM=1. It is opt-in
+# until its tests have passed end to end on CI's machine (issue 5).
+if [ "${DSAGA_ARM:-0}" != 1 ]; then
+  "$root/scripts/install-deps.sh"
+  "$root/scripts/build.sh" "$build" -DBUILD_TESTING=ON -DDSAGA_ARM_DIR=
+else
+  t0=$(date +%s)
+  "$root/scripts/install-deps.sh" cross
+  echo "test.sh: packages: $(( $(date +%s) - t0 )) s"
+  "$root/scripts/build.sh" "$build" -DBUILD_TESTING=ON -DDSAGA_ARM_DIR="$build/arm"
+  # Sysroots and the ARM builds the qemu-labelled tests run, all under $build/arm; -j2 at most.
+  t0=$(date +%s)
+  "$root/tests/qemu/build-arm.sh" "$build/arm" 2
+  echo "test.sh: ARM sysroots and cross builds: $(( $(date +%s) - t0 )) s"
+fi
 
 cd "$build"
 # --timeout: a last guard; every multi-process test also sets its own TIMEOUT property.
