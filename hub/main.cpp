@@ -68,6 +68,9 @@ int main(int argc, char** argv) try {
   app.add_option("--eta", h.eta, "Local step size (0 = 1/(3 L_max); gd: 1/L_max)")->capture_default_str();
   app.add_option("--server-step", h.server_step, "Server step eta_g on the weighted mean of dw")
       ->capture_default_str();
+  app.add_option("--prox", h.prox,
+                 "mu of the local proximal term mu/2 ||w - w_r||^2 (0 = none; see bench/RESULTS.md)")
+      ->capture_default_str();
   app.add_option("--local-steps", h.local_steps, "Local steps T per round (0 = one local epoch)")
       ->capture_default_str();
   app.add_option("--seed", h.seed, "Run seed (each agent samples with a seed derived from it)")

@@ -100,6 +100,7 @@ Status AgentCore::on_config(const msg::Config& config, std::vector<msg::Message>
   if (!(config.lambda >= 0) || !std::isfinite(config.lambda))
     return bad(cat("lambda = ", config.lambda));
   if (config.steps == 0 || config.steps > kMaxSteps) return bad(cat("steps = ", config.steps));
+  if (!(config.prox >= 0) || !std::isfinite(config.prox)) return bad(cat("prox = ", config.prox));
   if (static_cast<Index>(config.w.size()) != d * objective_.classes)
     return bad(cat("w has ", config.w.size(), " entries, expected ", d * objective_.classes));
   if (config.algorithm != msg::Algorithm::dsaga && config.algorithm != msg::Algorithm::fedavg &&
@@ -109,7 +110,8 @@ Status AgentCore::on_config(const msg::Config& config, std::vector<msg::Message>
   const bool same_solver = method_ && config_ && config_->algorithm == config.algorithm &&
                            config_->eta == config.eta &&
                            config_->total_samples == config.total_samples &&
-                           config_->seed == config.seed && config_->lambda == config.lambda;
+                           config_->seed == config.seed && config_->lambda == config.lambda &&
+                           config_->prox == config.prox;
   config_ = config;
   objective_.lambda = config.lambda;
   if (!same_solver) {
@@ -118,7 +120,7 @@ Status AgentCore::on_config(const msg::Config& config, std::vector<msg::Message>
     method_ = make_local_method(
         data_, objective_,
         LocalMethodOptions{config.algorithm, config.eta, static_cast<Index>(config.total_samples),
-                           config.seed});
+                           config.seed, config.prox});
     const Index dim = d * objective_.classes;
     w_round_.resize(dim);
     gbar_round_.resize(dim);

@@ -192,6 +192,7 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
     }
     s.get("eta", c.hub.eta);
     s.get("server_step", c.hub.server_step);
+    s.get("prox", c.hub.prox);
     s.get("local_steps", c.hub.local_steps);
     s.get("seed", c.hub.seed);
     s.get("max_rounds", c.hub.max_rounds);
@@ -336,6 +337,7 @@ Status validate(const HubConfig& c) {
   if (!(h.server_step > 0) || !std::isfinite(h.server_step))
     return Status::error("training.server_step: must be > 0");
   if (h.local_steps < 0) return Status::error("training.local_steps: must be >= 0");
+  if (!finite_nonneg(h.prox)) return Status::error("training.prox: must be >= 0 (0 = none)");
   if (h.max_rounds < 1) return Status::error("training.max_rounds: must be >= 1");
   if (!finite_nonneg(h.target)) return Status::error("training.target: must be >= 0");
   if (h.target > 0 && !std::isfinite(h.f_star))

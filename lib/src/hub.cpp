@@ -86,6 +86,7 @@ msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const
   config.build_table = build_table;
   config.round = round_;
   config.w = to_std(w_);
+  config.prox = options_.prox;
   return config;
 }
 
@@ -219,7 +220,8 @@ void HubCore::start_initialization(double /*now*/, std::vector<Outgoing>& out) {
     lmax = std::max(lmax, agent.lmax);
   }
   // Every agent steps with the same eta, from the global L_max (ALGORITHM.md section 2).
-  lmax += options_.objective.lambda;
+  // The proximal term adds mu to every local step's curvature.
+  lmax += options_.objective.lambda + options_.prox;
   // Gradient descent is stable up to 2/L; the stochastic methods take SAGA's 1/(3 L_max).
   const double default_eta = options_.algorithm == msg::Algorithm::gd ? 1.0 / lmax : 1.0 / (3.0 * lmax);
   eta_ = options_.eta > 0 ? options_.eta : (lmax > 0 ? default_eta : 1.0);

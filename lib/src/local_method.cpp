@@ -48,8 +48,13 @@ double loss_gradient_sum(const Dataset& data, const Objective& objective, const 
 
 class DsagaMethod final : public LocalMethod {
  public:
+  // The proximal term rides on the solver's own terms: with lambda' = lambda + mu and
+  // gbar' = gbar - mu w_r the step's dense part gbar' + lambda' w equals
+  // gbar + lambda w + mu (w - w_r). The table, S_k and dS are unaffected.
   DsagaMethod(const Dataset& data, const Objective& objective, const LocalMethodOptions& o)
-      : solver_(data, objective, SagaOptions{o.eta, o.total_samples, o.seed}) {}
+      : solver_(data, with_prox(objective, o.prox), SagaOptions{o.eta, o.total_samples, o.seed}),
+        prox_(o.prox),
+        shifted_(data.cols() * objective.classes) {}
 
   double init(const Eigen::VectorXd& w0, Eigen::VectorXd& table_sum) override {
     const double loss = solver_.init_table(w0);
@@ -58,16 +63,29 @@ class DsagaMethod final : public LocalMethod {
   }
   std::uint64_t round(const Eigen::VectorXd& w, const Eigen::VectorXd& gbar, std::uint64_t steps,
                       Eigen::VectorXd& dw, Eigen::VectorXd& ds) override {
-    solver_.set_state(w, gbar);
+    if (prox_ > 0) {
+      shifted_ = gbar - prox_ * w;
+      solver_.set_state(w, shifted_);
+    } else {
+      solver_.set_state(w, gbar);
+    }
     const Index done = solver_.run(static_cast<Index>(steps)).steps;
     dw = solver_.w() - w;
     ds = solver_.delta_sum();
     return static_cast<std::uint64_t>(done);
   }
-  std::size_t state_bytes() const override { return solver_.state_bytes(); }
+  std::size_t state_bytes() const override {
+    return solver_.state_bytes() + static_cast<std::size_t>(shifted_.size()) * sizeof(double);
+  }
 
  private:
+  static Objective with_prox(Objective objective, double prox) {
+    objective.lambda += prox;
+    return objective;
+  }
   SagaSolver solver_;
+  double prox_;
+  Eigen::VectorXd shifted_;
 };
 
 // FedAvg and SCAFFOLD share the local loop: T steps of w <- w - eta (g_j(w) + lambda w + corr),
@@ -80,6 +98,7 @@ class SgdMethod final : public LocalMethod {
         objective_(objective),
         scaffold_(o.algorithm == msg::Algorithm::scaffold),
         eta_(o.eta),
+        prox_(o.prox),
         rng_(o.seed) {
     const Index dim = data.cols() * objective.classes;
     w_.resize(dim);
@@ -107,16 +126,20 @@ class SgdMethod final : public LocalMethod {
   std::uint64_t round(const Eigen::VectorXd& w, const Eigen::VectorXd& gbar, std::uint64_t steps,
                       Eigen::VectorXd& dw, Eigen::VectorXd& ds) override {
     w_ = w;
+    // corr = c - c_k (SCAFFOLD) - mu w_r (proximal term; with lambda + mu in the shrink).
     if (scaffold_) corr_ = gbar - control_;
+    else corr_.setZero();
+    if (prox_ > 0) corr_ -= prox_ * w;
+    const bool corrected = scaffold_ || prox_ > 0;
     const int C = objective_.classes;
     const Index n = data_.rows();
-    const double shrink = 1.0 - eta_ * objective_.lambda;
+    const double shrink = 1.0 - eta_ * (objective_.lambda + prox_);
     for (std::uint64_t t = 0; t < steps; ++t) {
       const Index j = static_cast<Index>(rng_.below(static_cast<std::uint64_t>(n)));
       margins(data_, j, w_, z_.data());
       sample_derivative(objective_, data_.y[j], z_.data(), a_.data());
       w_ *= shrink;
-      if (scaffold_) w_.noalias() -= eta_ * corr_;
+      if (corrected) w_.noalias() -= eta_ * corr_;
       a_ *= -eta_;
       add_row(data_, j, a_.data(), C, w_);
     }
@@ -141,6 +164,7 @@ class SgdMethod final : public LocalMethod {
   Objective objective_;
   bool scaffold_;
   double eta_;
+  double prox_;
   Rng rng_;
   Eigen::VectorXd w_, corr_, control_, scratch_, z_, a_;
 };

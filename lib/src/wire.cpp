@@ -96,7 +96,7 @@ struct BodyEncoder {
     const auto w = doubles(m.w);
     const auto t = fb::CreateConfig(fbb, to_fb(m.algorithm), m.total_samples, m.features, m.classes,
                                     to_fb(m.loss), m.lambda, m.eta, m.steps, m.seed, m.build_table,
-                                    m.round, w);
+                                    m.round, w, m.prox);
     return {fb::Body::Config, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::InitUpload& m) {
@@ -266,6 +266,7 @@ Result<msg::Message> convert(const fb::Config& t, const Limits& limits) {
       .known(t.loss(), fb::EnumNameLoss, "Config.loss")
       .finite(t.lambda(), "Config.lambda")
       .finite(t.eta(), "Config.eta")
+      .finite(t.prox(), "Config.prox")
       .finite(t.w(), "Config.w");
   if (!checks.status()) return checks.status();
   msg::Config m;
@@ -281,6 +282,7 @@ Result<msg::Message> convert(const fb::Config& t, const Limits& limits) {
   m.build_table = t.build_table();
   m.round = t.round();
   m.w = to_vector(*t.w());
+  m.prox = t.prox();
   return msg::Message(std::move(m));
 }
 

@@ -100,6 +100,25 @@ TEST(LocalMethod, ScaffoldControlVariatesFollowOptionTwo) {
   EXPECT_LE((ds - 30.0 * (-c - dw / (25 * eta))).lpNorm<Eigen::Infinity>(), 1e-12);
 }
 
+TEST(LocalMethod, ProximalTermBoundsTheLocalDrift) {
+  const Dataset data = problem(60, 4, 6);
+  const Objective objective = logistic(1e-3);
+  const Eigen::VectorXd w = Eigen::VectorXd::Zero(4), gbar = Eigen::VectorXd::Constant(4, 0.05);
+  for (auto algorithm : {msg::Algorithm::dsaga, msg::Algorithm::fedavg, msg::Algorithm::scaffold}) {
+    double previous = INFINITY;
+    for (double mu : {0.0, 0.1, 1.0, 10.0}) {
+      auto method = make_local_method(data, objective, {algorithm, 0.05, 60, 3, mu});
+      Eigen::VectorXd s, dw, ds;
+      method->init(w, s);
+      method->round(w, gbar, 600, dw, ds);
+      ASSERT_TRUE(dw.allFinite());
+      // A stronger pull towards w_r leaves the agent closer to it.
+      EXPECT_LT(dw.norm(), previous) << to_string(algorithm) << " mu " << mu;
+      previous = dw.norm();
+    }
+  }
+}
+
 TEST(LocalMethod, AlgorithmNamesRoundTrip) {
   for (auto a : {msg::Algorithm::dsaga, msg::Algorithm::fedavg, msg::Algorithm::scaffold,
                  msg::Algorithm::gd}) {

@@ -62,6 +62,7 @@ void expect_same(const msg::Config& a, const msg::Config& b) {
   EXPECT_EQ(a.steps, b.steps);
   EXPECT_EQ(a.seed, b.seed);
   EXPECT_EQ(a.build_table, b.build_table);
+  EXPECT_EQ(a.prox, b.prox);
   EXPECT_EQ(a.round, b.round);
   expect_same_bits(a.w, b.w, "w");
 }
@@ -145,6 +146,7 @@ std::vector<msg::Message> samples(std::size_t n) {
   config.steps = 7500;
   config.seed = std::numeric_limits<std::uint64_t>::max();
   config.build_table = false;  // not the schema default: must be stored
+  config.prox = 0.003;
   config.round = 42;
   config.w = ramp(n, 1.5);
 

@@ -53,6 +53,7 @@ struct HubOptions {
   double admission_timeout = 0.0;
   double eta = 0.0;               // local step; 0 = 1 / (3 * global L_max)
   double server_step = 1.0;       // eta_g
+  double prox = 0.0;              // mu of the agents' local proximal term (local_method.hpp)
   Index local_steps = 0;          // T; 0 = one local epoch (n_k for each agent)
   std::uint64_t seed = 0;         // agent k samples with agent_seed(seed, agent_id)
   std::uint64_t max_rounds = 100;

@@ -44,6 +44,11 @@ struct LocalMethodOptions {
   double eta = 0.0;             // local step size (> 0)
   Index total_samples = 0;      // N
   std::uint64_t seed = 0;
+  // mu >= 0: every local step also pulls towards the round's broadcast w, adding
+  // mu (w - w_r) to its gradient (FedProx's proximal term). It bounds how far a long local
+  // epoch drifts on a shard whose data leaves some directions almost flat (non-IID), where the
+  // mean of the agents' steps otherwise overshoots. 0 = the plain method.
+  double prox = 0.0;
 };
 
 // The Dataset must outlive the method; objective.lambda is the problem's lambda.

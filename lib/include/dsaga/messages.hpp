@@ -65,6 +65,7 @@ struct Config {
   bool build_table = true;        // (re)build the table at w and send InitUpload
   std::uint64_t round = 0;
   std::vector<double> w;          // state at which to build the table
+  double prox = 0.0;              // mu of the local proximal term mu/2 ||w - w_r||^2 (0: none)
 };
 
 struct InitUpload {
