@@ -11,7 +11,9 @@
 #include <string>
 
 #include "daemon.hpp"
+#include "dsaga/checkpoint.hpp"
 #include "dsaga/config.hpp"
+#include "dsaga/io.hpp"
 #include "dsaga/local_method.hpp"
 #include "dsaga/report.hpp"
 #include "dsaga/service.hpp"
@@ -47,6 +49,8 @@ int main(int argc, char** argv) try {
   app.add_option("--endpoint-file", c.endpoint_file, "Write the bound endpoint to this file");
   app.add_option("--metrics", c.metrics, "Per-round metrics file (*.jsonl: JSON lines, else CSV)");
   app.add_option("--model", c.model, "Write the trained model (text) here at the end");
+  app.add_option("--checkpoint-dir", c.checkpoint_dir,
+                 "Save the hub's state here every round; resume from the newest valid one");
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_flag("--progress,!--no-progress", c.progress, "A progress line per round on stderr")
       ->capture_default_str();
@@ -141,10 +145,27 @@ int main(int argc, char** argv) try {
                h.expected_agents, to_string(h.objective.loss), h.objective.lambda);
 
   HubCore core(h);
+  if (!c.checkpoint_dir.empty()) {
+    // Resume from the newest checkpoint that verifies; say why any newer one was passed over.
+    for (const std::string& path : list_checkpoints(c.checkpoint_dir)) {
+      auto bytes = read_file_bytes(path, false);
+      const Status s = bytes ? core.restore(*bytes) : bytes.status();
+      if (s) {
+        spdlog::info("resumed from {}: round {}, {} agents known (they rejoin)", path,
+                     core.round(), core.agents());
+        break;
+      }
+      spdlog::error("{}: not used: {}", path, s.message());
+    }
+  }
   const double start = monotonic_seconds();
   HubServiceOptions service;
   service.limits.max_message_bytes = c.transport.max_message_bytes;
   service.stop_requested = [] { return cli::stop_flag().load(); };
+  if (!c.checkpoint_dir.empty())
+    service.checkpoint = [&](const HubCore& hub) {
+      return save_checkpoint(c.checkpoint_dir, hub.round(), hub.snapshot(), c.checkpoint_keep);
+    };
   Status metrics_status;
   service.on_report = [&](const RoundReport& r, const TrafficCounters& traffic) {
     if (r.round == 0)

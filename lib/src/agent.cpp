@@ -63,8 +63,10 @@ Status AgentCore::on_message(const msg::Message& message, std::vector<msg::Messa
   }
   if (const auto* error = std::get_if<msg::Error>(&message)) {
     if (error->code == msg::ErrorCode::not_admitted) {
-      // The hub does not know this connection (it restarted, or we reconnected): join again.
+      // The hub does not know this connection (it restarted, or we reconnected): join again,
+      // and send again what it has not acknowledged (a hub resumed from a checkpoint needs it).
       out.push_back(join());
+      if (pending_) out.push_back(*pending_);
       return Status::error(cat("hub: ", error->text, "; joining again"));
     }
     if (error->code == msg::ErrorCode::refused ||

@@ -168,6 +168,8 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
     s.get("endpoint_file", c.endpoint_file);
     s.get("metrics", c.metrics);
     s.get("model", c.model);
+    s.get("checkpoint_dir", c.checkpoint_dir);
+    s.get("checkpoint_keep", c.checkpoint_keep);
     s.get("log_level", c.log_level);
     s.get("progress", c.progress);
     s.get("agents", c.hub.expected_agents);
@@ -320,6 +322,8 @@ Status validate(const HubConfig& c) {
   const HubOptions& h = c.hub;
   if (Status s = check_log_level(c.log_level, "hub.log_level"); !s) return s;
   if (c.listen.empty()) return Status::error("hub.listen: empty endpoint");
+  if (c.checkpoint_keep < 1 || c.checkpoint_keep > 1000)
+    return Status::error("hub.checkpoint_keep: expected 1 to 1000");
   if (h.expected_agents < 1 || h.expected_agents > 100000)
     return Status::error(cat("hub.agents: ", h.expected_agents, ", expected 1 to 100000"));
   if (h.min_agents < 0 || h.min_agents > h.expected_agents)

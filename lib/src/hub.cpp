@@ -263,6 +263,7 @@ Status HubCore::on_init(AgentState& agent, const msg::InitUpload& init, double n
     // An update of the open round from the old table is void: S_new supersedes its dS.
     gbar_ += (fresh - agent.table_sum) / static_cast<double>(total_samples_);
     pending_.erase(agent.agent_id);
+    commit_ = true;
   }
   agent.table_sum = fresh;
   agent.initialized = true;
@@ -313,8 +314,12 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
   };
   if (phase_ != Phase::training && phase_ != Phase::finished)
     return fail(msg::ErrorCode::wrong_round, "training has not started");
-  if (update.seq <= agent.last_seq) {  // a retry of an applied update: ack again, apply nothing
-    out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
+  if (update.seq <= agent.last_seq) {
+    // A retry. Held for the open round: it is acknowledged when the round closes. Applied
+    // already: acknowledge again, apply nothing.
+    const auto held = pending_.find(agent.agent_id);
+    if (held == pending_.end() || held->second.seq != update.seq)
+      out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
     return Status::ok();
   }
   if (!agent.initialized)
@@ -358,13 +363,16 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
 
   // Accepted. S_k and gbar take dS together, so the invariant holds between any two messages:
   // when the round closes (in agent-id order, so the result does not depend on arrival order),
-  // or now for a late update whose round has closed.
+  // or now for a late update whose round has closed. The Ack goes out only once the update is
+  // applied (and, with checkpoints, saved): until then the agent keeps it and sends it again
+  // to a restarted hub, so a crash between receipt and commit loses nothing.
   agent.last_seq = update.seq;
-  out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
   if (update.round < round_ || phase_ == Phase::finished) {
     agent.table_sum += view(update.dS);
     gbar_ += view(update.dS) / static_cast<double>(total_samples_);
     ++late_updates_;
+    out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
+    commit_ = true;
     return Status::ok();
   }
   pending_.emplace(agent.agent_id, update);
@@ -388,8 +396,10 @@ void HubCore::close_round(double now, std::vector<Outgoing>& out) {
   double loss = 0.0;
   for (const auto& [id, u] : pending_) {
     w_ += (options_.server_step * static_cast<double>(u.samples) / n_round) * view(u.dw);
-    agents_.at(id).table_sum += view(u.dS);
+    AgentState& agent = agents_.at(id);
+    agent.table_sum += view(u.dS);
     gbar_ += view(u.dS) / static_cast<double>(total_samples_);
+    out.push_back(Outgoing{{agent.peer}, msg::Ack{u.round, u.seq}});
     loss += u.loss_sum;
     report.local_steps += u.steps;
   }
@@ -422,6 +432,7 @@ void HubCore::close_round(double now, std::vector<Outgoing>& out) {
 }
 
 void HubCore::start_round(double now, std::vector<Outgoing>& out) {
+  commit_ = true;  // a round boundary: the state to save
   ++round_;
   round_started_ = now;
   pending_.clear();
@@ -432,6 +443,7 @@ void HubCore::start_round(double now, std::vector<Outgoing>& out) {
 }
 
 void HubCore::finish(const std::string& reason, std::vector<Outgoing>& out) {
+  commit_ = true;
   phase_ = Phase::finished;
   finish_reason_ = reason;
   out.push_back(Outgoing{connected_peers(), msg::Leave{reason}});

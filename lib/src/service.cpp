@@ -38,6 +38,12 @@ namespace {
 
 // Encodes each outgoing message once and sends it to every recipient. A failed send (peer gone,
 // queue full) is logged; the protocol recovers (the agent's retry and the hub's deadline).
+void commit(HubCore& core, const HubServiceOptions& options) {
+  if (!core.take_commit() || !options.checkpoint) return;
+  if (const Status s = options.checkpoint(core); !s)
+    spdlog::error("hub: checkpoint of round {} not saved: {}", core.round(), s.message());
+}
+
 void send_all(ServerSocket& socket, std::vector<Outgoing>& out, std::vector<std::uint8_t>& buffer) {
   for (const Outgoing& o : out) {
     if (o.to.empty()) continue;
@@ -86,9 +92,11 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
       }
     }
     core.on_tick(now, out);
+    commit(core, options);  // saved before the acknowledgements go out
     send_all(socket, out, buffer);
     pump_reports();
   }
+  commit(core, options);
   send_all(socket, out, buffer);
   pump_reports();
 

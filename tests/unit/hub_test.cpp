@@ -148,10 +148,15 @@ TEST_F(HubTest, RetriedUpdateIsAcknowledgedButAppliedOnce) {
   ASSERT_TRUE(hub.on_message("pa", u, 1.0, out));
   out.clear();
   ASSERT_TRUE(hub.on_message("pa", u, 1.5, out));  // the same seq again (agent retry)
-  EXPECT_EQ(sent<msg::Ack>(out, "pa").size(), 1u);
+  EXPECT_TRUE(sent<msg::Ack>(out, "pa").empty());  // held, not applied yet: no Ack
   ASSERT_TRUE(hub.on_message("pb", update(1, 2, 3, {0, 0, 0}, {0, 0, 0}), 2.0, out));
   EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(2, 1, 1)));  // dS_a counted once
   EXPECT_LE(hub.check_invariant(), 1e-15);
+  EXPECT_EQ(sent<msg::Ack>(out, "pa").size(), 1u);  // acknowledged once applied
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa", u, 2.5, out));  // a retry after it was applied
+  EXPECT_EQ(sent<msg::Ack>(out, "pa").size(), 1u);
+  EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(2, 1, 1)));
 }
 
 TEST_F(HubTest, BadUpdatesAreRejectedAndLeaveStateUnchanged) {
@@ -325,6 +330,51 @@ TEST_F(HubTest, StopsAtTargetAndAtRoundCapAndTellsAgentsToLeave) {
   EXPECT_TRUE(capped.finished());
   EXPECT_EQ(sent<msg::Leave>(o2, "pa").size(), 1u);
   EXPECT_EQ(sent<msg::Leave>(o2, "pb").size(), 1u);
+}
+
+TEST_F(HubTest, SnapshotRestoresTheCommittedStateAndRejectsCorruption) {
+  start();
+  ASSERT_TRUE(hub.on_message("pa", update(1, 2, 1, {4, 0, 0}, {4, 0, 0}), 1.0, out));
+  ASSERT_TRUE(hub.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 0, 8}), 2.0, out));
+  ASSERT_TRUE(hub.take_commit());  // round 2 opened
+  const std::string bytes = hub.snapshot();
+
+  HubCore resumed(options());
+  ASSERT_TRUE(resumed.restore(bytes)) << resumed.restore(bytes).message();
+  EXPECT_EQ(resumed.round(), 2u);
+  EXPECT_EQ(resumed.w(), hub.w());
+  EXPECT_EQ(resumed.gbar(), hub.gbar());
+  EXPECT_EQ(resumed.phase(), HubCore::Phase::training);
+  EXPECT_LE(resumed.check_invariant(), 1e-15);
+  // The agents rejoin on new connections with their incarnation: no table rebuild, and the
+  // next update (seq 3) continues exactly.
+  std::vector<Outgoing> o2;
+  ASSERT_TRUE(resumed.on_message("qa", make_join("a", 1, 2.0, 1), 3.0, o2));
+  EXPECT_FALSE(sent<msg::Config>(o2, "qa")[0]->build_table);
+  EXPECT_EQ(sent<msg::RoundStart>(o2, "qa")[0]->round, 2u);
+  ASSERT_TRUE(resumed.on_message("qb", make_join("b", 3, 1.0, 1), 3.0, o2));
+  ASSERT_TRUE(resumed.on_message("qa", update(2, 3, 1, {1, 0, 0}, {1, 0, 0}), 3.0, o2));
+  ASSERT_TRUE(resumed.on_message("qb", update(2, 3, 3, {0, 0, 0}, {0, 0, 0}), 3.0, o2));
+  EXPECT_EQ(resumed.round(), 3u);
+  EXPECT_LE(resumed.check_invariant(), 1e-15);
+
+  // Every truncation and a flipped byte anywhere are refused, leaving the core unchanged.
+  HubCore fresh(options());
+  for (std::size_t cut = 0; cut < bytes.size(); cut += 7)
+    EXPECT_FALSE(fresh.restore(bytes.substr(0, cut))) << cut;
+  for (std::size_t i = 0; i < bytes.size(); i += 5) {
+    std::string bad = bytes;
+    bad[i] ^= 0x40;
+    EXPECT_FALSE(fresh.restore(bad)) << "byte " << i;
+  }
+  EXPECT_EQ(fresh.phase(), HubCore::Phase::admitting);
+  // A checkpoint of another problem is refused with the reason.
+  HubOptions other = options();
+  other.objective.lambda = 0.25;
+  HubCore different(other);
+  const Status s = different.restore(bytes);
+  EXPECT_FALSE(s);
+  EXPECT_NE(s.message().find("another problem"), std::string::npos);
 }
 
 TEST(AgentSeed, DependsOnRunSeedAndIdAndIsPinned) {

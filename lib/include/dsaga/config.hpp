@@ -21,6 +21,8 @@ struct HubConfig {
   std::string endpoint_file;  // write the bound endpoint here (for tcp://...:*); empty = no
   std::string metrics;        // per-round metrics: *.jsonl = JSON lines, else CSV; empty = none
   std::string model;          // the trained model (plain text) at the end; empty = none
+  std::string checkpoint_dir; // save the hub's state here every round and resume from it
+  int checkpoint_keep = 3;    // newest checkpoint files kept
   std::string log_level = "info";
   bool progress = true;       // a progress line per round on stderr
   HubOptions hub;

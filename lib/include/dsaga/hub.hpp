@@ -123,6 +123,21 @@ class HubCore {
   double check_invariant() const;
   // Reports of rounds closed since the last call.
   std::vector<RoundReport> take_reports();
+  // True once after a change worth saving (a round opened, a late delta applied, training
+  // finished): the caller saves snapshot() *before* sending what the call appended to `out`,
+  // because those messages acknowledge updates as applied.
+  bool take_commit() {
+    const bool c = commit_;
+    commit_ = false;
+    return c;
+  }
+  // The whole committed state (model, gbar, every agent's S_k, seq and incarnation, round,
+  // options fingerprint) as bytes with a checksum (hub_checkpoint.cpp). Call at a commit point.
+  std::string snapshot() const;
+  // Replaces the state with a snapshot's. Fails, changing nothing, when the bytes are corrupt or
+  // were written for another problem (loss, C, lambda, algorithm, agents...). Agents are then
+  // disconnected until they join again (same incarnation: they keep their tables).
+  Status restore(const std::string& bytes);
   const HubOptions& options() const { return options_; }
 
  private:
@@ -171,6 +186,7 @@ class HubCore {
   double round_started_ = 0.0;
   std::map<std::string, msg::Update> pending_;  // this round's updates by agent id
   int late_updates_ = 0;
+  bool commit_ = false;
   std::vector<RoundReport> reports_;
 };
 

@@ -30,6 +30,9 @@ struct HubServiceOptions {
   std::function<void(const RoundReport&, const TrafficCounters&)> on_report;
   // Polled every tick; true stops training (the agents are told to leave). E.g. a signal flag.
   std::function<bool()> stop_requested;
+  // Called at every commit point (HubCore::take_commit), before the messages that acknowledge
+  // the committed updates are sent: save HubCore::snapshot() here. An error is logged.
+  std::function<Status(const HubCore&)> checkpoint;
 };
 
 // Runs until the core finishes (target, round cap, divergence, stop request). An error Status

@@ -1,0 +1,198 @@
+// HubCore::snapshot / restore (hub.hpp): the hub's committed state as a small binary file.
+//
+// Layout, all little-endian: "DSGACKPT", format version (u32), payload size (u64), CRC-32 of
+// the payload (u32), then the payload: fields in a fixed order, vectors as (u64 size, doubles),
+// strings as (u64 size, bytes). Every read is bounds-checked against the payload size, so a
+// truncated or corrupt file is an error, never a crash or a huge allocation.
+#include <zlib.h>
+
+#include <cstring>
+#include <limits>
+
+#include "dsaga/hub.hpp"
+#include "strings.hpp"
+
+namespace dsaga {
+
+namespace {
+
+constexpr char kMagic[8] = {'D', 'S', 'G', 'A', 'C', 'K', 'P', 'T'};
+constexpr std::uint32_t kFormat = 1;
+constexpr std::size_t kHeader = 8 + 4 + 8 + 4;
+
+class Writer {
+ public:
+  template <class T>
+  void put(T v) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    unsigned char b[sizeof(T)];
+    std::memcpy(b, &v, sizeof(T));
+    // The project's targets are all little-endian (x86_64, aarch64, armhf); a big-endian host
+    // would need a byte swap here and in Reader::get.
+    out_.append(reinterpret_cast<const char*>(b), sizeof(T));
+  }
+  void put(const std::string& s) {
+    put<std::uint64_t>(s.size());
+    out_ += s;
+  }
+  void put(const Eigen::VectorXd& v) {
+    put<std::uint64_t>(static_cast<std::uint64_t>(v.size()));
+    out_.append(reinterpret_cast<const char*>(v.data()), static_cast<std::size_t>(v.size()) * 8);
+  }
+  std::string& bytes() { return out_; }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  Reader(const char* data, std::size_t size) : p_(data), end_(data + size) {}
+  template <class T>
+  bool get(T& v) {
+    if (static_cast<std::size_t>(end_ - p_) < sizeof(T)) return false;
+    std::memcpy(&v, p_, sizeof(T));
+    p_ += sizeof(T);
+    return true;
+  }
+  bool get(std::string& s) {
+    std::uint64_t n = 0;
+    if (!get(n) || n > static_cast<std::uint64_t>(end_ - p_)) return false;
+    s.assign(p_, static_cast<std::size_t>(n));
+    p_ += n;
+    return true;
+  }
+  bool get(Eigen::VectorXd& v) {
+    std::uint64_t n = 0;
+    if (!get(n) || n > static_cast<std::uint64_t>(end_ - p_) / 8) return false;
+    v.resize(static_cast<Eigen::Index>(n));
+    std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 8);
+    p_ += n * 8;
+    return true;
+  }
+  bool done() const { return p_ == end_; }
+
+ private:
+  const char* p_;
+  const char* end_;
+};
+
+}  // namespace
+
+std::string HubCore::snapshot() const {
+  Writer w;
+  // What the state is only valid for: a resumed hub with other options refuses it.
+  w.put<std::uint8_t>(static_cast<std::uint8_t>(options_.algorithm));
+  w.put<std::uint8_t>(static_cast<std::uint8_t>(options_.objective.loss));
+  w.put<std::int32_t>(options_.objective.classes);
+  w.put<double>(options_.objective.lambda);
+  w.put<std::int32_t>(options_.expected_agents);
+  w.put<std::uint64_t>(options_.seed);
+  w.put<double>(options_.server_step);
+  w.put<double>(options_.prox);
+  // The state.
+  w.put<std::uint8_t>(static_cast<std::uint8_t>(phase_));
+  w.put(finish_reason_);
+  w.put<std::uint64_t>(round_);
+  w.put<std::int64_t>(total_samples_);
+  w.put<std::int64_t>(features_);
+  w.put<double>(eta_);
+  w.put(w_);
+  w.put(gbar_);
+  w.put(best_w_);
+  w.put<double>(best_objective_);
+  w.put<std::uint64_t>(best_round_);
+  w.put<std::uint64_t>(agents_.size());
+  for (const auto& [id, a] : agents_) {
+    w.put(a.agent_id);
+    w.put<std::uint64_t>(a.samples);
+    w.put<double>(a.lmax);
+    w.put<std::uint64_t>(a.incarnation);
+    w.put<std::uint64_t>(a.last_seq);
+    w.put<std::uint8_t>(a.initialized ? 1 : 0);
+    w.put<double>(a.init_loss);
+    w.put(a.table_sum);
+  }
+  const std::string& payload = w.bytes();
+  Writer file;
+  file.bytes().append(kMagic, 8);
+  file.put<std::uint32_t>(kFormat);
+  file.put<std::uint64_t>(payload.size());
+  file.put<std::uint32_t>(static_cast<std::uint32_t>(
+      crc32(0L, reinterpret_cast<const Bytef*>(payload.data()), static_cast<uInt>(payload.size()))));
+  file.bytes() += payload;
+  return std::move(file.bytes());
+}
+
+Status HubCore::restore(const std::string& bytes) {
+  if (bytes.size() < kHeader || std::memcmp(bytes.data(), kMagic, 8) != 0)
+    return Status::error("not a dsaga hub checkpoint (bad magic)");
+  Reader header(bytes.data() + 8, kHeader - 8);
+  std::uint32_t format = 0, crc = 0;
+  std::uint64_t size = 0;
+  header.get(format);
+  header.get(size);
+  header.get(crc);
+  if (format != kFormat)
+    return Status::error(cat("checkpoint format ", format, ", this build reads ", kFormat));
+  if (size != bytes.size() - kHeader)
+    return Status::error(cat("checkpoint truncated: payload of ", bytes.size() - kHeader,
+                             " bytes, the header says ", size));
+  const char* payload = bytes.data() + kHeader;
+  if (crc32(0L, reinterpret_cast<const Bytef*>(payload), static_cast<uInt>(size)) != crc)
+    return Status::error("checkpoint corrupt: checksum mismatch");
+
+  Reader r(payload, static_cast<std::size_t>(size));
+  std::uint8_t algorithm = 0, loss = 0, phase = 0;
+  std::int32_t classes = 0, expected = 0;
+  double lambda = 0, server_step = 0, prox = 0;
+  std::uint64_t seed = 0;
+  bool ok = r.get(algorithm) && r.get(loss) && r.get(classes) && r.get(lambda) &&
+            r.get(expected) && r.get(seed) && r.get(server_step) && r.get(prox);
+  if (!ok) return Status::error("checkpoint corrupt: short options");
+  if (algorithm != static_cast<std::uint8_t>(options_.algorithm) ||
+      loss != static_cast<std::uint8_t>(options_.objective.loss) ||
+      classes != options_.objective.classes || lambda != options_.objective.lambda ||
+      expected != options_.expected_agents || seed != options_.seed ||
+      server_step != options_.server_step || prox != options_.prox)
+    return Status::error(
+        "the checkpoint was written for another problem or schedule (algorithm, loss, classes, "
+        "lambda, agents, seed, server_step or prox differ): start with the same options or "
+        "without the checkpoint");
+
+  // Read into a fresh core's fields, then swap: a failure leaves this hub untouched.
+  HubCore next(options_);
+  std::uint64_t agent_count = 0;
+  ok = r.get(phase) && r.get(next.finish_reason_) && r.get(next.round_) &&
+       r.get(next.total_samples_) && r.get(next.features_) && r.get(next.eta_) && r.get(next.w_) &&
+       r.get(next.gbar_) && r.get(next.best_w_) && r.get(next.best_objective_) &&
+       r.get(next.best_round_) && r.get(agent_count);
+  if (!ok || phase > static_cast<std::uint8_t>(Phase::finished))
+    return Status::error("checkpoint corrupt: short or invalid state");
+  const Index dim = next.w_.size();
+  if (next.gbar_.size() != dim || next.best_w_.size() != dim || next.features_ <= 0 ||
+      dim != next.features_ * options_.objective.classes || next.total_samples_ <= 0 ||
+      agent_count > static_cast<std::uint64_t>(options_.expected_agents))
+    return Status::error("checkpoint corrupt: inconsistent dimensions");
+  for (std::uint64_t i = 0; i < agent_count; ++i) {
+    AgentState a;
+    std::uint8_t initialized = 0;
+    if (!(r.get(a.agent_id) && r.get(a.samples) && r.get(a.lmax) && r.get(a.incarnation) &&
+          r.get(a.last_seq) && r.get(initialized) && r.get(a.init_loss) && r.get(a.table_sum)) ||
+        a.table_sum.size() != dim)
+      return Status::error(cat("checkpoint corrupt: agent ", i));
+    a.initialized = initialized != 0;
+    a.connected = false;  // until it joins again; its peer id is gone with the old process
+    a.peer.clear();
+    next.agents_.emplace(a.agent_id, std::move(a));
+  }
+  if (!r.done()) return Status::error("checkpoint corrupt: trailing bytes");
+  next.phase_ = static_cast<Phase>(phase);
+  if (!(next.check_invariant() <= options_.invariant_tolerance))
+    return Status::error(cat("checkpoint rejected: its gbar breaks the invariant by ",
+                             next.check_invariant()));
+  *this = std::move(next);
+  return Status::ok();
+}
+
+}  // namespace dsaga

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Nothing lost when the hub crashes: a hub with a checkpoint directory is killed with SIGKILL at
+# KILLS random moments (mid-round, mid-checkpoint, whatever the moment is) and restarted on the
+# same endpoint each time; the agents keep running. The run must complete and end with exactly
+# the model of an uninterrupted run with the same seeds (the test allows 1e-9 relative on the
+# objective; the design gives bit-identical results: updates are acknowledged only once saved,
+# agents resend what is unacknowledged, aggregation follows agent-id order).
+# Usage: hub_kill_resume.sh HUB AGENT REFERENCE [KILLS]
+HUB=$1 AGENT=$2 REFERENCE=$3 KILLS=${4:-10}
+source "$(dirname "$0")/lib.sh"
+
+DATA=(--format fashion-mnist --split test --limit 4000 --scale 0.00392156862745098 --normalize
+      --bias --positive 0,2,4,6)
+LAMBDA=1e-3
+FSTAR=$("$REFERENCE" "${DATA[@]}" --lambda $LAMBDA --quiet)
+HUB_ARGS=(--agents 3 --lambda $LAMBDA --f-star "$FSTAR" --target 1e-8 --max-rounds 3000
+          --no-progress --seed 11)
+
+# run NAME KILLS: one complete run; prints the final model's objective line.
+run() {
+  local name=$1 kills=$2 dir=$WORK/$1
+  mkdir -p "$dir"
+  "$HUB" --listen 'tcp://127.0.0.1:*' --endpoint-file "$dir/endpoint" --checkpoint-dir "$dir/ckpt" \
+    --model "$dir/model.txt" "${HUB_ARGS[@]}" >"$dir/hub-0.log" 2>&1 &
+  local hub=$!; PIDS+=($hub)
+  wait_for_file "$dir/endpoint" 20
+  local endpoint; endpoint=$(cat "$dir/endpoint")
+  local agents=()
+  for k in 0 1 2; do
+    "$AGENT" --hub "$endpoint" --id "agent-$k" "${DATA[@]}" --shards 3 --shard $k \
+      --partition by-label --heartbeat 0.3 --hub-timeout 1.5 --give-up 60 \
+      >"$dir/agent-$k.log" 2>&1 &
+    agents+=($!); PIDS+=($!)
+  done
+  local i
+  for i in $(seq 1 "$kills"); do
+    sleep "0.$((RANDOM % 6 + 2))"
+    kill -0 $hub 2>/dev/null || break  # finished already
+    kill -9 $hub; wait $hub 2>/dev/null || true
+    "$HUB" --listen "$endpoint" --checkpoint-dir "$dir/ckpt" --model "$dir/model.txt" \
+      "${HUB_ARGS[@]}" >"$dir/hub-$i.log" 2>&1 &
+    hub=$!; PIDS+=($hub)
+  done
+  wait_pid $hub 180 || fail "$name: hub exited with status $?"
+  for p in "${agents[@]}"; do wait_pid "$p" 60 || fail "$name: agent $p exited with status $?"; done
+  grep -h "resumed from" "$dir"/hub-*.log | wc -l >"$dir/resumes"
+  grep '^objective ' "$dir/model.txt"
+}
+
+clean=$(run clean 0)
+killed=$(run killed "$KILLS")
+resumes=$(cat "$WORK/killed/resumes")
+echo "uninterrupted: $clean; killed and resumed $resumes times: $killed"
+[ "$resumes" -ge 1 ] || fail "the hub never resumed from a checkpoint"
+awk -v a="${clean#objective }" -v b="${killed#objective }" 'BEGIN {
+  d = (a - b) / a; if (d < 0) d = -d
+  printf "relative difference %.3g\n", d
+  exit !(d <= 1e-9) }' || fail "the interrupted run ended elsewhere"
+echo PASS
