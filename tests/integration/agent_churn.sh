@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Churn: agents are killed with SIGKILL and restarted at random moments (30% of them, several
+# times each). A restarted agent is a new incarnation: the hub has it rebuild its table at the
+# current w and replaces its S_k wholesale. The run must reach the same optimum (<= 1e-8
+# relative suboptimality against the reference solver) with the invariant
+# gbar == sum_k S_k / N holding at every round (to 1e-12).
+# Usage: agent_churn.sh HUB AGENT REFERENCE
+HUB=$1 AGENT=$2 REFERENCE=$3
+source "$(dirname "$0")/lib.sh"
+
+DATA=(--format fashion-mnist --split test --limit 3000 --scale 0.00392156862745098 --normalize
+      --bias --positive 0,2,4,6)
+LAMBDA=1e-3
+K=10
+FSTAR=$("$REFERENCE" "${DATA[@]}" --lambda $LAMBDA --quiet)
+"$HUB" --listen 'tcp://127.0.0.1:*' --endpoint-file "$WORK/endpoint" --agents $K --lambda $LAMBDA \
+  --f-star "$FSTAR" --target 1e-9 --max-rounds 5000 --metrics "$WORK/metrics.csv" --no-progress \
+  >"$WORK/hub.log" 2>&1 &
+HUB_PID=$!; PIDS+=($HUB_PID)
+wait_for_file "$WORK/endpoint" 20
+ENDPOINT=$(cat "$WORK/endpoint")
+start_agent() {  # start_agent K -> pid in AGENT_PID[K]
+  "$AGENT" --hub "$ENDPOINT" --id "agent-$1" "${DATA[@]}" --shards $K --shard "$1" \
+    --partition by-label --heartbeat 0.3 --hub-timeout 2 --give-up 60 >>"$WORK/agent-$1.log" 2>&1 &
+  AGENT_PID[$1]=$!; PIDS+=($!)
+}
+declare -A AGENT_PID
+for k in $(seq 0 $((K - 1))); do start_agent "$k"; done
+# 30% of the agents (3 of 10) die and come back, three times each, at random moments.
+restarts=0
+for _ in 1 2 3; do
+  for k in 2 5 8; do
+    sleep "0.$((RANDOM % 5 + 1))"
+    kill -0 $HUB_PID 2>/dev/null || break 2
+    kill -9 "${AGENT_PID[$k]}" 2>/dev/null || true
+    wait "${AGENT_PID[$k]}" 2>/dev/null || true
+    start_agent "$k"
+    restarts=$((restarts + 1))
+  done
+done
+wait_pid $HUB_PID 240 || fail "hub exited with status $?"
+for k in "${!AGENT_PID[@]}"; do wait_pid "${AGENT_PID[$k]}" 60 || fail "agent $k exited with status $?"; done
+echo "$restarts agent restarts"
+[ "$restarts" -ge 3 ] || fail "the run ended before the agents could be restarted"
+awk -F, 'NR > 1 { r = $1; s = $5; if ($6 + 0 > inv) inv = $6 + 0 } END {
+  printf "rounds %d, final (F-F*)/F* %s, max invariant error %.3g\n", r, s, inv
+  if (!(s + 0 <= 1e-8)) { print "FAIL: suboptimality above 1e-8"; exit 1 }
+  if (!(inv <= 1e-12)) { print "FAIL: invariant error above 1e-12"; exit 1 } }' "$WORK/metrics.csv"
+echo PASS
