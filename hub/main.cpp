@@ -51,6 +51,10 @@ int main(int argc, char** argv) try {
   app.add_option("--model", c.model, "Write the trained model (text) here at the end");
   app.add_option("--checkpoint-dir", c.checkpoint_dir,
                  "Save the hub's state here every round; resume from the newest valid one");
+  std::string retire;
+  app.add_option("--retire", retire,
+                 "Operator command, with the hub stopped: remove AGENT (gone for good) from the "
+                 "newest checkpoint in --checkpoint-dir, save it and exit");
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_flag("--progress,!--no-progress", c.progress, "A progress line per round on stderr")
       ->capture_default_str();
@@ -158,6 +162,25 @@ int main(int argc, char** argv) try {
       spdlog::error("{}: not used: {}", path, s.message());
     }
   }
+  if (!retire.empty()) {
+    if (c.checkpoint_dir.empty() || core.phase() == HubCore::Phase::admitting) {
+      spdlog::error("--retire needs --checkpoint-dir with a checkpoint of a started run");
+      return 2;
+    }
+    auto done = core.retire(retire);
+    if (!done) {
+      spdlog::error("{}", done.error());
+      return 1;
+    }
+    if (const Status s = save_checkpoint(c.checkpoint_dir, core.round(), core.snapshot(),
+                                         c.checkpoint_keep + 1);
+        !s) {
+      spdlog::error("{}", s.message());
+      return 1;
+    }
+    spdlog::info("{}", *done);
+    return 0;
+  }
   const double start = monotonic_seconds();
   HubServiceOptions service;
   service.limits.max_message_bytes = c.transport.max_message_bytes;
@@ -181,7 +204,12 @@ int main(int argc, char** argv) try {
     return 1;
   }
   if (!metrics_status) spdlog::error("{}", metrics_status.message());
-  spdlog::info("finished after round {}: {}", core.round(), core.finish_reason());
+  if (core.finished())
+    spdlog::info("finished after round {}: {}", core.round(), core.finish_reason());
+  else
+    spdlog::info("stopped at round {}; the agents wait for a hub{}", core.round(),
+                 c.checkpoint_dir.empty() ? " (no --checkpoint-dir: a new hub starts over)"
+                                          : "; a hub started with the same --checkpoint-dir resumes");
   if (!c.model.empty() && core.best_w().size() > 0) {
     if (const Status s = save_model(c.model, h.objective, core.features(), core.best_w(),
                                     core.best_round(), core.best_objective());

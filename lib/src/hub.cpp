@@ -453,6 +453,35 @@ void HubCore::stop(const std::string& reason, std::vector<Outgoing>& out) {
   if (phase_ != Phase::finished) finish(reason, out);
 }
 
+Result<std::string> HubCore::retire(const std::string& agent_id) {
+  const auto it = agents_.find(agent_id);
+  if (it == agents_.end())
+    return Result<std::string>::failure(cat("no agent '", agent_id, "' is known to this hub"));
+  if (phase_ == Phase::admitting)
+    return Result<std::string>::failure("training has not started: nothing to retire");
+  if (agents_.size() == 1)
+    return Result<std::string>::failure(cat("'", agent_id, "' is the last agent"));
+  const Index before = total_samples_;
+  const std::uint64_t n_k = it->second.samples;
+  agent_of_peer_.erase(it->second.peer);
+  pending_.erase(agent_id);
+  agents_.erase(it);
+  total_samples_ -= static_cast<Index>(n_k);
+  gbar_.setZero();
+  for (const auto& [id, a] : agents_) gbar_ += a.table_sum;
+  gbar_ /= static_cast<double>(total_samples_);
+  // The remaining agents must step with the new N (gbar's scale): their Config changes, so
+  // they rebuild their solver; a fresh table at the current w keeps everything consistent.
+  for (auto& [id, a] : agents_) a.initialized = false;
+  options_.expected_agents = static_cast<int>(agents_.size());
+  best_objective_ = std::numeric_limits<double>::quiet_NaN();
+  commit_ = true;
+  return cat("retired agent '", agent_id, "' (", n_k, " samples): N goes from ", before, " to ",
+             total_samples_, "; the objective is now the mean loss over the remaining samples, "
+             "so F and F* change (compute a new F* for relative suboptimality); the other agents "
+             "rebuild their tables when they next join");
+}
+
 void HubCore::on_tick(double now, std::vector<Outgoing>& out) {
   if (phase_ == Phase::admitting) {
     const int have = agents();

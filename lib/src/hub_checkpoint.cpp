@@ -153,12 +153,12 @@ Status HubCore::restore(const std::string& bytes) {
   if (algorithm != static_cast<std::uint8_t>(options_.algorithm) ||
       loss != static_cast<std::uint8_t>(options_.objective.loss) ||
       classes != options_.objective.classes || lambda != options_.objective.lambda ||
-      expected != options_.expected_agents || seed != options_.seed ||
+      seed != options_.seed ||
       server_step != options_.server_step || prox != options_.prox)
     return Status::error(
         "the checkpoint was written for another problem or schedule (algorithm, loss, classes, "
-        "lambda, agents, seed, server_step or prox differ): start with the same options or "
-        "without the checkpoint");
+        "lambda, seed, server_step or prox differ): start with the same options or without "
+        "the checkpoint");
 
   // Read into a fresh core's fields, then swap: a failure leaves this hub untouched.
   HubCore next(options_);
@@ -172,7 +172,7 @@ Status HubCore::restore(const std::string& bytes) {
   const Index dim = next.w_.size();
   if (next.gbar_.size() != dim || next.best_w_.size() != dim || next.features_ <= 0 ||
       dim != next.features_ * options_.objective.classes || next.total_samples_ <= 0 ||
-      agent_count > static_cast<std::uint64_t>(options_.expected_agents))
+      agent_count > 100000 || expected < 1)
     return Status::error("checkpoint corrupt: inconsistent dimensions");
   for (std::uint64_t i = 0; i < agent_count; ++i) {
     AgentState a;
@@ -188,6 +188,8 @@ Status HubCore::restore(const std::string& bytes) {
   }
   if (!r.done()) return Status::error("checkpoint corrupt: trailing bytes");
   next.phase_ = static_cast<Phase>(phase);
+  // The agents the run was admitted with (fewer after an operator retired some).
+  next.options_.expected_agents = expected;
   if (!(next.check_invariant() <= options_.invariant_tolerance))
     return Status::error(cat("checkpoint rejected: its gbar breaks the invariant by ",
                              next.check_invariant()));

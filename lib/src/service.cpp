@@ -75,8 +75,10 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
 
   while (!core.finished()) {
     if (options.stop_requested && options.stop_requested()) {
-      core.stop("stopped by the operator", out);
-      break;
+      // A shutdown, not the end of training: the agents keep their state and wait for the
+      // next hub, which resumes from the checkpoint. Nothing uncommitted is acknowledged.
+      spdlog::info("hub: stopping at round {} (training not finished)", core.round());
+      return Status::ok();
     }
     auto got = socket.receive(from, payload, tick_ms);
     if (!got) return got.status();

@@ -377,6 +377,27 @@ TEST_F(HubTest, SnapshotRestoresTheCommittedStateAndRejectsCorruption) {
   EXPECT_NE(s.message().find("another problem"), std::string::npos);
 }
 
+TEST_F(HubTest, RetiringAnAgentShrinksTheProblemAndKeepsTheInvariant) {
+  start();
+  EXPECT_FALSE(hub.retire("nobody"));
+  auto done = hub.retire("a");
+  ASSERT_TRUE(done) << done.error();
+  EXPECT_NE(done->find("N goes from 4 to 3"), std::string::npos) << *done;
+  EXPECT_EQ(hub.total_samples(), 3);
+  EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(1, 2.0 / 3, 1.0 / 3)));  // S_b / 3
+  EXPECT_LE(hub.check_invariant(), 1e-15);
+  EXPECT_FALSE(hub.retire("b"));  // the last agent stays
+  // b must rebuild for the new N: its Config says so, with N = 3.
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pb2", make_join("b", 3, 1.0, 1), 1.0, out));
+  const auto configs = sent<msg::Config>(out, "pb2");
+  ASSERT_EQ(configs.size(), 1u);
+  EXPECT_TRUE(configs[0]->build_table);
+  EXPECT_EQ(configs[0]->total_samples, 3u);
+  // The retired agent cannot come back into this problem.
+  EXPECT_FALSE(hub.on_message("pa2", make_join("a", 1, 2.0, 1), 1.0, out));
+}
+
 TEST(AgentSeed, DependsOnRunSeedAndIdAndIsPinned) {
   EXPECT_NE(agent_seed(0, "a"), agent_seed(0, "b"));
   EXPECT_NE(agent_seed(0, "a"), agent_seed(1, "a"));

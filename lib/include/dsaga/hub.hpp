@@ -104,6 +104,13 @@ class HubCore {
   void on_disconnect(const PeerId& peer, double now, std::vector<Outgoing>& out);
   // Stops training (operator request): agents are told to leave.
   void stop(const std::string& reason, std::vector<Outgoing>& out);
+  // Operator command for an agent that left for good: removes its samples from the problem.
+  // Its S_k leaves gbar, N drops by n_k and gbar is recomputed as sum of the others' S_k over
+  // the new N, so the invariant holds for the smaller problem. The objective is then the mean
+  // loss over the remaining samples: F and F* both change (a new reference optimum is needed
+  // for relative suboptimality). On success the message says so, with the old and new N.
+  // Refused while admitting (nothing to retire yet) and for the last agent.
+  Result<std::string> retire(const std::string& agent_id);
 
   Phase phase() const { return phase_; }
   bool finished() const { return phase_ == Phase::finished; }

@@ -28,14 +28,15 @@ struct HubServiceOptions {
   double linger_seconds = 0.5;
   // Called for every closed round, with the socket totals at that moment.
   std::function<void(const RoundReport&, const TrafficCounters&)> on_report;
-  // Polled every tick; true stops training (the agents are told to leave). E.g. a signal flag.
+  // Polled every tick; true makes run_hub return without ending training. E.g. a signal flag.
   std::function<bool()> stop_requested;
   // Called at every commit point (HubCore::take_commit), before the messages that acknowledge
   // the committed updates are sent: save HubCore::snapshot() here. An error is logged.
   std::function<Status(const HubCore&)> checkpoint;
 };
 
-// Runs until the core finishes (target, round cap, divergence, stop request). An error Status
+// Runs until the core finishes (target, round cap, divergence) or stop_requested() turns true
+// (a shutdown: training is not finished, the agents wait for the next hub). An error Status
 // only for a failed socket; rejected messages are logged (spdlog) and answered with msg::Error.
 Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& options);
 
