@@ -73,6 +73,10 @@ int main(int argc, char** argv) try {
       ->capture_default_str();
   app.add_option("--give-up", c.give_up, "Exit with an error after the hub is away this long (0 = never)")
       ->capture_default_str();
+  app.add_option("--key", c.key_file, "CurveZMQ: this agent's key file (dsaga-keygen NAME)");
+  app.add_option("--hub-key", c.hub_key_file, "CurveZMQ: the hub's public key file (hub.pub)");
+  app.add_flag("--allow-plaintext", c.transport.allow_plaintext,
+               "Talk to a non-loopback hub without encryption (trusted networks only)");
   cli::DataOptions data_options(app, d, c.objective);
   try {
     app.parse(argc, argv);
@@ -86,6 +90,7 @@ int main(int argc, char** argv) try {
   if (const Status s = data_options.apply(); !s) return usage_error(s.message());
   if (c.id.empty()) c.id = host_name();
   if (const Status s = validate(c); !s) return usage_error(s.message());
+  if (const Status s = load_security(c); !s) return usage_error(s.message());
 
   spdlog::set_level(spdlog::level::from_str(c.log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e agent " + c.id + " %^%l%$: %v");

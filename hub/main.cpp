@@ -51,6 +51,11 @@ int main(int argc, char** argv) try {
   app.add_option("--model", c.model, "Write the trained model (text) here at the end");
   app.add_option("--checkpoint-dir", c.checkpoint_dir,
                  "Save the hub's state here every round; resume from the newest valid one");
+  app.add_option("--key", c.key_file, "CurveZMQ: the hub's key file (dsaga-keygen hub)");
+  app.add_option("--allowlist", c.allowlist_file,
+                 "CurveZMQ: the agents admitted, one 'agent_id public_key' line each");
+  app.add_flag("--allow-plaintext", c.transport.allow_plaintext,
+               "Listen without encryption on a non-loopback address (trusted networks only)");
   std::string retire;
   app.add_option("--retire", retire,
                  "Operator command, with the hub stopped: remove AGENT (gone for good) from the "
@@ -118,6 +123,10 @@ int main(int argc, char** argv) try {
     std::fprintf(stderr, "dsaga-hub: %s\n", s.message().c_str());
     return 2;
   }
+  if (const Status s = load_security(c); !s) {
+    std::fprintf(stderr, "dsaga-hub: %s\n", s.message().c_str());
+    return 2;
+  }
   const auto level = spdlog::level::from_str(c.log_level);
   spdlog::set_level(level);
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e hub %^%l%$: %v");
@@ -145,7 +154,11 @@ int main(int argc, char** argv) try {
     metrics = std::move(*opened);
   }
   cli::install_stop_signals();
-  spdlog::info("listening on {}; waiting for {} agents ({} loss, lambda {})", endpoint,
+  spdlog::info("listening on {} ({}); waiting for {} agents ({} loss, lambda {})", endpoint,
+               c.transport.curve_secret_key.empty()
+                   ? "plain text"
+                   : "CurveZMQ, " + std::to_string(c.transport.curve_allowlist.size()) +
+                         " agents allowlisted",
                h.expected_agents, to_string(h.objective.loss), h.objective.lambda);
 
   HubCore core(h);

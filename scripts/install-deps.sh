@@ -16,9 +16,10 @@ packages=(
 for extra in "$@"; do
   case "$extra" in
     bench) packages+=(python3-sklearn python3-numpy liblinear-tools) ;;
+    fuzz) packages+=(clang libclang-rt-14-dev) ;;
     cross) packages+=(crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static
                       qemu-system-arm mmdebstrap cpio gzip file) ;;
-    *) echo "install-deps.sh: unknown package set '$extra' (known: bench, cross)" >&2; exit 2 ;;
+    *) echo "install-deps.sh: unknown package set '$extra' (known: bench, cross, fuzz)" >&2; exit 2 ;;
   esac
 done
 

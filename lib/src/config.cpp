@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "dsaga/io.hpp"
+#include "dsaga/keys.hpp"
 #include "dsaga/local_method.hpp"
 #include "strings.hpp"
 
@@ -159,7 +160,8 @@ void read_problem(Section& s, Objective& objective, bool with_lambda) {
 Result<HubConfig> parse_hub_config(std::string_view text, const std::string& name) {
   auto root = parse_toml(text, name);
   if (!root) return root.status();
-  Status status = check_sections(*root, name, {"hub", "problem", "training", "transport"});
+  Status status =
+      check_sections(*root, name, {"hub", "problem", "training", "transport", "security"});
   if (!status) return status;
   HubConfig c;
   {
@@ -210,6 +212,13 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
     Section s(*root, "transport", name, status);
     read_transport(s, c.transport);
   }
+  {
+    Section s(*root, "security", name, status);
+    s.get("key", c.key_file);
+    s.get("allowlist", c.allowlist_file);
+    s.get("allow_plaintext", c.transport.allow_plaintext);
+    s.finish();
+  }
   if (!status) return status;
   return c;
 }
@@ -217,7 +226,8 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
 Result<AgentConfig> parse_agent_config(std::string_view text, const std::string& name) {
   auto root = parse_toml(text, name);
   if (!root) return root.status();
-  Status status = check_sections(*root, name, {"agent", "problem", "data", "transport"});
+  Status status =
+      check_sections(*root, name, {"agent", "problem", "data", "transport", "security"});
   if (!status) return status;
   AgentConfig c;
   {
@@ -280,6 +290,13 @@ Result<AgentConfig> parse_agent_config(std::string_view text, const std::string&
   {
     Section s(*root, "transport", name, status);
     read_transport(s, c.transport);
+  }
+  {
+    Section s(*root, "security", name, status);
+    s.get("key", c.key_file);
+    s.get("hub_key", c.hub_key_file);
+    s.get("allow_plaintext", c.transport.allow_plaintext);
+    s.finish();
   }
   if (!status) return status;
   return c;
@@ -375,6 +392,34 @@ Status validate(const AgentConfig& c) {
     return Status::error("data.scale: must be > 0");
   if (c.data.limit < 0) return Status::error("data.limit: must be >= 0");
   return check_transport(c.transport);
+}
+
+Status load_security(HubConfig& c) {
+  if (c.key_file.empty() != c.allowlist_file.empty())
+    return Status::error("security.key and security.allowlist go together (CurveZMQ on the hub)");
+  if (c.key_file.empty()) return Status::ok();
+  auto keys = load_key_file(c.key_file, /*require_secret=*/true);
+  if (!keys) return keys.status();
+  auto allowlist = load_allowlist(c.allowlist_file);
+  if (!allowlist) return allowlist.status();
+  c.transport.curve_secret_key = keys->secret_key;
+  c.transport.curve_public_key = keys->public_key;
+  c.transport.curve_allowlist = std::move(*allowlist);
+  return Status::ok();
+}
+
+Status load_security(AgentConfig& c) {
+  if (c.key_file.empty() != c.hub_key_file.empty())
+    return Status::error("security.key and security.hub_key go together (CurveZMQ on the agent)");
+  if (c.key_file.empty()) return Status::ok();
+  auto keys = load_key_file(c.key_file, /*require_secret=*/true);
+  if (!keys) return keys.status();
+  auto hub = load_key_file(c.hub_key_file);
+  if (!hub) return hub.status();
+  c.transport.curve_secret_key = keys->secret_key;
+  c.transport.curve_public_key = keys->public_key;
+  c.transport.curve_server_key = hub->public_key;
+  return Status::ok();
 }
 
 }  // namespace dsaga

@@ -63,6 +63,7 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
   std::vector<Outgoing> out;
   std::vector<std::uint8_t> payload, buffer;
   PeerId from;
+  std::string user_id;  // the agent id its CurveZMQ key is allowlisted for ("" without CURVE)
   const int tick_ms = std::max(1, to_ms(options.tick_seconds));
   const auto pump_reports = [&] {
     for (const RoundReport& report : core.take_reports()) {
@@ -80,14 +81,22 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
       spdlog::info("hub: stopping at round {} (training not finished)", core.round());
       return Status::ok();
     }
-    auto got = socket.receive(from, payload, tick_ms);
+    auto got = socket.receive(from, payload, tick_ms, &user_id);
     if (!got) return got.status();
     const double now = monotonic_seconds();
     if (*got) {
       auto message = wire::decode(payload.data(), payload.size(), options.limits);
+      const auto* join = message ? std::get_if<msg::Join>(&*message) : nullptr;
       if (!message) {
         spdlog::warn("hub: message from peer {} rejected: {}", peer_name(from), message.error());
         out.push_back(Outgoing{{from}, msg::Error{msg::ErrorCode::malformed, message.error()}});
+      } else if (join != nullptr && !user_id.empty() && join->agent_id != user_id) {
+        // A valid key may only speak for the agent it is allowlisted as; later messages on the
+        // same connection come from the same key, so checking the Join is enough.
+        const std::string why = "Join as '" + join->agent_id + "' with the key allowlisted for '" +
+                                user_id + "': refused";
+        spdlog::warn("hub: peer {}: {}", peer_name(from), why);
+        out.push_back(Outgoing{{from}, msg::Error{msg::ErrorCode::refused, why}});
       } else {
         const Status status = core.on_message(from, *message, now, out);
         if (!status) spdlog::warn("hub: {}", status.message());

@@ -4,17 +4,24 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <zmq.hpp>
+
+#include "dsaga/keys.hpp"
 
 namespace dsaga {
 
@@ -117,6 +124,97 @@ Status check_options(const TransportOptions& o) {
   return Status::ok();
 }
 
+// ---- security ----------------------------------------------------------------------------
+
+// What one socket's CURVE setup resolved to. Invariant: curve == !secret_key.empty(); a client
+// with curve has server_key and public_key, a server has domain.
+struct Security {
+  bool curve = false;
+  std::string secret_key, public_key, server_key;  // Z85, checked
+  std::string domain;                              // server: its ZAP domain
+};
+
+Status option_error(const char* field, const std::string& why) {
+  return Status::error(std::string("transport option ") + field + ": " + why);
+}
+
+// Checks the key fields of `o` for a server or a client on `endpoint` and resolves them;
+// refuses half a configuration and clear text on a non-loopback endpoint unless asked for.
+Result<Security> resolve_security(const TransportOptions& o, const std::string& endpoint,
+                                  bool server) {
+  using R = Result<Security>;
+  Security sec;
+  const bool has_secret = !o.curve_secret_key.empty();
+  if (server) {
+    if (!o.curve_server_key.empty()) {
+      return R(option_error("curve_server_key",
+                            "is a client (agent) setting; a server uses curve_secret_key and "
+                            "curve_allowlist"));
+    }
+    if (!has_secret && !o.curve_allowlist.empty()) {
+      return R(option_error("curve_secret_key",
+                            "missing: curve_allowlist is set, but without the server's secret "
+                            "key CURVE is off and the allowlist would be ignored"));
+    }
+    if (has_secret && o.curve_allowlist.empty()) {
+      return R(option_error("curve_allowlist", "empty: no client could connect"));
+    }
+    for (const auto& [key, agent] : o.curve_allowlist) {
+      if (Status s = check_curve_key(key, "curve_allowlist entry of '" + agent + "'"); !s) {
+        return R(option_error("curve_allowlist", s.message()));
+      }
+      if (agent.empty()) {
+        return R(option_error("curve_allowlist", "empty agent id for key " + key));
+      }
+    }
+    sec.curve = has_secret;
+  } else {
+    if (!o.curve_allowlist.empty()) {
+      return R(option_error("curve_allowlist", "is a server (hub) setting"));
+    }
+    if (o.curve_server_key.empty() && (has_secret || !o.curve_public_key.empty())) {
+      return R(option_error("curve_server_key",
+                            "missing: the client's keys are set, but without the hub's public "
+                            "key CURVE is off and the hub would not be authenticated"));
+    }
+    if (!o.curve_server_key.empty()) {
+      if (!has_secret) {
+        return R(option_error("curve_secret_key", "missing: curve_server_key is set"));
+      }
+      if (Status s = check_curve_key(o.curve_server_key, "curve_server_key"); !s) {
+        return R(option_error("curve_server_key", s.message()));
+      }
+      sec.server_key = o.curve_server_key;
+    }
+    sec.curve = has_secret;
+  }
+  if (sec.curve) {
+    const Result<std::string> derived = curve_public_key(o.curve_secret_key);
+    if (!derived) return R(option_error("curve_secret_key", derived.error()));
+    if (!o.curve_public_key.empty() && o.curve_public_key != *derived) {
+      return R(option_error("curve_public_key", "does not belong to curve_secret_key"));
+    }
+    sec.secret_key = o.curve_secret_key;
+    sec.public_key = *derived;
+  } else if (!o.curve_public_key.empty()) {
+    return R(option_error("curve_public_key", "set without curve_secret_key"));
+  }
+  // ZeroMQ runs no handshake over inproc://: keys there would be accepted and never checked,
+  // which looks like security that is not there.
+  if (sec.curve && endpoint.rfind("inproc://", 0) == 0) {
+    return R::failure("endpoint '" + endpoint +
+                      "': CurveZMQ does not apply to inproc:// (no handshake, nothing would be "
+                      "checked); use tcp:// or ipc://, or leave the CURVE keys out");
+  }
+  if (!sec.curve && !o.allow_plaintext && !is_loopback_endpoint(endpoint)) {
+    return R::failure("endpoint '" + endpoint + "' is not loopback: set the CurveZMQ keys (" +
+                      (server ? "curve_secret_key and curve_allowlist"
+                              : "curve_secret_key and curve_server_key") +
+                      ") or, to send clear text over the network, allow_plaintext = true");
+  }
+  return sec;
+}
+
 // Sets one socket option; the error names it.
 template <class Opt, class T>
 Status set_option(zmq::socket_t& socket, Opt opt, T value, const char* name) {
@@ -128,7 +226,8 @@ Status set_option(zmq::socket_t& socket, Opt opt, T value, const char* name) {
   }
 }
 
-Status configure(zmq::socket_t& socket, const TransportOptions& o, bool server, bool ipv6) {
+Status configure(zmq::socket_t& socket, const TransportOptions& o, const Security& sec, bool server,
+                 bool ipv6) {
   const std::int64_t max_size =
       o.max_message_bytes > std::uint64_t(std::numeric_limits<std::int64_t>::max())
           ? std::numeric_limits<std::int64_t>::max()
@@ -149,6 +248,25 @@ Status configure(zmq::socket_t& socket, const TransportOptions& o, bool server, 
       return s;
   }
   if (ipv6 && !(s = set_option(socket, zmq::sockopt::ipv6, true, "ZMQ_IPV6"))) return s;
+  // CURVE options go before bind/connect: ZeroMQ reads them when a connection starts. Keys are
+  // passed as 40-character Z85 text, which libzmq decodes.
+  if (sec.curve && server) {
+    if (!(s = set_option(socket, zmq::sockopt::curve_server, true, "ZMQ_CURVE_SERVER")) ||
+        !(s = set_option(socket, zmq::sockopt::curve_secretkey, sec.secret_key,
+                         "ZMQ_CURVE_SECRETKEY")) ||
+        !(s = set_option(socket, zmq::sockopt::zap_domain, sec.domain, "ZMQ_ZAP_DOMAIN"))) {
+      return s;
+    }
+  } else if (sec.curve) {
+    if (!(s = set_option(socket, zmq::sockopt::curve_serverkey, sec.server_key,
+                         "ZMQ_CURVE_SERVERKEY")) ||
+        !(s = set_option(socket, zmq::sockopt::curve_publickey, sec.public_key,
+                         "ZMQ_CURVE_PUBLICKEY")) ||
+        !(s = set_option(socket, zmq::sockopt::curve_secretkey, sec.secret_key,
+                         "ZMQ_CURVE_SECRETKEY"))) {
+      return s;
+    }
+  }
   if (server) {
     // Without it a ROUTER silently drops messages to unknown peers; with it send() can say so.
     if (!(s = set_option(socket, zmq::sockopt::router_mandatory, true, "ZMQ_ROUTER_MANDATORY")))
@@ -279,6 +397,136 @@ bool is_loopback_endpoint(const std::string& endpoint) {
 
 // ---- context ----------------------------------------------------------------------------------
 
+namespace {
+
+// The ZAP handler (ZeroMQ RFC 27) of one context: a REP socket bound to
+// inproc://zeromq.zap.01, served by its own thread. libzmq sends it one request per CURVE
+// handshake on any server socket of the context:
+//   request: "1.0", request id, domain, peer address, routing id, "CURVE", client public key
+//            (32 bytes)
+//   reply:   "1.0", request id, status "200" | "400" | "500", status text, user id, metadata
+// Each server socket has its own ZAP domain and allowlist; a key is admitted when the allowlist
+// of the request's domain holds it, and the user id is the agent id it maps to. libzmq then
+// attaches that user id to every message of the connection ("User-Id" property).
+//
+// Invariant: once started, the socket stays bound until the context is shut down. libzmq
+// admits EVERY client when no handler is bound (ZMQ_ZAP_ENFORCE_DOMAIN is a draft option, off
+// in Debian's build), so the thread never gives up on an error: it only ends on ETERM or stop.
+class ZapHandler {
+ public:
+  ~ZapHandler() { stop(); }
+
+  // Registers `domain`; starts the thread (binding synchronously, before any server socket
+  // of the context can bind) on first use.
+  Status add(zmq::context_t& context, const std::string& domain, CurveAllowlist allowlist) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!thread_.joinable()) {
+      try {
+        socket_ = std::make_unique<zmq::socket_t>(context, zmq::socket_type::rep);
+        socket_->set(zmq::sockopt::linger, 0);
+        socket_->bind("inproc://zeromq.zap.01");
+      } catch (const zmq::error_t& e) {
+        socket_.reset();
+        return Status::error(std::string("starting the CURVE (ZAP) handler: ") + e.what());
+      }
+      // The socket moves to the thread; std::thread's start is the memory barrier ZeroMQ
+      // requires when a socket changes threads.
+      thread_ = std::thread([this] { run(); });
+    }
+    domains_[domain] = std::move(allowlist);
+    return Status::ok();
+  }
+
+  void remove(const std::string& domain) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    domains_.erase(domain);
+  }
+
+  bool running() const { return thread_.joinable(); }
+
+  // Called when no server socket of the context is left; the context's shutdown (ETERM) wakes
+  // the thread at once, the flag within one poll period otherwise.
+  void stop() {
+    stopping_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    zmq::socket_t& socket = *socket_;
+    std::vector<zmq::message_t> request;
+    while (!stopping_) {
+      try {
+        zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+        if (zmq::poll(&item, 1, std::chrono::milliseconds(200)) == 0) continue;
+        request.clear();
+        // A REP socket delivers the whole request at once; libzmq builds it (at most 7 frames
+        // for CURVE), so the loop is bounded; 16 keeps it so whatever happens.
+        do {
+          request.emplace_back();
+          if (!socket.recv(request.back(), zmq::recv_flags::dontwait)) {
+            request.pop_back();
+            break;
+          }
+        } while (request.back().more() && request.size() < 16);
+        if (request.empty()) continue;
+        const std::vector<std::string> reply = answer(request);
+        for (std::size_t i = 0; i < reply.size(); ++i) {
+          socket.send(zmq::buffer(reply[i]),
+                      i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        }
+      } catch (const zmq::error_t& e) {
+        if (e.num() == ETERM) break;
+        // EINTR or a REP state error: keep serving (see the invariant above).
+      }
+    }
+    socket_.reset();
+  }
+
+  std::vector<std::string> answer(const std::vector<zmq::message_t>& request) {
+    const auto text = [&](std::size_t i) { return request[i].to_string(); };
+    const std::string id = request.size() > 1 ? text(1) : std::string();
+    const auto reply = [&](const char* code, const char* why, const std::string& user) {
+      return std::vector<std::string>{"1.0", id, code, why, user, ""};
+    };
+    if (request.size() < 6 || text(0) != "1.0") return reply("500", "malformed ZAP request", "");
+    const std::string domain = text(2), address = text(3), mechanism = text(5);
+    if (mechanism != "CURVE" || request.size() != 7 || request[6].size() != kCurveKeyBytes) {
+      return reply("400", "CURVE required", "");
+    }
+    const std::string key =
+        z85_encode(static_cast<const std::uint8_t*>(request[6].data()), kCurveKeyBytes);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      const auto d = domains_.find(domain);
+      if (d != domains_.end()) {
+        const auto it = d->second.find(key);
+        if (it != d->second.end()) return reply("200", "OK", it->second);
+      }
+    }
+    // The operator's clue when an agent cannot join. At most one line a second: a peer that
+    // reconnects in a loop must not flood the log.
+    const auto now = Clock::now();
+    if (now - last_warning_ >= std::chrono::seconds(1)) {
+      last_warning_ = now;
+      spdlog::warn("transport: refused CURVE client key {} from {}: not in the allowlist", key,
+                   address);
+    }
+    return reply("400", "key not in the allowlist", "");
+  }
+
+  std::mutex mutex_;  // guards domains_ and the start of the thread
+  std::map<std::string, CurveAllowlist> domains_;
+  std::unique_ptr<zmq::socket_t> socket_;  // used by the thread only, once it runs
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  Clock::time_point last_warning_{};  // thread only
+};
+
+std::atomic<std::uint64_t> next_zap_domain{0};
+
+}  // namespace
+
 struct TransportContext::Impl {
   Impl() {
     try {
@@ -287,8 +535,21 @@ struct TransportContext::Impl {
       error = std::string("creating the ZeroMQ context: ") + e.what();
     }
   }
+  ~Impl() {
+    // Every socket of the context is closed by now (each holds a reference to this Impl), so
+    // the ZAP handler can go: shutdown() wakes it with ETERM, then the context is closed.
+    if (zap.running() && context) {
+      try {
+        context->shutdown();
+      } catch (const zmq::error_t&) {
+        // The flag stops the thread within one poll period anyway.
+      }
+    }
+    zap.stop();
+  }
   std::unique_ptr<zmq::context_t> context;  // null if creation failed (then `error` says why)
   std::string error;
+  ZapHandler zap;  // started by the first CURVE server socket
 };
 
 TransportContext::TransportContext() : impl_(std::make_shared<Impl>()) {}
@@ -299,8 +560,8 @@ namespace {
 // Opens a socket of `type` on the context, configured with `options`.
 Result<std::unique_ptr<zmq::socket_t>> open_socket(const TransportContext::Impl& ctx,
                                                    zmq::socket_type type,
-                                                   const TransportOptions& options, bool server,
-                                                   bool ipv6) {
+                                                   const TransportOptions& options,
+                                                   const Security& sec, bool server, bool ipv6) {
   using R = Result<std::unique_ptr<zmq::socket_t>>;
   if (!ctx.context) return R::failure(ctx.error);
   std::unique_ptr<zmq::socket_t> socket;
@@ -309,7 +570,7 @@ Result<std::unique_ptr<zmq::socket_t>> open_socket(const TransportContext::Impl&
   } catch (const zmq::error_t& e) {
     return R::failure(std::string("creating a ZeroMQ socket: ") + e.what());
   }
-  if (Status s = configure(*socket, options, server, ipv6); !s) return R(s);
+  if (Status s = configure(*socket, options, sec, server, ipv6); !s) return R(s);
   return R(std::move(socket));
 }
 
@@ -337,6 +598,18 @@ struct ServerSocket::Impl {
   // Declared before `socket`: members are destroyed in reverse order, so the socket is closed
   // before this (possibly last) reference to the context goes.
   std::shared_ptr<TransportContext::Impl> ctx;
+  // Unregisters the ZAP domain after the socket is closed (declared between the two). Not
+  // copyable: a copy's destructor would unregister the domain of a live socket.
+  struct ZapDomain {
+    ZapDomain() = default;
+    ZapDomain(const ZapDomain&) = delete;
+    ZapDomain& operator=(const ZapDomain&) = delete;
+    std::shared_ptr<TransportContext::Impl> ctx;
+    std::string name;
+    ~ZapDomain() {
+      if (ctx && !name.empty()) ctx->zap.remove(name);
+    }
+  } zap_domain;
   std::unique_ptr<zmq::socket_t> socket;
   TransportOptions options;
   std::string endpoint;
@@ -373,11 +646,24 @@ Result<std::unique_ptr<ServerSocket>> ServerSocket::bind(TransportContext& ctx,
   const Result<Endpoint> parsed = parse_endpoint(endpoint, /*for_bind=*/true);
   if (!parsed) return R(parsed.status());
   if (Status s = check_options(options); !s) return R(s);
+  Result<Security> sec = resolve_security(options, endpoint, /*server=*/true);
+  if (!sec) return R(sec.status());
   auto impl = std::make_unique<Impl>();
   impl->ctx = ctx.impl_;
   impl->options = options;
-  auto socket = open_socket(*impl->ctx, zmq::socket_type::router, options, /*server=*/true,
-                            parsed->bracketed);
+  if (sec->curve) {
+    if (!impl->ctx->context) return R::failure(impl->ctx->error);
+    sec->domain = "dsaga-" + std::to_string(next_zap_domain++);
+    if (Status s = impl->ctx->zap.add(*impl->ctx->context, sec->domain, options.curve_allowlist);
+        !s) {
+      return R(s);
+    }
+    // Fields, not `= {...}`: the temporary's destructor would unregister the domain.
+    impl->zap_domain.ctx = impl->ctx;
+    impl->zap_domain.name = sec->domain;
+  }
+  auto socket = open_socket(*impl->ctx, zmq::socket_type::router, options, *sec,
+                            /*server=*/true, parsed->bracketed);
   if (!socket) return R(socket.status());
   impl->socket = std::move(socket.value());
   try {
@@ -392,8 +678,8 @@ Result<std::unique_ptr<ServerSocket>> ServerSocket::bind(TransportContext& ctx,
 
 std::string ServerSocket::endpoint() const { return impl_->endpoint; }
 
-Result<bool> ServerSocket::receive(PeerId& from, std::vector<std::uint8_t>& payload,
-                                   int timeout_ms) {
+Result<bool> ServerSocket::receive(PeerId& from, std::vector<std::uint8_t>& payload, int timeout_ms,
+                                   std::string* user_id) {
   Impl& m = *impl_;
   const Clock::time_point deadline =
       Clock::now() + std::chrono::milliseconds(std::max(0, timeout_ms));
@@ -410,6 +696,12 @@ Result<bool> ServerSocket::receive(PeerId& from, std::vector<std::uint8_t>& payl
       continue;
     }
     from = id;
+    if (user_id) {
+      // Set by libzmq from the ZAP reply on the payload frame (the routing-id frame is made by
+      // the ROUTER and carries no metadata). Absent without CURVE.
+      const char* uid = zmq_msg_gets(m.payload_frame.handle(), "User-Id");
+      user_id->assign(uid ? uid : "");
+    }
     copy_payload(m.payload_frame, payload);
     count_in(m.totals, payload.size());
     count_in(m.peer(id).counters, payload.size());
@@ -448,13 +740,15 @@ struct ClientSocket::Impl {
   std::unique_ptr<zmq::socket_t> socket;        // null after a failed reconnect()
   std::string last_error;                       // why `socket` is null
   TransportOptions options;
+  Security security;
   std::string endpoint;
   bool ipv6 = false;
   TrafficCounters totals;
   zmq::message_t frame, excess;  // reused by receive()
 
   Status open() {
-    auto opened = open_socket(*ctx, zmq::socket_type::dealer, options, /*server=*/false, ipv6);
+    auto opened =
+        open_socket(*ctx, zmq::socket_type::dealer, options, security, /*server=*/false, ipv6);
     if (!opened) return opened.status();
     try {
       opened.value()->connect(endpoint);
@@ -477,9 +771,12 @@ Result<std::unique_ptr<ClientSocket>> ClientSocket::connect(TransportContext& ct
   const Result<Endpoint> parsed = parse_endpoint(endpoint, /*for_bind=*/false);
   if (!parsed) return R(parsed.status());
   if (Status s = check_options(options); !s) return R(s);
+  Result<Security> sec = resolve_security(options, endpoint, /*server=*/false);
+  if (!sec) return R(sec.status());
   auto impl = std::make_unique<Impl>();
   impl->ctx = ctx.impl_;
   impl->options = options;
+  impl->security = std::move(sec.value());
   impl->endpoint = endpoint;
   impl->ipv6 = parsed->bracketed;
   if (Status s = impl->open(); !s) return R(s);

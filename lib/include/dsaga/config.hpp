@@ -27,6 +27,9 @@ struct HubConfig {
   bool progress = true;       // a progress line per round on stderr
   HubOptions hub;
   TransportOptions transport;
+  // [security]: CurveZMQ. Required (or allow_plaintext) whenever `listen` is not loopback.
+  std::string key_file;        // the hub's key pair (dsaga-keygen hub -> hub.key)
+  std::string allowlist_file;  // "agent_id public_key" lines: the only agents admitted
 };
 
 struct AgentConfig {
@@ -39,6 +42,9 @@ struct AgentConfig {
   Objective objective;        // loss and classes (lambda comes from the hub)
   DataSpec data;
   TransportOptions transport;
+  // [security]: CurveZMQ. Required (or allow_plaintext) whenever `hub` is not loopback.
+  std::string key_file;      // this agent's key pair (dsaga-keygen agent-3 -> agent-3.key)
+  std::string hub_key_file;  // the hub's public key (hub.pub): an impostor hub cannot answer
 };
 
 // `name` is the file name used in messages.
@@ -51,5 +57,11 @@ Result<AgentConfig> load_agent_config(const std::string& path);
 // f_star, shard < shards). The error names the key.
 Status validate(const HubConfig& config);
 Status validate(const AgentConfig& config);
+
+// Reads the key files named in [security] into config.transport (CurveZMQ keys, allowlist).
+// Errors name the file and line. Nothing named: nothing loaded (the transport then refuses a
+// non-loopback endpoint unless allow_plaintext).
+Status load_security(HubConfig& config);
+Status load_security(AgentConfig& config);
 
 }  // namespace dsaga

@@ -20,7 +20,10 @@
 // Threads: a socket is used by one thread at a time (ZeroMQ sockets are not thread-safe).
 // Sockets share their context's ownership, so a TransportContext may be destroyed before its
 // sockets; the ZeroMQ context is closed when the last of them is gone, after at most
-// linger_ms for messages still queued.
+// linger_ms for messages still queued. A context with a CURVE server also runs one ZAP
+// handler thread (started by the first such bind, stopped when the context is closed): it
+// answers libzmq's authentication requests for every CURVE server of the context, each
+// against its own allowlist.
 //
 // Errors: no exception leaves this API. Setup failures (bad endpoint, address in use, bad
 // option) come back as a Status naming the endpoint or the option and ZeroMQ's reason.
@@ -32,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "dsaga/keys.hpp"
 #include "dsaga/status.hpp"
 
 namespace dsaga {
@@ -59,10 +63,29 @@ struct TransportOptions {
   // is being re-established) wait in the queue. true (ZMQ_IMMEDIATE): send() returns false
   // until a connection is up.
   bool immediate = false;
-  // Reserved for CurveZMQ (a later change): the server's secret key, the client's key pair
-  // and the server's public key go here, required whenever !is_loopback_endpoint(endpoint).
-  // Deliberately no fields yet: a key field that is silently ignored would look like
-  // encryption that is not there.
+
+  // ---- CurveZMQ (ZeroMQ RFC 26): encryption and authentication. Keys are 40-character Z85
+  // text (keys.hpp reads them from files; dsaga-keygen makes them).
+  // Server: CURVE is on when curve_secret_key is set; curve_allowlist must then list the
+  //   clients (public key -> agent id). A ZAP handler (RFC 27) admits exactly those keys, and
+  //   every message received from such a client carries its agent id (receive()'s user_id).
+  // Client: CURVE is on when curve_server_key (the hub's public key) is set; curve_secret_key
+  //   must then be set too. curve_public_key may stay empty (derived from the secret key);
+  //   when given it must match. The handshake fails unless the server holds the secret key
+  //   for curve_server_key, so a client never talks to an impostor hub.
+  // Half a configuration (a secret key without an allowlist or server key, an allowlist on a
+  // client, ...) is an error naming the field, never silently plain text.
+  // CURVE applies over tcp:// and ipc://. inproc:// has no handshake (ZeroMQ passes messages
+  // between threads of one process), so CURVE keys with an inproc:// endpoint are an error;
+  // without CURVE, user_id is empty.
+  std::string curve_secret_key;
+  std::string curve_public_key;
+  std::string curve_server_key;
+  CurveAllowlist curve_allowlist;
+  // Without CURVE keys, binding or connecting an endpoint that is not loopback
+  // (!is_loopback_endpoint) is an error unless this is true: clear text on a network must be
+  // asked for. Loopback endpoints may always be plain text.
+  bool allow_plaintext = false;
 };
 
 // Bytes as framed by ZMTP 3 for message frames: payload + 1 flags byte + 1 size byte (frames
@@ -84,7 +107,7 @@ std::uint64_t zmtp_framed_bytes(std::size_t payload_bytes);
 // True when the endpoint cannot leave the machine: tcp:// to 127.0.0.0/8 (numeric), localhost
 // or [::1] (also ::ffff:127.x.y.z), and every ipc:// and inproc:// endpoint. Anything else,
 // including wildcards (tcp://*:5555, tcp://0.0.0.0:5555), interface names and host names that
-// merely start with "127.", is not loopback: the later CurveZMQ change encrypts exactly those.
+// merely start with "127.", is not loopback: those need CURVE keys or allow_plaintext.
 bool is_loopback_endpoint(const std::string& endpoint);
 
 // Owns the ZeroMQ context (one I/O thread). inproc:// endpoints only reach sockets of the
@@ -109,7 +132,7 @@ class ServerSocket {
  public:
   // endpoint: tcp://HOST:PORT (PORT may be * for an ephemeral port), ipc://PATH or
   // inproc://NAME. Errors: malformed endpoint, unsupported transport, address in use, a bad
-  // option.
+  // option or key, a non-loopback endpoint without CURVE keys or allow_plaintext.
   static Result<std::unique_ptr<ServerSocket>> bind(TransportContext& ctx,
                                                     const std::string& endpoint,
                                                     const TransportOptions& options = {});
@@ -127,7 +150,12 @@ class ServerSocket {
   // dropped and counted, never returned, and the wait goes on until the deadline.
   // Interrupted system calls (EINTR) are retried: a daemon that stops on a signal should use a
   // finite timeout and check its flag between calls.
-  Result<bool> receive(PeerId& from, std::vector<std::uint8_t>& payload, int timeout_ms);
+  // user_id (optional): on ok(true), the authenticated identity of the sender: with CURVE, the
+  // agent id the allowlist maps the sender's public key to (set by the ZAP handler, so a peer
+  // cannot choose it); without CURVE, empty. The hub compares it with the agent_id a Join
+  // claims.
+  Result<bool> receive(PeerId& from, std::vector<std::uint8_t>& payload, int timeout_ms,
+                       std::string* user_id = nullptr);
 
   // Never blocks. false when the peer is unknown or gone (ZMQ_ROUTER_MANDATORY:
   // EHOSTUNREACH), when its send queue is full (EAGAIN), or when the socket failed.
@@ -157,7 +185,9 @@ class ClientSocket {
  public:
   // endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME. Succeeds before the hub is up
   // (ZeroMQ connects, and reconnects, in the background); a host name that does not resolve
-  // is retried in the background as well.
+  // is retried in the background as well. So does a CURVE handshake the server refuses (key
+  // not allowlisted, wrong server key): nothing is delivered either way, and sends queue up
+  // to send_queue and then fail. Errors: as ServerSocket::bind.
   static Result<std::unique_ptr<ClientSocket>> connect(TransportContext& ctx,
                                                        const std::string& endpoint,
                                                        const TransportOptions& options = {});
