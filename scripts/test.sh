@@ -9,14 +9,16 @@ start=$(date +%s)
 
 # The ARM part (cross builds, emulated tests: tests/qemu) runs with DSAGA_ARM=1. It is opt-in
 # until its tests have passed end to end on CI's machine (issue 5).
+# The fuzz smoke runs (10 s per libFuzzer target, built with clang in ctest's fuzz_build step)
+# are always on.
 if [ "${DSAGA_ARM:-0}" != 1 ]; then
-  "$root/scripts/install-deps.sh"
-  "$root/scripts/build.sh" "$build" -DBUILD_TESTING=ON -DDSAGA_ARM_DIR=
+  "$root/scripts/install-deps.sh" fuzz
+  "$root/scripts/build.sh" "$build" -DBUILD_TESTING=ON -DDSAGA_FUZZ=ON -DDSAGA_ARM_DIR=
 else
   t0=$(date +%s)
-  "$root/scripts/install-deps.sh" cross
+  "$root/scripts/install-deps.sh" cross fuzz
   echo "test.sh: packages: $(( $(date +%s) - t0 )) s"
-  "$root/scripts/build.sh" "$build" -DBUILD_TESTING=ON -DDSAGA_ARM_DIR="$build/arm"
+  "$root/scripts/build.sh" "$build" -DBUILD_TESTING=ON -DDSAGA_FUZZ=ON -DDSAGA_ARM_DIR="$build/arm"
   # Sysroots and the ARM builds the qemu-labelled tests run, all under $build/arm; -j2 at most.
   t0=$(date +%s)
   "$root/tests/qemu/build-arm.sh" "$build/arm" 2
