@@ -4,7 +4,7 @@ namespace dsaga::msg {
 
 namespace {
 template <class>
-inline constexpr bool kAlwaysFalse = false;
+[[maybe_unused]] inline constexpr bool kAlwaysFalse = false;
 }  // namespace
 
 const char* name_of(const Message& message) {

@@ -24,9 +24,6 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // loss_sum allocates nothing whatever C is.
 constexpr int kClassChunk = 64;
 
-template <class M>
-constexpr bool kIsSparse = std::is_base_of_v<Eigen::SparseMatrixBase<M>, M>;
-
 std::string where(const Dataset& data) { return data.source.empty() ? "data" : data.source; }
 
 std::string format_double(double v) {
