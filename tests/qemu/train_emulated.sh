@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# A native hub trains with three ARM agents running under qemu-user: two aarch64 agents (the
-# static and the dynamic build) and one armhf agent, on 600 Fashion-MNIST test images split by
-# label (non-IID), over tcp://127.0.0.1. The same run with three native agents and the same seeds
+# A native hub trains with three ARM agents running under qemu-user: two aarch64 agents and one
+# armhf agent (tests/qemu/CMakeLists.txt passes the static aarch64 build, which the full-system
+# test needs anyway, for both aarch64 agents, and the dynamic armhf build), on 600 Fashion-MNIST
+# test images split by label (non-IID), over tcp://127.0.0.1. The same run with three native agents and the same seeds
 # must give the same objective at every round to <= 1e-9 relative (armhf does its double
 # arithmetic without SIMD, so sums may differ in the last bits; nothing more is allowed).
-# Usage: train_emulated.sh HUB NATIVE_AGENT A64_STATIC_AGENT A64_AGENT ARMHF_AGENT A64_SYSROOT ARMHF_SYSROOT
+# Usage: train_emulated.sh HUB NATIVE_AGENT A64_AGENT_0 A64_AGENT_1 ARMHF_AGENT A64_SYSROOT ARMHF_SYSROOT
 HUB=$1 NATIVE=$2 A64S=$3 A64=$4 HF=$5 A64_ROOT=$6 HF_ROOT=$7
 source "$(dirname "$0")/../integration/lib.sh"
 

@@ -3,20 +3,43 @@
 # oe-core's cmake class does (toolchains/yocto-style.cmake: two find roots, every find mode ONLY,
 # no emulator; its command-line arguments: relative install dirs, FETCHCONTENT_FULLY_DISCONNECTED,
 # the recipe's own flags; pkg-config confined to the target root as the pkgconfig class does).
-# flatc and pkg-config come from a separate native root, as from flatbuffers-native.
+# flatc and pkg-config come from a separate native root, as from flatbuffers-native. The build
+# tool is named on the command line, as the cmake class does (-G ... -DCMAKE_MAKE_PROGRAM=...):
+# with every find mode ONLY, CMake could not find it on the host by itself.
 # Checks: configure and build succeed with nothing found outside the two roots; the flatc used
 # is the native root's; the installed programs are aarch64 ELF files with no build path in their
 # run path; the unit tests build (ptest) without any target binary being run.
-# Usage: yocto_style.sh SOURCE TARGET_ROOT WORKDIR
-SRC=$1 TARGET_ROOT=$2 B=$3
+# Usage: yocto_style.sh SOURCE ARM64_DEBIAN_SYSROOT WORKDIR
+SRC=$1 DEBIAN_ROOT=$2 B=$3
 source "$(dirname "$0")/../integration/lib.sh"
-[ -d "$TARGET_ROOT/usr/include/aarch64-linux-gnu" ] || fail "$TARGET_ROOT is not an arm64 sysroot"
+[ -d "$DEBIAN_ROOT/usr/include/aarch64-linux-gnu" ] || fail "$DEBIAN_ROOT is not an arm64 sysroot"
+
+# The target root as Yocto stages it for a recipe: the headers, libraries and data of the target
+# packages, never their programs (bindir is staged for native recipes only), and, as meta-oe's
+# flatbuffers recipe does, no FlatcTargets*.cmake naming a flatc that is not there. The Debian
+# sysroot has both (its usr/bin/flatc is an ARM program): a view of it without them stands in
+# (usr/lib mirrored as symbolic links to each file, so that two files can be left out).
+TARGET_ROOT=$WORK/recipe-sysroot
+mkdir -p "$TARGET_ROOT/usr"
+for d in usr/include usr/share lib; do
+  [ -e "$DEBIAN_ROOT/$d" ] && ln -s "$DEBIAN_ROOT/$d" "$TARGET_ROOT/$d"
+done
+cp -as "$DEBIAN_ROOT/usr/lib" "$TARGET_ROOT/usr/lib"
+rm -f "$TARGET_ROOT"/usr/lib/aarch64-linux-gnu/cmake/flatbuffers/FlatcTargets*.cmake
 
 # The native root: only the host tools a recipe gets from -native recipes.
 NATIVE=$WORK/recipe-sysroot-native
 mkdir -p "$NATIVE/usr/bin"
 for tool in flatc pkg-config; do
   ln -s "$(command -v $tool)" "$NATIVE/usr/bin/$tool" || fail "host $tool missing"
+done
+# The cross toolchain lives in the native root too (recipe-sysroot-native/usr/bin/<triple>/):
+# CMake finds the compiler named by the toolchain file only there. Wrappers, not links: GCC
+# locates its own cc1plus, as and ld from the path it was started by.
+for tool in gcc g++ ar ranlib nm objcopy objdump readelf strip ld; do
+  real=$(command -v aarch64-linux-gnu-$tool) || fail "host aarch64-linux-gnu-$tool missing"
+  printf '#!/bin/sh\nexec %s "$@"\n' "$real" >"$NATIVE/usr/bin/aarch64-linux-gnu-$tool"
+  chmod +x "$NATIVE/usr/bin/aarch64-linux-gnu-$tool"
 done
 export OE_TARGET_ROOT=$TARGET_ROOT OE_NATIVE_ROOT=$NATIVE OE_TARGET_PREFIX=aarch64-linux-gnu-
 export OE_TARGET_CFLAGS="-O2 -pipe -g -feliminate-unused-debug-types"
@@ -37,6 +60,7 @@ cmake -S "$SRC" -B "$B/build" -Wno-dev \
   -DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_INSTALL_INCLUDEDIR=include -DCMAKE_INSTALL_DATAROOTDIR=share \
   -DCMAKE_NO_SYSTEM_FROM_IMPORTED=1 -DCMAKE_EXPORT_NO_PACKAGE_REGISTRY=ON \
   -DFETCHCONTENT_FULLY_DISCONNECTED=ON -DCMAKE_VERBOSE_MAKEFILE=1 \
+  -G "Unix Makefiles" -DCMAKE_MAKE_PROGRAM="$(command -v make)" \
   -DBUILD_TESTING=ON >"$B/configure.log" 2>&1 || { cat "$B/configure.log"; fail "configure failed"; }
 echo "configure: $(( $(date +%s) - t0 )) s"
 
@@ -45,7 +69,7 @@ flatc=$(sed -n 's/^FLATC_EXECUTABLE:FILEPATH=//p' "$B/build/CMakeCache.txt")
 grep -q '^CMAKE_CROSSCOMPILING_EMULATOR' "$B/build/CMakeCache.txt" && fail "an emulator is set"
 # Every library found is in the target root.
 bad=$(grep -E '^[A-Za-z0-9_]+(_LIBRARY|_LIBRARIES|_INCLUDE_DIR)[A-Z_]*:(FILEPATH|PATH|STRING)=/' "$B/build/CMakeCache.txt" |
-      grep -v "=$TARGET_ROOT" | grep -v -- '-NOTFOUND' || true)
+      grep -v "=$TARGET_ROOT" | grep -v "=$DEBIAN_ROOT" | grep -v -- '-NOTFOUND' || true)
 [ -z "$bad" ] || fail "found outside the target root: $bad"
 
 # The programs and one unit test (ptest builds them all the same way; the others are built by
