@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 
 DATA=(--format fashion-mnist --split test --limit 3000 --scale 0.00392156862745098 --normalize
       --bias --positive 0,2,4,6)
-LAMBDA=1e-3
+LAMBDA=1e-4
 K=10
 FSTAR=$("$REFERENCE" "${DATA[@]}" --lambda $LAMBDA --quiet)
 "$HUB" --listen 'tcp://127.0.0.1:*' --endpoint-file "$WORK/endpoint" --agents $K --lambda $LAMBDA \
@@ -28,10 +28,15 @@ declare -A AGENT_PID
 for k in $(seq 0 $((K - 1))); do start_agent "$k"; done
 # 30% of the agents (3 of 10) die and come back, three times each, at random moments.
 restarts=0
+# Restarts happen only while training is far from its end (the last reported suboptimality is
+# above 1e-5): an agent started after the hub has finished and gone would wait for it in vain.
+far_from_end() {
+  awk -F, 'NR > 1 { s = $5 } END { exit !(s == "" || s == "nan" || s + 0 > 1e-5) }' "$WORK/metrics.csv"
+}
 for _ in 1 2 3; do
   for k in 2 5 8; do
-    sleep "0.$((RANDOM % 5 + 1))"
-    kill -0 $HUB_PID 2>/dev/null || break 2
+    sleep "0.$((RANDOM % 3 + 1))"
+    kill -0 $HUB_PID 2>/dev/null && far_from_end || break 2
     kill -9 "${AGENT_PID[$k]}" 2>/dev/null || true
     wait "${AGENT_PID[$k]}" 2>/dev/null || true
     start_agent "$k"
@@ -41,7 +46,7 @@ done
 wait_pid $HUB_PID 240 || fail "hub exited with status $?"
 for k in "${!AGENT_PID[@]}"; do wait_pid "${AGENT_PID[$k]}" 60 || fail "agent $k exited with status $?"; done
 echo "$restarts agent restarts"
-[ "$restarts" -ge 3 ] || fail "the run ended before the agents could be restarted"
+[ "$restarts" -ge 3 ] || fail "the run ended before 3 agents could be restarted"
 awk -F, 'NR > 1 { r = $1; s = $5; if ($6 + 0 > inv) inv = $6 + 0 } END {
   printf "rounds %d, final (F-F*)/F* %s, max invariant error %.3g\n", r, s, inv
   if (!(s + 0 <= 1e-8)) { print "FAIL: suboptimality above 1e-8"; exit 1 }
