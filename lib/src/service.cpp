@@ -65,6 +65,7 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
   PeerId from;
   std::string user_id;  // the agent id its CurveZMQ key is allowlisted for ("" without CURVE)
   const int tick_ms = std::max(1, to_ms(options.tick_seconds));
+  const bool finished_at_start = core.finished();
   const auto pump_reports = [&] {
     for (const RoundReport& report : core.take_reports()) {
       if (report.invariant_error > core.options().invariant_tolerance)
@@ -112,7 +113,10 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
   pump_reports();
 
   // Agents that reconnect right now (or whose Leave was lost) hear that training is over.
-  const double until = monotonic_seconds() + options.linger_seconds;
+  const double until =
+      monotonic_seconds() + (finished_at_start
+                                 ? std::max(options.linger_seconds, options.finished_linger_seconds)
+                                 : options.linger_seconds);
   while (monotonic_seconds() < until) {
     auto got = socket.receive(from, payload, tick_ms);
     if (!got) break;

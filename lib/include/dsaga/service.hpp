@@ -26,6 +26,9 @@ struct HubServiceOptions {
   double tick_seconds = 0.05;  // longest wait for a message before time-driven work (deadlines)
   // After training ends, keep answering reconnecting agents (Leave) this long.
   double linger_seconds = 0.5;
+  // The same for a hub that starts already finished (restored from a checkpoint saved at the
+  // end): its agents may not have heard the end and reconnect only after their hub timeout.
+  double finished_linger_seconds = 15.0;
   // Called for every closed round, with the socket totals at that moment.
   std::function<void(const RoundReport&, const TrafficCounters&)> on_report;
   // Polled every tick; true makes run_hub return without ending training. E.g. a signal flag.
