@@ -163,6 +163,10 @@ int main(int argc, char** argv) try {
 
   HubCore core(h);
   if (!c.checkpoint_dir.empty()) {
+    if (const Status s = prepare_checkpoint_dir(c.checkpoint_dir); !s) {
+      spdlog::error("{}", s.message());
+      return 1;
+    }
     // Resume from the newest checkpoint that verifies; say why any newer one was passed over.
     for (const std::string& path : list_checkpoints(c.checkpoint_dir)) {
       auto bytes = read_file_bytes(path, false);

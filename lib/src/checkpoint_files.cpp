@@ -1,6 +1,7 @@
 // Hub checkpoint files (checkpoint.hpp).
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -39,6 +40,17 @@ std::vector<std::string> list_checkpoints(const std::string& dir) {
   std::sort(names.rbegin(), names.rend());
   for (auto& n : names) n = dir + "/" + n;
   return names;
+}
+
+Status prepare_checkpoint_dir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST)
+    return Status::error(dir + ": cannot create the checkpoint directory: " + std::strerror(errno));
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return Status::error(dir + ": the checkpoint directory is not a directory");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    return Status::error(dir + ": the checkpoint directory is not writable: " + std::strerror(errno));
+  return Status::ok();
 }
 
 Status save_checkpoint(const std::string& dir, std::uint64_t round, const std::string& bytes,

@@ -28,6 +28,8 @@ expect 2 "cannot|No such file" -- "$HUB" --config "$WORK/missing.toml"
 expect 2 "training.target needs training.f_star" -- "$HUB" --target 1e-6
 expect 2 "--loss" -- "$HUB" --loss hinge
 expect 1 "nohost" -- "$HUB" --listen "tcp://nohost:abc"
+printf 'x' >"$WORK/a-file"
+expect 1 "a-file: the checkpoint directory is not a directory" -- "$HUB" --checkpoint-dir "$WORK/a-file"
 
 printf '1 1:0.5 2:1\n-1 3:x\n' >"$WORK/bad.svm"
 expect 1 "bad.svm:2" -- "$AGENT" --data "$WORK/bad.svm" --hub tcp://127.0.0.1:9

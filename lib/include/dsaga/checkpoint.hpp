@@ -11,6 +11,9 @@
 
 namespace dsaga {
 
+// Creates `dir` if needed and checks that it is a writable directory, so a hub started with a
+// bad --checkpoint-dir fails at once instead of acknowledging updates it cannot save.
+Status prepare_checkpoint_dir(const std::string& dir);
 Status save_checkpoint(const std::string& dir, std::uint64_t round, const std::string& bytes,
                        int keep = 3);
 // Checkpoint paths in `dir`, newest (highest round) first; empty if none or no such directory.
