@@ -34,6 +34,7 @@ int main(int argc, char** argv) try {
   HubOptions& h = c.hub;
   std::string loss = to_string(h.objective.loss);
   std::string algorithm = to_string(h.algorithm);
+  std::string aggregation = to_string(h.aggregation);
   std::string unused_config;
 
   CLI::App app{
@@ -81,6 +82,13 @@ int main(int argc, char** argv) try {
   app.add_option("--eta", h.eta, "Local step size (0 = 1/(3 L_max); gd: 1/L_max)")->capture_default_str();
   app.add_option("--server-step", h.server_step, "Server step eta_g on the weighted mean of dw")
       ->capture_default_str();
+  app.add_option("--aggregation", aggregation,
+                 "mean (synchronous rounds) or async (dsaga: apply each update on arrival)")
+      ->capture_default_str();
+  app.add_option("--max-staleness", h.max_staleness,
+                 "async: drop the dw of an update that started more than this many updates ago "
+                 "(0 = twice the number of agents)")
+      ->capture_default_str();
   app.add_option("--prox", h.prox,
                  "mu of the local proximal term mu/2 ||w - w_r||^2 (0 = none; see bench/RESULTS.md)")
       ->capture_default_str();
@@ -118,6 +126,14 @@ int main(int argc, char** argv) try {
       return 2;
     }
     h.algorithm = *parsed;
+  }
+  {
+    auto parsed = parse_aggregation(aggregation);
+    if (!parsed) {
+      std::fprintf(stderr, "dsaga-hub: --aggregation: %s\n", parsed.error().c_str());
+      return 2;
+    }
+    h.aggregation = *parsed;
   }
   if (const Status s = validate(c); !s) {
     std::fprintf(stderr, "dsaga-hub: %s\n", s.message().c_str());

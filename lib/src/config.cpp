@@ -194,6 +194,14 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
       if (!parsed) s.fail(*node, "training.algorithm: " + parsed.error());
       else c.hub.algorithm = *parsed;
     }
+    std::string aggregation = to_string(c.hub.aggregation);
+    s.get("aggregation", aggregation);
+    if (const toml::node* node = s.find("aggregation")) {
+      auto parsed = parse_aggregation(aggregation);
+      if (!parsed) s.fail(*node, "training.aggregation: " + parsed.error());
+      else c.hub.aggregation = *parsed;
+    }
+    s.get("max_staleness", c.hub.max_staleness);
     s.get("eta", c.hub.eta);
     s.get("server_step", c.hub.server_step);
     s.get("prox", c.hub.prox);
@@ -358,6 +366,9 @@ Status validate(const HubConfig& c) {
   if (!(h.server_step > 0) || !std::isfinite(h.server_step))
     return Status::error("training.server_step: must be > 0");
   if (h.local_steps < 0) return Status::error("training.local_steps: must be >= 0");
+  if (h.aggregation == Aggregation::async && h.algorithm != msg::Algorithm::dsaga)
+    return Status::error(cat("training.aggregation: async is for dsaga; ", to_string(h.algorithm),
+                             " aggregates in synchronous rounds (aggregation = \"mean\")"));
   if (!finite_nonneg(h.prox)) return Status::error("training.prox: must be >= 0 (0 = none)");
   if (h.max_rounds < 1) return Status::error("training.max_rounds: must be >= 1");
   if (!finite_nonneg(h.target)) return Status::error("training.target: must be >= 0");

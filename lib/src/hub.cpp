@@ -42,6 +42,16 @@ Status reject(const PeerId& to, msg::ErrorCode code, std::string reason,
 
 }  // namespace
 
+const char* to_string(Aggregation aggregation) {
+  return aggregation == Aggregation::async ? "async" : "mean";
+}
+
+Result<Aggregation> parse_aggregation(const std::string& text) {
+  if (text == "mean") return Aggregation::mean;
+  if (text == "async") return Aggregation::async;
+  return Result<Aggregation>::failure(cat("'", text, "' is not an aggregation (mean, async)"));
+}
+
 std::uint64_t agent_seed(std::uint64_t run_seed, const std::string& agent_id) {
   // FNV-1a over the id, then one SplitMix64 step mixing in the run seed: fixed arithmetic on
   // 64-bit unsigned integers, so the same on every platform.
@@ -91,7 +101,7 @@ msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const
 }
 
 msg::RoundStart HubCore::round_start() const {
-  return msg::RoundStart{round_, to_std(w_), to_std(gbar_)};
+  return msg::RoundStart{round_, to_std(w_), to_std(gbar_), {}};
 }
 
 Status HubCore::on_message(const PeerId& from, const msg::Message& message, double now,
@@ -116,7 +126,9 @@ Status HubCore::on_message(const PeerId& from, const msg::Message& message, doub
     // Its table stays counted: its samples are still part of the problem (hub.hpp).
     agent->connected = false;
     agent_of_peer_.erase(from);
-    return Status::error(cat("agent '", agent->agent_id, "' left: ", leave->reason));
+    const std::string why = cat("agent '", agent->agent_id, "' left: ", leave->reason);
+    if (async()) maybe_close_async_round(now, out);
+    return Status::error(why);
   }
   if (const auto* error = std::get_if<msg::Error>(&message)) {
     const std::string text = cat("agent '", agent->agent_id, "' reported error ",
@@ -182,7 +194,9 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
       // Its S_k stays counted until a new InitUpload replaces it (on_init).
       const bool rebuild = restarted || !agent.initialized;
       out.push_back(Outgoing{{from}, config_for(agent, rebuild)});
-      if (!rebuild && phase_ == Phase::training && pending_.count(agent.agent_id) == 0)
+      // async: a start at an unchanged version is one the agent already has and ignores.
+      if (!rebuild && phase_ == Phase::training && async()) send_async_start(agent, out);
+      else if (!rebuild && phase_ == Phase::training && pending_.count(agent.agent_id) == 0)
         out.push_back(Outgoing{{from}, round_start()});
     }
     return Status::ok();
@@ -272,7 +286,8 @@ Status HubCore::on_init(AgentState& agent, const msg::InitUpload& init, double n
   out.push_back(Outgoing{{agent.peer}, msg::Ack{round_, init.seq}});
 
   if (phase_ == Phase::training) {
-    if (pending_.count(agent.agent_id) == 0)
+    if (async()) send_async_start(agent, out);
+    else if (pending_.count(agent.agent_id) == 0)
       out.push_back(Outgoing{{agent.peer}, round_start()});
     return Status::ok();
   }
@@ -301,7 +316,14 @@ Status HubCore::on_init(AgentState& agent, const msg::InitUpload& init, double n
   best_objective_ = report.objective;
   best_round_ = 0;
   phase_ = Phase::training;
-  start_round(now, out);
+  if (async()) {
+    version_ = 1;
+    open_async_round(now);
+    for (auto& [id, a] : agents_)
+      if (a.connected) send_async_start(a, out);
+  } else {
+    start_round(now, out);
+  }
   return Status::ok();
 }
 
@@ -338,9 +360,11 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
     out.push_back(Outgoing{{agent.peer}, config_for(agent, true)});
     return Status::error(why);
   }
-  if (update.round > round_)
+  if (async() && update.round > version_)
+    return fail(msg::ErrorCode::wrong_round, cat("the model's version is ", version_));
+  if (!async() && update.round > round_)
     return fail(msg::ErrorCode::wrong_round, cat("the open round is ", round_));
-  if (update.round == round_ && pending_.count(agent.agent_id) != 0)
+  if (!async() && update.round == round_ && pending_.count(agent.agent_id) != 0)
     return fail(msg::ErrorCode::replay, "a second update for the same round");
   if (update.samples != agent.samples)
     return fail(msg::ErrorCode::dimension_mismatch,
@@ -367,7 +391,8 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
   // applied (and, with checkpoints, saved): until then the agent keeps it and sends it again
   // to a restarted hub, so a crash between receipt and commit loses nothing.
   agent.last_seq = update.seq;
-  if (update.round < round_ || phase_ == Phase::finished) {
+  if (async() && phase_ == Phase::training) return apply_async(agent, update, now, out);
+  if ((!async() && update.round < round_) || phase_ == Phase::finished) {
     agent.table_sum += view(update.dS);
     gbar_ += view(update.dS) / static_cast<double>(total_samples_);
     ++late_updates_;
@@ -385,6 +410,7 @@ void HubCore::close_round(double now, std::vector<Outgoing>& out) {
   report.round = round_;
   report.agents = agents();
   report.participants = static_cast<int>(pending_.size());
+  report.updates = report.participants;
   report.late_updates = late_updates_;
   late_updates_ = 0;
   report.seconds = now - round_started_;
@@ -417,18 +443,123 @@ void HubCore::close_round(double now, std::vector<Outgoing>& out) {
   report.invariant_error = check_invariant();
   reports_.push_back(report);
   pending_.clear();
+  if (!finish_if_done(report, complete, out)) start_round(now, out);
+}
 
+bool HubCore::finish_if_done(const RoundReport& report, bool evaluated,
+                             std::vector<Outgoing>& out) {
   if (std::isfinite(report.suboptimality) && report.suboptimality <= options_.target) {
     finish(cat("target relative suboptimality ", options_.target, " reached at round ", round_),
            out);
   } else if (round_ >= options_.max_rounds) {
     finish(cat("round cap ", options_.max_rounds, " reached"), out);
-  } else if (complete && !std::isfinite(report.objective)) {
+  } else if (evaluated && !std::isfinite(report.objective)) {
     finish("the objective is not finite: training diverged (try a smaller eta or server_step)",
            out);
   } else {
-    start_round(now, out);
+    return false;
   }
+  return true;
+}
+
+// ---- asynchronous aggregation ------------------------------------------------------------
+
+std::uint64_t HubCore::staleness_bound() const {
+  return options_.max_staleness > 0 ? options_.max_staleness
+                                    : 2 * static_cast<std::uint64_t>(agents_.size());
+}
+
+void HubCore::send_async_start(AgentState& agent, std::vector<Outgoing>& out) {
+  if (!agent.connected || !agent.initialized) return;
+  msg::RoundStart start{version_, to_std(w_), to_std(gbar_), {}};
+  // Until the agent has reported its loss at this round's evaluation point, it is asked for it.
+  if (eval_reported_.count(agent.agent_id) == 0) {
+    start.eval_w = to_std(eval_w_);
+    agent.eval_round = round_;
+    agent.eval_version = version_;
+  } else {
+    agent.eval_round = 0;
+  }
+  out.push_back(Outgoing{{agent.peer}, std::move(start)});
+}
+
+Status HubCore::apply_async(AgentState& agent, const msg::Update& update, double now,
+                            std::vector<Outgoing>& out) {
+  // The update is applied now (and, with checkpoints, saved before its Ack leaves). Its dS
+  // always counts; its dw only if the model it started from is recent enough.
+  const std::uint64_t staleness = version_ - update.round;
+  const bool use_dw = staleness <= staleness_bound();
+  if (use_dw)
+    w_ += (options_.server_step * static_cast<double>(update.samples) /
+           static_cast<double>(total_samples_)) * view(update.dw);
+  agent.table_sum += view(update.dS);
+  gbar_ += view(update.dS) / static_cast<double>(total_samples_);
+  ++version_;
+  ++round_updates_;
+  if (!use_dw) ++round_stale_;
+  round_steps_ += update.steps;
+  // Its loss sum is at this round's evaluation point only if the start it answers said so.
+  if (agent.eval_round == round_ && agent.eval_version == update.round &&
+      eval_reported_.count(agent.agent_id) == 0) {
+    eval_loss_ += update.loss_sum;
+    eval_reported_.emplace(agent.agent_id, true);
+  }
+  agent.eval_round = 0;
+  out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
+  commit_ = true;
+  maybe_close_async_round(now, out);
+  if (phase_ == Phase::training) send_async_start(agent, out);
+  if (!use_dw)
+    return Status::error(cat("Update of agent '", agent.agent_id, "' started ", staleness,
+                             " updates ago (bound ", staleness_bound(),
+                             "): its dw is dropped, its table delta applied"));
+  return Status::ok();
+}
+
+void HubCore::open_async_round(double now) {
+  ++round_;
+  round_started_ = now;
+  round_updates_ = 0;
+  round_stale_ = 0;
+  round_steps_ = 0;
+  eval_w_ = w_;
+  eval_loss_ = 0.0;
+  eval_reported_.clear();
+  commit_ = true;
+}
+
+void HubCore::maybe_close_async_round(double now, std::vector<Outgoing>& out) {
+  if (phase_ != Phase::training) return;
+  const bool evaluated = eval_reported_.size() == agents_.size();
+  bool missing_gone = true;  // every agent still owing its loss has disconnected
+  for (const auto& [id, a] : agents_)
+    if (eval_reported_.count(id) == 0 && a.connected) missing_gone = false;
+  const bool timed_out = options_.round_deadline > 0 &&
+                         now - round_started_ >= options_.round_deadline &&
+                         round_updates_ >= std::max(1, options_.min_participants);
+  const bool enough = round_updates_ >= agents();
+  if (!((enough && (evaluated || missing_gone)) || timed_out)) return;
+
+  RoundReport report;
+  report.round = round_;
+  report.agents = agents();
+  report.participants = static_cast<int>(eval_reported_.size());
+  report.updates = round_updates_;
+  report.stale_dropped = round_stale_;
+  report.local_steps = round_steps_;
+  report.seconds = now - round_started_;
+  if (evaluated) {
+    report.objective =
+        combine_objective(eval_loss_, total_samples_, options_.objective.lambda, eval_w_);
+    if (std::isfinite(options_.f_star) && options_.f_star != 0)
+      report.suboptimality = (report.objective - options_.f_star) / std::abs(options_.f_star);
+    best_w_ = eval_w_;
+    best_objective_ = report.objective;
+    best_round_ = round_;
+  }
+  report.invariant_error = check_invariant();
+  reports_.push_back(report);
+  if (!finish_if_done(report, evaluated, out)) open_async_round(now);
 }
 
 void HubCore::start_round(double now, std::vector<Outgoing>& out) {
@@ -465,6 +596,7 @@ Result<std::string> HubCore::retire(const std::string& agent_id) {
   const std::uint64_t n_k = it->second.samples;
   agent_of_peer_.erase(it->second.peer);
   pending_.erase(agent_id);
+  eval_reported_.erase(agent_id);
   agents_.erase(it);
   total_samples_ -= static_cast<Index>(n_k);
   gbar_.setZero();
@@ -490,14 +622,19 @@ void HubCore::on_tick(double now, std::vector<Outgoing>& out) {
       start_initialization(now, out);
     return;
   }
+  if (phase_ == Phase::training && async()) {
+    maybe_close_async_round(now, out);
+    return;
+  }
   if (phase_ == Phase::training && options_.round_deadline > 0 &&
       now - round_started_ >= options_.round_deadline &&
       static_cast<int>(pending_.size()) >= std::max(1, options_.min_participants))
     close_round(now, out);
 }
 
-void HubCore::on_disconnect(const PeerId& peer, double /*now*/, std::vector<Outgoing>& /*out*/) {
+void HubCore::on_disconnect(const PeerId& peer, double now, std::vector<Outgoing>& out) {
   if (AgentState* agent = agent_for_peer(peer)) agent->connected = false;
+  if (async()) maybe_close_async_round(now, out);  // its loss may be all the round waits for
 }
 
 double HubCore::check_invariant() const {

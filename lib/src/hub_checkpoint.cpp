@@ -17,7 +17,7 @@ namespace dsaga {
 namespace {
 
 constexpr char kMagic[8] = {'D', 'S', 'G', 'A', 'C', 'K', 'P', 'T'};
-constexpr std::uint32_t kFormat = 1;
+constexpr std::uint32_t kFormat = 2;  // 2: aggregation, max_staleness, version
 constexpr std::size_t kHeader = 8 + 4 + 8 + 4;
 
 class Writer {
@@ -90,6 +90,8 @@ std::string HubCore::snapshot() const {
   w.put<std::uint64_t>(options_.seed);
   w.put<double>(options_.server_step);
   w.put<double>(options_.prox);
+  w.put<std::uint8_t>(static_cast<std::uint8_t>(options_.aggregation));
+  w.put<std::uint64_t>(options_.max_staleness);
   // The state.
   w.put<std::uint8_t>(static_cast<std::uint8_t>(phase_));
   w.put(finish_reason_);
@@ -102,6 +104,7 @@ std::string HubCore::snapshot() const {
   w.put(best_w_);
   w.put<double>(best_objective_);
   w.put<std::uint64_t>(best_round_);
+  w.put<std::uint64_t>(version_);
   w.put<std::uint64_t>(agents_.size());
   for (const auto& [id, a] : agents_) {
     w.put(a.agent_id);
@@ -146,19 +149,23 @@ Status HubCore::restore(const std::string& bytes) {
   std::uint8_t algorithm = 0, loss = 0, phase = 0;
   std::int32_t classes = 0, expected = 0;
   double lambda = 0, server_step = 0, prox = 0;
-  std::uint64_t seed = 0;
+  std::uint64_t seed = 0, max_staleness = 0;
+  std::uint8_t aggregation = 0;
   bool ok = r.get(algorithm) && r.get(loss) && r.get(classes) && r.get(lambda) &&
-            r.get(expected) && r.get(seed) && r.get(server_step) && r.get(prox);
+            r.get(expected) && r.get(seed) && r.get(server_step) && r.get(prox) &&
+            r.get(aggregation) && r.get(max_staleness);
   if (!ok) return Status::error("checkpoint corrupt: short options");
   if (algorithm != static_cast<std::uint8_t>(options_.algorithm) ||
       loss != static_cast<std::uint8_t>(options_.objective.loss) ||
       classes != options_.objective.classes || lambda != options_.objective.lambda ||
       seed != options_.seed ||
-      server_step != options_.server_step || prox != options_.prox)
+      server_step != options_.server_step || prox != options_.prox ||
+      aggregation != static_cast<std::uint8_t>(options_.aggregation) ||
+      max_staleness != options_.max_staleness)
     return Status::error(
         "the checkpoint was written for another problem or schedule (algorithm, loss, classes, "
-        "lambda, seed, server_step or prox differ): start with the same options or without "
-        "the checkpoint");
+        "lambda, seed, server_step, prox, aggregation or max_staleness differ): start with the "
+        "same options or without the checkpoint");
 
   // Read into a fresh core's fields, then swap: a failure leaves this hub untouched.
   HubCore next(options_);
@@ -166,7 +173,7 @@ Status HubCore::restore(const std::string& bytes) {
   ok = r.get(phase) && r.get(next.finish_reason_) && r.get(next.round_) &&
        r.get(next.total_samples_) && r.get(next.features_) && r.get(next.eta_) && r.get(next.w_) &&
        r.get(next.gbar_) && r.get(next.best_w_) && r.get(next.best_objective_) &&
-       r.get(next.best_round_) && r.get(agent_count);
+       r.get(next.best_round_) && r.get(next.version_) && r.get(agent_count);
   if (!ok || phase > static_cast<std::uint8_t>(Phase::finished))
     return Status::error("checkpoint corrupt: short or invalid state");
   const Index dim = next.w_.size();
@@ -190,6 +197,9 @@ Status HubCore::restore(const std::string& bytes) {
   next.phase_ = static_cast<Phase>(phase);
   // The agents the run was admitted with (fewer after an operator retired some).
   next.options_.expected_agents = expected;
+  // async: the open round's evaluation starts again at the restored w (the losses gathered
+  // before the crash were at a point the new agents' starts no longer refer to).
+  next.eval_w_ = next.w_;
   if (!(next.check_invariant() <= options_.invariant_tolerance))
     return Status::error(cat("checkpoint rejected: its gbar breaks the invariant by ",
                              next.check_invariant()));

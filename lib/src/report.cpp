@@ -59,7 +59,8 @@ Result<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& pa
   if (!json) {
     std::fputs(
         "round,agents,participants,objective,suboptimality,invariant_error,round_seconds,"
-        "elapsed_seconds,local_steps,late_updates,bytes_in,bytes_out,bytes_per_agent\n",
+        "elapsed_seconds,local_steps,late_updates,bytes_in,bytes_out,bytes_per_agent,updates,"
+        "stale_dropped\n",
         file);
     std::fflush(file);
   }
@@ -77,13 +78,14 @@ Status MetricsWriter::write(const RoundReport& r, const TrafficCounters& t, doub
          << ",\"elapsed_seconds\":" << json_number(elapsed) << ",\"local_steps\":" << r.local_steps
          << ",\"late_updates\":" << r.late_updates << ",\"bytes_in\":" << t.bytes_in
          << ",\"bytes_out\":" << t.bytes_out
-         << ",\"bytes_per_agent\":" << json_number(per_agent(t, r.agents)) << "}\n";
+         << ",\"bytes_per_agent\":" << json_number(per_agent(t, r.agents))
+         << ",\"updates\":" << r.updates << ",\"stale_dropped\":" << r.stale_dropped << "}\n";
   } else {
     line << r.round << ',' << r.agents << ',' << r.participants << ',' << number(r.objective)
          << ',' << number(r.suboptimality) << ',' << number(r.invariant_error) << ','
          << number(r.seconds) << ',' << number(elapsed) << ',' << r.local_steps << ','
          << r.late_updates << ',' << t.bytes_in << ',' << t.bytes_out << ','
-         << number(per_agent(t, r.agents)) << '\n';
+         << number(per_agent(t, r.agents)) << ',' << r.updates << ',' << r.stale_dropped << '\n';
   }
   const std::string s = line.str();
   if (std::fwrite(s.data(), 1, s.size(), file_) != s.size() || std::fflush(file_) != 0)

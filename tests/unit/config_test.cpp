@@ -23,6 +23,8 @@ TEST(Config, ShippedHubFileShowsTheRealDefaults) {
   EXPECT_EQ(c.hub.objective.lambda, d.hub.objective.lambda);
   EXPECT_EQ(c.hub.eta, d.hub.eta);
   EXPECT_EQ(c.hub.server_step, d.hub.server_step);
+  EXPECT_EQ(c.hub.aggregation, d.hub.aggregation);
+  EXPECT_EQ(c.hub.max_staleness, d.hub.max_staleness);
   EXPECT_EQ(c.hub.max_rounds, d.hub.max_rounds);
   EXPECT_TRUE(std::isnan(c.hub.f_star));
   EXPECT_EQ(c.hub.invariant_tolerance, d.hub.invariant_tolerance);
@@ -108,6 +110,26 @@ TEST(Config, CrossFieldChecksNameTheKey) {
   a = AgentConfig();
   a.id = "no spaces";
   EXPECT_NE(validate(a).message().find("agent.id"), std::string::npos);
+}
+
+TEST(Config, AsyncAggregationIsReadAndOnlyForDsaga) {
+  auto c = parse_hub_config("[training]\naggregation = \"async\"\nmax_staleness = 12\n", "h.toml");
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->hub.aggregation, Aggregation::async);
+  EXPECT_EQ(c->hub.max_staleness, 12u);
+  EXPECT_TRUE(validate(*c)) << validate(*c).message();
+
+  auto bad = parse_hub_config("[training]\naggregation = \"sometimes\"\n", "h.toml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().find("h.toml:2"), std::string::npos) << bad.error();
+  EXPECT_NE(bad.error().find("training.aggregation"), std::string::npos) << bad.error();
+
+  auto fedavg = parse_hub_config(
+      "[training]\nalgorithm = \"fedavg\"\naggregation = \"async\"\n", "h.toml");
+  ASSERT_TRUE(fedavg) << fedavg.error();
+  const Status s = validate(*fedavg);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("training.aggregation"), std::string::npos) << s.message();
 }
 
 }  // namespace

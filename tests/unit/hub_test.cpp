@@ -398,6 +398,135 @@ TEST_F(HubTest, RetiringAnAgentShrinksTheProblemAndKeepsTheInvariant) {
   EXPECT_FALSE(hub.on_message("pa2", make_join("a", 1, 2.0, 1), 1.0, out));
 }
 
+// ---- asynchronous aggregation ---------------------------------------------------------------
+
+class AsyncHubTest : public HubTest {
+ protected:
+  static HubOptions async_options(std::uint64_t max_staleness = 0) {
+    HubOptions o = options();
+    o.aggregation = Aggregation::async;
+    o.max_staleness = max_staleness;
+    return o;
+  }
+  // a (n = 1) and b (n = 3) initialised with S_a = (1,2,3), S_b = (3,2,1): gbar = (1,1,1).
+  void start_async(HubCore& h) {
+    ASSERT_TRUE(h.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
+    ASSERT_TRUE(h.on_message("pb", make_join("b", 3, 1.0), 0.0, out));
+    ASSERT_TRUE(h.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5}, 0.0, out));
+    ASSERT_TRUE(h.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5}, 0.0, out));
+    ASSERT_EQ(h.phase(), HubCore::Phase::training);
+  }
+};
+
+TEST_F(AsyncHubTest, EachUpdateIsAppliedOnArrivalAndOnlyItsSenderIsAnswered) {
+  HubCore h(async_options());
+  start_async(h);
+  // Both start from version 1 and are asked for their loss at the round's evaluation point.
+  const auto first = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0]->round, 1u);
+  EXPECT_EQ(first[0]->eval_w, std::vector<double>({0, 0, 0}));
+  out.clear();
+
+  ASSERT_TRUE(h.on_message("pa", update(1, 2, 1, {4, 0, 0}, {4, 0, 0}, 0.25), 1.0, out));
+  EXPECT_TRUE(h.w().isApprox(Eigen::Vector3d(1, 0, 0)));     // eta_g * n_a / N * dw_a
+  EXPECT_TRUE(h.gbar().isApprox(Eigen::Vector3d(2, 1, 1)));  // + dS_a / N
+  EXPECT_LE(h.check_invariant(), 1e-15);
+  EXPECT_EQ(h.version(), 2u);
+  ASSERT_EQ(sent<msg::Ack>(out, "pa").size(), 1u);
+  const auto again = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0]->round, 2u);
+  EXPECT_EQ(again[0]->w, std::vector<double>({1, 0, 0}));
+  EXPECT_TRUE(again[0]->eval_w.empty());  // its loss at this round's point is in
+  EXPECT_TRUE(sent<msg::RoundStart>(out, "pb").empty());
+  EXPECT_TRUE(sent<msg::Ack>(out, "pb").empty());
+  EXPECT_EQ(h.take_reports().size(), 1u);  // only the init round so far
+  out.clear();
+
+  // b's update, started at version 1, arrives one update late: still within the bound.
+  ASSERT_TRUE(h.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 0, 8}, 0.75), 2.0, out));
+  EXPECT_TRUE(h.w().isApprox(Eigen::Vector3d(1, 3, 0)));
+  EXPECT_TRUE(h.gbar().isApprox(Eigen::Vector3d(2, 1, 3)));
+  // Two updates for two agents and both losses at w = 0: round 1 closes with F(0).
+  const auto reports = h.take_reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].round, 1u);
+  EXPECT_EQ(reports[0].updates, 2);
+  EXPECT_EQ(reports[0].stale_dropped, 0);
+  EXPECT_NEAR(reports[0].objective, (0.25 + 0.75) / 4.0, 1e-15);
+  EXPECT_EQ(h.round(), 2u);
+  // b's next start asks for its loss at round 2's point: the w when round 2 opened.
+  const auto b_next = sent<msg::RoundStart>(out, "pb");
+  ASSERT_EQ(b_next.size(), 1u);
+  EXPECT_EQ(b_next[0]->eval_w, std::vector<double>({1, 3, 0}));
+}
+
+TEST_F(AsyncHubTest, TooStaleUpdateKeepsItsTableDeltaAndDropsItsStep) {
+  HubCore h(async_options(1));
+  start_async(h);
+  out.clear();
+  // a runs twice while b is still on version 1.
+  ASSERT_TRUE(h.on_message("pa", update(1, 2, 1, {4, 0, 0}, {0, 0, 0}), 1.0, out));
+  ASSERT_TRUE(h.on_message("pa", update(2, 3, 1, {4, 0, 0}, {0, 0, 0}), 1.1, out));
+  const Eigen::VectorXd w_before = h.w();
+  const Status s = h.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 0, 8}), 1.2, out);
+  EXPECT_FALSE(s);  // reported (and logged by the service), but applied:
+  EXPECT_NE(s.message().find("dw is dropped"), std::string::npos) << s.message();
+  EXPECT_EQ(h.w(), w_before);
+  EXPECT_TRUE(h.gbar().isApprox(Eigen::Vector3d(1, 1, 3)));  // dS_b / N counted
+  EXPECT_LE(h.check_invariant(), 1e-15);
+  EXPECT_EQ(sent<msg::Ack>(out, "pb").size(), 1u);
+  int dropped = 0;
+  for (const auto& r : h.take_reports()) dropped += r.stale_dropped;
+  EXPECT_EQ(dropped, 1);
+  // A retry of the same update is acknowledged again and applied nothing.
+  out.clear();
+  const Eigen::VectorXd gbar = h.gbar();
+  ASSERT_TRUE(h.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 0, 8}), 1.3, out));
+  EXPECT_EQ(h.gbar(), gbar);
+  EXPECT_EQ(sent<msg::Ack>(out, "pb").size(), 1u);
+  // An update claiming a version the hub has not reached is refused.
+  EXPECT_FALSE(h.on_message("pb", update(99, 3, 3, {0, 0, 0}, {0, 0, 0}), 1.4, out));
+}
+
+TEST_F(AsyncHubTest, ARoundWithADisconnectedAgentClosesWithoutItsLoss) {
+  HubCore h(async_options());
+  start_async(h);
+  out.clear();
+  h.take_reports();
+  ASSERT_TRUE(h.on_message("pa", update(1, 2, 1, {0, 0, 0}, {0, 0, 0}), 1.0, out));
+  ASSERT_TRUE(h.on_message("pa", update(2, 3, 1, {0, 0, 0}, {0, 0, 0}), 1.1, out));
+  EXPECT_TRUE(h.take_reports().empty());  // two updates, but b's loss is still owed
+  h.on_disconnect("pb", 1.2, out);
+  const auto reports = h.take_reports();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_TRUE(std::isnan(reports[0].objective));
+  EXPECT_EQ(reports[0].participants, 1);
+}
+
+TEST_F(AsyncHubTest, SnapshotKeepsTheVersionAndRefusesAnotherAggregation) {
+  HubCore h(async_options());
+  start_async(h);
+  ASSERT_TRUE(h.on_message("pa", update(1, 2, 1, {4, 0, 0}, {4, 0, 0}), 1.0, out));
+  ASSERT_TRUE(h.take_commit());
+  const std::string bytes = h.snapshot();
+  HubCore resumed(async_options());
+  ASSERT_TRUE(resumed.restore(bytes));
+  EXPECT_EQ(resumed.version(), 2u);
+  EXPECT_EQ(resumed.w(), h.w());
+  // The agent rejoins and gets a start at the restored version.
+  std::vector<Outgoing> o2;
+  ASSERT_TRUE(resumed.on_message("qa", make_join("a", 1, 2.0, 1), 2.0, o2));
+  const auto starts = sent<msg::RoundStart>(o2, "qa");
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0]->round, 2u);
+  HubCore synchronous(options());
+  const Status s = synchronous.restore(bytes);
+  EXPECT_FALSE(s);
+  EXPECT_NE(s.message().find("aggregation"), std::string::npos) << s.message();
+}
+
 TEST(AgentSeed, DependsOnRunSeedAndIdAndIsPinned) {
   EXPECT_NE(agent_seed(0, "a"), agent_seed(0, "b"));
   EXPECT_NE(agent_seed(0, "a"), agent_seed(1, "a"));

@@ -44,8 +44,22 @@ struct Outgoing {
   msg::Message message;
 };
 
+// How the hub combines the agents' updates (ALGORITHM.md section 3).
+//   mean:  synchronous rounds; w <- w + eta_g * sum_k (n_k / N_r) dw_k once a round closes.
+//   async: each update is applied the moment it arrives, w <- w + eta_g * (n_k / N) dw_k
+//          (eta_g = K applies every dw_k in full), and only its sender is answered, with the
+//          fresh (w, gbar). An update whose starting model is more than max_staleness updates
+//          old has its dw_k dropped (its dS_k is still applied, exactly once). dSAGA only.
+enum class Aggregation : std::uint8_t { mean = 0, async = 1 };
+const char* to_string(Aggregation aggregation);
+Result<Aggregation> parse_aggregation(const std::string& text);  // "mean" | "async"
+
 struct HubOptions {
   msg::Algorithm algorithm = msg::Algorithm::dsaga;
+  Aggregation aggregation = Aggregation::mean;
+  // async: the most updates applied between an agent's starting model and its update for the
+  // update's dw to be used; 0 = twice the number of agents.
+  std::uint64_t max_staleness = 0;
   Objective objective;            // loss, lambda, classes; every Join must agree
   Index features = 0;             // d; 0 = taken from the first Join
   int expected_agents = 1;        // training starts when this many have joined...
@@ -80,6 +94,9 @@ struct RoundReport {
   double seconds = 0.0;  // wall time of the round
   std::uint64_t local_steps = 0;  // summed over participants
   int late_updates = 0;           // updates of earlier rounds received during this one
+  // async: updates applied during this round, and those whose dw was dropped as too stale.
+  int updates = 0;
+  int stale_dropped = 0;
 };
 
 // The sampling seed of an agent: a fixed function of the run's seed and the agent id, the same
@@ -115,7 +132,12 @@ class HubCore {
   Phase phase() const { return phase_; }
   bool finished() const { return phase_ == Phase::finished; }
   const std::string& finish_reason() const { return finish_reason_; }
+  // mean: the open round. async: the reporting period (a round closes after as many applied
+  // updates as there are agents, once F at its evaluation point is known).
   std::uint64_t round() const { return round_; }
+  // async: updates applied since training started (each agent's RoundStart carries the version
+  // its w comes from; staleness = version() - that).
+  std::uint64_t version() const { return version_; }
   Index total_samples() const { return total_samples_; }
   Index features() const { return features_; }
   int agents() const { return static_cast<int>(agents_.size()); }
@@ -159,6 +181,9 @@ class HubCore {
     bool initialized = false;    // S_k received for the current table
     double init_loss = 0.0;      // loss sum at w0 (init round)
     Eigen::VectorXd table_sum;   // S_k
+    // async (not checkpointed: a restored hub sends every agent a fresh start):
+    std::uint64_t eval_round = 0;    // that RoundStart asked for F at this round's eval point
+    std::uint64_t eval_version = 0;  // ... and carried this version
   };
 
   Status on_join(const PeerId& from, const msg::Join& join, double now,
@@ -173,8 +198,18 @@ class HubCore {
   void start_round(double now, std::vector<Outgoing>& out);
   void close_round(double now, std::vector<Outgoing>& out);
   void finish(const std::string& reason, std::vector<Outgoing>& out);
+  // After a round's report: finishes on target, round cap or divergence; true if it did.
+  bool finish_if_done(const RoundReport& report, bool evaluated, std::vector<Outgoing>& out);
   msg::RoundStart round_start() const;
   std::vector<PeerId> connected_peers() const;
+  // async
+  bool async() const { return options_.aggregation == Aggregation::async; }
+  void send_async_start(AgentState& agent, std::vector<Outgoing>& out);
+  Status apply_async(AgentState& agent, const msg::Update& update, double now,
+                     std::vector<Outgoing>& out);
+  void open_async_round(double now);
+  void maybe_close_async_round(double now, std::vector<Outgoing>& out);
+  std::uint64_t staleness_bound() const;
 
   HubOptions options_;
   Phase phase_ = Phase::admitting;
@@ -193,6 +228,13 @@ class HubCore {
   double round_started_ = 0.0;
   std::map<std::string, msg::Update> pending_;  // this round's updates by agent id
   int late_updates_ = 0;
+  // async state
+  std::uint64_t version_ = 0;
+  int round_updates_ = 0, round_stale_ = 0;
+  std::uint64_t round_steps_ = 0;
+  Eigen::VectorXd eval_w_;              // w when the round opened: where F is measured
+  double eval_loss_ = 0.0;              // sum of the agents' loss sums at eval_w_
+  std::map<std::string, bool> eval_reported_;  // agents whose loss at eval_w_ is in eval_loss_
   bool commit_ = false;
   std::vector<RoundReport> reports_;
 };

@@ -79,6 +79,9 @@ struct RoundStart {
   std::uint64_t round = 0;
   std::vector<double> w;
   std::vector<double> gbar;
+  // Where the agent evaluates its loss sum for the Update; empty = at w. The asynchronous hub
+  // sends a common point here so that F can be assembled while every agent starts elsewhere.
+  std::vector<double> eval_w;
 };
 
 struct Update {
