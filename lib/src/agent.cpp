@@ -1,9 +1,8 @@
 // The agent's state machine (agent.hpp; ALGORITHM.md section 3, steps 2-3).
-#include "dsaga/agent.hpp"
-
 #include <cmath>
 #include <utility>
 
+#include "dsaga/agent.hpp"
 #include "dsaga/version.hpp"
 #include "strings.hpp"
 
@@ -16,7 +15,37 @@ constexpr std::uint64_t kMaxSteps = std::uint64_t(1) << 40;
 
 bool all_finite(const Eigen::VectorXd& v) { return v.allFinite(); }
 
+// The message's `T` alternative: the one it holds (storage kept), or a fresh one.
+template <class T>
+T& slot(msg::Message& m) {
+  if (T* held = std::get_if<T>(&m)) return *held;
+  return m.emplace<T>();
+}
+
+void assign(const Eigen::VectorXd& v, std::vector<double>& out) {
+  out.assign(v.data(), v.data() + v.size());  // reuses out's capacity
+}
+
 }  // namespace
+
+void Outbox::push_back(const msg::Message& message) {
+  // Variant copy-assignment of the same alternative assigns the members: vectors keep capacity.
+  if (size_ < items_.size()) {
+    items_[size_] = message;
+  } else {
+    items_.push_back(message);
+  }
+  ++size_;
+}
+
+void Outbox::push_back(msg::Message&& message) {
+  if (size_ < items_.size()) {
+    items_[size_] = std::move(message);
+  } else {
+    items_.push_back(std::move(message));
+  }
+  ++size_;
+}
 
 AgentCore::AgentCore(const Dataset& data, const Objective& objective, AgentOptions options)
     : data_(data), objective_(objective), options_(std::move(options)) {
@@ -39,10 +68,17 @@ msg::Join AgentCore::join() const {
 }
 
 Status AgentCore::on_message(const msg::Message& message, std::vector<msg::Message>& out) {
+  scratch_.clear();
+  const Status status = on_message(message, scratch_);
+  out.insert(out.end(), scratch_.begin(), scratch_.end());
+  return status;
+}
+
+Status AgentCore::on_message(const msg::Message& message, Outbox& out) {
   if (const auto* config = std::get_if<msg::Config>(&message)) return on_config(*config, out);
   if (const auto* start = std::get_if<msg::RoundStart>(&message)) return on_round(*start, out);
   if (const auto* ack = std::get_if<msg::Ack>(&message)) {
-    if (pending_) {
+    if (has_pending_) {
       const std::uint64_t seq = std::visit(
           [](const auto& m) -> std::uint64_t {
             using T = std::decay_t<decltype(m)>;
@@ -51,8 +87,8 @@ Status AgentCore::on_message(const msg::Message& message, std::vector<msg::Messa
             else
               return 0;
           },
-          *pending_);
-      if (ack->seq >= seq) pending_.reset();
+          pending_);
+      if (ack->seq >= seq) has_pending_ = false;
     }
     return Status::ok();
   }
@@ -66,7 +102,7 @@ Status AgentCore::on_message(const msg::Message& message, std::vector<msg::Messa
       // The hub does not know this connection (it restarted, or we reconnected): join again,
       // and send again what it has not acknowledged (a hub resumed from a checkpoint needs it).
       out.push_back(join());
-      if (pending_) out.push_back(*pending_);
+      if (has_pending_) out.push_back(pending_);
       return Status::error(cat("hub: ", error->text, "; joining again"));
     }
     if (error->code == msg::ErrorCode::refused ||
@@ -83,7 +119,7 @@ Status AgentCore::on_message(const msg::Message& message, std::vector<msg::Messa
   return Status::error(cat("the hub does not send ", msg::name_of(message)));
 }
 
-Status AgentCore::on_config(const msg::Config& config, std::vector<msg::Message>& out) {
+Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
   const Index d = data_.cols();
   const auto bad = [&](const std::string& why) {
     return Status::error(cat("Config from the hub rejected: ", why));
@@ -96,8 +132,8 @@ Status AgentCore::on_config(const msg::Config& config, std::vector<msg::Message>
   if (static_cast<Index>(config.features) != d)
     return bad(cat(config.features, " features, this agent's data has ", d));
   if (config.total_samples < static_cast<std::uint64_t>(data_.rows()))
-    return bad(cat("N = ", config.total_samples, " is less than this agent's ", data_.rows(),
-                   " samples"));
+    return bad(
+        cat("N = ", config.total_samples, " is less than this agent's ", data_.rows(), " samples"));
   if (!(config.eta > 0) || !std::isfinite(config.eta)) return bad(cat("eta = ", config.eta));
   if (!(config.lambda >= 0) || !std::isfinite(config.lambda))
     return bad(cat("lambda = ", config.lambda));
@@ -109,11 +145,10 @@ Status AgentCore::on_config(const msg::Config& config, std::vector<msg::Message>
       config.algorithm != msg::Algorithm::scaffold && config.algorithm != msg::Algorithm::gd)
     return bad(cat("unknown algorithm ", static_cast<int>(config.algorithm)));
 
-  const bool same_solver = method_ && config_ && config_->algorithm == config.algorithm &&
-                           config_->eta == config.eta &&
-                           config_->total_samples == config.total_samples &&
-                           config_->seed == config.seed && config_->lambda == config.lambda &&
-                           config_->prox == config.prox;
+  const bool same_solver =
+      method_ && config_ && config_->algorithm == config.algorithm && config_->eta == config.eta &&
+      config_->total_samples == config.total_samples && config_->seed == config.seed &&
+      config_->lambda == config.lambda && config_->prox == config.prox;
   config_ = config;
   objective_.lambda = config.lambda;
   if (!same_solver) {
@@ -125,6 +160,7 @@ Status AgentCore::on_config(const msg::Config& config, std::vector<msg::Message>
                            config.seed, config.prox});
     const Index dim = d * objective_.classes;
     w_round_.resize(dim);
+    eval_w_.resize(dim);
     gbar_round_.resize(dim);
     dw_.resize(dim);
     ds_.resize(dim);
@@ -139,19 +175,20 @@ Status AgentCore::on_config(const msg::Config& config, std::vector<msg::Message>
   return Status::ok();
 }
 
-Status AgentCore::build_table(std::vector<msg::Message>& out) {
+Status AgentCore::build_table(Outbox& out) {
   w_round_ = Eigen::Map<const Eigen::VectorXd>(config_->w.data(), w_round_.size());
-  msg::InitUpload init;
-  init.loss_sum = method_->init(w_round_, table_sum_);
+  const double loss = method_->init(w_round_, table_sum_);
+  msg::InitUpload& init = slot<msg::InitUpload>(pending_);
+  init.loss_sum = loss;
   init.seq = ++seq_;
   init.samples = static_cast<std::uint64_t>(data_.rows());
-  init.table_sum.assign(table_sum_.data(), table_sum_.data() + table_sum_.size());
-  pending_ = init;
-  out.push_back(std::move(init));
+  assign(table_sum_, init.table_sum);
+  has_pending_ = true;
+  out.push_back(pending_);
   return Status::ok();
 }
 
-Status AgentCore::on_round(const msg::RoundStart& start, std::vector<msg::Message>& out) {
+Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
   if (!method_) return Status::error("RoundStart before any Config: ignored");
   if (answered_round_ && start.round <= *answered_round_)
     return Status::ok();  // a repeat of a round already answered (after a reconnect)
@@ -159,27 +196,38 @@ Status AgentCore::on_round(const msg::RoundStart& start, std::vector<msg::Messag
   if (static_cast<Index>(start.w.size()) != dim || static_cast<Index>(start.gbar.size()) != dim)
     return Status::error(cat("RoundStart ", start.round, " rejected: w has ", start.w.size(),
                              " and gbar ", start.gbar.size(), " entries, expected ", dim));
+  if (!start.eval_w.empty() && static_cast<Index>(start.eval_w.size()) != dim)
+    return Status::error(cat("RoundStart ", start.round, " rejected: eval_w has ",
+                             start.eval_w.size(), " entries, expected ", dim));
   w_round_ = Eigen::Map<const Eigen::VectorXd>(start.w.data(), dim);
   gbar_round_ = Eigen::Map<const Eigen::VectorXd>(start.gbar.data(), dim);
 
-  msg::Update update;
-  update.round = start.round;
-  update.samples = static_cast<std::uint64_t>(data_.rows());
-  // F(w_r) is assembled by the hub from every agent's loss at the broadcast w.
-  update.loss_sum = loss_sum(data_, objective_, w_round_);
-  update.steps = method_->round(w_round_, gbar_round_, config_->steps, dw_, ds_);
+  // F(w_r) is assembled by the hub from every agent's loss at the broadcast w, or at the
+  // common evaluation point an asynchronous hub names (each agent then starts elsewhere).
+  if (!start.eval_w.empty())
+    eval_w_ = Eigen::Map<const Eigen::VectorXd>(start.eval_w.data(), dim);  // sized: no allocation
+  const double loss = loss_sum(data_, objective_, start.eval_w.empty() ? w_round_ : eval_w_);
+  const std::uint64_t steps = method_->round(w_round_, gbar_round_, config_->steps, dw_, ds_);
   answered_round_ = start.round;
   ++rounds_done_;
-  if (!all_finite(dw_) || !all_finite(ds_) || !std::isfinite(update.loss_sum)) {
+  if (!all_finite(dw_) || !all_finite(ds_) || !std::isfinite(loss)) {
+    // A still unacknowledged earlier message stays pending.
     out.push_back(msg::Error{msg::ErrorCode::invalid_value,
                              cat("local iterate is not finite after round ", start.round)});
     return Status::error(cat("round ", start.round, ": the local iterate is not finite"));
   }
-  update.dw.assign(dw_.data(), dw_.data() + dim);
-  update.dS.assign(ds_.data(), ds_.data() + dim);
+  // Built in place in pending_ (the previous round's Update, acknowledged or superseded), so
+  // dw and dS are assigned into vectors of the right capacity: no allocation.
+  msg::Update& update = slot<msg::Update>(pending_);
+  update.round = start.round;
   update.seq = ++seq_;
-  pending_ = update;
-  out.push_back(std::move(update));
+  update.samples = static_cast<std::uint64_t>(data_.rows());
+  update.steps = steps;
+  update.loss_sum = loss;
+  assign(dw_, update.dw);
+  assign(ds_, update.dS);
+  has_pending_ = true;
+  out.push_back(pending_);
   return Status::ok();
 }
 

@@ -142,7 +142,10 @@ bool send_message(ClientSocket& socket, const msg::Message& message,
 }  // namespace
 
 Status run_agent(AgentCore& core, ClientSocket& socket, const AgentServiceOptions& options) {
-  std::vector<msg::Message> out;
+  // Reused from message to message: a steady-state round allocates nothing here but in libzmq
+  // (agent.hpp, wire.hpp; tests/unit/agent_alloc_test.cpp).
+  Outbox out;
+  wire::Decoder decoder(options.limits);
   std::vector<std::uint8_t> payload, buffer;
   const int wait_ms = std::max(1, to_ms(options.heartbeat_seconds));
   const auto join_and_resend = [&] {
@@ -164,17 +167,17 @@ Status run_agent(AgentCore& core, ClientSocket& socket, const AgentServiceOption
     double now = monotonic_seconds();
     if (*got) {
       last_contact = now;
-      auto message = wire::decode(payload.data(), payload.size(), options.limits);
-      if (!message) {
-        spdlog::warn("agent: message from the hub rejected: {}", message.error());
+      const Status decoded = decoder.decode(payload.data(), payload.size());
+      if (!decoded) {
+        spdlog::warn("agent: message from the hub rejected: {}", decoded.message());
         last_heard = now;
         continue;
       }
       const std::uint64_t before = core.rounds_done();
-      const Status status = core.on_message(*message, out);
+      out.clear();
+      const Status status = core.on_message(decoder.message(), out);
       if (!status) spdlog::warn("agent: {}", status.message());
       for (const msg::Message& m : out) send_message(socket, m, buffer);
-      out.clear();
       if (core.rounds_done() != before && options.on_round) options.on_round(core);
       // Our own work is not the hub's silence.
       last_heard = last_ping = monotonic_seconds();

@@ -7,9 +7,8 @@
 // two vector fields per message, so even aliased fields stay under 3x the input), and the
 // FlatBuffers verifier bounds the work by the input size and the depth/table limits below.
 
-#include "dsaga/wire.hpp"
-
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -19,7 +18,9 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <variant>
 
+#include "dsaga/wire.hpp"
 #include "dsaga_generated.h"
 
 namespace dsaga::wire {
@@ -107,7 +108,10 @@ struct BodyEncoder {
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::RoundStart& m) {
     const auto w = doubles(m.w);
     const auto gbar = doubles(m.gbar);
-    const auto t = fb::CreateRoundStart(fbb, m.round, w, gbar);
+    // Absent unless the hub asks for the loss elsewhere than at w (asynchronous aggregation).
+    const auto eval_w =
+        m.eval_w.empty() ? flatbuffers::Offset<flatbuffers::Vector<double>>() : doubles(m.eval_w);
+    const auto t = fb::CreateRoundStart(fbb, m.round, w, gbar, eval_w);
     return {fb::Body::RoundStart, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Update& m) {
@@ -220,24 +224,41 @@ class Checks {
   Status status_;
 };
 
-// Only called on verified, present fields.
-std::string to_string(const flatbuffers::String& s) { return std::string(s.data(), s.size()); }
+// ---- Conversion into a reused message ------------------------------------------------------
+// decode_into() writes into the caller's message: when it already holds the alternative being
+// decoded, its strings and vectors are assigned in place and keep their capacity, so decoding a
+// steady stream of same-sized messages (RoundStart every round) allocates nothing. Every field of
+// the target is assigned, so nothing of the previous message survives.
 
-std::vector<double> to_vector(const flatbuffers::Vector<double>& v) {
-  if (v.size() == 0) return {};  // data() of an empty vector may be misaligned: do not use it
+// The message's `T` alternative: the one it holds (storage kept), or a fresh one.
+template <class T>
+T& slot(msg::Message& out) {
+  if (T* held = std::get_if<T>(&out)) return *held;
+  return out.emplace<T>();
+}
+
+// Only called on verified, present fields.
+void assign(const flatbuffers::String& s, std::string& out) { out.assign(s.data(), s.size()); }
+
+void assign(const flatbuffers::Vector<double>& v, std::vector<double>& out) {
+  if (v.size() == 0) {  // data() of an empty vector may be misaligned: do not use it
+    out.clear();
+    return;
+  }
 #if FLATBUFFERS_LITTLEENDIAN
   // The storage is aligned (see kAlignment) and in host order: one memmove.
-  return std::vector<double>(v.data(), v.data() + v.size());
+  out.assign(v.data(), v.data() + v.size());
 #else
-  return std::vector<double>(v.begin(), v.end());
+  out.assign(v.begin(), v.end());
 #endif
 }
 
 // ---- Per-message conversion ----------------------------------------------------------------
 // Checks in the order of wire.hpp: required fields (and vector alignment), enums, string
-// lengths, finiteness. Nothing reads a field before the checks that guard it.
+// lengths, finiteness. Nothing reads a field before the checks that guard it, and `out` is not
+// touched before every check has passed (a rejected message leaves it as it was).
 
-Result<msg::Message> convert(const fb::Join& t, const Limits& limits) {
+Status convert(const fb::Join& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.agent_id(), "Join.agent_id")
       .required(t.software_version(), "Join.software_version")
@@ -246,19 +267,19 @@ Result<msg::Message> convert(const fb::Join& t, const Limits& limits) {
       .length(t.software_version(), "Join.software_version")
       .finite(t.lmax(), "Join.lmax");
   if (!checks.status()) return checks.status();
-  msg::Join m;
-  m.agent_id = to_string(*t.agent_id());
+  msg::Join& m = slot<msg::Join>(out);
+  assign(*t.agent_id(), m.agent_id);
   m.samples = t.samples();
   m.features = t.features();
   m.classes = t.classes();
   m.loss = from_fb(t.loss());
   m.lmax = t.lmax();
-  m.software_version = to_string(*t.software_version());
+  assign(*t.software_version(), m.software_version);
   m.incarnation = t.incarnation();
-  return msg::Message(std::move(m));
+  return Status::ok();
 }
 
-Result<msg::Message> convert(const fb::Config& t, const Limits& limits) {
+Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.w(), "Config.w")
       .aligned(t.w(), "Config.w")
@@ -269,7 +290,7 @@ Result<msg::Message> convert(const fb::Config& t, const Limits& limits) {
       .finite(t.prox(), "Config.prox")
       .finite(t.w(), "Config.w");
   if (!checks.status()) return checks.status();
-  msg::Config m;
+  msg::Config& m = slot<msg::Config>(out);
   m.algorithm = from_fb(t.algorithm());
   m.total_samples = t.total_samples();
   m.features = t.features();
@@ -281,43 +302,47 @@ Result<msg::Message> convert(const fb::Config& t, const Limits& limits) {
   m.seed = t.seed();
   m.build_table = t.build_table();
   m.round = t.round();
-  m.w = to_vector(*t.w());
+  assign(*t.w(), m.w);
   m.prox = t.prox();
-  return msg::Message(std::move(m));
+  return Status::ok();
 }
 
-Result<msg::Message> convert(const fb::InitUpload& t, const Limits& limits) {
+Status convert(const fb::InitUpload& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.table_sum(), "InitUpload.table_sum")
       .aligned(t.table_sum(), "InitUpload.table_sum")
       .finite(t.table_sum(), "InitUpload.table_sum")
       .finite(t.loss_sum(), "InitUpload.loss_sum");
   if (!checks.status()) return checks.status();
-  msg::InitUpload m;
+  msg::InitUpload& m = slot<msg::InitUpload>(out);
   m.seq = t.seq();
   m.samples = t.samples();
-  m.table_sum = to_vector(*t.table_sum());
+  assign(*t.table_sum(), m.table_sum);
   m.loss_sum = t.loss_sum();
-  return msg::Message(std::move(m));
+  return Status::ok();
 }
 
-Result<msg::Message> convert(const fb::RoundStart& t, const Limits& limits) {
+Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.w(), "RoundStart.w")
       .required(t.gbar(), "RoundStart.gbar")
       .aligned(t.w(), "RoundStart.w")
       .aligned(t.gbar(), "RoundStart.gbar")
+      .aligned(t.eval_w(), "RoundStart.eval_w")
       .finite(t.w(), "RoundStart.w")
-      .finite(t.gbar(), "RoundStart.gbar");
+      .finite(t.gbar(), "RoundStart.gbar")
+      .finite(t.eval_w(), "RoundStart.eval_w");
   if (!checks.status()) return checks.status();
-  msg::RoundStart m;
+  msg::RoundStart& m = slot<msg::RoundStart>(out);
   m.round = t.round();
-  m.w = to_vector(*t.w());
-  m.gbar = to_vector(*t.gbar());
-  return msg::Message(std::move(m));
+  assign(*t.w(), m.w);
+  assign(*t.gbar(), m.gbar);
+  if (t.eval_w() != nullptr) assign(*t.eval_w(), m.eval_w);
+  else m.eval_w.clear();  // keeps its capacity: no allocation either way
+  return Status::ok();
 }
 
-Result<msg::Message> convert(const fb::Update& t, const Limits& limits) {
+Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.dw(), "Update.dw")
       .required(t.ds(), "Update.dS")
@@ -327,49 +352,47 @@ Result<msg::Message> convert(const fb::Update& t, const Limits& limits) {
       .finite(t.dw(), "Update.dw")
       .finite(t.ds(), "Update.dS");
   if (!checks.status()) return checks.status();
-  msg::Update m;
+  msg::Update& m = slot<msg::Update>(out);
   m.round = t.round();
   m.seq = t.seq();
   m.samples = t.samples();
   m.steps = t.steps();
   m.loss_sum = t.loss_sum();
-  m.dw = to_vector(*t.dw());
-  m.dS = to_vector(*t.ds());
-  return msg::Message(std::move(m));
+  assign(*t.dw(), m.dw);
+  assign(*t.ds(), m.dS);
+  return Status::ok();
 }
 
-Result<msg::Message> convert(const fb::Ack& t, const Limits&) {
-  msg::Ack m;
+Status convert(const fb::Ack& t, const Limits&, msg::Message& out) {
+  msg::Ack& m = slot<msg::Ack>(out);
   m.round = t.round();
   m.seq = t.seq();
-  return msg::Message(m);
+  return Status::ok();
 }
 
-Result<msg::Message> convert(const fb::Leave& t, const Limits& limits) {
+Status convert(const fb::Leave& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.reason(), "Leave.reason").length(t.reason(), "Leave.reason");
   if (!checks.status()) return checks.status();
-  msg::Leave m;
-  m.reason = to_string(*t.reason());
-  return msg::Message(std::move(m));
+  assign(*t.reason(), slot<msg::Leave>(out).reason);
+  return Status::ok();
 }
 
-Result<msg::Message> convert(const fb::Error& t, const Limits& limits) {
+Status convert(const fb::Error& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.text(), "Error.text")
       .known(t.code(), fb::EnumNameErrorCode, "Error.code")
       .length(t.text(), "Error.text");
   if (!checks.status()) return checks.status();
-  msg::Error m;
+  msg::Error& m = slot<msg::Error>(out);
   m.code = from_fb(t.code());
-  m.text = to_string(*t.text());
-  return msg::Message(std::move(m));
+  assign(*t.text(), m.text);
+  return Status::ok();
 }
 
-Result<msg::Message> convert(const fb::Heartbeat& t, const Limits&) {
-  msg::Heartbeat m;
-  m.round = t.round();
-  return msg::Message(m);
+Status convert(const fb::Heartbeat& t, const Limits&, msg::Message& out) {
+  slot<msg::Heartbeat>(out).round = t.round();
+  return Status::ok();
 }
 
 // Printable form of the 4 identifier bytes for an error message.
@@ -389,31 +412,41 @@ std::string printable(const std::uint8_t* bytes, std::size_t n) {
   return out;
 }
 
-Result<msg::Message> decode_unguarded(const void* data, std::size_t size, const Limits& limits) {
+// The variant index of message type T (the Decoder keeps one message per index).
+template <class T, std::size_t I = 0>
+constexpr std::size_t kind_of() {
+  if constexpr (std::is_same_v<T, std::variant_alternative_t<I, msg::Message>>) {
+    return I;
+  } else {
+    return kind_of<T, I + 1>();
+  }
+}
+
+// `target(kind)` returns the message to decode into, once the type is known and verified.
+template <class Target>
+Status decode_unguarded(const void* data, std::size_t size, const Limits& limits, Target&& target) {
   // 1. Size. FlatBuffers cannot address 2 GiB or more, whatever the configured limit.
   const std::size_t max_bytes =
       std::min<std::size_t>(limits.max_message_bytes, FLATBUFFERS_MAX_BUFFER_SIZE - 1);
-  if (size == 0) return Result<msg::Message>::failure("empty message");
+  if (size == 0) return Status::error("empty message");
   if (size > max_bytes) {
-    return Result<msg::Message>::failure("message of " + std::to_string(size) +
-                                         " bytes is over the limit of " +
-                                         std::to_string(max_bytes) + " bytes");
+    return Status::error("message of " + std::to_string(size) + " bytes is over the limit of " +
+                         std::to_string(max_bytes) + " bytes");
   }
   if (size < kHeaderBytes) {
-    return Result<msg::Message>::failure("message of " + std::to_string(size) +
-                                         " bytes is shorter than the " +
-                                         std::to_string(kHeaderBytes) + "-byte header");
+    return Status::error("message of " + std::to_string(size) + " bytes is shorter than the " +
+                         std::to_string(kHeaderBytes) + "-byte header");
   }
   // A finished FlatBuffer is a whole number of its alignment (>= 4: Finish() pads the header),
   // so any other size is a truncated or padded frame. Besides rejecting those early, this
   // catches what the verifier cannot: a message cut inside the (at most 3) padding bytes that
   // follow a string at the end of the buffer.
   if (size % sizeof(flatbuffers::uoffset_t) != 0) {
-    return Result<msg::Message>::failure("message of " + std::to_string(size) +
-                                         " bytes is not a whole number of 4-byte words "
-                                         "(truncated or padded)");
+    return Status::error("message of " + std::to_string(size) +
+                         " bytes is not a whole number of 4-byte words "
+                         "(truncated or padded)");
   }
-  if (data == nullptr) return Result<msg::Message>::failure("null message buffer");
+  if (data == nullptr) return Status::error("null message buffer");
 
   // 2. Alignment. FlatBuffers reads scalars in place and its verifier checks alignment only
   // relative to the buffer start (and for vector elements not at all: Checks::aligned); an
@@ -429,9 +462,9 @@ Result<msg::Message> decode_unguarded(const void* data, std::size_t size, const 
   // 3. Identifier: tells a dsaga message from anything else that reached the socket.
   const std::uint8_t* id = bytes + sizeof(flatbuffers::uoffset_t);
   if (std::memcmp(id, fb::EnvelopeIdentifier(), flatbuffers::kFileIdentifierLength) != 0) {
-    return Result<msg::Message>::failure("bad file identifier \"" +
-                                         printable(id, flatbuffers::kFileIdentifierLength) +
-                                         "\", expected \"" + fb::EnvelopeIdentifier() + "\"");
+    return Status::error("bad file identifier \"" +
+                         printable(id, flatbuffers::kFileIdentifierLength) + "\", expected \"" +
+                         fb::EnvelopeIdentifier() + "\"");
   }
 
   // 4. Structure: after this every offset, vector and string lies inside [bytes, bytes + size).
@@ -441,49 +474,63 @@ Result<msg::Message> decode_unguarded(const void* data, std::size_t size, const 
   options.check_alignment = true;
   flatbuffers::Verifier verifier(bytes, size, options);
   if (!fb::VerifyEnvelopeBuffer(verifier)) {
-    return Result<msg::Message>::failure("malformed message of " + std::to_string(size) +
-                                         " bytes: FlatBuffers verification failed");
+    return Status::error("malformed message of " + std::to_string(size) +
+                         " bytes: FlatBuffers verification failed");
   }
   const fb::Envelope* envelope = fb::GetEnvelope(bytes);
 
   // 5. Version.
   if (envelope->version() != msg::kProtocolVersion) {
-    return Result<msg::Message>::failure("protocol version " + std::to_string(envelope->version()) +
-                                         ", this build speaks " +
-                                         std::to_string(msg::kProtocolVersion));
+    return Status::error("protocol version " + std::to_string(envelope->version()) +
+                         ", this build speaks " + std::to_string(msg::kProtocolVersion));
   }
 
   // 6. Message type. The verifier passes unknown union types (forward compatibility) without
   // looking at their table; an unknown type is rejected here before anything reads it.
   const fb::Body type = envelope->body_type();
   if (type == fb::Body::NONE || envelope->body() == nullptr) {
-    return Result<msg::Message>::failure("message has no body");
+    return Status::error("message has no body");
   }
   // 7.-10. Per type: required fields, enums, string lengths, finite doubles; then conversion.
   switch (type) {
     case fb::Body::Join:
-      return convert(*envelope->body_as_Join(), limits);
+      return convert(*envelope->body_as_Join(), limits, target(kind_of<msg::Join>()));
     case fb::Body::Config:
-      return convert(*envelope->body_as_Config(), limits);
+      return convert(*envelope->body_as_Config(), limits, target(kind_of<msg::Config>()));
     case fb::Body::InitUpload:
-      return convert(*envelope->body_as_InitUpload(), limits);
+      return convert(*envelope->body_as_InitUpload(), limits, target(kind_of<msg::InitUpload>()));
     case fb::Body::RoundStart:
-      return convert(*envelope->body_as_RoundStart(), limits);
+      return convert(*envelope->body_as_RoundStart(), limits, target(kind_of<msg::RoundStart>()));
     case fb::Body::Update:
-      return convert(*envelope->body_as_Update(), limits);
+      return convert(*envelope->body_as_Update(), limits, target(kind_of<msg::Update>()));
     case fb::Body::Ack:
-      return convert(*envelope->body_as_Ack(), limits);
+      return convert(*envelope->body_as_Ack(), limits, target(kind_of<msg::Ack>()));
     case fb::Body::Leave:
-      return convert(*envelope->body_as_Leave(), limits);
+      return convert(*envelope->body_as_Leave(), limits, target(kind_of<msg::Leave>()));
     case fb::Body::Error:
-      return convert(*envelope->body_as_Error(), limits);
+      return convert(*envelope->body_as_Error(), limits, target(kind_of<msg::Error>()));
     case fb::Body::Heartbeat:
-      return convert(*envelope->body_as_Heartbeat(), limits);
+      return convert(*envelope->body_as_Heartbeat(), limits, target(kind_of<msg::Heartbeat>()));
     case fb::Body::NONE:
       break;  // handled above
   }
-  return Result<msg::Message>::failure("unknown message type " +
-                                       std::to_string(static_cast<unsigned>(type)));
+  return Status::error("unknown message type " + std::to_string(static_cast<unsigned>(type)));
+}
+
+template <class Target>
+Status decode_guarded(const void* data, std::size_t size, const Limits& limits, Target&& target) {
+  // Allocation is bounded by a small multiple of `size`, but `size` may be large (the default
+  // limit is 256 MiB): out of memory is an expected failure on a small device, not a crash.
+  try {
+    return decode_unguarded(data, size, limits, target);
+  } catch (const std::bad_alloc&) {
+    return Status::error("out of memory decoding a message of " + std::to_string(size) + " bytes");
+  }
+}
+
+template <std::size_t... I>
+std::array<msg::Message, sizeof...(I)> one_of_each(std::index_sequence<I...>) {
+  return {msg::Message(std::in_place_index<I>)...};
 }
 
 }  // namespace
@@ -504,15 +551,30 @@ std::vector<std::uint8_t> encode(const msg::Message& message) {
   return out;
 }
 
+Status decode_into(const void* data, std::size_t size, msg::Message& out, const Limits& limits) {
+  return decode_guarded(data, size, limits, [&](std::size_t) -> msg::Message& { return out; });
+}
+
 Result<msg::Message> decode(const void* data, std::size_t size, const Limits& limits) {
-  // Allocation is bounded by a small multiple of `size`, but `size` may be large (the default
-  // limit is 256 MiB): out of memory is an expected failure on a small device, not a crash.
-  try {
-    return decode_unguarded(data, size, limits);
-  } catch (const std::bad_alloc&) {
-    return Result<msg::Message>::failure("out of memory decoding a message of " +
-                                         std::to_string(size) + " bytes");
-  }
+  msg::Message message;  // a Join with empty strings: allocates nothing
+  Status status = decode_into(data, size, message, limits);
+  if (!status) return status;
+  return Result<msg::Message>(std::move(message));
+}
+
+Decoder::Decoder(const Limits& limits)
+    : limits_(limits),
+      messages_(one_of_each(std::make_index_sequence<std::variant_size_v<msg::Message>>())) {}
+
+Status Decoder::decode(const void* data, std::size_t size) {
+  std::size_t kind = last_;
+  // messages_[k] always holds alternative k, so convert() assigns into it in place.
+  Status status = decode_guarded(data, size, limits_, [&](std::size_t k) -> msg::Message& {
+    kind = k;
+    return messages_[k];
+  });
+  if (status) last_ = kind;
+  return status;
 }
 
 }  // namespace dsaga::wire

@@ -76,6 +76,7 @@ void expect_same(const msg::RoundStart& a, const msg::RoundStart& b) {
   EXPECT_EQ(a.round, b.round);
   expect_same_bits(a.w, b.w, "w");
   expect_same_bits(a.gbar, b.gbar, "gbar");
+  expect_same_bits(a.eval_w, b.eval_w, "eval_w");
 }
 void expect_same(const msg::Update& a, const msg::Update& b) {
   EXPECT_EQ(a.round, b.round);
@@ -160,6 +161,7 @@ std::vector<msg::Message> samples(std::size_t n) {
   start.round = 1u << 30;
   start.w = ramp(n, 0.5);
   start.gbar = ramp(n, 1e-9);
+  start.eval_w = ramp(n, -0.25);  // present (async hub); msg::RoundStart{} below has it absent
 
   msg::Update update;
   update.round = 17;
@@ -578,6 +580,14 @@ const VectorField kVectorFields[] = {
        m.gbar = std::move(v);
        return m;
      }},
+    {"RoundStart.eval_w",
+     [](std::vector<double> v) -> msg::Message {
+       msg::RoundStart m;
+       m.w = ramp(20, 1.0);
+       m.gbar = ramp(20, 1.0);
+       m.eval_w = std::move(v);
+       return m;
+     }},
     {"Update.dw",
      [](std::vector<double> v) -> msg::Message {
        msg::Update m;
@@ -732,6 +742,88 @@ TEST(WireCorpus, CommittedSeedsMatchTheEncoder) {
   };
   check(samples(8), "small");
   check(defaults(), "default");
+}
+
+// ---- Decoding into reused storage (decode_into, Decoder) -------------------------------------
+
+// decode_into over every pair (previous kind, decoded kind): the result equals decode()'s, so
+// no field of the previous message survives (the previous ones carry longer vectors and strings
+// than the decoded ones, and different scalars).
+TEST(WireDecodeInto, EqualsDecodeWhateverTheMessageHeldBefore) {
+  const std::vector<msg::Message> big = samples(40), small = samples(7), empty = defaults();
+  for (const auto* decoded : {&small, &empty}) {
+    for (const msg::Message& m : *decoded) {
+      const Bytes bytes = encode(m);
+      for (const msg::Message& before : big) {
+        SCOPED_TRACE(std::string(msg::name_of(before)) + " -> " + msg::name_of(m));
+        msg::Message target = before;
+        const Status status = decode_into(bytes.data(), bytes.size(), target);
+        ASSERT_TRUE(status) << status.message();
+        expect_same(target, m);
+      }
+    }
+  }
+}
+
+// Same kind and a size that fits: the vectors are assigned in place (same storage).
+TEST(WireDecodeInto, ReusesTheVectorsOfTheSameKindOfMessage) {
+  const Bytes first = encode(samples(64)[3]);  // RoundStart, 64 entries
+  const Bytes second = encode(samples(50)[3]);
+  msg::Message target;
+  ASSERT_TRUE(decode_into(first.data(), first.size(), target));
+  const double* w = std::get<msg::RoundStart>(target).w.data();
+  const double* gbar = std::get<msg::RoundStart>(target).gbar.data();
+  ASSERT_TRUE(decode_into(second.data(), second.size(), target));
+  const auto& start = std::get<msg::RoundStart>(target);
+  EXPECT_EQ(start.w.data(), w);
+  EXPECT_EQ(start.gbar.data(), gbar);
+  expect_same(target, samples(50)[3]);
+}
+
+// A rejected message leaves the target as it was, and the error is decode()'s.
+TEST(WireDecodeInto, LeavesTheTargetUnchangedOnError) {
+  const msg::Message kept = samples(9)[4];  // Update
+  msg::Update bad = std::get<msg::Update>(samples(9)[4]);
+  bad.dS[5] = std::numeric_limits<double>::quiet_NaN();
+  const Bytes bytes = encode(msg::Message(bad));
+  Bytes truncated = encode(samples(9)[3]);
+  truncated.resize(truncated.size() - 8);
+  const Bytes* inputs[] = {&bytes, &truncated};
+  for (const Bytes* b : inputs) {
+    msg::Message target = kept;
+    const Status status = decode_into(b->data(), b->size(), target);
+    ASSERT_FALSE(status);
+    EXPECT_EQ(status.message(), decode(b->data(), b->size()).error());
+    expect_same(target, kept);
+  }
+}
+
+// The Decoder keeps one message per kind: a RoundStart's vectors survive the Acks and
+// Heartbeats decoded between rounds; message() is the last accepted message, also after an
+// error.
+TEST(WireDecoder, KeepsOneMessagePerKindAcrossInterleavedTypes) {
+  Decoder decoder;
+  EXPECT_TRUE(std::holds_alternative<msg::Join>(decoder.message()));
+  const Bytes start1 = encode(samples(64)[3]);
+  const Bytes start2 = encode(samples(64)[3]);
+  const Bytes ack = encode(msg::Message(msg::Ack{4, 5}));
+  const Bytes beat = encode(msg::Message(msg::Heartbeat{4}));
+  ASSERT_TRUE(decoder.decode(start1.data(), start1.size()));
+  const double* w = std::get<msg::RoundStart>(decoder.message()).w.data();
+  ASSERT_TRUE(decoder.decode(ack.data(), ack.size()));
+  expect_same(decoder.message(), msg::Message(msg::Ack{4, 5}));
+  const Bytes garbage(16, 0xAB);
+  EXPECT_FALSE(decoder.decode(garbage.data(), garbage.size()));
+  expect_same(decoder.message(), msg::Message(msg::Ack{4, 5}));  // unchanged by the error
+  ASSERT_TRUE(decoder.decode(beat.data(), beat.size()));
+  ASSERT_TRUE(decoder.decode(start2.data(), start2.size()));
+  EXPECT_EQ(std::get<msg::RoundStart>(decoder.message()).w.data(), w);
+  expect_same(decoder.message(), samples(64)[3]);
+  for (const msg::Message& m : samples(11)) {
+    const Bytes bytes = encode(m);
+    ASSERT_TRUE(decoder.decode(bytes.data(), bytes.size())) << msg::name_of(m);
+    expect_same(decoder.message(), m);
+  }
 }
 
 }  // namespace

@@ -8,8 +8,11 @@
 //
 // Memory: the local method's state (for dSAGA the table, n_k x C, and d-sized vectors) is
 // allocated when the first Config fixes the algorithm, N, eta and the seed, and again only if a
-// (restarted) hub changes them; a steady-state round allocates only the outgoing message's
-// vectors.
+// (restarted) hub changes them. A steady-state round (RoundStart in, Update out, Ack in) through
+// on_message(message, Outbox&) allocates nothing once one round has been answered: the Update is
+// built in storage the agent keeps (pending()) and copied into the Outbox's reused slot
+// (tests/unit/agent_alloc_test.cpp; wire.hpp says how the bytes are encoded and decoded the same
+// way).
 //
 // Reliability: the last InitUpload/Update stays pending until the hub acknowledges its seq;
 // after a reconnect the adapter sends Join and then `pending()` again (the hub applies a seq
@@ -18,7 +21,6 @@
 #pragma once
 
 #include <Eigen/Dense>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -33,6 +35,28 @@
 
 namespace dsaga {
 
+// The messages one AgentCore call produced, in order. Unlike a std::vector<msg::Message>, clear()
+// keeps the messages' storage: a message pushed at a position that last held a message of the
+// same kind is assigned in place, so its strings and vectors keep their capacity.
+class Outbox {
+ public:
+  void clear() { size_ = 0; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const msg::Message& operator[](std::size_t i) const { return items_[i]; }
+  const msg::Message* begin() const { return items_.data(); }
+  const msg::Message* end() const { return items_.data() + size_; }
+
+  // Copies `message` into the next slot (allocation-free when the slot holds the same kind with
+  // enough capacity).
+  void push_back(const msg::Message& message);
+  void push_back(msg::Message&& message);
+
+ private:
+  std::vector<msg::Message> items_;  // [0, size_) are the messages; the rest is spare storage
+  std::size_t size_ = 0;
+};
+
 struct AgentOptions {
   std::string agent_id;
   std::uint64_t incarnation = 0;  // random per process start (the daemon draws it)
@@ -46,14 +70,17 @@ class AgentCore {
 
   msg::Join join() const;
   // Error statuses say what was wrong with the message (for the log); the state is unchanged.
+  // The replies are appended to `out`. The Outbox form is the allocation-free one (see above).
+  Status on_message(const msg::Message& message, Outbox& out);
   Status on_message(const msg::Message& message, std::vector<msg::Message>& out);
 
   bool finished() const { return finished_; }
   // True when the hub refused this agent (the daemon exits non-zero).
   bool failed() const { return failed_; }
   const std::string& finish_reason() const { return finish_reason_; }
-  // The last InitUpload or Update not yet acknowledged, to resend after a reconnect.
-  const std::optional<msg::Message>& pending() const { return pending_; }
+  // The last InitUpload or Update not yet acknowledged, to resend after a reconnect; nullptr when
+  // everything was acknowledged. Valid until the next on_message().
+  const msg::Message* pending() const { return has_pending_ ? &pending_ : nullptr; }
   std::uint64_t rounds_done() const { return rounds_done_; }
   std::uint64_t last_round() const { return answered_round_.value_or(0); }
   // Bytes of the local method's state (0 before the first Config).
@@ -61,9 +88,9 @@ class AgentCore {
   const AgentOptions& options() const { return options_; }
 
  private:
-  Status on_config(const msg::Config& config, std::vector<msg::Message>& out);
-  Status on_round(const msg::RoundStart& start, std::vector<msg::Message>& out);
-  Status build_table(std::vector<msg::Message>& out);
+  Status on_config(const msg::Config& config, Outbox& out);
+  Status on_round(const msg::RoundStart& start, Outbox& out);
+  Status build_table(Outbox& out);
 
   const Dataset& data_;
   Objective objective_;
@@ -72,11 +99,16 @@ class AgentCore {
   std::unique_ptr<LocalMethod> method_;
   std::optional<msg::Config> config_;
   Eigen::VectorXd w_round_, gbar_round_;  // the broadcast state, reused every round
+  Eigen::VectorXd eval_w_;  // where an asynchronous hub asks for the loss (RoundStart.eval_w)
   Eigen::VectorXd dw_, ds_, table_sum_;
   std::uint64_t seq_ = 0;
   std::uint64_t rounds_done_ = 0;
   std::optional<std::uint64_t> answered_round_;  // the newest round answered with an Update
-  std::optional<msg::Message> pending_;
+  // The pending InitUpload/Update when has_pending_; kept after the Ack so that the next
+  // round's Update is assigned into the same vectors.
+  msg::Message pending_;
+  bool has_pending_ = false;
+  Outbox scratch_;  // for the std::vector form of on_message
   bool finished_ = false;
   bool failed_ = false;
   std::string finish_reason_;

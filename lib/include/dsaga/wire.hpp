@@ -4,13 +4,24 @@
 // decode() is the gate every received byte passes: it checks the size bound, copies a misaligned
 // buffer to aligned storage (ZeroMQ gives no alignment guarantee; armhf faults on unaligned
 // loads), checks the identifier, runs the FlatBuffers verifier, checks the version, and checks
-// that every field is present and in range and every double finite. Dimension checks against the model are the state machines' job.
+// that every field is present and in range and every double finite. Dimension checks against the
+// model are the state machines' job.
 //
-// Both functions are thread-safe (the encoder keeps one FlatBufferBuilder per thread).
+// The free functions are thread-safe (the encoder keeps one FlatBufferBuilder per thread).
+//
+// Steady state without heap allocation (an agent's rounds, tests/unit/agent_alloc_test.cpp):
+// encode(message, out) into an `out` reused from call to call, and decode_into() into a message
+// reused from call to call (or a Decoder), allocate nothing once they have seen a message of the
+// same kind and size (the first call on a thread creates its builder; a larger message grows the
+// buffers once). Exceptions: a message of more than 16 MiB (the builder is released after it, so
+// that one large message does not pin its memory), and decoding from a buffer that is not 8-byte
+// aligned (it is copied first; a std::vector's data is aligned).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <variant>
 #include <vector>
 
 #include "dsaga/messages.hpp"
@@ -38,5 +49,33 @@ std::vector<std::uint8_t> encode(const msg::Message& message);
 // "bad file identifier \"ABCD\", expected \"DSGA\"", "protocol version 7, this build speaks 1",
 // "Join.agent_id is missing", "Update.dw[12] is not finite", ...
 Result<msg::Message> decode(const void* data, std::size_t size, const Limits& limits = {});
+
+// decode() into an existing message: the same checks and error messages, but when `out` already
+// holds the kind of message decoded, its strings and vectors are assigned in place and keep their
+// capacity (every field is assigned: nothing of the previous message survives). On an error
+// `out` is left as it was, except after running out of memory, when it holds a valid message of
+// unspecified content.
+Status decode_into(const void* data, std::size_t size, msg::Message& out,
+                   const Limits& limits = {});
+
+// decode() for a stream of messages, keeping one message of each kind: a RoundStart's vectors
+// keep their capacity across the Acks and Heartbeats between rounds, so an agent's steady state
+// decodes without allocating. Not thread-safe (one Decoder per receiving thread).
+class Decoder {
+ public:
+  explicit Decoder(const Limits& limits = {});
+
+  // As decode(); on success message() is the decoded message, on error it is unchanged.
+  Status decode(const void* data, std::size_t size);
+  // The last message decode() accepted (a default Join before the first), valid until the next
+  // decode().
+  const msg::Message& message() const { return messages_[last_]; }
+
+ private:
+  Limits limits_;
+  // messages_[k] always holds alternative k of msg::Message.
+  std::array<msg::Message, std::variant_size_v<msg::Message>> messages_;
+  std::size_t last_ = 0;
+};
 
 }  // namespace dsaga::wire
