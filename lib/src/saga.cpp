@@ -10,17 +10,16 @@
 // the same data, options and seed give bitwise the same iterates with one build. Across
 // platforms they agree to rounding (libm's exp, and FMA contraction where a compiler uses it).
 //
-// Speed: the dense step is bound by reading its row (3 kB in float32 for Fashion-MNIST), so the
-// loops below (a) touch the d-sized state in as few streams as possible (v and delta only:
-// gbar and table_sum are derived, the shrinkage is a scale), (b) are written as fixed blocks of
-// eight independent lanes that GCC and Clang vectorise at -O2 without -march, and (c) prefetch
+// Speed: the dense step reads its row (3 kB in float32 for Fashion-MNIST) and is bound by the
+// instructions per entry, so the loops below (a) touch the d-sized state in as few streams as
+// possible (v and delta only: gbar and table_sum are derived, the shrinkage is a scale), (b) run
+// the C = 1 kernels of simd.hpp: 16-byte lanes without -march, 32-byte AVX2 lanes chosen at run
+// time on x86-64 CPUs that have them (bitwise the same results), and (c) prefetch
 // the next step's row while the current one is processed (its index is drawn one step ahead:
 // the generator's sequence, and so every iterate, is unchanged). bench/RESULTS.md has figures.
 //
 // CSR rows are assumed to hold each column index at most once (Eigen's compressed storage, as
 // built by the readers and convert(), guarantees it).
-#include "dsaga/saga.hpp"
-
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -28,9 +27,8 @@
 #include <limits>
 #include <type_traits>
 
-#if defined(__GNUC__) && defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include "dsaga/saga.hpp"
+#include "simd.hpp"
 
 namespace dsaga {
 
@@ -49,13 +47,7 @@ struct Classes {
   int value() const { return C; }
 };
 
-inline void prefetch(const void* p) {
-#if defined(__GNUC__)
-  __builtin_prefetch(p);
-#else
-  (void)p;
-#endif
-}
+using simd::prefetch;
 
 // Requests the cache lines of [begin, begin + bytes), so that they arrive while other work runs.
 inline void prefetch_range(const void* begin, std::size_t bytes) {
@@ -63,61 +55,8 @@ inline void prefetch_range(const void* begin, std::size_t bytes) {
   for (std::size_t off = 0; off < bytes; off += 64) prefetch(p + off);
 }
 
-// Pairs of double lanes for the C = 1 kernels. With GCC and Clang `Pair` is a 16-byte
-// vector-extension type, native on every SIMD target this library meets (SSE2 on baseline
-// x86-64, NEON on aarch64; scalar code where there is none), so the default build is
-// vectorised without -march. (Wider generic vectors are lowered through the stack on targets
-// without them, and a wider build, DSAGA_NATIVE_ARCH, gains little: the step waits on memory.)
-// aligned(8) and may_alias make it a legal unaligned view of a double array. Arithmetic is lane
-// by lane and the dot product keeps eight partial sums whatever the lanes, so results do not
-// depend on them. Other compilers get plain loops that compute the same sums in the same order.
-#if defined(__GNUC__)
-#define DSAGA_PAIRS 1
-typedef double Pair __attribute__((vector_size(2 * sizeof(double)), aligned(8), may_alias));
-inline Pair& pair_at(double* p) { return *reinterpret_cast<Pair*>(p); }
-inline const Pair& pair_at(const double* p) { return *reinterpret_cast<const Pair*>(p); }
-// x[0], x[1] as doubles (exact). GCC 12's generic float->double vector conversion goes through
-// scalar converts, hence SSE2's cvtps2pd where it exists.
-inline Pair pair_at(const float* p) {
-#if defined(__SSE2__)
-  return Pair(_mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))));
-#else
-  typedef float FloatPair __attribute__((vector_size(2 * sizeof(float)), aligned(4), may_alias));
-  return __builtin_convertvector(*reinterpret_cast<const FloatPair*>(p), Pair);
-#endif
-}
-#endif
-
-// <x, v> over d entries, accumulated in double in a fixed order: eight interleaved partial sums
-// (partial sum l adds the entries k with k % 8 == l), combined in a fixed tree, then the tail.
-// Requests the matching cache line of `next` (the next step's row, same length) as it goes, so
-// the next row streams in while this one is processed.
-template <class S>
-double dot_prefetch(const S* __restrict x, const double* __restrict v, Index d, const S* next) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  Index k = 0;
-#if DSAGA_PAIRS
-  Pair p0 = {0, 0}, p1 = {0, 0}, p2 = {0, 0}, p3 = {0, 0};  // lanes k%8 = 0,1 | 2,3 | 4,5 | 6,7
-  for (; k + 8 <= d; k += 8) {
-    if (next) prefetch(next + k);
-    p0 += pair_at(x + k) * pair_at(v + k);
-    p1 += pair_at(x + k + 2) * pair_at(v + k + 2);
-    p2 += pair_at(x + k + 4) * pair_at(v + k + 4);
-    p3 += pair_at(x + k + 6) * pair_at(v + k + 6);
-  }
-  const Pair parts[4] = {p0, p1, p2, p3};
-  for (int l = 0; l < 8; ++l) acc[l] = parts[l / 2][l % 2];
-#else
-  for (; k + 8 <= d; k += 8) {
-    if (next) prefetch(next + k);
-    for (int l = 0; l < 8; ++l) acc[l] += static_cast<double>(x[k + l]) * v[k + l];
-  }
-#endif
-  if (next) prefetch(next + d - 1);
-  double z = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-  for (; k < d; ++k) z += static_cast<double>(x[k]) * v[k];
-  return z;
-}
+// The C = 1 dense kernels (dot product with prefetch, fused update) are in simd.hpp, with the
+// run-time choice of their AVX2 build.
 
 // The C margins of a dense row x (d entries) at v (feature-major, v[k*C + c]).
 template <class S>
@@ -127,38 +66,6 @@ void dense_margins(const S* x, Index d, const double* v, int C, double* z) {
     const double xk = static_cast<double>(x[k]);
     const double* vk = v + k * C;
     for (int c = 0; c < C; ++c) z[c] += xk * vk[c];
-  }
-}
-
-// The fused dense update of one row for C = 1, in the scaled representation (see run_dense):
-//   u = diff * x_k;  v_k <- alpha * v_k - c * (u + gbar0_k + delta_k / N);  delta_k += u.
-// alpha == 1 (the scaled form, kShrink false) skips the multiply. Each entry's update is
-// independent of the others, so the lanes do not change any result.
-template <bool kShrink, class S>
-void update_dense_row(const S* __restrict x, Index d, double diff, double alpha, double c,
-                      double inv_N, double* __restrict v, const double* __restrict g0,
-                      double* __restrict delta) {
-  Index k = 0;
-#if DSAGA_PAIRS
-  const auto two = [&](Index i) {
-    const Pair u = diff * pair_at(x + i);
-    const Pair dk = pair_at(delta + i);
-    const Pair g = pair_at(g0 + i) + dk * inv_N;
-    const Pair vk = kShrink ? alpha * pair_at(v + i) : pair_at(v + i);
-    pair_at(v + i) = vk - c * (u + g);
-    pair_at(delta + i) = dk + u;
-  };
-  for (; k + 4 <= d; k += 4) {  // unrolled by hand: -O2 does not unroll
-    two(k);
-    two(k + 2);
-  }
-#endif
-  for (; k < d; ++k) {
-    const double u = diff * static_cast<double>(x[k]);
-    const double g = g0[k] + delta[k] * inv_N;
-    const double vk = kShrink ? alpha * v[k] : v[k];
-    v[k] = vk - c * (u + g);
-    delta[k] += u;
   }
 }
 
@@ -338,7 +245,7 @@ double SagaSolver::init_table(const Eigen::VectorXd& w0) {
           } else {
             const auto* x = X.data() + i * d_;
             if (C == 1) {
-              z[0] = dot_prefetch(x, w0.data(), d_, static_cast<decltype(x)>(nullptr));
+              z[0] = simd::dot(simd::wide(), x, w0.data(), d_, static_cast<decltype(x)>(nullptr));
             } else {
               dense_margins(x, d_, w0.data(), C, z);
             }
@@ -509,6 +416,7 @@ void SagaSolver::run_dense(const Matrix& X, Index steps, Width width) {
   double* z = z_.data();
   double* a = a_.data();
   double* diff = diff_.data();
+  const bool wide = simd::wide();  // the AVX2 kernels (same results; simd.hpp)
 
   Index j_next = static_cast<Index>(rng_.below(n));
   for (Index step = 0; step < steps; ++step) {
@@ -522,7 +430,7 @@ void SagaSolver::run_dense(const Matrix& X, Index steps, Width width) {
     }
     const S* __restrict x = rows + j * d;
     if (C == 1) {
-      z[0] = dot_prefetch(x, v, d, next);
+      z[0] = simd::dot(wide, x, v, d, next);
     } else {
       if (next) prefetch_range(next, static_cast<std::size_t>(d) * sizeof(S));
       dense_margins(x, d, v, C, z);
@@ -540,9 +448,9 @@ void SagaSolver::run_dense(const Matrix& X, Index steps, Width width) {
     const double c_step = eager_ ? eta : eta / s_next;
     if (C == 1) {
       if (eager_) {
-        update_dense_row<true>(x, d, diff[0], rho, c_step, inv_N, v, g0, delta);
+        simd::update<true>(wide, x, d, diff[0], rho, c_step, inv_N, v, g0, delta);
       } else {
-        update_dense_row<false>(x, d, diff[0], 1.0, c_step, inv_N, v, g0, delta);
+        simd::update<false>(wide, x, d, diff[0], 1.0, c_step, inv_N, v, g0, delta);
       }
     } else {
       const double alpha = eager_ ? rho : 1.0;
