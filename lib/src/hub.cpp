@@ -106,6 +106,7 @@ msg::RoundStart HubCore::round_start() const {
 
 Status HubCore::on_message(const PeerId& from, const msg::Message& message, double now,
                            std::vector<Outgoing>& out) {
+  if (round_started_ < 0) round_started_ = now;  // resumed: the open round's clock starts now
   if (const auto* join = std::get_if<msg::Join>(&message)) return on_join(from, *join, now, out);
 
   AgentState* agent = agent_for_peer(from);
@@ -336,14 +337,19 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
   };
   if (phase_ != Phase::training && phase_ != Phase::finished)
     return fail(msg::ErrorCode::wrong_round, "training has not started");
-  if (update.seq <= agent.last_seq) {
-    // A retry. Held for the open round: it is acknowledged when the round closes. Applied
-    // already: acknowledge again, apply nothing.
-    const auto held = pending_.find(agent.agent_id);
-    if (held == pending_.end() || held->second.seq != update.seq)
-      out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
+  // last_seq counts *applied* updates only. An update held for the open round is not in it
+  // (nor in a checkpoint saved mid-round, which does not hold pending_): a hub resumed from such
+  // a checkpoint takes the agent's resend as new instead of acknowledging an update it never
+  // applied, which would lose its dS and leave the round waiting for it forever.
+  if (update.seq <= agent.last_seq) {  // applied already: acknowledge again, apply nothing
+    out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
     return Status::ok();
   }
+  if (const auto held = pending_.find(agent.agent_id);
+      held != pending_.end() && held->second.seq == update.seq)
+    return Status::ok();  // a retry of the held update: acknowledged when the round closes
+  if (!async() && update.round == round_ && pending_.count(agent.agent_id) != 0)
+    return fail(msg::ErrorCode::replay, "a second update for the same round");
   if (!agent.initialized)
     return fail(msg::ErrorCode::wrong_round, "its table is being rebuilt");
   if (update.seq != agent.last_seq + 1) {
@@ -364,8 +370,6 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
     return fail(msg::ErrorCode::wrong_round, cat("the model's version is ", version_));
   if (!async() && update.round > round_)
     return fail(msg::ErrorCode::wrong_round, cat("the open round is ", round_));
-  if (!async() && update.round == round_ && pending_.count(agent.agent_id) != 0)
-    return fail(msg::ErrorCode::replay, "a second update for the same round");
   if (update.samples != agent.samples)
     return fail(msg::ErrorCode::dimension_mismatch,
                 cat(update.samples, " samples, it joined with ", agent.samples));
@@ -390,9 +394,12 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
   // or now for a late update whose round has closed. The Ack goes out only once the update is
   // applied (and, with checkpoints, saved): until then the agent keeps it and sends it again
   // to a restarted hub, so a crash between receipt and commit loses nothing.
-  agent.last_seq = update.seq;
-  if (async() && phase_ == Phase::training) return apply_async(agent, update, now, out);
+  if (async() && phase_ == Phase::training) {
+    agent.last_seq = update.seq;
+    return apply_async(agent, update, now, out);
+  }
   if ((!async() && update.round < round_) || phase_ == Phase::finished) {
+    agent.last_seq = update.seq;
     agent.table_sum += view(update.dS);
     gbar_ += view(update.dS) / static_cast<double>(total_samples_);
     ++late_updates_;
@@ -423,6 +430,7 @@ void HubCore::close_round(double now, std::vector<Outgoing>& out) {
   for (const auto& [id, u] : pending_) {
     w_ += (options_.server_step * static_cast<double>(u.samples) / n_round) * view(u.dw);
     AgentState& agent = agents_.at(id);
+    agent.last_seq = u.seq;
     agent.table_sum += view(u.dS);
     gbar_ += view(u.dS) / static_cast<double>(total_samples_);
     out.push_back(Outgoing{{agent.peer}, msg::Ack{u.round, u.seq}});
@@ -615,6 +623,7 @@ Result<std::string> HubCore::retire(const std::string& agent_id) {
 }
 
 void HubCore::on_tick(double now, std::vector<Outgoing>& out) {
+  if (round_started_ < 0) round_started_ = now;
   if (phase_ == Phase::admitting) {
     const int have = agents();
     if (options_.min_agents > 0 && options_.admission_timeout > 0 && admission_started_ >= 0 &&

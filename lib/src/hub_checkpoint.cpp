@@ -200,6 +200,8 @@ Status HubCore::restore(const std::string& bytes) {
   // async: the open round's evaluation starts again at the restored w (the losses gathered
   // before the crash were at a point the new agents' starts no longer refer to).
   next.eval_w_ = next.w_;
+  // The old process's clock means nothing here: the first message or tick restarts it.
+  next.round_started_ = -1.0;
   if (!(next.check_invariant() <= options_.invariant_tolerance))
     return Status::error(cat("checkpoint rejected: its gbar breaks the invariant by ",
                              next.check_invariant()));

@@ -377,6 +377,34 @@ TEST_F(HubTest, SnapshotRestoresTheCommittedStateAndRejectsCorruption) {
   EXPECT_NE(s.message().find("another problem"), std::string::npos);
 }
 
+// A checkpoint can be saved mid-round (here: another agent's table rebuild) while an update is
+// held for the open round. The held update is not in the checkpoint, so a resumed hub must
+// take the agent's resend as new: acknowledging it as "already applied" would lose its dS and
+// leave the round waiting for an update that never comes (seen once in crash_churn).
+TEST_F(HubTest, UpdateHeldAtAMidRoundCheckpointIsAppliedAfterResume) {
+  start();
+  ASSERT_TRUE(hub.on_message("pa", update(1, 2, 1, {4, 0, 0}, {4, 0, 0}), 1.0, out));
+  // b restarts (new incarnation) and rebuilds its table: a commit point inside round 1.
+  ASSERT_TRUE(hub.on_message("pb2", make_join("b", 3, 1.0, 2), 1.1, out));
+  ASSERT_TRUE(hub.on_message("pb2", msg::InitUpload{1, 3, {3, 2, 1}, 1.5}, 1.2, out));
+  ASSERT_TRUE(hub.take_commit());
+  const std::string bytes = hub.snapshot();
+
+  HubCore resumed(options());
+  ASSERT_TRUE(resumed.restore(bytes));
+  std::vector<Outgoing> o2;
+  ASSERT_TRUE(resumed.on_message("qa", make_join("a", 1, 2.0, 1), 2.0, o2));
+  ASSERT_TRUE(resumed.on_message("qb", make_join("b", 3, 1.0, 2), 2.0, o2));
+  o2.clear();
+  ASSERT_TRUE(resumed.on_message("qa", update(1, 2, 1, {4, 0, 0}, {4, 0, 0}), 2.1, o2));
+  EXPECT_TRUE(sent<msg::Ack>(o2, "qa").empty());  // held, not acknowledged as applied
+  ASSERT_TRUE(resumed.on_message("qb", update(1, 2, 3, {0, 0, 0}, {0, 0, 0}), 2.2, o2));
+  EXPECT_EQ(resumed.round(), 2u);                 // the round closed
+  EXPECT_TRUE(resumed.gbar().isApprox(Eigen::Vector3d(2, 1, 1)));  // with a's dS, once
+  EXPECT_LE(resumed.check_invariant(), 1e-15);
+  EXPECT_EQ(sent<msg::Ack>(o2, "qa").size(), 1u);
+}
+
 TEST_F(HubTest, RetiringAnAgentShrinksTheProblemAndKeepsTheInvariant) {
   start();
   EXPECT_FALSE(hub.retire("nobody"));
