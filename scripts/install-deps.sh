@@ -9,6 +9,7 @@ packages=(
   libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist gnuplot-nox
+  iproute2 iptables   # the network-fault test: namespaces, veth, packet loss
 )
 # Extra sets, asked for by name: `install-deps.sh bench` adds the single-node reference solvers;
 # `install-deps.sh cross` the ARM cross compilers, qemu (user and system) and mmdebstrap for the
