@@ -104,13 +104,15 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
       }
     }
     core.on_tick(now, out);
+    // Metrics first, then the checkpoint, then the messages: a crash anywhere in between
+    // replays the round (its metrics line may then appear twice) but never loses its line.
+    pump_reports();
     commit(core, options);  // saved before the acknowledgements go out
     send_all(socket, out, buffer);
-    pump_reports();
   }
+  pump_reports();
   commit(core, options);
   send_all(socket, out, buffer);
-  pump_reports();
 
   // Agents that reconnect right now (or whose Leave was lost) hear that training is over.
   const double until =
