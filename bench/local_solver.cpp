@@ -5,7 +5,8 @@
 //   2. the memory floor: one streaming read of the very bytes an epoch reads (the f32 and the
 //      f64 copy of B1's matrix);
 //   3. dsaga's SAGA epoch (n steps + w()) on B1, float32 and float64 storage;
-//   4. the sparse width check: n x 2^14 and n x 2^20, ~100 non-zeros per row, same values;
+//   4. the sparse width check: n x 2^14 and n x 2^20, ~100 non-zeros per row, same values
+//      (--sparse-only: this section and its ratios alone);
 //   5. ratios, including against scikit-learn's epoch when its times are given
 //      (--sklearn-f64-ms / --sklearn-f32-ms, measured by bench/sklearn_epoch.py in the same run
 //      of bench/local_solver.sh).
@@ -19,6 +20,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -124,12 +126,56 @@ Timing time_epochs(dsaga::SagaSolver& solver, int repeats) {
   });
 }
 
+// Section 4, the sparse width check: the same rows (n x ~100 non-zeros, same values) at
+// d = 2^14 and d = 2^20; [0] is 2^14, [1] is 2^20.
+struct SparseCheck {
+  Timing run[2], epoch[2];
+};
+
+SparseCheck sparse_check(Index sparse_rows, int repeats) {
+  std::printf("\nsparse logistic, %lld rows x ~100 non-zeros (uniform columns), float32 CSR\n",
+              static_cast<long long>(sparse_rows));
+  SparseCheck out;
+  const Index widths[2] = {Index(1) << 14, Index(1) << 20};
+  for (int which = 0; which < 2; ++which) {
+    const dsaga::Dataset data = dsaga::bench::sparse_problem(sparse_rows, widths[which], 100, 7);
+    dsaga::Objective sobj{dsaga::Loss::logistic, 1.0 / static_cast<double>(sparse_rows), 1};
+    dsaga::SagaOptions options;
+    options.seed = 1;
+    dsaga::SagaSolver solver(data, sobj, options);
+    solver.init_table(Eigen::VectorXd::Zero(widths[which]));
+    out.run[which] = time_repeated(repeats, [&] { solver.run(sparse_rows); });
+    out.epoch[which] = time_epochs(solver, repeats);
+    const std::string key = "sparse_d2^" + std::to_string(which == 0 ? 14 : 20);
+    report((key + "_steps").c_str(), (key + ": n steps").c_str(), out.run[which]);
+    report((key + "_epoch").c_str(), (key + ": n steps + w()").c_str(), out.epoch[which]);
+    // FNV-1a of w's bytes after all the timed steps: equal across builds iff the iterates are
+    // bitwise equal (a speed change to the sparse step must not change it).
+    const Eigen::VectorXd& w = solver.w();
+    std::uint64_t h = 1469598103934665603ull;
+    const auto* bytes = reinterpret_cast<const unsigned char*>(w.data());
+    for (std::size_t b = 0; b < static_cast<std::size_t>(w.size()) * sizeof(double); ++b) {
+      h = (h ^ bytes[b]) * 1099511628211ull;
+    }
+    std::printf("result %s_w_fnv1a %016llx\n", key.c_str(), static_cast<unsigned long long>(h));
+  }
+  return out;
+}
+
+void sparse_ratios(const SparseCheck& s) {
+  ratio("ratio_sparse_steps_2^20_vs_2^14", "sparse n steps, d = 2^20 / d = 2^14",
+        s.run[1].cpu_min_ms / s.run[0].cpu_min_ms, "<= 1.2");
+  ratio("ratio_sparse_epoch_2^20_vs_2^14", "sparse n steps + w(), d = 2^20 / d = 2^14",
+        s.epoch[1].cpu_min_ms / s.epoch[0].cpu_min_ms, "<= 1.2");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int repeats = 7;
   double sklearn_f64_ms = 0.0, sklearn_f32_ms = 0.0;
   Index sparse_rows = 100000;
+  bool sparse_only = false;  // only section 4 and its ratios (no B1 needed)
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     const bool has_value = i + 1 < argc;
@@ -141,13 +187,22 @@ int main(int argc, char** argv) {
       sklearn_f32_ms = std::atof(argv[++i]);
     } else if (arg == "--sparse-rows" && has_value) {
       sparse_rows = std::max<Index>(1, std::atoll(argv[++i]));
+    } else if (arg == "--sparse-only") {
+      sparse_only = true;
     } else {
       std::fprintf(stderr,
                    "usage: %s [--repeats R] [--sklearn-f64-ms T] [--sklearn-f32-ms T] "
-                   "[--sparse-rows n]\n",
+                   "[--sparse-rows n] [--sparse-only]\n",
                    argv[0]);
       return 2;
     }
+  }
+  if (sparse_only) {
+    std::printf("repeats %d (min and median)\n", repeats);
+    const SparseCheck sparse = sparse_check(sparse_rows, repeats);
+    std::printf("\nratios (minimum thread CPU times of this run)\n");
+    sparse_ratios(sparse);
+    return 0;
   }
   const std::size_t rss_start = resident_bytes();
 
@@ -238,23 +293,7 @@ int main(int argc, char** argv) {
   b1_64 = dsaga::Result<dsaga::Dataset>(dsaga::Dataset{});
 
   // --- 4. sparse: d = 2^14 vs d = 2^20, same rows and nnz -------------------------------------
-  std::printf("\nsparse logistic, %lld rows x ~100 non-zeros (uniform columns), float32 CSR\n",
-              static_cast<long long>(sparse_rows));
-  Timing sparse_run[2], sparse_epoch[2];
-  const Index widths[2] = {Index(1) << 14, Index(1) << 20};
-  for (int which = 0; which < 2; ++which) {
-    const dsaga::Dataset data = dsaga::bench::sparse_problem(sparse_rows, widths[which], 100, 7);
-    dsaga::Objective sobj{dsaga::Loss::logistic, 1.0 / static_cast<double>(sparse_rows), 1};
-    dsaga::SagaOptions options;
-    options.seed = 1;
-    dsaga::SagaSolver solver(data, sobj, options);
-    solver.init_table(Eigen::VectorXd::Zero(widths[which]));
-    sparse_run[which] = time_repeated(repeats, [&] { solver.run(sparse_rows); });
-    sparse_epoch[which] = time_epochs(solver, repeats);
-    const std::string key = "sparse_d2^" + std::to_string(which == 0 ? 14 : 20);
-    report((key + "_steps").c_str(), (key + ": n steps").c_str(), sparse_run[which]);
-    report((key + "_epoch").c_str(), (key + ": n steps + w()").c_str(), sparse_epoch[which]);
-  }
+  const SparseCheck sparse = sparse_check(sparse_rows, repeats);
 
   // --- 5. ratios (minimum times) -------------------------------------------------------------
   std::printf(
@@ -274,9 +313,6 @@ int main(int argc, char** argv) {
     ratio("speedup_f32_vs_sklearn_f32", "sklearn SAGA epoch (f32 input) / dsaga f32 epoch",
           sklearn_f32_ms / epoch32.cpu_min_ms, ">= 10");
   }
-  ratio("ratio_sparse_steps_2^20_vs_2^14", "sparse n steps, d = 2^20 / d = 2^14",
-        sparse_run[1].cpu_min_ms / sparse_run[0].cpu_min_ms, "<= 1.2");
-  ratio("ratio_sparse_epoch_2^20_vs_2^14", "sparse n steps + w(), d = 2^20 / d = 2^14",
-        sparse_epoch[1].cpu_min_ms / sparse_epoch[0].cpu_min_ms, "<= 1.2");
+  sparse_ratios(sparse);
   return 0;
 }

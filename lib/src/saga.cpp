@@ -23,11 +23,13 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <type_traits>
 
 #include "dsaga/saga.hpp"
+#include "prefetch.hpp"
 #include "simd.hpp"
 
 namespace dsaga {
@@ -106,7 +108,10 @@ SagaSolver::SagaSolver(const Dataset& data, const Objective& objective, const Sa
   diff_.setZero(C_);
   if (sparse_) {
     record_size_ = 1 + 3 * Index(C_);
-    rec_.setZero(d_ * record_size_);
+    // Allocated, advised (huge pages: see prefetch.hpp), then first written.
+    rec_.resize(d_ * record_size_);
+    hint::huge_pages(rec_.data(), static_cast<std::size_t>(rec_.size()) * sizeof(double));
+    rec_.setZero();
     // See the invariant below: restarting every max(d, 1024) steps bounds the cancellation in
     // A_t - mark_k at O(C) amortised cost per step.
     restart_period_ = std::max<Index>(d_, 1024);
@@ -473,7 +478,13 @@ void SagaSolver::run_dense(const Matrix& X, Index steps, Width width) {
 
 // CSR rows: O(nnz(x_j) * C) per step with the just-in-time invariant above. Two steps of
 // lookahead: during step t the CSR entries of row j_{t+2} and the records of row j_{t+1}
-// (whose column indices are then in cache) are prefetched.
+// (whose column indices are then in cache) are prefetched; the generator is drawn in the same
+// order as without lookahead and never past `steps`, so the samples do not change.
+//
+// Why the cost still grows with d: each non-zero reads and writes its coordinate's 32-byte
+// record. For d = 2^14 the 512 kB of records stay in L2; for d = 2^20 (32 MB, uniform columns)
+// almost every non-zero is an L2 miss served by L3 plus a write-back, and the prefetches can
+// hide the latency of those transfers but not their throughput (bench/RESULTS.md, issue 6).
 template <class Matrix, class Width>
 void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
   const auto* outer = X.outerIndexPtr();
@@ -495,9 +506,25 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
     prefetch_range(inner + b, static_cast<std::size_t>(e - b) * sizeof(*inner));
     prefetch_range(values + b, static_cast<std::size_t>(e - b) * sizeof(*values));
   };
-  const auto prefetch_records = [&](Index i) {
-    for (Index p = outer[i]; p < outer[i + 1]; ++p) prefetch(rec + Index(inner[p]) * R);
-    prefetch(table_.data() + i * C);
+  // A record is R doubles (32 bytes for C = 1) but rec_ is only 16-byte aligned (malloc puts a
+  // large block 16 bytes past a page), so records can straddle two cache lines (half of them for
+  // C = 1): the record's last line is then requested too, or every other non-zero would pay a
+  // demand miss on it. last = R - 1 when a record can straddle, else 0.
+  const bool may_straddle = 64 % (R * Index(sizeof(double))) != 0 ||
+                            reinterpret_cast<std::uintptr_t>(rec) % (R * sizeof(double)) != 0;
+  const Index last = may_straddle ? R - 1 : 0;
+  // Row j_1's records are requested during row j's margin loop, one record per entry of row j
+  // (the rest after the loop), not all at the start of the step: ~100-200 requests at once
+  // exceed the misses a core can track (its fill buffers), and this step's own loads would
+  // queue behind them. [q, q_end) are the entries of row j_1 whose records are not requested.
+  Index q = 0, q_end = 0;
+  const auto prefetch_next_record = [&] {
+    if (q < q_end) {
+      const double* r = rec + Index(inner[q]) * R;
+      for (Index o = 0; o < R; o += 8) prefetch(r + o);  // one per line (C > 1: R > 8)
+      if (last != 0) prefetch(r + last);
+      ++q;
+    }
   };
 
   // Lookahead queue: j_cur (this step), j_1 (next), j_2 (the one after); -1 = beyond `steps`.
@@ -508,7 +535,11 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
     j_1 = j_2;
     j_2 = step + 2 < steps ? static_cast<Index>(rng_.below(n)) : -1;
     if (j_2 >= 0) prefetch_entries(j_2);
-    if (j_1 >= 0) prefetch_records(j_1);
+    if (j_1 >= 0) {
+      q = outer[j_1];
+      q_end = outer[j_1 + 1];
+      prefetch(table_.data() + j_1 * C);
+    }
     const Index begin = outer[j], end = outer[j + 1];
 
     // Bring the row's coordinates up to date (closed form over the steps since each was last
@@ -526,6 +557,8 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
       double z_even = 0.0, z_odd = 0.0;
       Index p = begin;
       for (; p + 2 <= end; p += 2) {
+        prefetch_next_record();
+        prefetch_next_record();
         z_even += catch_up(p);
         z_odd += catch_up(p + 1);
       }
@@ -534,6 +567,7 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
     } else {
       std::fill(z, z + C, 0.0);
       for (Index p = begin; p < end; ++p) {
+        prefetch_next_record();
         double* r = rec + Index(inner[p]) * R;
         const double x = static_cast<double>(values[p]);
         const double D = A - r[0];
@@ -546,6 +580,7 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
       }
       for (int c = 0; c < C; ++c) z[c] *= scale_;
     }
+    while (q < q_end) prefetch_next_record();
 
     sample_derivative(objective_, y[j], z, a);
     double* table_j = table_.data() + j * C;
