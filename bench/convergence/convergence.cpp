@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -102,7 +103,11 @@ int main(int argc, char** argv) try {
   app.add_option("--agents", agents, "K")->capture_default_str();
   app.add_option("--local-steps", steps_fraction, "T as a fraction of the local epoch n_k")
       ->capture_default_str();
-  app.add_option("--algorithms", algorithms, "Comma-separated")->capture_default_str();
+  app.add_option("--algorithms", algorithms,
+                 "Comma-separated: dsaga, fedavg, scaffold, gd; dSAGA's aggregation variants as "
+                 "dsaga-gX (weighted mean with server step X), dsaga-async and dsaga-async-gX "
+                 "(each update applied on arrival with server step X)")
+      ->capture_default_str();
   app.add_option("--eta-grid", eta_grid,
                  "Baselines: multiples of the default step 1/(3 L_max) (gd: 1/L_max) to try; "
                  "dSAGA runs its default")
@@ -185,7 +190,28 @@ int main(int argc, char** argv) try {
   std::stringstream list(algorithms);
   std::string name;
   while (std::getline(list, name, ',')) {
-    auto algorithm = parse_algorithm(name);
+    // "dsaga[-async][-gX]": dSAGA with the asynchronous aggregation and/or server step X.
+    std::string base_name = name;
+    Aggregation aggregation = Aggregation::mean;
+    double method_server_step = server_step;
+    if (name.rfind("dsaga-", 0) == 0) {
+      std::string rest = name.substr(6);
+      base_name = "dsaga";
+      if (rest.rfind("async", 0) == 0) {
+        aggregation = Aggregation::async;
+        rest = rest.substr(5);
+        if (!rest.empty() && rest[0] == '-') rest = rest.substr(1);
+      }
+      if (!rest.empty()) {
+        char* end = nullptr;
+        if (rest[0] == 'g') method_server_step = std::strtod(rest.c_str() + 1, &end);
+        if (rest[0] != 'g' || end == nullptr || *end != '\0' || !(method_server_step > 0)) {
+          std::fprintf(stderr, "--algorithms: '%s' is not dsaga[-async][-gX]\n", name.c_str());
+          return 2;
+        }
+      }
+    }
+    auto algorithm = parse_algorithm(base_name);
     if (!algorithm) {
       std::fprintf(stderr, "--algorithms: %s\n", algorithm.error().c_str());
       return 2;
@@ -199,7 +225,8 @@ int main(int argc, char** argv) try {
       options.objective = objective;
       options.expected_agents = agents;
       options.eta = base * factor;
-      options.server_step = server_step;
+      options.server_step = method_server_step;
+      options.aggregation = aggregation;
       options.local_steps = 0;
       if (steps_fraction != 1.0)
         options.local_steps =
