@@ -11,14 +11,14 @@
 #
 # Usage: bench/convergence.sh [BUILD_DIR] [--problems "B1 B2"] [--rounds R] [--agents K]
 #                             [--eta-grid 1,0.3,0.1] [--out DIR] [--limit ROWS]
-#                             [--no-single-node]
+#                             [--no-single-node] [--t-values "1 0.25"]
 # --limit keeps the first ROWS images (smoke runs; lambda = 1/ROWS, F* cached separately).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-bench
 if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then build=$1; shift; fi
 problems="B1 B2" rounds=60 agents=8 grid=1,0.3,0.1 out=$root/bench/results/convergence
-limit=0 single_node=1
+limit=0 single_node=1 t_values="1 0.25"
 while [ $# -gt 0 ]; do
   case "$1" in
     --problems) problems=$2; shift 2 ;;
@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --limit) limit=$2; shift 2 ;;
     --no-single-node) single_node=0; shift ;;
+    --t-values) t_values=$2; shift 2 ;;
     *) echo "convergence.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -38,7 +39,7 @@ mkdir -p "$out"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores" | tee "$out/machine.txt"
 for problem in $problems; do
   for partition in iid by-label; do
-    for t in 1 0.25; do
+    for t in $t_values; do
       setting=$problem-$partition-k$agents-T$t
       echo "== $setting"
       "$tool" --problem "$problem" --partition "$partition" --agents "$agents" --local-steps "$t" \

@@ -89,7 +89,7 @@ std::vector<Point> run_once(const std::vector<Dataset>& shards, HubOptions optio
 
 int main(int argc, char** argv) try {
   std::string problem = "B1", partition = "by-label", out = "bench-out", algorithms =
-      "dsaga,fedavg,scaffold,gd";
+      "dsaga,dsaga-g2,dsaga-async,fedavg,scaffold,gd";
   std::vector<double> eta_grid = {1.0, 0.3, 0.1, 0.03};
   int agents = 8;
   double steps_fraction = 1.0, server_step = 1.0, f_star = NAN;
