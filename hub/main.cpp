@@ -89,6 +89,11 @@ int main(int argc, char** argv) try {
                  "async: drop the dw of an update that started more than this many updates ago "
                  "(0 = twice the number of agents)")
       ->capture_default_str();
+  app.add_option("--table-refresh", h.table_refresh,
+                 "dSAGA: fraction of each agent's table recomputed at the broadcast w every round "
+                 "(0 = plain dSAGA; negative = automatic: 0.1 with the mean, 0 with async; "
+                 "see bench/RESULTS.md)")
+      ->capture_default_str();
   app.add_option("--prox", h.prox,
                  "mu of the local proximal term mu/2 ||w - w_r||^2 (0 = none; see bench/RESULTS.md)")
       ->capture_default_str();

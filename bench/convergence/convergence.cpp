@@ -89,7 +89,7 @@ std::vector<Point> run_once(const std::vector<Dataset>& shards, HubOptions optio
 
 int main(int argc, char** argv) try {
   std::string problem = "B1", partition = "by-label", out = "bench-out", algorithms =
-      "dsaga,dsaga-g2,dsaga-async,fedavg,scaffold,gd";
+      "dsaga,dsaga-r0,dsaga-async,fedavg,scaffold,gd";
   std::vector<double> eta_grid = {1.0, 0.3, 0.1, 0.03};
   int agents = 8;
   double steps_fraction = 1.0, server_step = 1.0, f_star = NAN;
@@ -105,8 +105,9 @@ int main(int argc, char** argv) try {
       ->capture_default_str();
   app.add_option("--algorithms", algorithms,
                  "Comma-separated: dsaga, fedavg, scaffold, gd; dSAGA's aggregation variants as "
-                 "dsaga-gX (weighted mean with server step X), dsaga-async and dsaga-async-gX "
-                 "(each update applied on arrival with server step X)")
+                 "dsaga-gX (weighted mean with server step X), dsaga-async (each update applied on "
+                 "arrival), dsaga-rX (table refresh fraction X; dsaga-r0 = plain dSAGA), combined "
+                 "as dsaga-async-g2-r0; dsaga-pX: local proximal term mu = X")
       ->capture_default_str();
   app.add_option("--eta-grid", eta_grid,
                  "Baselines: multiples of the default step 1/(3 L_max) (gd: 1/L_max) to try; "
@@ -190,23 +191,32 @@ int main(int argc, char** argv) try {
   std::stringstream list(algorithms);
   std::string name;
   while (std::getline(list, name, ',')) {
-    // "dsaga[-async][-gX]": dSAGA with the asynchronous aggregation and/or server step X.
+    // "dsaga[-async][-gX][-rX][-pX]": dSAGA with the asynchronous aggregation, server step X,
+    // table refresh fraction X (the hub's default otherwise), local proximal term X.
     std::string base_name = name;
     Aggregation aggregation = Aggregation::mean;
     double method_server_step = server_step;
+    double refresh = -1.0;  // the hub's automatic choice
+    double prox = 0.0;
     if (name.rfind("dsaga-", 0) == 0) {
-      std::string rest = name.substr(6);
       base_name = "dsaga";
-      if (rest.rfind("async", 0) == 0) {
-        aggregation = Aggregation::async;
-        rest = rest.substr(5);
-        if (!rest.empty() && rest[0] == '-') rest = rest.substr(1);
-      }
-      if (!rest.empty()) {
+      std::stringstream parts(name.substr(6));
+      std::string part;
+      while (std::getline(parts, part, '-')) {
         char* end = nullptr;
-        if (rest[0] == 'g') method_server_step = std::strtod(rest.c_str() + 1, &end);
-        if (rest[0] != 'g' || end == nullptr || *end != '\0' || !(method_server_step > 0)) {
-          std::fprintf(stderr, "--algorithms: '%s' is not dsaga[-async][-gX]\n", name.c_str());
+        double value = NAN;
+        if (part.size() > 1 && (part[0] == 'g' || part[0] == 'r' || part[0] == 'p'))
+          value = std::strtod(part.c_str() + 1, &end);
+        if (part == "async") {
+          aggregation = Aggregation::async;
+        } else if (end != nullptr && *end == '\0' && part[0] == 'g' && value > 0) {
+          method_server_step = value;
+        } else if (end != nullptr && *end == '\0' && part[0] == 'r' && value >= 0 && value <= 1) {
+          refresh = value;
+        } else if (end != nullptr && *end == '\0' && part[0] == 'p' && value >= 0) {
+          prox = value;
+        } else {
+          std::fprintf(stderr, "--algorithms: '%s' is not dsaga[-async][-gX][-rX][-pX]\n", name.c_str());
           return 2;
         }
       }
@@ -227,6 +237,8 @@ int main(int argc, char** argv) try {
       options.eta = base * factor;
       options.server_step = method_server_step;
       options.aggregation = aggregation;
+      options.table_refresh = refresh;
+      options.prox = prox;
       options.local_steps = 0;
       if (steps_fraction != 1.0)
         options.local_steps =

@@ -139,6 +139,7 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
     return bad(cat("lambda = ", config.lambda));
   if (config.steps == 0 || config.steps > kMaxSteps) return bad(cat("steps = ", config.steps));
   if (!(config.prox >= 0) || !std::isfinite(config.prox)) return bad(cat("prox = ", config.prox));
+  if (!(config.refresh >= 0 && config.refresh <= 1)) return bad(cat("refresh = ", config.refresh));
   if (static_cast<Index>(config.w.size()) != d * objective_.classes)
     return bad(cat("w has ", config.w.size(), " entries, expected ", d * objective_.classes));
   if (config.algorithm != msg::Algorithm::dsaga && config.algorithm != msg::Algorithm::fedavg &&
@@ -148,7 +149,8 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
   const bool same_solver =
       method_ && config_ && config_->algorithm == config.algorithm && config_->eta == config.eta &&
       config_->total_samples == config.total_samples && config_->seed == config.seed &&
-      config_->lambda == config.lambda && config_->prox == config.prox;
+      config_->lambda == config.lambda && config_->prox == config.prox &&
+      config_->refresh == config.refresh;
   config_ = config;
   objective_.lambda = config.lambda;
   if (!same_solver) {
@@ -157,7 +159,7 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
     method_ = make_local_method(
         data_, objective_,
         LocalMethodOptions{config.algorithm, config.eta, static_cast<Index>(config.total_samples),
-                           config.seed, config.prox});
+                           config.seed, config.prox, config.refresh});
     const Index dim = d * objective_.classes;
     w_round_.resize(dim);
     eval_w_.resize(dim);

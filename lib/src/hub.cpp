@@ -97,6 +97,7 @@ msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const
   config.round = round_;
   config.w = to_std(w_);
   config.prox = options_.prox;
+  config.refresh = options_.effective_table_refresh();
   return config;
 }
 

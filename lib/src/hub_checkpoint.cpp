@@ -17,7 +17,7 @@ namespace dsaga {
 namespace {
 
 constexpr char kMagic[8] = {'D', 'S', 'G', 'A', 'C', 'K', 'P', 'T'};
-constexpr std::uint32_t kFormat = 2;  // 2: aggregation, max_staleness, version
+constexpr std::uint32_t kFormat = 3;  // 2: aggregation, max_staleness, version; 3: table_refresh
 constexpr std::size_t kHeader = 8 + 4 + 8 + 4;
 
 class Writer {
@@ -92,6 +92,7 @@ std::string HubCore::snapshot() const {
   w.put<double>(options_.prox);
   w.put<std::uint8_t>(static_cast<std::uint8_t>(options_.aggregation));
   w.put<std::uint64_t>(options_.max_staleness);
+  w.put<double>(options_.table_refresh);
   // The state.
   w.put<std::uint8_t>(static_cast<std::uint8_t>(phase_));
   w.put(finish_reason_);
@@ -151,9 +152,10 @@ Status HubCore::restore(const std::string& bytes) {
   double lambda = 0, server_step = 0, prox = 0;
   std::uint64_t seed = 0, max_staleness = 0;
   std::uint8_t aggregation = 0;
+  double table_refresh = 0;
   bool ok = r.get(algorithm) && r.get(loss) && r.get(classes) && r.get(lambda) &&
             r.get(expected) && r.get(seed) && r.get(server_step) && r.get(prox) &&
-            r.get(aggregation) && r.get(max_staleness);
+            r.get(aggregation) && r.get(max_staleness) && r.get(table_refresh);
   if (!ok) return Status::error("checkpoint corrupt: short options");
   if (algorithm != static_cast<std::uint8_t>(options_.algorithm) ||
       loss != static_cast<std::uint8_t>(options_.objective.loss) ||
@@ -161,11 +163,11 @@ Status HubCore::restore(const std::string& bytes) {
       seed != options_.seed ||
       server_step != options_.server_step || prox != options_.prox ||
       aggregation != static_cast<std::uint8_t>(options_.aggregation) ||
-      max_staleness != options_.max_staleness)
+      max_staleness != options_.max_staleness || table_refresh != options_.table_refresh)
     return Status::error(
         "the checkpoint was written for another problem or schedule (algorithm, loss, classes, "
-        "lambda, seed, server_step, prox, aggregation or max_staleness differ): start with the "
-        "same options or without the checkpoint");
+        "lambda, seed, server_step, prox, aggregation, max_staleness or table_refresh differ): "
+        "start with the same options or without the checkpoint");
 
   // Read into a fresh core's fields, then swap: a failure leaves this hub untouched.
   HubCore next(options_);

@@ -1,6 +1,9 @@
 // The agents' round computations for dSAGA and the baselines (local_method.hpp).
 #include "dsaga/local_method.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include <type_traits>
 
 #include "dsaga/rng.hpp"
@@ -54,6 +57,9 @@ class DsagaMethod final : public LocalMethod {
   DsagaMethod(const Dataset& data, const Objective& objective, const LocalMethodOptions& o)
       : solver_(data, with_prox(objective, o.prox), SagaOptions{o.eta, o.total_samples, o.seed}),
         prox_(o.prox),
+        refresh_count_(o.refresh > 0 ? static_cast<Index>(std::ceil(
+                                           std::min(1.0, o.refresh) * double(data.rows())))
+                                     : 0),
         shifted_(data.cols() * objective.classes) {}
 
   double init(const Eigen::VectorXd& w0, Eigen::VectorXd& table_sum) override {
@@ -69,7 +75,8 @@ class DsagaMethod final : public LocalMethod {
     } else {
       solver_.set_state(w, gbar);
     }
-    const Index done = solver_.run(static_cast<Index>(steps)).steps;
+    Index done = refresh_count_ > 0 ? solver_.refresh(refresh_count_).steps : 0;
+    done += solver_.run(static_cast<Index>(steps)).steps;
     dw = solver_.w() - w;
     ds = solver_.delta_sum();
     return static_cast<std::uint64_t>(done);
@@ -85,6 +92,7 @@ class DsagaMethod final : public LocalMethod {
   }
   SagaSolver solver_;
   double prox_;
+  Index refresh_count_;
   Eigen::VectorXd shifted_;
 };
 

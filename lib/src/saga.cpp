@@ -399,6 +399,18 @@ SagaStats SagaSolver::run(Index steps) {
   return stats;
 }
 
+SagaStats SagaSolver::refresh(Index count) {
+  // eta = 0 makes a step a pure table update: rho = 1 leaves the scale s alone, and the
+  // just-in-time sums (of eta / s) gain nothing, so the lazy path stays exact.
+  const double eta = eta_, rho = rho_;
+  eta_ = 0.0;
+  rho_ = 1.0;
+  const SagaStats stats = run(count);
+  eta_ = eta;
+  rho_ = rho;
+  return stats;
+}
+
 // Dense rows: the margins, then one fused pass over the row that applies the step to v and
 // delta (see the representation above):
 //   u = (a - table_j) * x_jk;  v_k <- v_k - (eta / s') * (u + gbar0_k + delta_k / N);

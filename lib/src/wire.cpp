@@ -97,7 +97,7 @@ struct BodyEncoder {
     const auto w = doubles(m.w);
     const auto t = fb::CreateConfig(fbb, to_fb(m.algorithm), m.total_samples, m.features, m.classes,
                                     to_fb(m.loss), m.lambda, m.eta, m.steps, m.seed, m.build_table,
-                                    m.round, w, m.prox);
+                                    m.round, w, m.prox, m.refresh);
     return {fb::Body::Config, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::InitUpload& m) {
@@ -288,6 +288,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
       .finite(t.lambda(), "Config.lambda")
       .finite(t.eta(), "Config.eta")
       .finite(t.prox(), "Config.prox")
+      .finite(t.refresh(), "Config.refresh")
       .finite(t.w(), "Config.w");
   if (!checks.status()) return checks.status();
   msg::Config& m = slot<msg::Config>(out);
@@ -304,6 +305,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
   m.round = t.round();
   assign(*t.w(), m.w);
   m.prox = t.prox();
+  m.refresh = t.refresh();
   return Status::ok();
 }
 

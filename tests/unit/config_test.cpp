@@ -25,6 +25,7 @@ TEST(Config, ShippedHubFileShowsTheRealDefaults) {
   EXPECT_EQ(c.hub.server_step, d.hub.server_step);
   EXPECT_EQ(c.hub.aggregation, d.hub.aggregation);
   EXPECT_EQ(c.hub.max_staleness, d.hub.max_staleness);
+  EXPECT_EQ(c.hub.table_refresh, d.hub.table_refresh);
   EXPECT_EQ(c.hub.max_rounds, d.hub.max_rounds);
   EXPECT_TRUE(std::isnan(c.hub.f_star));
   EXPECT_EQ(c.hub.invariant_tolerance, d.hub.invariant_tolerance);

@@ -522,6 +522,49 @@ TEST(SagaSolver, TableSumsAndDeltaStayConsistent) {
   }
 }
 
+// refresh(m): m entries recomputed at the current w, w untouched, and table_sum, delta_sum and
+// gbar moved together exactly as by steps; for every loss and storage.
+TEST(SagaSolver, RefreshRecomputesEntriesAtWWithoutMovingIt) {
+  const Index n = 60, d = 9;
+  for (const Objective& obj : {logistic(0.01), multinomial(0.01, 3), squared(0.01)}) {
+    const Dataset dense = random_dense(n, d, 0.5, obj, 71);
+    const Dataset sparse = as_sparse(dense);
+    for (const Dataset* data : {&dense, &sparse}) {
+      SCOPED_TRACE(std::string(to_string(obj.loss)) + (data->is_sparse() ? " sparse" : " dense"));
+      const Index N = 5 * n;
+      SagaSolver solver(*data, obj, SagaOptions{0.0, N, 17});
+      const int C = obj.width();
+      solver.init_table(random_vector(d * C, 3));
+      solver.run(2 * n);  // entries now at many different iterates
+      const Eigen::VectorXd w = random_vector(d * C, 5), g = random_vector(d * C, 7, 0.05);
+      solver.set_state(w, g);
+      const Table before = solver.table();
+      const Eigen::VectorXd S0 = solver.table_sum();
+
+      EXPECT_EQ(solver.refresh(n / 2).steps, n / 2);
+      EXPECT_TRUE(solver.w() == w);
+      Index changed = 0;
+      for (Index i = 0; i < n; ++i) {
+        Eigen::VectorXd z(C), a(C);
+        margins(*data, i, w, z.data());
+        sample_derivative(obj, data->y[i], z.data(), a.data());
+        const Eigen::VectorXd now = solver.table().row(i).transpose();
+        const Eigen::VectorXd old = before.row(i).transpose();
+        // Each entry is either untouched or exactly its value at w.
+        EXPECT_TRUE(now == old || (now - a).norm() <= 1e-14 * (1 + a.norm())) << "row " << i;
+        if (!(now == old)) ++changed;
+      }
+      EXPECT_GT(changed, n / 4);  // n/2 draws with replacement touch ~0.39 n rows
+      EXPECT_LT(rel(solver.table_sum(), table_times_data(*data, solver.table())), 1e-12);
+      EXPECT_LT(rel(solver.delta_sum(), solver.table_sum() - S0), 1e-12);
+      EXPECT_LT(rel(solver.gbar() - g, solver.delta_sum() / static_cast<double>(N)), 1e-12);
+      // Steps after a refresh move w again.
+      solver.run(n);
+      EXPECT_FALSE(solver.w() == w);
+    }
+  }
+}
+
 TEST(SagaSolver, InitZeroClearsTheTable) {
   const Objective obj = multinomial(0.01, 3);
   const Dataset data = random_dense(30, 8, 0.5, obj, 71);

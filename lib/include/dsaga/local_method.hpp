@@ -49,6 +49,15 @@ struct LocalMethodOptions {
   // epoch drifts on a shard whose data leaves some directions almost flat (non-IID), where the
   // mean of the agents' steps otherwise overshoots. 0 = the plain method.
   double prox = 0.0;
+  // dSAGA: the fraction of the agent's own table entries (drawn at random) recomputed at the
+  // broadcast w before each round's steps, counted as gradient evaluations. Each agent's table
+  // is filled along its own local trajectory, not at the averaged w, and the agents' lags
+  // cancel in the mean, leaving gbar + lambda w ~ 0 while grad F is not: a slow tail that
+  // serial SAGA does not have (bench/RESULTS.md, issue 4). Refreshing a fraction f per round
+  // makes that mode decay at about 1 - f per round. Too large a fraction (measured: 0.25 on
+  // label-sorted B1) removes the damping the stale tables give to long local epochs on
+  // non-IID shards and can diverge. 0 = plain dSAGA.
+  double refresh = 0.0;
 };
 
 // The Dataset must outlive the method; objective.lambda is the problem's lambda.

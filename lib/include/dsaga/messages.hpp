@@ -66,6 +66,7 @@ struct Config {
   std::uint64_t round = 0;
   std::vector<double> w;          // state at which to build the table
   double prox = 0.0;              // mu of the local proximal term mu/2 ||w - w_r||^2 (0: none)
+  double refresh = 0.0;           // dSAGA: fraction of own table entries recomputed at w each round
 };
 
 struct InitUpload {

@@ -81,6 +81,11 @@ class SagaSolver {
   // `steps` SAGA steps with indices drawn from this solver's generator (which persists across
   // calls, so k calls of n steps equal one call of k*n steps). Allocates nothing.
   SagaStats run(Index steps);
+  // Recomputes `count` table entries, drawn like steps, at the current w without moving w (a
+  // step of size 0): the table, table_sum, delta_sum and gbar change together as in a step.
+  // dSAGA calls it at the broadcast w before a round's steps, so that the tables the hub's gbar
+  // is made of do not lag the averaged model (local_method.hpp: refresh). Allocates nothing.
+  SagaStats refresh(Index count);
 
   // Current iterate and table average (all pending lazy updates applied). Each accessor returns
   // a buffer of its own, valid until the next call of a non-const member or of the same
