@@ -91,8 +91,8 @@ int main(int argc, char** argv) try {
       ->capture_default_str();
   app.add_option("--table-refresh", h.table_refresh,
                  "dSAGA: fraction of each agent's table recomputed at the broadcast w every round "
-                 "(0 = plain dSAGA; negative = automatic: 0.1 with the mean, 0 with async; "
-                 "see bench/RESULTS.md)")
+                 "(0 = plain dSAGA; 0.1 removed the slow tail on B1 but made other runs "
+                 "oscillate: see bench/RESULTS.md)")
       ->capture_default_str();
   app.add_option("--prox", h.prox,
                  "mu of the local proximal term mu/2 ||w - w_r||^2 (0 = none; see bench/RESULTS.md)")

@@ -89,7 +89,7 @@ std::vector<Point> run_once(const std::vector<Dataset>& shards, HubOptions optio
 
 int main(int argc, char** argv) try {
   std::string problem = "B1", partition = "by-label", out = "bench-out", algorithms =
-      "dsaga,dsaga-r0,dsaga-async,fedavg,scaffold,gd";
+      "dsaga,dsaga-r0.1,dsaga-async,fedavg,scaffold,gd";
   std::vector<double> eta_grid = {1.0, 0.3, 0.1, 0.03};
   int agents = 8;
   double steps_fraction = 1.0, server_step = 1.0, f_star = NAN;
@@ -106,7 +106,7 @@ int main(int argc, char** argv) try {
   app.add_option("--algorithms", algorithms,
                  "Comma-separated: dsaga, fedavg, scaffold, gd; dSAGA's aggregation variants as "
                  "dsaga-gX (weighted mean with server step X), dsaga-async (each update applied on "
-                 "arrival), dsaga-rX (table refresh fraction X; dsaga-r0 = plain dSAGA), combined "
+                 "arrival), dsaga-rX (table refresh fraction X), combined "
                  "as dsaga-async-g2-r0; dsaga-pX: local proximal term mu = X")
       ->capture_default_str();
   app.add_option("--eta-grid", eta_grid,
@@ -196,7 +196,7 @@ int main(int argc, char** argv) try {
     std::string base_name = name;
     Aggregation aggregation = Aggregation::mean;
     double method_server_step = server_step;
-    double refresh = -1.0;  // the hub's automatic choice
+    double refresh = 0.0;  // plain dSAGA unless -rX
     double prox = 0.0;
     if (name.rfind("dsaga-", 0) == 0) {
       base_name = "dsaga";

@@ -371,9 +371,8 @@ Status validate(const HubConfig& c) {
     return Status::error(cat("training.aggregation: async is for dsaga; ", to_string(h.algorithm),
                              " aggregates in synchronous rounds (aggregation = \"mean\")"));
   if (!finite_nonneg(h.prox)) return Status::error("training.prox: must be >= 0 (0 = none)");
-  if (!(h.table_refresh <= 1) || !std::isfinite(h.table_refresh))
-    return Status::error("training.table_refresh: must be in [0, 1] (0 = plain dSAGA), or "
-                         "negative for automatic");
+  if (!(h.table_refresh >= 0 && h.table_refresh <= 1))
+    return Status::error("training.table_refresh: must be in [0, 1] (0 = plain dSAGA)");
   if (h.max_rounds < 1) return Status::error("training.max_rounds: must be >= 1");
   if (!finite_nonneg(h.target)) return Status::error("training.target: must be >= 0");
   if (h.target > 0 && !std::isfinite(h.f_star))
