@@ -309,14 +309,9 @@ Status HubCore::on_init(AgentState& agent, const msg::InitUpload& init, double n
   report.round = 0;
   report.agents = agents();
   report.participants = agents();
-  report.objective = combine_objective(loss, total_samples_, options_.objective.lambda, w_);
-  if (std::isfinite(options_.f_star) && options_.f_star != 0)
-    report.suboptimality = (report.objective - options_.f_star) / std::abs(options_.f_star);
+  record_objective(report, loss, w_);  // round_ is 0 here
   report.invariant_error = check_invariant();
   reports_.push_back(report);
-  best_w_ = w_;
-  best_objective_ = report.objective;
-  best_round_ = 0;
   phase_ = Phase::training;
   if (async()) {
     version_ = 1;
@@ -440,19 +435,20 @@ void HubCore::close_round(double now, std::vector<Outgoing>& out) {
   }
   // F(w_r) needs every agent's loss at w_r.
   const bool complete = pending_.size() == agents_.size();
-  if (complete) {
-    report.objective =
-        combine_objective(loss, total_samples_, options_.objective.lambda, w_round);
-    if (std::isfinite(options_.f_star) && options_.f_star != 0)
-      report.suboptimality = (report.objective - options_.f_star) / std::abs(options_.f_star);
-    best_w_ = w_round;
-    best_objective_ = report.objective;
-    best_round_ = round_;
-  }
+  if (complete) record_objective(report, loss, w_round);
   report.invariant_error = check_invariant();
   reports_.push_back(report);
   pending_.clear();
   if (!finish_if_done(report, complete, out)) start_round(now, out);
+}
+
+void HubCore::record_objective(RoundReport& report, double loss_sum, const Eigen::VectorXd& w) {
+  report.objective = combine_objective(loss_sum, total_samples_, options_.objective.lambda, w);
+  if (std::isfinite(options_.f_star) && options_.f_star != 0)
+    report.suboptimality = (report.objective - options_.f_star) / std::abs(options_.f_star);
+  best_w_ = w;
+  best_objective_ = report.objective;
+  best_round_ = round_;
 }
 
 bool HubCore::finish_if_done(const RoundReport& report, bool evaluated,
@@ -557,15 +553,7 @@ void HubCore::maybe_close_async_round(double now, std::vector<Outgoing>& out) {
   report.stale_dropped = round_stale_;
   report.local_steps = round_steps_;
   report.seconds = now - round_started_;
-  if (evaluated) {
-    report.objective =
-        combine_objective(eval_loss_, total_samples_, options_.objective.lambda, eval_w_);
-    if (std::isfinite(options_.f_star) && options_.f_star != 0)
-      report.suboptimality = (report.objective - options_.f_star) / std::abs(options_.f_star);
-    best_w_ = eval_w_;
-    best_objective_ = report.objective;
-    best_round_ = round_;
-  }
+  if (evaluated) record_objective(report, eval_loss_, eval_w_);
   report.invariant_error = check_invariant();
   reports_.push_back(report);
   if (!finish_if_done(report, evaluated, out)) open_async_round(now);

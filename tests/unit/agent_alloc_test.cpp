@@ -24,62 +24,9 @@
 #include "dsaga/wire.hpp"
 
 // --- allocation counting (this test executable only) -------------------------------------------
-// As in saga_test.cpp: global operator new/delete are replaced with counting versions, and on
-// glibc malloc/calloc/realloc too (Eigen allocates with malloc). The controls below prove the
-// counter sees both kinds, and that it sees the allocations of the non-reusing round path.
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_allocations{0};
-void note_allocation() {
-  if (g_counting.load(std::memory_order_relaxed))
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-}
-}  // namespace
-
-#if defined(__GLIBC__)
-extern "C" {
-void* __libc_malloc(std::size_t size);
-void* __libc_calloc(std::size_t count, std::size_t size);
-void* __libc_realloc(void* p, std::size_t size);
-void __libc_free(void* p);
-void* malloc(std::size_t size) noexcept {
-  note_allocation();
-  return __libc_malloc(size);
-}
-void* calloc(std::size_t count, std::size_t size) noexcept {
-  note_allocation();
-  return __libc_calloc(count, size);
-}
-void* realloc(void* p, std::size_t size) noexcept {
-  note_allocation();
-  return __libc_realloc(p, size);
-}
-void free(void* p) noexcept { __libc_free(p); }
-}
-#endif
-
-void* operator new(std::size_t size) {
-  note_allocation();
-  if (void* p = std::malloc(size ? size : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) {
-  note_allocation();
-  if (void* p = std::malloc(size ? size : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  note_allocation();
-  return std::malloc(size ? size : 1);
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  note_allocation();
-  return std::malloc(size ? size : 1);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+// alloc_counter.hpp, as in saga_test.cpp. The controls below prove the counter sees both kinds
+// (operator new and malloc), and that it sees the allocations of the non-reusing round path.
+#include "alloc_counter.hpp"
 
 namespace dsaga {
 namespace {

@@ -207,6 +207,8 @@ class HubCore {
   void start_round(double now, std::vector<Outgoing>& out);
   void close_round(double now, std::vector<Outgoing>& out);
   void finish(const std::string& reason, std::vector<Outgoing>& out);
+  // F at w from the agents' loss sums, into the report and as the model to save.
+  void record_objective(RoundReport& report, double loss_sum, const Eigen::VectorXd& w);
   // After a round's report: finishes on target, round cap or divergence; true if it did.
   bool finish_if_done(const RoundReport& report, bool evaluated, std::vector<Outgoing>& out);
   msg::RoundStart round_start() const;
