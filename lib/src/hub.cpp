@@ -186,6 +186,11 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
     if (restarted) {
       agent.incarnation = join.incarnation;
       agent.last_seq = 0;
+      // An update held from the dead process is superseded by the table it will rebuild (its
+      // InitUpload replaces S_k wholesale); applying it at round close would also mark seq
+      // numbers of the old process as applied and make the new process's InitUpload look like
+      // a duplicate.
+      pending_.erase(agent.agent_id);
     }
     if (phase_ == Phase::admitting) {
       agent.samples = join.samples;

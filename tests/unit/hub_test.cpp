@@ -405,6 +405,27 @@ TEST_F(HubTest, UpdateHeldAtAMidRoundCheckpointIsAppliedAfterResume) {
   EXPECT_EQ(sent<msg::Ack>(o2, "qa").size(), 1u);
 }
 
+// An agent restarts (new incarnation) while its update is held: the held update belongs to the
+// dead process and is superseded by the rebuilt table; the new process's InitUpload (seq 1)
+// must be applied, not taken for a duplicate of the old process's seq numbers.
+TEST_F(HubTest, RestartWhileAnUpdateIsHeldRebuildsAndCountsTheNewTableOnce) {
+  start();
+  ASSERT_TRUE(hub.on_message("pa", update(1, 2, 1, {4, 0, 0}, {4, 0, 0}), 1.0, out));
+  ASSERT_TRUE(hub.on_message("pa2", make_join("a", 1, 2.0, 2), 1.1, out));  // restarted
+  ASSERT_TRUE(hub.on_message("pb", update(1, 2, 3, {0, 0, 0}, {0, 0, 0}), 1.2, out));
+  EXPECT_EQ(hub.round(), 1u);  // still waiting for a's new process
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa2", msg::InitUpload{1, 1, {5, 5, 5}, 0.5}, 1.3, out));
+  // S_a replaced: gbar = (S_a_new + S_b) / N = ((5,5,5) + (3,2,1)) / 4.
+  EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(2, 1.75, 1.5)));
+  EXPECT_LE(hub.check_invariant(), 1e-15);
+  ASSERT_EQ(sent<msg::RoundStart>(out, "pa2").size(), 1u);
+  ASSERT_TRUE(hub.on_message("pa2", update(1, 2, 1, {0, 0, 0}, {1, 0, 0}), 1.4, out));
+  EXPECT_EQ(hub.round(), 2u);
+  EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(2.25, 1.75, 1.5)));
+  EXPECT_LE(hub.check_invariant(), 1e-15);
+}
+
 TEST_F(HubTest, RetiringAnAgentShrinksTheProblemAndKeepsTheInvariant) {
   start();
   EXPECT_FALSE(hub.retire("nobody"));
