@@ -88,6 +88,7 @@ int main(int argc, char** argv) try {
   app.add_option("--max-staleness", h.max_staleness,
                  "async: drop the dw of an update that started more than this many updates ago "
                  "(0 = twice the number of agents)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--table-refresh", h.table_refresh,
                  "dSAGA: fraction of each agent's table recomputed at the broadcast w every round "
@@ -99,9 +100,13 @@ int main(int argc, char** argv) try {
       ->capture_default_str();
   app.add_option("--local-steps", h.local_steps, "Local steps T per round (0 = one local epoch)")
       ->capture_default_str();
+  // Unsigned options: CLI11 would otherwise wrap a negative value around to a huge one.
   app.add_option("--seed", h.seed, "Run seed (each agent samples with a seed derived from it)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--max-rounds", h.max_rounds, "Round cap")->capture_default_str();
+  app.add_option("--max-rounds", h.max_rounds, "Round cap")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--f-star", h.f_star, "Optimal objective F* (for (F-F*)/F*), e.g. from dsaga-reference");
   app.add_option("--target", h.target, "Stop when (F-F*)/F* <= this (needs --f-star; 0 = never)")
       ->capture_default_str();
