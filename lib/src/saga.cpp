@@ -26,6 +26,8 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <new>
+#include <cstdlib>
 #include <type_traits>
 
 #include "dsaga/saga.hpp"
@@ -116,8 +118,18 @@ SagaSolver::SagaSolver(const Dataset& data, const Objective& objective, const Sa
     // A_t - mark_k at O(C) amortised cost per step.
     restart_period_ = std::max<Index>(d_, 1024);
   } else {
-    v_.setZero(dC);
-    gbar0_.setZero(dC);
+    // One block: v, gbar0 and delta, each starting on a 64-byte boundary.
+    constexpr Index kLine = 64 / Index(sizeof(double));
+    dense_stride_ = (dC + kLine - 1) / kLine * kLine;
+    dense_block_doubles_ = static_cast<std::size_t>(3 * std::max<Index>(dense_stride_, kLine));
+    double* block = static_cast<double*>(
+        std::aligned_alloc(64, dense_block_doubles_ * sizeof(double)));
+    if (block == nullptr) throw std::bad_alloc();
+    dense_block_.reset(block);
+    std::fill(block, block + dense_block_doubles_, 0.0);
+    new (&v_) Eigen::Map<Eigen::VectorXd>(block, dC);
+    new (&gbar0_) Eigen::Map<Eigen::VectorXd>(block + dense_stride_, dC);
+    new (&live_delta_) Eigen::Map<Eigen::VectorXd>(block + 2 * dense_stride_, dC);
   }
 }
 
@@ -196,9 +208,9 @@ void SagaSolver::renormalize() {
 void SagaSolver::fold_delta() {
   const double inv_N = 1.0 / static_cast<double>(N_);
   if (!sparse_) {
-    table_sum0_ += delta_;
-    gbar0_ += delta_ * inv_N;
-    delta_.setZero();
+    table_sum0_ += live_delta_;
+    gbar0_ += live_delta_ * inv_N;
+    live_delta_.setZero();
     return;
   }
   // gbar_k must stay what the closed form assumed since mark_k: bring every coordinate up to
@@ -250,7 +262,7 @@ double SagaSolver::init_table(const Eigen::VectorXd& w0) {
           } else {
             const auto* x = X.data() + i * d_;
             if (C == 1) {
-              z[0] = simd::dot(simd::wide(), x, w0.data(), d_, static_cast<decltype(x)>(nullptr));
+              z[0] = simd::dot(simd::isa(), x, w0.data(), d_, static_cast<decltype(x)>(nullptr));
             } else {
               dense_margins(x, d_, w0.data(), C, z);
             }
@@ -275,7 +287,7 @@ double SagaSolver::init_table(const Eigen::VectorXd& w0) {
     }
   } else {
     gbar0_ = table_sum0_ * inv_N;
-    delta_.setZero();
+    live_delta_.setZero();
   }
   restart(w0);
   return loss;
@@ -290,7 +302,7 @@ void SagaSolver::init_zero(const Eigen::VectorXd& w0) {
     rec_.setZero();
   } else {
     gbar0_.setZero();
-    delta_.setZero();
+    live_delta_.setZero();
   }
   restart(w0);
 }
@@ -312,9 +324,9 @@ void SagaSolver::set_state(const Eigen::VectorXd& w, const Eigen::VectorXd& gbar
       }
     }
   } else {
-    table_sum0_ += delta_;
+    table_sum0_ += live_delta_;
     gbar0_ = gbar;
-    delta_.setZero();
+    live_delta_.setZero();
   }
   restart(w);
 }
@@ -340,7 +352,10 @@ const Eigen::VectorXd& SagaSolver::w() const {
 }
 
 const Eigen::VectorXd& SagaSolver::delta_sum() const {
-  if (!sparse_) return delta_;
+  if (!sparse_) {
+    delta_ = live_delta_;
+    return delta_;
+  }
   const int C = C_;
   for (Index k = 0; k < d_; ++k)
     for (int c = 0; c < C; ++c) delta_[k * C + c] = record(k)[1 + 2 * C + c];
@@ -350,7 +365,7 @@ const Eigen::VectorXd& SagaSolver::delta_sum() const {
 const Eigen::VectorXd& SagaSolver::gbar() const {
   const double inv_N = 1.0 / static_cast<double>(N_);
   if (!sparse_) {
-    gbar_ = gbar0_ + delta_ * inv_N;
+    gbar_ = gbar0_ + live_delta_ * inv_N;
     return gbar_;
   }
   const int C = C_;
@@ -366,7 +381,8 @@ const Eigen::VectorXd& SagaSolver::table_sum() const {
 }
 
 std::size_t SagaSolver::state_bytes() const {
-  const auto doubles = table_.size() + v_.size() + gbar0_.size() + delta_.size() + rec_.size() +
+  const auto doubles = table_.size() + static_cast<Index>(dense_block_doubles_) + delta_.size() +
+                       rec_.size() +
                        table_sum0_.size() + w_.size() + gbar_.size() + table_sum_.size() +
                        z_.size() + a_.size() + diff_.size();
   return static_cast<std::size_t>(doubles) * sizeof(double);
@@ -415,8 +431,8 @@ SagaStats SagaSolver::refresh(Index count) {
 // delta (see the representation above):
 //   u = (a - table_j) * x_jk;  v_k <- v_k - (eta / s') * (u + gbar0_k + delta_k / N);
 //   delta_k += u;  s <- s' = s * rho.
-// The index of step t + 1 is drawn during step t (same generator sequence) so that its row can
-// be prefetched while step t runs.
+// Indices are drawn two steps ahead (same generator sequence) so that rows can be prefetched;
+// see the lookahead below.
 template <class Matrix, class Width>
 void SagaSolver::run_dense(const Matrix& X, Index steps, Width width) {
   using S = typename Matrix::Scalar;
@@ -429,25 +445,33 @@ void SagaSolver::run_dense(const Matrix& X, Index steps, Width width) {
   const S* rows = X.data();
   double* __restrict v = v_.data();
   const double* __restrict g0 = gbar0_.data();
-  double* __restrict delta = delta_.data();
+  double* __restrict delta = live_delta_.data();
   double* z = z_.data();
   double* a = a_.data();
   double* diff = diff_.data();
-  const bool wide = simd::wide();  // the AVX2 kernels (same results; simd.hpp)
+  const simd::Isa isa = simd::isa();  // the widest kernels (same results; simd.hpp)
 
-  Index j_next = static_cast<Index>(rng_.below(n));
+  // Lookahead: j_1 is the next step's sample, j_2 the one after (-1: beyond `steps`), drawn in
+  // the generator's order. For C = 1 the update pass of step t also takes step t + 1's margin on
+  // the updated v (simd::update_dot, bitwise the same as a separate dot product), so each step
+  // makes one pass over v instead of two, while row j_2 streams in.
+  Index j_1 = static_cast<Index>(rng_.below(n));
+  Index j_2 = steps > 1 ? static_cast<Index>(rng_.below(n)) : -1;
+  bool z_ready = false;  // z_next holds <x_j, v> for this step's row
+  double z_next = 0.0;
   for (Index step = 0; step < steps; ++step) {
-    const Index j = j_next;
-    const S* next = nullptr;
-    if (step + 1 < steps) {
-      j_next = static_cast<Index>(rng_.below(n));
-      next = rows + j_next * d;
-      prefetch(table_.data() + j_next * C);
-      prefetch(y + j_next);
+    const Index j = j_1;
+    j_1 = j_2;
+    j_2 = step + 2 < steps ? static_cast<Index>(rng_.below(n)) : -1;
+    const S* next = j_1 >= 0 ? rows + j_1 * d : nullptr;
+    const S* far = j_2 >= 0 ? rows + j_2 * d : nullptr;
+    if (next) {
+      prefetch(table_.data() + j_1 * C);
+      prefetch(y + j_1);
     }
     const S* __restrict x = rows + j * d;
     if (C == 1) {
-      z[0] = simd::dot(wide, x, v, d, next);
+      z[0] = z_ready ? z_next : simd::dot(isa, x, v, d, next);
     } else {
       if (next) prefetch_range(next, static_cast<std::size_t>(d) * sizeof(S));
       dense_margins(x, d, v, C, z);
@@ -464,10 +488,20 @@ void SagaSolver::run_dense(const Matrix& X, Index steps, Width width) {
     const double s_next = eager_ ? 1.0 : scale_ * rho;
     const double c_step = eager_ ? eta : eta / s_next;
     if (C == 1) {
+      const double alpha = eager_ ? rho : 1.0;
+      z_ready = next != nullptr;
       if (eager_) {
-        simd::update<true>(wide, x, d, diff[0], rho, c_step, inv_N, v, g0, delta);
+        if (z_ready) {
+          z_next = simd::update_dot<true>(isa, x, d, diff[0], alpha, c_step, inv_N, v, g0, delta,
+                                          next, far);
+        } else {
+          simd::update<true>(isa, x, d, diff[0], alpha, c_step, inv_N, v, g0, delta);
+        }
+      } else if (z_ready) {
+        z_next = simd::update_dot<false>(isa, x, d, diff[0], alpha, c_step, inv_N, v, g0, delta,
+                                         next, far);
       } else {
-        simd::update<false>(wide, x, d, diff[0], 1.0, c_step, inv_N, v, g0, delta);
+        simd::update<false>(isa, x, d, diff[0], alpha, c_step, inv_N, v, g0, delta);
       }
     } else {
       const double alpha = eager_ ? rho : 1.0;
@@ -484,7 +518,10 @@ void SagaSolver::run_dense(const Matrix& X, Index steps, Width width) {
       }
     }
     scale_ = s_next;
-    if (!(scale_ >= 1e-100 && scale_ <= 1e100)) renormalize();
+    if (!(scale_ >= 1e-100 && scale_ <= 1e100)) {
+      renormalize();
+      z_ready = false;  // v was rescaled: take the margin afresh
+    }
   }
 }
 

@@ -41,6 +41,9 @@
 // solver.
 #pragma once
 
+#include <cstdlib>
+#include <memory>
+
 #include <Eigen/Dense>
 #include <cstdint>
 
@@ -134,11 +137,19 @@ class SagaSolver {
   bool sparse_ = false;
 
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> table_;  // n x C
-  // Step state, dense path (d*C each; w = scale_ * v_, gbar = gbar0_ + delta_ / N).
-  Eigen::VectorXd v_;
-  Eigen::VectorXd gbar0_;
-  // Dense: the live delta_sum. Sparse: delta_sum()'s buffer (the live values sit in rec_),
-  // hence mutable.
+  // Step state, dense path (d*C each; w = scale_ * v_, gbar = gbar0_ + live_delta_ / N), views
+  // of one block in which each vector starts on a 64-byte boundary (a cache line, and the width
+  // of the widest loads: VectorXd's 16-byte alignment would split most of them in two).
+  struct FreeBlock {
+    void operator()(double* p) const { std::free(p); }
+  };
+  std::unique_ptr<double[], FreeBlock> dense_block_;
+  std::size_t dense_block_doubles_ = 0;
+  Eigen::Map<Eigen::VectorXd> v_{nullptr, 0};
+  Eigen::Map<Eigen::VectorXd> gbar0_{nullptr, 0};
+  Eigen::Map<Eigen::VectorXd> live_delta_{nullptr, 0};
+  Index dense_stride_ = 0;       // doubles between the block's vectors
+  // delta_sum()'s buffer, filled from live_delta_ (dense) or the records (sparse).
   mutable Eigen::VectorXd delta_;
   // Step state, sparse path: d records of record_size_ = 1 + 3C doubles,
   // [mark, v (C), gbar0 (C), delta (C)]; see the invariant in saga.cpp.
