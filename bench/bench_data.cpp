@@ -45,6 +45,7 @@ Dataset sparse_problem(Index n, Index d, int nnz, std::uint64_t seed) {
   data.X = std::move(X);
   data.y = std::move(y);
   data.source = "generated sparse";
+  advise_huge_pages(data);  // as load_data does (dataset.hpp)
   return data;
 }
 
@@ -65,23 +66,57 @@ Dataset dense_problem(Index n, Index d, Precision precision, std::uint64_t seed)
   }
   data.y = std::move(y);
   data.source = "generated dense";
+  advise_huge_pages(data);
   return data;
 }
 
-std::uint64_t stream_read(const void* data, std::size_t bytes) {
+namespace {
+// Adds the 64-byte line at p + i, as eight words, into two chains.
+inline void sum_words(const unsigned char* p, std::size_t i, std::uint64_t& a, std::uint64_t& b) {
+  std::uint64_t w[8];
+  std::memcpy(w, p + i, sizeof w);
+  a += (w[0] + w[1]) + (w[2] + w[3]);
+  b += (w[4] + w[5]) + (w[6] + w[7]);
+}
+}  // namespace
+
+std::uint64_t stream_read(const void* data, std::size_t bytes, ReadMethod method) {
   const auto* p = static_cast<const unsigned char*>(data);
-  std::uint64_t a = 0, b = 0, c = 0, e = 0;
-  std::size_t i = 0;
-  for (; i + 32 <= bytes; i += 32) {
-    std::uint64_t w[4];
-    std::memcpy(w, p + i, sizeof w);
-    a += w[0];
-    b += w[1];
-    c += w[2];
-    e += w[3];
+  std::uint64_t a = 0, b = 0;
+  const std::size_t lines = bytes / 64;
+  switch (method) {
+    case ReadMethod::sequential:
+      for (std::size_t l = 0; l < lines; ++l) sum_words(p, l * 64, a, b);
+      break;
+    case ReadMethod::prefetched: {  // software prefetch 4 KiB ahead of the loads
+      for (std::size_t l = 0; l < lines; ++l) {
+        __builtin_prefetch(p + l * 64 + 4096);
+        sum_words(p, l * 64, a, b);
+      }
+      break;
+    }
+    case ReadMethod::streams4:
+    case ReadMethod::streams8: {  // the bytes as 4 or 8 parts read side by side
+      const std::size_t parts = method == ReadMethod::streams4 ? 4 : 8;
+      const std::size_t per = lines / parts;
+      for (std::size_t l = 0; l < per; ++l) {
+        for (std::size_t s = 0; s < parts; ++s) sum_words(p, (s * per + l) * 64, a, b);
+      }
+      for (std::size_t l = per * parts; l < lines; ++l) sum_words(p, l * 64, a, b);
+      break;
+    }
   }
-  for (; i < bytes; ++i) a += p[i];
-  return a ^ b ^ c ^ e;
+  for (std::size_t i = lines * 64; i < bytes; ++i) a += p[i];
+  return a ^ b;
+}
+
+const char* to_string(ReadMethod method) {
+  switch (method) {
+    case ReadMethod::sequential: return "sequential";
+    case ReadMethod::prefetched: return "prefetched";
+    case ReadMethod::streams4: return "4 streams";
+    default: return "8 streams";
+  }
 }
 
 }  // namespace dsaga::bench

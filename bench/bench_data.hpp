@@ -18,9 +18,18 @@ Dataset sparse_problem(Index n, Index d, int nnz, std::uint64_t seed);
 // n x d dense, float32 or float64, entries uniform in [0, 1) scaled to unit row norm, labels +-1.
 Dataset dense_problem(Index n, Index d, Precision precision, std::uint64_t seed);
 
-// Reads `bytes` bytes from `data` once, front to back, with as little work per byte as the core
-// allows (64-bit integer adds in four chains), and returns a value that depends on every byte so
-// the read cannot be optimised away. The time of this call is the floor of one pass.
-std::uint64_t stream_read(const void* data, std::size_t bytes);
+// Reads `bytes` bytes from `data` once, with as little work per byte as the core allows (64-bit
+// integer adds), and returns a value that depends on every byte so the read cannot be optimised
+// away. How one core pulls memory fastest depends on the machine (its hardware prefetchers, how
+// many misses it tracks), so there are several ways; the fastest one's time is the floor of one
+// pass:
+//   sequential  front to back, left to the hardware prefetchers;
+//   prefetched  front to back, with a software prefetch 4 KiB ahead;
+//   streams4/8  the bytes cut into 4 or 8 parts, read side by side (more streams in flight).
+enum class ReadMethod { sequential, prefetched, streams4, streams8 };
+inline constexpr ReadMethod kReadMethods[] = {ReadMethod::sequential, ReadMethod::prefetched,
+                                              ReadMethod::streams4, ReadMethod::streams8};
+std::uint64_t stream_read(const void* data, std::size_t bytes, ReadMethod method);
+const char* to_string(ReadMethod method);
 
 }  // namespace dsaga::bench

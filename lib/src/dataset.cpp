@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "dsaga/rng.hpp"
+#include "prefetch.hpp"
 
 namespace dsaga {
 
@@ -239,6 +240,22 @@ Eigen::VectorXd row_norms_squared(const Dataset& data) {
           out[r] = sum_squares(v, n);
         }
         return out;
+      },
+      data.X);
+}
+
+void advise_huge_pages(const Dataset& data) {
+  std::visit(
+      [](const auto& X) {
+        using M = std::decay_t<decltype(X)>;
+        using S = typename M::Scalar;
+        if constexpr (kIsSparse<M>) {
+          const auto nnz = static_cast<std::size_t>(X.nonZeros());
+          hint::huge_pages_now(X.valuePtr(), nnz * sizeof(S));
+          hint::huge_pages_now(X.innerIndexPtr(), nnz * sizeof(*X.innerIndexPtr()));
+        } else {
+          hint::huge_pages_now(X.data(), static_cast<std::size_t>(X.size()) * sizeof(S));
+        }
       },
       data.X);
 }

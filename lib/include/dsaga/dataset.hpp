@@ -66,6 +66,13 @@ void append_constant(Dataset& data, double value = 1.0);
 // Squared L2 norm of every row, accumulated in double.
 Eigen::VectorXd row_norms_squared(const Dataset& data);
 
+// Asks the operating system to back the feature storage with huge pages (Linux: transparent
+// huge pages, collapsed now), because SAGA reads rows at random places and 4 KiB pages make
+// nearly every row a TLB miss. Only advice: contents, results and errors do not depend on it,
+// and it does nothing where the system declines. load_data calls it on what it returns; call it
+// on a Dataset built by other means before training on it.
+void advise_huge_pages(const Dataset& data);
+
 // Rows `rows` of `data`, in that order (a shard). Storage and precision are kept. An index
 // outside 0..rows()-1 is a programming error: std::out_of_range.
 Dataset select_rows(const Dataset& data, const std::vector<Index>& rows);
