@@ -119,4 +119,26 @@ const char* to_string(ReadMethod method) {
   }
 }
 
+std::uint64_t random_rows_read(const void* data, std::size_t rows, std::size_t row_bytes,
+                               std::uint64_t seed) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  Rng rng(seed);
+  std::uint64_t a = 0, b = 0;
+  const std::size_t lines = row_bytes / 64;
+  std::size_t r_1 = rng.below(rows), r_2 = rng.below(rows);  // the next two rows, prefetched
+  for (std::size_t t = 0; t < rows; ++t) {
+    const unsigned char* row = p + r_1 * row_bytes;
+    const unsigned char* ahead = p + r_2 * row_bytes;
+    r_1 = r_2;
+    r_2 = rng.below(rows);
+    for (std::size_t l = 0; l < lines; ++l) {
+      __builtin_prefetch(ahead + l * 64);
+      sum_words(row, l * 64, a, b);
+    }
+    __builtin_prefetch(ahead + row_bytes - 1);
+    for (std::size_t i = lines * 64; i < row_bytes; ++i) a += row[i];
+  }
+  return a ^ b;
+}
+
 }  // namespace dsaga::bench

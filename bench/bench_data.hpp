@@ -32,4 +32,11 @@ inline constexpr ReadMethod kReadMethods[] = {ReadMethod::sequential, ReadMethod
 std::uint64_t stream_read(const void* data, std::size_t bytes, ReadMethod method);
 const char* to_string(ReadMethod method);
 
+// Reads `rows` rows of `row_bytes` bytes each, in a random order with replacement (as SAGA draws
+// them; generator seeded with `seed`), prefetching one row ahead: the floor of one epoch's reads
+// in the order an epoch makes them, which costs more than the front-to-back pass (each row is a
+// new stretch of memory for the DRAM and the prefetchers).
+std::uint64_t random_rows_read(const void* data, std::size_t rows, std::size_t row_bytes,
+                               std::uint64_t seed);
+
 }  // namespace dsaga::bench

@@ -26,6 +26,8 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "bench_data.hpp"
@@ -124,6 +126,44 @@ Timing time_epochs(dsaga::SagaSolver& solver, int repeats) {
     solver.run(n);
     g_dsink = g_dsink + solver.w()[0];
   });
+}
+
+// Two bodies timed in alternation (a, b, a, b, ...), so that both see the same state of a
+// shared machine (its memory bandwidth drifts with the neighbours' load): a ratio of the two
+// minimums then compares like with like.
+template <class A, class B>
+std::pair<Timing, Timing> time_alternately(int repeats, A&& a, B&& b) {
+  std::vector<Timing> ta, tb;
+  for (int r = 0; r < repeats; ++r) {
+    ta.push_back(time_repeated(1, a));
+    tb.push_back(time_repeated(1, b));
+  }
+  const auto combine = [](std::vector<Timing> t) {
+    std::vector<double> wall, cpu;
+    for (const auto& x : t) {
+      wall.push_back(x.min_ms);
+      cpu.push_back(x.cpu_min_ms);
+    }
+    std::sort(wall.begin(), wall.end());
+    std::sort(cpu.begin(), cpu.end());
+    return Timing{wall.front(), wall[wall.size() / 2], cpu.front(), cpu[cpu.size() / 2]};
+  };
+  return {combine(ta), combine(tb)};
+}
+
+// Bytes of this process's anonymous memory backed by transparent huge pages.
+std::size_t huge_page_bytes() {
+  std::ifstream rollup("/proc/self/smaps_rollup");
+  std::string key;
+  std::size_t kb = 0;
+  while (rollup >> key) {
+    if (key == "AnonHugePages:") {
+      rollup >> kb;
+      return kb * 1024;
+    }
+    rollup.ignore(4096, '\n');
+  }
+  return 0;
 }
 
 // Section 4, the sparse width check: the same rows (n x ~100 non-zeros, same values) at
@@ -241,6 +281,8 @@ int main(int argc, char** argv) {
     std::printf("  solver state (all)          %8.3f MB\n", solver.state_bytes() / 1e6);
     std::printf("  (now - start) / (data + table) = %.3f\n",
                 double(rss - rss_start) / double(data_bytes + table_bytes));
+    std::printf("  in transparent huge pages   %8.1f MB (load_data's advice; 0 where the kernel "
+                "declines)\n", huge_page_bytes() / 1e6);
     std::printf("result rss_start_bytes %zu\nresult rss_bytes %zu\nresult data_bytes %zu\n",
                 rss_start, rss, data_bytes);
     std::printf("result table_bytes %zu\nresult solver_state_bytes %zu\n", table_bytes,
@@ -253,56 +295,86 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // --- 2. the floor: one streaming pass over the bytes an epoch reads ----------------------
+  // --- 2. the floor: one pass over the bytes an epoch reads --------------------------------
   // Every read method of bench_data.hpp is timed; the fastest is the floor (the least time one
-  // core needs to bring these bytes in), the others are printed to show how much it depends on
-  // the way of reading.
+  // core needs to bring these bytes in), the others show how much that depends on the way of
+  // reading. Section 3 times the fastest again, alternately with the epochs.
   std::printf("\nmemory floor: one read of B1's matrix, by each method; the fastest is the floor\n");
-  Timing floor32, floor64;
-  {
-    std::size_t bytes32 = 0, bytes64 = 0;
-    const void* p32 = matrix_bytes(*b1_32, &bytes32);
-    const void* p64 = matrix_bytes(*b1_64, &bytes64);
-    const auto fastest = [&](const char* key, const char* precision, const void* p,
-                             std::size_t bytes) {
-      Timing best;
-      for (const auto method : dsaga::bench::kReadMethods) {
-        const Timing t = time_repeated(repeats, [&] {
-          g_sink = g_sink + dsaga::bench::stream_read(p, bytes, method);
-        });
-        std::printf("  read X %s, %-10s   cpu min %8.2f ms  %5.1f GB/s\n", precision,
-                    dsaga::bench::to_string(method), t.cpu_min_ms, bytes / t.cpu_min_ms / 1e6);
-        if (best.cpu_min_ms == 0.0 || t.cpu_min_ms < best.cpu_min_ms) best = t;
+  std::size_t bytes32 = 0, bytes64 = 0;
+  const void* p32 = matrix_bytes(*b1_32, &bytes32);
+  const void* p64 = matrix_bytes(*b1_64, &bytes64);
+  const auto fastest = [&](const char* precision, const void* p, std::size_t bytes) {
+    dsaga::bench::ReadMethod best = dsaga::bench::ReadMethod::sequential;
+    double best_ms = 0.0;
+    for (const auto method : dsaga::bench::kReadMethods) {
+      const Timing t = time_repeated(repeats, [&] {
+        g_sink = g_sink + dsaga::bench::stream_read(p, bytes, method);
+      });
+      std::printf("  read X %s, %-10s   cpu min %8.2f ms  %5.1f GB/s\n", precision,
+                  dsaga::bench::to_string(method), t.cpu_min_ms, bytes / t.cpu_min_ms / 1e6);
+      if (best_ms == 0.0 || t.cpu_min_ms < best_ms) {
+        best = method;
+        best_ms = t.cpu_min_ms;
       }
-      report(key, (std::string("floor: read X ") + precision + " (fastest)").c_str(), best);
-      return best;
-    };
-    floor32 = fastest("floor_f32", "float32", p32, bytes32);
-    floor64 = fastest("floor_f64", "float64", p64, bytes64);
-    std::printf("  bandwidth (min cpu time)   f32 %.1f GB/s   f64 %.1f GB/s\n",
-                bytes32 / floor32.cpu_min_ms / 1e6, bytes64 / floor64.cpu_min_ms / 1e6);
-  }
+    }
+    return best;
+  };
+  const auto method32 = fastest("float32", p32, bytes32);
+  const auto method64 = fastest("float64", p64, bytes64);
 
-  // --- 3. dsaga's epoch on B1 ----------------------------------------------------------------
-  std::printf("\ndsaga local SAGA epoch on B1 (n steps + w(), from the table at w = 0)\n");
-  Timing epoch32, epoch64;
+  // --- 3. dsaga's epoch on B1, alternately with the floor --------------------------------------
+  std::printf(
+      "\ndsaga local SAGA epoch on B1 (n steps + w(), from the table at w = 0), timed "
+      "alternately\nwith the floor (fastest read method) so that both see the same machine\n");
+  Timing floor32, floor64, epoch32, epoch64;
   double F32 = 0.0, F64 = 0.0;
   {
     dsaga::SagaOptions options;
     options.seed = 1;
     dsaga::SagaSolver s32(*b1_32, obj, options);
     s32.init_table(Eigen::VectorXd::Zero(d));
-    epoch32 = time_epochs(s32, repeats);
+    std::tie(floor32, epoch32) = time_alternately(
+        repeats,
+        [&] { g_sink = g_sink + dsaga::bench::stream_read(p32, bytes32, method32); },
+        [&] {
+          s32.run(n);
+          g_dsink = g_dsink + s32.w()[0];
+        });
     F32 = dsaga::objective_value(*b1_32, obj, s32.w());
     dsaga::SagaSolver s64(*b1_64, obj, options);
     s64.init_table(Eigen::VectorXd::Zero(d));
-    epoch64 = time_epochs(s64, repeats);
+    std::tie(floor64, epoch64) = time_alternately(
+        repeats,
+        [&] { g_sink = g_sink + dsaga::bench::stream_read(p64, bytes64, method64); },
+        [&] {
+          s64.run(n);
+          g_dsink = g_dsink + s64.w()[0];
+        });
     F64 = dsaga::objective_value(*b1_64, obj, s64.w());
   }
+  // The same bytes in the epoch's order (random rows): not the target's floor, but what the
+  // access pattern alone costs.
+  const Timing rows32 = time_repeated(repeats, [&] {
+    g_sink = g_sink + dsaga::bench::random_rows_read(p32, static_cast<std::size_t>(n),
+                                                     bytes32 / static_cast<std::size_t>(n), 1);
+  });
+  const Timing rows64 = time_repeated(repeats, [&] {
+    g_sink = g_sink + dsaga::bench::random_rows_read(p64, static_cast<std::size_t>(n),
+                                                     bytes64 / static_cast<std::size_t>(n), 1);
+  });
+  report("floor_f32", (std::string("floor: read X float32, ") +
+                       dsaga::bench::to_string(method32)).c_str(), floor32);
   report("dsaga_f32", "dsaga epoch, float32 storage", epoch32);
+  report("floor_f64", (std::string("floor: read X float64, ") +
+                       dsaga::bench::to_string(method64)).c_str(), floor64);
   report("dsaga_f64", "dsaga epoch, float64 storage", epoch64);
+  report("rows_f32", "read X float32 rows in random order", rows32);
+  report("rows_f64", "read X float64 rows in random order", rows64);
+  std::printf("  bandwidth (min cpu time)   f32 %.1f GB/s   f64 %.1f GB/s\n",
+              bytes32 / floor32.cpu_min_ms / 1e6, bytes64 / floor64.cpu_min_ms / 1e6);
   std::printf("  F after %d epochs: f32 %.12f  f64 %.12f (sanity: both descend alike)\n", repeats,
               F32, F64);
+  std::printf("  kernels: %s (DSAGA_SIMD caps them; lib/src/simd.hpp)\n", dsaga::dense_kernels());
   b1_64 = dsaga::Result<dsaga::Dataset>(dsaga::Dataset{});
 
   // --- 4. sparse: d = 2^14 vs d = 2^20, same rows and nnz -------------------------------------
@@ -316,6 +388,8 @@ int main(int argc, char** argv) {
         epoch32.cpu_min_ms / floor32.cpu_min_ms, "<= 1.5");
   ratio("ratio_dense_f64_vs_floor", "dsaga f64 epoch / floor f64",
         epoch64.cpu_min_ms / floor64.cpu_min_ms, "<= 1.5");
+  std::printf("  (dsaga epoch / the same rows read in random order: f32 %.2fx, f64 %.2fx)\n",
+              epoch32.cpu_min_ms / rows32.cpu_min_ms, epoch64.cpu_min_ms / rows64.cpu_min_ms);
   if (sklearn_f64_ms > 0.0) {
     ratio("speedup_f32_vs_sklearn_f64", "sklearn SAGA epoch (f64) / dsaga f32 epoch",
           sklearn_f64_ms / epoch32.cpu_min_ms, ">= 10");

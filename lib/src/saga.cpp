@@ -75,6 +75,8 @@ void dense_margins(const S* x, Index d, const double* v, int C, double* z) {
 
 }  // namespace
 
+const char* dense_kernels() { return simd::name(simd::isa()); }
+
 SagaSolver::SagaSolver(const Dataset& data, const Objective& objective, const SagaOptions& options)
     : data_(data),
       objective_(objective),

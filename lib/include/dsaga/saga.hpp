@@ -63,6 +63,11 @@ struct SagaStats {
   Index steps = 0;  // steps taken by the last run()
 };
 
+// The build of the dense kernels this process runs: "portable", "avx2" or "avx512" (chosen
+// once, at first use, from the CPU; DSAGA_SIMD=portable or avx2 caps it). All give the same
+// results bit for bit; see lib/src/simd.hpp.
+const char* dense_kernels();
+
 class SagaSolver {
  public:
   SagaSolver(const Dataset& data, const Objective& objective, const SagaOptions& options);
