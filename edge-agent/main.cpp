@@ -17,6 +17,7 @@
 #include "data_options.hpp"
 #include "daemon.hpp"
 #include "dsaga/config.hpp"
+#include "dsaga/saga.hpp"
 #include "dsaga/service.hpp"
 #include "dsaga/version.hpp"
 
@@ -130,9 +131,11 @@ int main(int argc, char** argv) try {
   bool first = true;
   service.on_round = [&](const AgentCore& agent) {
     if (first && agent.state_bytes() > 0) {
-      spdlog::info("table: {} x {} scalars; solver state {:.1f} MB; data {:.1f} MB; resident {:.1f} MB",
-                   dataset->rows(), c.objective.classes, agent.state_bytes() / 1e6,
-                   dataset->bytes() / 1e6, resident_bytes() / 1e6);
+      spdlog::info(
+          "table: {} x {} scalars; solver state {:.1f} MB; data {:.1f} MB; resident {:.1f} MB; "
+          "kernels {}",
+          dataset->rows(), c.objective.classes, agent.state_bytes() / 1e6, dataset->bytes() / 1e6,
+          resident_bytes() / 1e6, dsaga::dense_kernels());
       first = false;
     }
     spdlog::debug("round {} answered ({} rounds so far)", agent.last_round(), agent.rounds_done());

@@ -12,11 +12,13 @@
 //
 // Speed: the dense step reads its row (3 kB in float32 for Fashion-MNIST) and is bound by the
 // instructions per entry, so the loops below (a) touch the d-sized state in as few streams as
-// possible (v and delta only: gbar and table_sum are derived, the shrinkage is a scale), (b) run
-// the C = 1 kernels of simd.hpp: 16-byte lanes without -march, 32-byte AVX2 lanes chosen at run
-// time on x86-64 CPUs that have them (bitwise the same results), and (c) prefetch
-// the next step's row while the current one is processed (its index is drawn one step ahead:
-// the generator's sequence, and so every iterate, is unchanged). bench/RESULTS.md has figures.
+// possible (v and delta only: gbar and table_sum are derived, the shrinkage is a scale), kept on
+// 64-byte boundaries, (b) make one pass per step: the update of step t also takes step t + 1's
+// margin (simd::update_dot), (c) run the C = 1 kernels of simd.hpp: 16-byte lanes without
+// -march, AVX2 or AVX-512 lanes chosen at run time on x86-64 CPUs that have them (bitwise the
+// same results), and (d) prefetch the row two steps ahead while the current one is processed
+// (indices are drawn ahead: the generator's sequence, and so every iterate, is unchanged).
+// load_data backs the data set with huge pages (advise_huge_pages). bench/RESULTS.md has figures.
 //
 // CSR rows are assumed to hold each column index at most once (Eigen's compressed storage, as
 // built by the readers and convert(), guarantees it).
