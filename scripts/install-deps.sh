@@ -11,12 +11,13 @@ packages=(
   dataset-fashion-mnist gnuplot-nox
   iproute2 iptables   # the network-fault test: namespaces, veth, packet loss
 )
-# Extra sets, asked for by name: `install-deps.sh bench` adds the single-node reference solvers;
+# Extra sets, asked for by name: `install-deps.sh bench` adds the single-node reference solvers
+# and valgrind (bench/profile_step.sh);
 # `install-deps.sh cross` the ARM cross compilers, qemu (user and system) and mmdebstrap for the
 # sysroots (see toolchains/ and tests/qemu/; no foreign dpkg architecture is ever added).
 for extra in "$@"; do
   case "$extra" in
-    bench) packages+=(python3-sklearn python3-numpy liblinear-tools) ;;
+    bench) packages+=(python3-sklearn python3-numpy liblinear-tools valgrind) ;;
     fuzz) packages+=(clang libclang-rt-14-dev) ;;
     cross) packages+=(crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static
                       qemu-system-arm mmdebstrap cpio gzip file) ;;
