@@ -544,7 +544,10 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
   const auto* inner = X.innerIndexPtr();
   const auto* values = X.valuePtr();
   const int C = width.value();
-  const Index R = record_size_;
+  // The record size, a compile-time constant for C = 1 (so the prefetch of a record's lines is
+  // one instruction, not a loop).
+  const Index R = std::is_same_v<Width, OneClass> ? Index(4) : record_size_;
+  assert(R == record_size_);
   const double eta = eta_, lambda = objective_.lambda;
   const double inv_N = 1.0 / static_cast<double>(N_);
   const std::uint64_t n = static_cast<std::uint64_t>(n_);
