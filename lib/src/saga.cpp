@@ -26,10 +26,10 @@
 #include <cassert>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
-#include <cstdlib>
 #include <type_traits>
 
 #include "dsaga/saga.hpp"

@@ -41,11 +41,10 @@
 // solver.
 #pragma once
 
-#include <cstdlib>
-#include <memory>
-
 #include <Eigen/Dense>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 
 #include "dsaga/dataset.hpp"
 #include "dsaga/objective.hpp"
@@ -153,7 +152,7 @@ class SagaSolver {
   Eigen::Map<Eigen::VectorXd> v_{nullptr, 0};
   Eigen::Map<Eigen::VectorXd> gbar0_{nullptr, 0};
   Eigen::Map<Eigen::VectorXd> live_delta_{nullptr, 0};
-  Index dense_stride_ = 0;       // doubles between the block's vectors
+  Index dense_stride_ = 0;  // doubles between the block's vectors
   // delta_sum()'s buffer, filled from live_delta_ (dense) or the records (sparse).
   mutable Eigen::VectorXd delta_;
   // Step state, sparse path: d records of record_size_ = 1 + 3C doubles,
