@@ -1,15 +1,45 @@
 #include "bench_data.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "dsaga/rng.hpp"
 
 namespace dsaga::bench {
 
-Dataset sparse_problem(Index n, Index d, int nnz, std::uint64_t seed) {
+Dataset sparse_problem(Index n, Index d, int nnz, std::uint64_t seed, Columns law) {
   Rng values(seed), columns(seed ^ 0x5DEECE66DULL), labels(seed + 1);
+  // Zipf: the cumulative weights of ranks 1..d, and where each rank's column sits.
+  std::vector<double> cdf;
+  std::vector<std::int32_t> column_of_rank;
+  if (law == Columns::zipf) {
+    cdf.resize(static_cast<std::size_t>(d));
+    double total = 0.0;
+    for (Index r = 0; r < d; ++r) {
+      total += std::pow(static_cast<double>(r + 1), -1.1);
+      cdf[static_cast<std::size_t>(r)] = total;
+    }
+    column_of_rank.resize(static_cast<std::size_t>(d));
+    for (Index r = 0; r < d; ++r)
+      column_of_rank[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(r);
+    Rng shuffle(seed ^ 0x2545F4914F6CDD1DULL);
+    for (Index r = d - 1; r > 0; --r) {  // Fisher-Yates
+      const auto o = static_cast<Index>(shuffle.below(static_cast<std::uint64_t>(r + 1)));
+      std::swap(column_of_rank[static_cast<std::size_t>(r)],
+                column_of_rank[static_cast<std::size_t>(o)]);
+    }
+  }
+  const auto draw = [&]() -> std::int32_t {
+    if (law == Columns::uniform) {
+      return static_cast<std::int32_t>(columns.below(static_cast<std::uint64_t>(d)));
+    }
+    const double u = columns.uniform() * cdf.back();
+    const auto r = std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin();
+    return column_of_rank[static_cast<std::size_t>(std::min<std::ptrdiff_t>(r, d - 1))];
+  };
   std::vector<Eigen::Triplet<float, std::int32_t>> entries;
   entries.reserve(static_cast<std::size_t>(n) * static_cast<std::size_t>(nnz));
   // A planted model over a few hundred "signal" columns keeps the problem learnable whatever d.
@@ -22,7 +52,7 @@ Dataset sparse_problem(Index n, Index d, int nnz, std::uint64_t seed) {
       std::int32_t k;
       bool fresh;
       do {  // distinct columns within a row (CSR rows hold each column once)
-        k = static_cast<std::int32_t>(columns.below(static_cast<std::uint64_t>(d)));
+        k = draw();
         fresh = true;
         for (int q = 0; q < p; ++q) fresh = fresh && cols[static_cast<std::size_t>(q)] != k;
       } while (!fresh);

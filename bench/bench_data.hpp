@@ -9,11 +9,19 @@
 
 namespace dsaga::bench {
 
-// n rows of d features in CSR float32, each row `nnz` distinct columns drawn uniformly from
-// 0..d-1 (so no column is "hot": the worst case for caches), values uniform in (0, 1] scaled to
-// unit row norm, labels +-1 from a planted model (a learnable problem, not noise). Same seed and
-// n, nnz give the same values and labels for every d; only the column indices differ.
-Dataset sparse_problem(Index n, Index d, int nnz, std::uint64_t seed);
+// How the columns of a sparse row are drawn:
+//   uniform  from 0..d-1, so no column is "hot": the worst case for caches;
+//   zipf     column of popularity rank r with probability proportional to 1 / r^1.1 (a
+//            heavy tail like that of word or hashed features), the ranks scattered over 0..d-1
+//            by a seeded permutation (hot columns are not neighbours).
+enum class Columns { uniform, zipf };
+
+// n rows of d features in CSR float32, each row `nnz` distinct columns drawn by `columns`,
+// values uniform in (0, 1] scaled to unit row norm, labels +-1 from a planted model (a learnable
+// problem, not noise). Same seed and n, nnz give the same values and labels for every d and
+// column law; only the column indices differ.
+Dataset sparse_problem(Index n, Index d, int nnz, std::uint64_t seed,
+                       Columns columns = Columns::uniform);
 
 // n x d dense, float32 or float64, entries uniform in [0, 1) scaled to unit row norm, labels +-1.
 Dataset dense_problem(Index n, Index d, Precision precision, std::uint64_t seed);

@@ -172,13 +172,15 @@ struct SparseCheck {
   Timing run[2], epoch[2];
 };
 
-SparseCheck sparse_check(Index sparse_rows, int repeats) {
-  std::printf("\nsparse logistic, %lld rows x ~100 non-zeros (uniform columns), float32 CSR\n",
-              static_cast<long long>(sparse_rows));
+SparseCheck sparse_check(Index sparse_rows, int repeats, dsaga::bench::Columns law) {
+  const bool zipf = law == dsaga::bench::Columns::zipf;
+  std::printf("\nsparse logistic, %lld rows x ~100 non-zeros (%s columns), float32 CSR\n",
+              static_cast<long long>(sparse_rows), zipf ? "Zipf(1.1)" : "uniform");
   SparseCheck out;
   const Index widths[2] = {Index(1) << 14, Index(1) << 20};
   for (int which = 0; which < 2; ++which) {
-    const dsaga::Dataset data = dsaga::bench::sparse_problem(sparse_rows, widths[which], 100, 7);
+    const dsaga::Dataset data =
+        dsaga::bench::sparse_problem(sparse_rows, widths[which], 100, 7, law);
     dsaga::Objective sobj{dsaga::Loss::logistic, 1.0 / static_cast<double>(sparse_rows), 1};
     dsaga::SagaOptions options;
     options.seed = 1;
@@ -186,7 +188,8 @@ SparseCheck sparse_check(Index sparse_rows, int repeats) {
     solver.init_table(Eigen::VectorXd::Zero(widths[which]));
     out.run[which] = time_repeated(repeats, [&] { solver.run(sparse_rows); });
     out.epoch[which] = time_epochs(solver, repeats);
-    const std::string key = "sparse_d2^" + std::to_string(which == 0 ? 14 : 20);
+    const std::string key =
+        std::string(zipf ? "sparse_zipf_d2^" : "sparse_d2^") + std::to_string(which == 0 ? 14 : 20);
     report((key + "_steps").c_str(), (key + ": n steps").c_str(), out.run[which]);
     report((key + "_epoch").c_str(), (key + ": n steps + w()").c_str(), out.epoch[which]);
     // FNV-1a of w's bytes after all the timed steps: equal across builds iff the iterates are
@@ -202,11 +205,15 @@ SparseCheck sparse_check(Index sparse_rows, int repeats) {
   return out;
 }
 
-void sparse_ratios(const SparseCheck& s) {
+// The target is on uniform columns (the worst case); the Zipf figures show what a
+// heavy-tailed feature distribution does to the same ratio.
+void sparse_ratios(const SparseCheck& s, const SparseCheck& zipf) {
   ratio("ratio_sparse_steps_2^20_vs_2^14", "sparse n steps, d = 2^20 / d = 2^14",
         s.run[1].cpu_min_ms / s.run[0].cpu_min_ms, "<= 1.2");
   ratio("ratio_sparse_epoch_2^20_vs_2^14", "sparse n steps + w(), d = 2^20 / d = 2^14",
         s.epoch[1].cpu_min_ms / s.epoch[0].cpu_min_ms, "<= 1.2");
+  ratio("ratio_sparse_zipf_steps_2^20_vs_2^14", "sparse Zipf columns, n steps, 2^20 / 2^14",
+        zipf.run[1].cpu_min_ms / zipf.run[0].cpu_min_ms, "none");
 }
 
 }  // namespace
@@ -239,9 +246,10 @@ int main(int argc, char** argv) {
   }
   if (sparse_only) {
     std::printf("repeats %d (min and median)\n", repeats);
-    const SparseCheck sparse = sparse_check(sparse_rows, repeats);
+    const SparseCheck sparse = sparse_check(sparse_rows, repeats, dsaga::bench::Columns::uniform);
+    const SparseCheck zipf = sparse_check(sparse_rows, repeats, dsaga::bench::Columns::zipf);
     std::printf("\nratios (minimum thread CPU times of this run)\n");
-    sparse_ratios(sparse);
+    sparse_ratios(sparse, zipf);
     return 0;
   }
   const std::size_t rss_start = resident_bytes();
@@ -299,7 +307,8 @@ int main(int argc, char** argv) {
   // Every read method of bench_data.hpp is timed; the fastest is the floor (the least time one
   // core needs to bring these bytes in), the others show how much that depends on the way of
   // reading. Section 3 times the fastest again, alternately with the epochs.
-  std::printf("\nmemory floor: one read of B1's matrix, by each method; the fastest is the floor\n");
+  std::printf(
+      "\nmemory floor: one read of B1's matrix, by each method; the fastest is the floor\n");
   std::size_t bytes32 = 0, bytes64 = 0;
   const void* p32 = matrix_bytes(*b1_32, &bytes32);
   const void* p64 = matrix_bytes(*b1_64, &bytes64);
@@ -307,9 +316,8 @@ int main(int argc, char** argv) {
     dsaga::bench::ReadMethod best = dsaga::bench::ReadMethod::sequential;
     double best_ms = 0.0;
     for (const auto method : dsaga::bench::kReadMethods) {
-      const Timing t = time_repeated(repeats, [&] {
-        g_sink = g_sink + dsaga::bench::stream_read(p, bytes, method);
-      });
+      const Timing t = time_repeated(
+          repeats, [&] { g_sink = g_sink + dsaga::bench::stream_read(p, bytes, method); });
       std::printf("  read X %s, %-10s   cpu min %8.2f ms  %5.1f GB/s\n", precision,
                   dsaga::bench::to_string(method), t.cpu_min_ms, bytes / t.cpu_min_ms / 1e6);
       if (best_ms == 0.0 || t.cpu_min_ms < best_ms) {
@@ -378,7 +386,8 @@ int main(int argc, char** argv) {
   b1_64 = dsaga::Result<dsaga::Dataset>(dsaga::Dataset{});
 
   // --- 4. sparse: d = 2^14 vs d = 2^20, same rows and nnz -------------------------------------
-  const SparseCheck sparse = sparse_check(sparse_rows, repeats);
+  const SparseCheck sparse = sparse_check(sparse_rows, repeats, dsaga::bench::Columns::uniform);
+  const SparseCheck zipf = sparse_check(sparse_rows, repeats, dsaga::bench::Columns::zipf);
 
   // --- 5. ratios (minimum times) -------------------------------------------------------------
   std::printf(
@@ -400,6 +409,6 @@ int main(int argc, char** argv) {
     ratio("speedup_f32_vs_sklearn_f32", "sklearn SAGA epoch (f32 input) / dsaga f32 epoch",
           sklearn_f32_ms / epoch32.cpu_min_ms, ">= 10");
   }
-  sparse_ratios(sparse);
+  sparse_ratios(sparse, zipf);
   return 0;
 }
