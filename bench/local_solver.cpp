@@ -53,6 +53,13 @@ double thread_cpu_ms() {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+// Minimum and median of each clock's samples (one per repeat).
+Timing summarize(std::vector<double> wall, std::vector<double> cpu) {
+  std::sort(wall.begin(), wall.end());
+  std::sort(cpu.begin(), cpu.end());
+  return {wall.front(), wall[wall.size() / 2], cpu.front(), cpu[cpu.size() / 2]};
+}
+
 template <class F>
 Timing time_repeated(int repeats, F&& body) {
   std::vector<double> ms, cpu;
@@ -64,9 +71,7 @@ Timing time_repeated(int repeats, F&& body) {
     cpu.push_back(thread_cpu_ms() - c0);
     ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
-  std::sort(ms.begin(), ms.end());
-  std::sort(cpu.begin(), cpu.end());
-  return {ms.front(), ms[ms.size() / 2], cpu.front(), cpu[cpu.size() / 2]};
+  return summarize(std::move(ms), std::move(cpu));
 }
 
 std::size_t resident_bytes() {
@@ -133,22 +138,16 @@ Timing time_epochs(dsaga::SagaSolver& solver, int repeats) {
 // minimums then compares like with like.
 template <class A, class B>
 std::pair<Timing, Timing> time_alternately(int repeats, A&& a, B&& b) {
-  std::vector<Timing> ta, tb;
+  std::vector<double> a_wall, a_cpu, b_wall, b_cpu;
   for (int r = 0; r < repeats; ++r) {
-    ta.push_back(time_repeated(1, a));
-    tb.push_back(time_repeated(1, b));
+    const Timing ta = time_repeated(1, a), tb = time_repeated(1, b);
+    a_wall.push_back(ta.min_ms);
+    a_cpu.push_back(ta.cpu_min_ms);
+    b_wall.push_back(tb.min_ms);
+    b_cpu.push_back(tb.cpu_min_ms);
   }
-  const auto combine = [](std::vector<Timing> t) {
-    std::vector<double> wall, cpu;
-    for (const auto& x : t) {
-      wall.push_back(x.min_ms);
-      cpu.push_back(x.cpu_min_ms);
-    }
-    std::sort(wall.begin(), wall.end());
-    std::sort(cpu.begin(), cpu.end());
-    return Timing{wall.front(), wall[wall.size() / 2], cpu.front(), cpu[cpu.size() / 2]};
-  };
-  return {combine(ta), combine(tb)};
+  return {summarize(std::move(a_wall), std::move(a_cpu)),
+          summarize(std::move(b_wall), std::move(b_cpu))};
 }
 
 // Bytes of this process's anonymous memory backed by transparent huge pages.

@@ -14,21 +14,27 @@
 namespace dsaga {
 namespace hint {
 
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+// madvise(advice) on the whole 2 MiB pages inside [begin, begin + bytes), if any; errors are
+// ignored (it is advice).
+inline void advise_whole_huge_pages(const void* begin, std::size_t bytes, int advice) {
+  constexpr std::uintptr_t kHuge = std::uintptr_t(2) << 20;
+  const std::uintptr_t b = reinterpret_cast<std::uintptr_t>(begin);
+  const std::uintptr_t first = (b + kHuge - 1) & ~(kHuge - 1);
+  const std::uintptr_t last = (b + bytes) & ~(kHuge - 1);
+  if (last > first) (void)madvise(reinterpret_cast<void*>(first), last - first, advice);
+}
+#endif
+
 // Asks the kernel to back the whole 2 MiB pages inside [begin, begin + bytes) with transparent
 // huge pages. Why: the sparse step reads one record per non-zero at columns spread over all of
 // d; with d = 2^20 the 32 MB of records span 8192 4 KiB pages, more than the TLB holds, so
 // nearly every non-zero would also pay a page walk. 16 huge pages stay in the TLB. Call it
 // before the range is first written (faults then take huge pages directly). Where transparent
-// huge pages are off (or not Linux), this does nothing; errors are ignored (it is advice).
+// huge pages are off (or not Linux), this does nothing.
 inline void huge_pages(void* begin, std::size_t bytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr std::uintptr_t kHuge = std::uintptr_t(2) << 20;
-  const std::uintptr_t b = reinterpret_cast<std::uintptr_t>(begin);
-  const std::uintptr_t first = (b + kHuge - 1) & ~(kHuge - 1);
-  const std::uintptr_t last = (b + bytes) & ~(kHuge - 1);
-  if (last > first) {
-    (void)madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-  }
+  advise_whole_huge_pages(begin, bytes, MADV_HUGEPAGE);
 #else
   (void)begin;
   (void)bytes;
@@ -45,15 +51,8 @@ inline void huge_pages(void* begin, std::size_t bytes) {
 inline void huge_pages_now(const void* begin, std::size_t bytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   constexpr int kCollapse = 25;  // MADV_COLLAPSE; glibc 2.36's <sys/mman.h> does not name it
-  constexpr std::uintptr_t kHuge = std::uintptr_t(2) << 20;
-  const std::uintptr_t b = reinterpret_cast<std::uintptr_t>(begin);
-  const std::uintptr_t first = (b + kHuge - 1) & ~(kHuge - 1);
-  const std::uintptr_t last = (b + bytes) & ~(kHuge - 1);
-  if (last > first) {
-    void* p = reinterpret_cast<void*>(first);
-    (void)madvise(p, last - first, MADV_HUGEPAGE);
-    (void)madvise(p, last - first, kCollapse);
-  }
+  advise_whole_huge_pages(begin, bytes, MADV_HUGEPAGE);
+  advise_whole_huge_pages(begin, bytes, kCollapse);
 #else
   (void)begin;
   (void)bytes;

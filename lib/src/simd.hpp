@@ -124,23 +124,31 @@ inline void update_one(const S* x, Index k, double diff, double alpha, double c,
 //   u = diff * x_k;  v_k <- alpha * v_k - c * (u + gbar0_k + delta_k / N);  delta_k += u.
 // alpha == 1 (the scaled form, kShrink false) skips the multiply. Each entry's update is
 // independent of the others, so the lanes do not change any result.
+#if DSAGA_PAIRS
+// Entries i, i + 1 of the update (update_one's operations on two lanes); returns the new v.
+template <bool kShrink, class S>
+inline Pair update_pair(const S* x, Index i, double diff, double alpha, double c, double inv_N,
+                        double* v, const double* g0, double* delta) {
+  const Pair u = diff * pair_at(x + i);
+  const Pair dk = pair_at(delta + i);
+  const Pair g = pair_at(g0 + i) + dk * inv_N;
+  const Pair vk = kShrink ? alpha * pair_at(v + i) : pair_at(v + i);
+  const Pair vn = vk - c * (u + g);
+  pair_at(v + i) = vn;
+  pair_at(delta + i) = dk + u;
+  return vn;
+}
+#endif
+
 template <bool kShrink, class S>
 void update_portable(const S* __restrict x, Index d, double diff, double alpha, double c,
                      double inv_N, double* __restrict v, const double* __restrict g0,
                      double* __restrict delta) {
   Index k = 0;
 #if DSAGA_PAIRS
-  const auto two = [&](Index i) {
-    const Pair u = diff * pair_at(x + i);
-    const Pair dk = pair_at(delta + i);
-    const Pair g = pair_at(g0 + i) + dk * inv_N;
-    const Pair vk = kShrink ? alpha * pair_at(v + i) : pair_at(v + i);
-    pair_at(v + i) = vk - c * (u + g);
-    pair_at(delta + i) = dk + u;
-  };
   for (; k + 4 <= d; k += 4) {  // unrolled by hand: -O2 does not unroll
-    two(k);
-    two(k + 2);
+    update_pair<kShrink>(x, k, diff, alpha, c, inv_N, v, g0, delta);
+    update_pair<kShrink>(x, k + 2, diff, alpha, c, inv_N, v, g0, delta);
   }
 #endif
   for (; k < d; ++k) update_one<kShrink>(x, k, diff, alpha, c, inv_N, v, g0, delta);
@@ -158,14 +166,7 @@ double update_dot_portable(const S* __restrict x, Index d, double diff, double a
 #if DSAGA_PAIRS
   Pair p0 = {0, 0}, p1 = {0, 0}, p2 = {0, 0}, p3 = {0, 0};
   const auto two = [&](Index i) {
-    const Pair u = diff * pair_at(x + i);
-    const Pair dk = pair_at(delta + i);
-    const Pair g = pair_at(g0 + i) + dk * inv_N;
-    const Pair vk = kShrink ? alpha * pair_at(v + i) : pair_at(v + i);
-    const Pair vn = vk - c * (u + g);
-    pair_at(v + i) = vn;
-    pair_at(delta + i) = dk + u;
-    return vn;
+    return update_pair<kShrink>(x, i, diff, alpha, c, inv_N, v, g0, delta);
   };
   for (; k + 8 <= d; k += 8) {
     if (far) prefetch(far + k);
@@ -217,9 +218,10 @@ DSAGA_AVX2 double dot_avx2(const S* __restrict x, const double* __restrict v, In
   return finish_dot(acc, x, v, k, d);
 }
 
-// Entries i..i+3 of update_portable, with the same operations in the same order (no FMA).
+// Entries i..i+3 of update_portable, with the same operations in the same order (no FMA);
+// returns the new v_i..v_i+3.
 template <bool kShrink, class S>
-__attribute__((target("avx2"))) inline void update4(const S* x, Index i, __m256d diff,
+__attribute__((target("avx2"))) inline __m256d update4(const S* x, Index i, __m256d diff,
                                                     __m256d alpha, __m256d c, __m256d inv_N,
                                                     double* v, const double* g0, double* delta) {
   const __m256d u = _mm256_mul_pd(diff, load4(x + i));
@@ -227,8 +229,10 @@ __attribute__((target("avx2"))) inline void update4(const S* x, Index i, __m256d
   const __m256d g = _mm256_add_pd(_mm256_loadu_pd(g0 + i), _mm256_mul_pd(dk, inv_N));
   __m256d vk = _mm256_loadu_pd(v + i);
   if (kShrink) vk = _mm256_mul_pd(alpha, vk);
-  _mm256_storeu_pd(v + i, _mm256_sub_pd(vk, _mm256_mul_pd(c, _mm256_add_pd(u, g))));
+  const __m256d vn = _mm256_sub_pd(vk, _mm256_mul_pd(c, _mm256_add_pd(u, g)));
+  _mm256_storeu_pd(v + i, vn);
   _mm256_storeu_pd(delta + i, _mm256_add_pd(dk, u));
+  return vn;
 }
 
 template <bool kShrink, class S>
@@ -247,14 +251,6 @@ DSAGA_AVX2 void update_avx2(const S* __restrict x, Index d, double diff, double 
 }
 
 // update_avx2, then <xn, v> on the updated entries, in one pass (see update_dot_portable).
-template <bool kShrink, class S>
-__attribute__((target("avx2"))) inline __m256d update4_v(const S* x, Index i, __m256d diff,
-                                                         __m256d alpha, __m256d c,
-                                                         __m256d inv_N, double* v,
-                                                         const double* g0, double* delta) {
-  update4<kShrink>(x, i, diff, alpha, c, inv_N, v, g0, delta);
-  return _mm256_loadu_pd(v + i);
-}
 
 template <bool kShrink, class S>
 DSAGA_AVX2 double update_dot_avx2(const S* __restrict x, Index d, double diff, double alpha,
@@ -267,8 +263,8 @@ DSAGA_AVX2 double update_dot_avx2(const S* __restrict x, Index d, double diff, d
   Index k = 0;
   for (; k + 8 <= d; k += 8) {
     if (far) prefetch(far + k);
-    const __m256d a = update4_v<kShrink>(x, k, vdiff, valpha, vc, vinv_N, v, g0, delta);
-    const __m256d b = update4_v<kShrink>(x, k + 4, vdiff, valpha, vc, vinv_N, v, g0, delta);
+    const __m256d a = update4<kShrink>(x, k, vdiff, valpha, vc, vinv_N, v, g0, delta);
+    const __m256d b = update4<kShrink>(x, k + 4, vdiff, valpha, vc, vinv_N, v, g0, delta);
     q0 = _mm256_add_pd(q0, _mm256_mul_pd(load4(xn + k), a));
     q1 = _mm256_add_pd(q1, _mm256_mul_pd(load4(xn + k + 4), b));
   }
@@ -311,7 +307,7 @@ DSAGA_AVX512 double dot_avx512(const S* __restrict x, const double* __restrict v
 }
 
 template <bool kShrink, class S>
-__attribute__((target("avx512f"))) inline void update8(const S* x, Index i, __m512d diff,
+__attribute__((target("avx512f"))) inline __m512d update8(const S* x, Index i, __m512d diff,
                                                        __m512d alpha, __m512d c, __m512d inv_N,
                                                        double* v, const double* g0,
                                                        double* delta) {
@@ -320,8 +316,10 @@ __attribute__((target("avx512f"))) inline void update8(const S* x, Index i, __m5
   const __m512d g = _mm512_add_pd(_mm512_loadu_pd(g0 + i), _mm512_mul_pd(dk, inv_N));
   __m512d vk = _mm512_loadu_pd(v + i);
   if (kShrink) vk = _mm512_mul_pd(alpha, vk);
-  _mm512_storeu_pd(v + i, _mm512_sub_pd(vk, _mm512_mul_pd(c, _mm512_add_pd(u, g))));
+  const __m512d vn = _mm512_sub_pd(vk, _mm512_mul_pd(c, _mm512_add_pd(u, g)));
+  _mm512_storeu_pd(v + i, vn);
   _mm512_storeu_pd(delta + i, _mm512_add_pd(dk, u));
+  return vn;
 }
 
 template <bool kShrink, class S>
@@ -351,8 +349,8 @@ DSAGA_AVX512 double update_dot_avx512(const S* __restrict x, Index d, double dif
   Index k = 0;
   for (; k + 8 <= d; k += 8) {
     if (far) prefetch(far + k);
-    update8<kShrink>(x, k, vdiff, valpha, vc, vinv_N, v, g0, delta);
-    q = _mm512_add_pd(q, _mm512_mul_pd(load8(xn + k), _mm512_loadu_pd(v + k)));
+    const __m512d vn = update8<kShrink>(x, k, vdiff, valpha, vc, vinv_N, v, g0, delta);
+    q = _mm512_add_pd(q, _mm512_mul_pd(load8(xn + k), vn));
   }
   if (far) prefetch(far + d - 1);
   for (Index t = k; t < d; ++t) update_one<kShrink>(x, t, diff, alpha, c, inv_N, v, g0, delta);
