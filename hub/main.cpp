@@ -83,7 +83,15 @@ int main(int argc, char** argv) try {
   app.add_option("--server-step", h.server_step, "Server step eta_g on the weighted mean of dw")
       ->capture_default_str();
   app.add_option("--aggregation", aggregation,
-                 "mean (synchronous rounds) or async (dsaga: apply each update on arrival)")
+                 "auto (two-level for dsaga, mean for the baselines); two-level (dsaga: coarse "
+                 "Newton step plus local runs, docs/ALGORITHM.md section 7); mean (plain dSAGA "
+                 "and the baselines: synchronous rounds, weighted mean of the steps); async "
+                 "(dsaga: apply each update on arrival)")
+      ->capture_default_str();
+  app.add_option("--coarse-rank", h.coarse_rank,
+                 "two-level: dimension m of the coarse space (0 = chosen from the spectrum the "
+                 "agents upload, or the whole space when d * C <= 256; >= d = the whole space)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--max-staleness", h.max_staleness,
                  "async: drop the dw of an update that started more than this many updates ago "
@@ -91,9 +99,8 @@ int main(int argc, char** argv) try {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--table-refresh", h.table_refresh,
-                 "dSAGA: fraction of each agent's table recomputed at the broadcast w every round "
-                 "(0 = plain dSAGA; 0.1 removed the slow tail on B1 but made other runs "
-                 "oscillate: see bench/RESULTS.md)")
+                 "mean/async dSAGA: fraction of each agent's table recomputed at the broadcast w "
+                 "every round (0 = none; two-level rounds always refresh the whole table)")
       ->capture_default_str();
   app.add_option("--prox", h.prox,
                  "mu of the local proximal term mu/2 ||w - w_r||^2 (0 = none; see bench/RESULTS.md)")

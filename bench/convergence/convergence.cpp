@@ -89,7 +89,7 @@ std::vector<Point> run_once(const std::vector<Dataset>& shards, HubOptions optio
 
 int main(int argc, char** argv) try {
   std::string problem = "B1", partition = "by-label", out = "bench-out", algorithms =
-      "dsaga,dsaga-r0.1,dsaga-async,fedavg,scaffold,gd";
+      "dsaga,dsaga-plain,dsaga-plain-r0.1,fedavg,scaffold";
   std::vector<double> eta_grid = {1.0, 0.3, 0.1, 0.03};
   int agents = 8;
   double steps_fraction = 1.0, server_step = 1.0, f_star = NAN;
@@ -104,10 +104,11 @@ int main(int argc, char** argv) try {
   app.add_option("--local-steps", steps_fraction, "T as a fraction of the local epoch n_k")
       ->capture_default_str();
   app.add_option("--algorithms", algorithms,
-                 "Comma-separated: dsaga, fedavg, scaffold, gd; dSAGA's aggregation variants as "
-                 "dsaga-gX (weighted mean with server step X), dsaga-async (each update applied on "
-                 "arrival), dsaga-rX (table refresh fraction X), combined "
-                 "as dsaga-async-g2-r0; dsaga-pX: local proximal term mu = X")
+                 "Comma-separated: dsaga (the hub's default: two-level), fedavg, scaffold, gd; "
+                 "dSAGA's variants as dsaga-plain (weighted mean, the paper's), dsaga-gX (plain "
+                 "with server step X), dsaga-async (each update applied on arrival), dsaga-rX "
+                 "(plain with table refresh fraction X), dsaga-mX (two-level with coarse rank X), "
+                 "combined as dsaga-async-g2-r0; dsaga-pX: local proximal term mu = X")
       ->capture_default_str();
   app.add_option("--eta-grid", eta_grid,
                  "Baselines: multiples of the default step 1/(3 L_max) (gd: 1/L_max) to try; "
@@ -119,7 +120,8 @@ int main(int argc, char** argv) try {
   app.add_option("--f-star", f_star, "F* if known (else computed with the reference solver)");
   app.add_option("--out", out, "Directory for the metrics files")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  spdlog::set_level(spdlog::level::warn);
+  // Warnings, and the hub's notes (the coarse space it chose, guard reverts) with DSAGA_BENCH_NOTES.
+  spdlog::set_level(std::getenv("DSAGA_BENCH_NOTES") ? spdlog::level::info : spdlog::level::warn);
 
   DataSpec spec;
   spec.format = "fashion-mnist";
@@ -194,7 +196,8 @@ int main(int argc, char** argv) try {
     // "dsaga[-async][-gX][-rX][-pX]": dSAGA with the asynchronous aggregation, server step X,
     // table refresh fraction X (the hub's default otherwise), local proximal term X.
     std::string base_name = name;
-    Aggregation aggregation = Aggregation::mean;
+    Aggregation aggregation = Aggregation::automatic;
+    int coarse_rank = 0;
     double method_server_step = server_step;
     double refresh = 0.0;  // plain dSAGA unless -rX
     double prox = 0.0;
@@ -205,14 +208,21 @@ int main(int argc, char** argv) try {
       while (std::getline(parts, part, '-')) {
         char* end = nullptr;
         double value = NAN;
-        if (part.size() > 1 && (part[0] == 'g' || part[0] == 'r' || part[0] == 'p'))
+        if (part.size() > 1 &&
+            (part[0] == 'g' || part[0] == 'r' || part[0] == 'p' || part[0] == 'm'))
           value = std::strtod(part.c_str() + 1, &end);
         if (part == "async") {
           aggregation = Aggregation::async;
+        } else if (part == "plain") {
+          aggregation = Aggregation::mean;
+        } else if (end != nullptr && *end == '\0' && part[0] == 'm' && value >= 1) {
+          coarse_rank = static_cast<int>(value);
         } else if (end != nullptr && *end == '\0' && part[0] == 'g' && value > 0) {
           method_server_step = value;
+          if (aggregation == Aggregation::automatic) aggregation = Aggregation::mean;
         } else if (end != nullptr && *end == '\0' && part[0] == 'r' && value >= 0 && value <= 1) {
           refresh = value;
+          if (aggregation == Aggregation::automatic) aggregation = Aggregation::mean;
         } else if (end != nullptr && *end == '\0' && part[0] == 'p' && value >= 0) {
           prox = value;
         } else {
@@ -234,9 +244,10 @@ int main(int argc, char** argv) try {
       options.algorithm = *algorithm;
       options.objective = objective;
       options.expected_agents = agents;
-      options.eta = base * factor;
+      options.eta = *algorithm == msg::Algorithm::dsaga ? 0.0 : base * factor;  // dSAGA: the hub's default
       options.server_step = method_server_step;
       options.aggregation = aggregation;
+      options.coarse_rank = coarse_rank;
       options.table_refresh = refresh;
       options.prox = prox;
       options.local_steps = 0;

@@ -1,5 +1,6 @@
 // The agent's state machine (agent.hpp; ALGORITHM.md section 3, steps 2-3).
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "dsaga/agent.hpp"
@@ -52,6 +53,7 @@ AgentCore::AgentCore(const Dataset& data, const Objective& objective, AgentOptio
   Objective no_lambda = objective_;
   no_lambda.lambda = 0.0;
   lmax_ = max_smoothness(data_, no_lambda);
+  support_ = coarse::support_of(data_);
 }
 
 msg::Join AgentCore::join() const {
@@ -64,6 +66,8 @@ msg::Join AgentCore::join() const {
   join.lmax = lmax_;
   join.software_version = DSAGA_VERSION;
   join.incarnation = options_.incarnation;
+  // Dense data touches every column: the empty list says so in no bytes.
+  if (static_cast<Index>(support_.size()) != data_.cols()) join.support = support_;
   return join;
 }
 
@@ -137,7 +141,18 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
   if (!(config.eta > 0) || !std::isfinite(config.eta)) return bad(cat("eta = ", config.eta));
   if (!(config.lambda >= 0) || !std::isfinite(config.lambda))
     return bad(cat("lambda = ", config.lambda));
-  if (config.steps == 0 || config.steps > kMaxSteps) return bad(cat("steps = ", config.steps));
+  // Two-level rounds over the whole space (U = I) take no local steps.
+  if ((config.steps == 0 && !(config.two_level && config.basis_identity)) ||
+      config.steps > kMaxSteps)
+    return bad(cat("steps = ", config.steps));
+  if (config.two_level && config.algorithm != msg::Algorithm::dsaga)
+    return bad("two-level rounds are for dsaga only");
+  if (config.basis_rank > 4096) return bad(cat("basis_rank = ", config.basis_rank));
+  if (config.basis_id != 0 && !config.basis_identity &&
+      (config.basis_dim == 0 || static_cast<Index>(config.basis_dim) > d ||
+       config.basis.size() != support_.size() * config.basis_dim))
+    return bad(cat("the basis has ", config.basis.size(), " values for ", config.basis_dim,
+                   " columns on a support of ", support_.size()));
   if (!(config.prox >= 0) || !std::isfinite(config.prox)) return bad(cat("prox = ", config.prox));
   if (!(config.refresh >= 0 && config.refresh <= 1)) return bad(cat("refresh = ", config.refresh));
   if (static_cast<Index>(config.w.size()) != d * objective_.classes)
@@ -150,7 +165,7 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
       method_ && config_ && config_->algorithm == config.algorithm && config_->eta == config.eta &&
       config_->total_samples == config.total_samples && config_->seed == config.seed &&
       config_->lambda == config.lambda && config_->prox == config.prox &&
-      config_->refresh == config.refresh;
+      config_->refresh == config.refresh && config_->two_level == config.two_level;
   config_ = config;
   objective_.lambda = config.lambda;
   if (!same_solver) {
@@ -159,7 +174,9 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
     method_ = make_local_method(
         data_, objective_,
         LocalMethodOptions{config.algorithm, config.eta, static_cast<Index>(config.total_samples),
-                           config.seed, config.prox, config.refresh});
+                           config.seed, config.prox, config.refresh, config.two_level});
+    step_ = config.eta;
+    basis_id_ = 0;  // a new method: the coarse space is taken again below
     const Index dim = d * objective_.classes;
     w_round_.resize(dim);
     eval_w_.resize(dim);
@@ -168,12 +185,25 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
     ds_.resize(dim);
     table_sum_.resize(dim);
   }
+  if (const Status s = take_basis(config); !s) return s;
   if (config.build_table || !same_solver) {
     // A new table (possibly for a restarted hub whose rounds count from 1 again): any round
     // may come next.
     answered_round_.reset();
     return build_table(out);
   }
+  return Status::ok();
+}
+
+Status AgentCore::take_basis(const msg::Config& config) {
+  if (!config.two_level || config.basis_id == 0 || config.basis_id == basis_id_)
+    return Status::ok();
+  Eigen::MatrixXd u;
+  if (!config.basis_identity)
+    u = Eigen::Map<const Eigen::MatrixXd>(config.basis.data(),
+                                          static_cast<Index>(support_.size()), config.basis_dim);
+  space_.set(data_, support_, u, config.basis_identity);
+  basis_id_ = config.basis_id;
   return Status::ok();
 }
 
@@ -185,6 +215,17 @@ Status AgentCore::build_table(Outbox& out) {
   init.seq = ++seq_;
   init.samples = static_cast<std::uint64_t>(data_.rows());
   assign(table_sum_, init.table_sum);
+  init.eigenvalues.clear();
+  init.eigenvectors.clear();
+  init.eigen_next = 0.0;
+  if (config_->two_level && config_->basis_rank > 0) {
+    // Two-level setup: the top eigenpairs of this agent's Gram, on its support (coarse.hpp).
+    const coarse::Eigenpairs pairs = coarse::top_gram_eigenpairs(
+        data_, support_, static_cast<int>(config_->basis_rank), config_->seed);
+    assign(pairs.values, init.eigenvalues);
+    init.eigen_next = pairs.next;
+    init.eigenvectors.assign(pairs.vectors.data(), pairs.vectors.data() + pairs.vectors.size());
+  }
   has_pending_ = true;
   out.push_back(pending_);
   return Status::ok();
@@ -204,12 +245,24 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
   w_round_ = Eigen::Map<const Eigen::VectorXd>(start.w.data(), dim);
   gbar_round_ = Eigen::Map<const Eigen::VectorXd>(start.gbar.data(), dim);
 
+  if (!(start.eta >= 0) || !std::isfinite(start.eta))
+    return Status::error(cat("RoundStart ", start.round, " rejected: eta = ", start.eta));
+  const double step = start.eta > 0 ? start.eta : config_->eta;
+  if (step != step_) {
+    method_->set_step(step);
+    step_ = step;
+  }
+
   // F(w_r) is assembled by the hub from every agent's loss at the broadcast w, or at the
-  // common evaluation point an asynchronous hub names (each agent then starts elsewhere).
+  // common evaluation point an asynchronous hub names (each agent then starts elsewhere). A
+  // two-level round sums it in its own refresh pass.
   if (!start.eval_w.empty())
     eval_w_ = Eigen::Map<const Eigen::VectorXd>(start.eval_w.data(), dim);  // sized: no allocation
-  const double loss = loss_sum(data_, objective_, start.eval_w.empty() ? w_round_ : eval_w_);
   const std::uint64_t steps = method_->round(w_round_, gbar_round_, config_->steps, dw_, ds_);
+  double loss = start.eval_w.empty() ? method_->round_loss()
+                                     : std::numeric_limits<double>::quiet_NaN();
+  if (std::isnan(loss))
+    loss = loss_sum(data_, objective_, start.eval_w.empty() ? w_round_ : eval_w_);
   answered_round_ = start.round;
   ++rounds_done_;
   if (!all_finite(dw_) || !all_finite(ds_) || !std::isfinite(loss)) {
@@ -228,6 +281,13 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
   update.loss_sum = loss;
   assign(dw_, update.dw);
   assign(ds_, update.dS);
+  if (method_->coarse(space_, coarse_g_, coarse_h_)) {
+    assign(coarse_g_, update.coarse_g);
+    assign(coarse_h_, update.coarse_h);
+  } else {
+    update.coarse_g.clear();
+    update.coarse_h.clear();
+  }
   has_pending_ = true;
   out.push_back(pending_);
   return Status::ok();

@@ -202,6 +202,7 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
       else c.hub.aggregation = *parsed;
     }
     s.get("max_staleness", c.hub.max_staleness);
+    s.get("coarse_rank", c.hub.coarse_rank);
     s.get("eta", c.hub.eta);
     s.get("server_step", c.hub.server_step);
     s.get("prox", c.hub.prox);
@@ -367,9 +368,15 @@ Status validate(const HubConfig& c) {
   if (!(h.server_step > 0) || !std::isfinite(h.server_step))
     return Status::error("training.server_step: must be > 0");
   if (h.local_steps < 0) return Status::error("training.local_steps: must be >= 0");
-  if (h.aggregation == Aggregation::async && h.algorithm != msg::Algorithm::dsaga)
-    return Status::error(cat("training.aggregation: async is for dsaga; ", to_string(h.algorithm),
-                             " aggregates in synchronous rounds (aggregation = \"mean\")"));
+  if ((h.aggregation == Aggregation::async || h.aggregation == Aggregation::two_level) &&
+      h.algorithm != msg::Algorithm::dsaga)
+    return Status::error(cat("training.aggregation: ", to_string(h.aggregation), " is for dsaga; ",
+                             to_string(h.algorithm),
+                             " aggregates in synchronous rounds (aggregation = \"mean\" or \"auto\")"));
+  if (h.coarse_rank < 0) return Status::error("training.coarse_rank: must be >= 0 (0 = automatic)");
+  if (h.effective_aggregation() == Aggregation::two_level && h.table_refresh != 0)
+    return Status::error("training.table_refresh: two-level rounds refresh the whole table; "
+                         "table_refresh is for aggregation = \"mean\" or \"async\"");
   if (!finite_nonneg(h.prox)) return Status::error("training.prox: must be >= 0 (0 = none)");
   if (!(h.table_refresh >= 0 && h.table_refresh <= 1))
     return Status::error("training.table_refresh: must be in [0, 1] (0 = plain dSAGA)");

@@ -43,13 +43,21 @@ Status reject(const PeerId& to, msg::ErrorCode code, std::string reason,
 }  // namespace
 
 const char* to_string(Aggregation aggregation) {
-  return aggregation == Aggregation::async ? "async" : "mean";
+  switch (aggregation) {
+    case Aggregation::mean: return "mean";
+    case Aggregation::async: return "async";
+    case Aggregation::two_level: return "two-level";
+    case Aggregation::automatic: return "auto";
+  }
+  return "unknown";
 }
 
 Result<Aggregation> parse_aggregation(const std::string& text) {
-  if (text == "mean") return Aggregation::mean;
-  if (text == "async") return Aggregation::async;
-  return Result<Aggregation>::failure(cat("'", text, "' is not an aggregation (mean, async)"));
+  for (auto a : {Aggregation::automatic, Aggregation::two_level, Aggregation::mean,
+                 Aggregation::async})
+    if (text == to_string(a)) return a;
+  return Result<Aggregation>::failure(
+      cat("'", text, "' is not an aggregation (auto, two-level, mean, async)"));
 }
 
 std::uint64_t agent_seed(std::uint64_t run_seed, const std::string& agent_id) {
@@ -98,11 +106,18 @@ msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const
   config.w = to_std(w_);
   config.prox = options_.prox;
   config.refresh = options_.effective_table_refresh();
+  if (two_level()) {
+    config.two_level = true;
+    config.refresh = 0.0;  // the whole table, every round
+    add_basis(agent, config);
+  }
   return config;
 }
 
 msg::RoundStart HubCore::round_start() const {
-  return msg::RoundStart{round_, to_std(w_), to_std(gbar_), {}};
+  msg::RoundStart start{round_, to_std(w_), to_std(gbar_), {}};
+  if (two_level() && basis_ready()) start.eta = coarse_.gamma * coarse_.eta0;
+  return start;
 }
 
 Status HubCore::on_message(const PeerId& from, const msg::Message& message, double now,
@@ -168,6 +183,15 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
     return refuse(msg::ErrorCode::invalid_value, cat(join.samples, " samples"));
   if (!std::isfinite(join.lmax) || join.lmax < 0)
     return refuse(msg::ErrorCode::invalid_value, cat("L_max ", join.lmax));
+  if (join.support.size() > static_cast<std::size_t>(d))
+    return refuse(msg::ErrorCode::invalid_value,
+                  cat("its support lists ", join.support.size(), " columns of ", d));
+  for (std::size_t i = 0; i < join.support.size(); ++i)
+    if (join.support[i] >= static_cast<std::uint64_t>(d) ||
+        (i > 0 && join.support[i] <= join.support[i - 1]))
+      return refuse(msg::ErrorCode::invalid_value,
+                    cat("support[", i, "] = ", join.support[i],
+                        ": the support must be strictly ascending columns below ", d));
 
   auto it = agents_.find(join.agent_id);
   if (it != agents_.end()) {
@@ -195,6 +219,11 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
     if (phase_ == Phase::admitting) {
       agent.samples = join.samples;
       agent.lmax = join.lmax;
+      agent.support = join.support;
+    } else if (join.support != agent.support) {
+      return refuse(msg::ErrorCode::dimension_mismatch,
+                    "its support changed since training started (the coarse basis it holds is "
+                    "restricted to the old one)");
     } else if (phase_ == Phase::finished) {
       out.push_back(Outgoing{{from}, msg::Leave{finish_reason_}});
     } else {
@@ -225,6 +254,7 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
   agent.samples = join.samples;
   agent.lmax = join.lmax;
   agent.incarnation = join.incarnation;
+  agent.support = join.support;
   agents_.emplace(join.agent_id, std::move(agent));
   agent_of_peer_[from] = join.agent_id;
   if (admission_started_ < 0) admission_started_ = now;
@@ -243,17 +273,23 @@ void HubCore::start_initialization(double /*now*/, std::vector<Outgoing>& out) {
   // Every agent steps with the same eta, from the global L_max (ALGORITHM.md section 2).
   // The proximal term adds mu to every local step's curvature.
   lmax += options_.objective.lambda + options_.prox;
-  // Gradient descent is stable up to 2/L; the stochastic methods take SAGA's 1/(3 L_max).
-  const double default_eta = options_.algorithm == msg::Algorithm::gd ? 1.0 / lmax : 1.0 / (3.0 * lmax);
+  // Gradient descent is stable up to 2/L; the stochastic methods take SAGA's 1/(3 L_max), except
+  // two-level runs, whose table is held during the run and whose stiff directions the coarse
+  // step takes: 1/L_max (ALGORITHM.md section 7), lowered later if the stability rule asks.
+  const double default_eta = options_.algorithm == msg::Algorithm::gd || two_level()
+                                 ? 1.0 / lmax
+                                 : 1.0 / (3.0 * lmax);
   eta_ = options_.eta > 0 ? options_.eta : (lmax > 0 ? default_eta : 1.0);
   const Index dim = features_ * options_.objective.classes;
   w_ = Eigen::VectorXd::Zero(dim);
   gbar_ = Eigen::VectorXd::Zero(dim);
   best_w_ = w_;
   phase_ = Phase::initializing;
+  coarse_ = CoarseState{};
   for (auto& [id, agent] : agents_) {
     agent.table_sum = Eigen::VectorXd::Zero(dim);
     agent.initialized = false;
+    agent.eigen = coarse::AgentBasis{};
     if (agent.connected) out.push_back(Outgoing{{agent.peer}, config_for(agent, true)});
   }
 }
@@ -277,6 +313,10 @@ Status HubCore::on_init(AgentState& agent, const msg::InitUpload& init, double n
                 cat("table_sum has ", init.table_sum.size(), " entries, the model ", w_.size()));
   if (!std::isfinite(init.loss_sum))
     return fail(msg::ErrorCode::invalid_value, "loss_sum is not finite");
+  if (two_level() && !basis_ready() && phase_ == Phase::initializing) {
+    if (const Status s = take_eigenpairs(agent, init); !s)
+      return fail(msg::ErrorCode::dimension_mismatch, s.message());
+  }
 
   const auto fresh = view(init.table_sum);
   if (phase_ == Phase::training) {
@@ -318,6 +358,13 @@ Status HubCore::on_init(AgentState& agent, const msg::InitUpload& init, double n
   report.invariant_error = check_invariant();
   reports_.push_back(report);
   phase_ = Phase::training;
+  if (two_level()) {
+    // The basis travels in a Config (build_table = false): every agent takes it before the
+    // first RoundStart, which follows on the same connection.
+    build_coarse_space();
+    for (auto& [id, a] : agents_)
+      if (a.connected) out.push_back(Outgoing{{a.peer}, config_for(a, false)});
+  }
   if (async()) {
     version_ = 1;
     open_async_round(now);
@@ -381,6 +428,8 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
                     " entries, the model ", w_.size()));
   if (!std::isfinite(update.loss_sum))
     return fail(msg::ErrorCode::invalid_value, "loss_sum is not finite");
+  if (const Status s = check_coarse(agent, update); !s)
+    return fail(msg::ErrorCode::dimension_mismatch, s.message());
   if (options_.max_update_norm > 0) {
     const double dw_norm = view(update.dw).norm();
     const double ds_norm = view(update.dS).norm() / static_cast<double>(agent.samples);
@@ -423,13 +472,15 @@ void HubCore::close_round(double now, std::vector<Outgoing>& out) {
   late_updates_ = 0;
   report.seconds = now - round_started_;
 
-  // w <- w + eta_g * sum_k (n_k / N_r) dw_k;  gbar <- gbar + sum_k dS_k / N.
+  // gbar <- gbar + sum_k dS_k / N; then the step: w <- w + eta_g * sum_k (n_k / N_r) dw_k, or
+  // two-level's (hub_two_level.cpp).
   double n_round = 0.0;
   for (const auto& [id, u] : pending_) n_round += static_cast<double>(u.samples);
   const Eigen::VectorXd w_round = w_;
   double loss = 0.0;
   for (const auto& [id, u] : pending_) {
-    w_ += (options_.server_step * static_cast<double>(u.samples) / n_round) * view(u.dw);
+    if (!two_level())
+      w_ += (options_.server_step * static_cast<double>(u.samples) / n_round) * view(u.dw);
     AgentState& agent = agents_.at(id);
     agent.last_seq = u.seq;
     agent.table_sum += view(u.dS);
@@ -441,6 +492,7 @@ void HubCore::close_round(double now, std::vector<Outgoing>& out) {
   // F(w_r) needs every agent's loss at w_r.
   const bool complete = pending_.size() == agents_.size();
   if (complete) record_objective(report, loss, w_round);
+  if (two_level()) two_level_step(w_round, complete ? report.objective : NAN, report);
   report.invariant_error = check_invariant();
   reports_.push_back(report);
   pending_.clear();

@@ -17,7 +17,9 @@ namespace dsaga {
 namespace {
 
 constexpr char kMagic[8] = {'D', 'S', 'G', 'A', 'C', 'K', 'P', 'T'};
-constexpr std::uint32_t kFormat = 3;  // 2: aggregation, max_staleness, version; 3: table_refresh
+// 2: aggregation, max_staleness, version; 3: table_refresh; 4: two-level (coarse_rank, the
+// coarse state, the agents' supports)
+constexpr std::uint32_t kFormat = 4;
 constexpr std::size_t kHeader = 8 + 4 + 8 + 4;
 
 class Writer {
@@ -38,6 +40,15 @@ class Writer {
   void put(const Eigen::VectorXd& v) {
     put<std::uint64_t>(static_cast<std::uint64_t>(v.size()));
     out_.append(reinterpret_cast<const char*>(v.data()), static_cast<std::size_t>(v.size()) * 8);
+  }
+  void put(const Eigen::MatrixXd& m) {
+    put<std::uint64_t>(static_cast<std::uint64_t>(m.cols()));
+    put<std::uint64_t>(static_cast<std::uint64_t>(m.rows()));
+    out_.append(reinterpret_cast<const char*>(m.data()), static_cast<std::size_t>(m.size()) * 8);
+  }
+  void put(const std::vector<std::uint32_t>& v) {
+    put<std::uint64_t>(v.size());
+    out_.append(reinterpret_cast<const char*>(v.data()), v.size() * 4);
   }
   std::string& bytes() { return out_; }
 
@@ -70,6 +81,24 @@ class Reader {
     p_ += n * 8;
     return true;
   }
+  bool get(Eigen::MatrixXd& m) {
+    std::uint64_t cols = 0, rows = 0;
+    if (!get(cols) || !get(rows)) return false;
+    const std::uint64_t left = static_cast<std::uint64_t>(end_ - p_) / 8;
+    if (rows > left || (rows > 0 && cols > left / rows)) return false;
+    m.resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
+    std::memcpy(m.data(), p_, static_cast<std::size_t>(rows * cols) * 8);
+    p_ += rows * cols * 8;
+    return true;
+  }
+  bool get(std::vector<std::uint32_t>& v) {
+    std::uint64_t n = 0;
+    if (!get(n) || n > static_cast<std::uint64_t>(end_ - p_) / 4) return false;
+    v.resize(static_cast<std::size_t>(n));
+    std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 4);
+    p_ += n * 4;
+    return true;
+  }
   bool done() const { return p_ == end_; }
 
  private:
@@ -93,6 +122,7 @@ std::string HubCore::snapshot() const {
   w.put<std::uint8_t>(static_cast<std::uint8_t>(options_.aggregation));
   w.put<std::uint64_t>(options_.max_staleness);
   w.put<double>(options_.table_refresh);
+  w.put<std::int32_t>(options_.coarse_rank);
   // The state.
   w.put<std::uint8_t>(static_cast<std::uint8_t>(phase_));
   w.put(finish_reason_);
@@ -106,6 +136,18 @@ std::string HubCore::snapshot() const {
   w.put<double>(best_objective_);
   w.put<std::uint64_t>(best_round_);
   w.put<std::uint64_t>(version_);
+  // two-level: the basis, the local step the rule allowed, the guard's state.
+  w.put<std::uint64_t>(coarse_.basis_id);
+  w.put<std::uint8_t>(coarse_.basis.identity ? 1 : 0);
+  w.put(coarse_.basis.u);
+  w.put(coarse_.basis.curvature);
+  w.put<double>(coarse_.basis.fine_curvature);
+  w.put<double>(coarse_.eta0);
+  w.put<double>(coarse_.gamma);
+  w.put<double>(coarse_.f_prev);
+  w.put<double>(coarse_.f_prev2);
+  w.put(coarse_.w_prev);
+  w.put<std::uint64_t>(coarse_.reverts);
   w.put<std::uint64_t>(agents_.size());
   for (const auto& [id, a] : agents_) {
     w.put(a.agent_id);
@@ -116,6 +158,7 @@ std::string HubCore::snapshot() const {
     w.put<std::uint8_t>(a.initialized ? 1 : 0);
     w.put<double>(a.init_loss);
     w.put(a.table_sum);
+    w.put(a.support);
   }
   const std::string& payload = w.bytes();
   Writer file;
@@ -153,9 +196,11 @@ Status HubCore::restore(const std::string& bytes) {
   std::uint64_t seed = 0, max_staleness = 0;
   std::uint8_t aggregation = 0;
   double table_refresh = 0;
+  std::int32_t coarse_rank = 0;
   bool ok = r.get(algorithm) && r.get(loss) && r.get(classes) && r.get(lambda) &&
             r.get(expected) && r.get(seed) && r.get(server_step) && r.get(prox) &&
-            r.get(aggregation) && r.get(max_staleness) && r.get(table_refresh);
+            r.get(aggregation) && r.get(max_staleness) && r.get(table_refresh) &&
+            r.get(coarse_rank);
   if (!ok) return Status::error("checkpoint corrupt: short options");
   if (algorithm != static_cast<std::uint8_t>(options_.algorithm) ||
       loss != static_cast<std::uint8_t>(options_.objective.loss) ||
@@ -163,11 +208,12 @@ Status HubCore::restore(const std::string& bytes) {
       seed != options_.seed ||
       server_step != options_.server_step || prox != options_.prox ||
       aggregation != static_cast<std::uint8_t>(options_.aggregation) ||
-      max_staleness != options_.max_staleness || table_refresh != options_.table_refresh)
+      max_staleness != options_.max_staleness || table_refresh != options_.table_refresh ||
+      coarse_rank != options_.coarse_rank)
     return Status::error(
         "the checkpoint was written for another problem or schedule (algorithm, loss, classes, "
-        "lambda, seed, server_step, prox, aggregation, max_staleness or table_refresh differ): "
-        "start with the same options or without the checkpoint");
+        "lambda, seed, server_step, prox, aggregation, max_staleness, table_refresh or "
+        "coarse_rank differ): start with the same options or without the checkpoint");
 
   // Read into a fresh core's fields, then swap: a failure leaves this hub untouched.
   HubCore next(options_);
@@ -175,20 +221,31 @@ Status HubCore::restore(const std::string& bytes) {
   ok = r.get(phase) && r.get(next.finish_reason_) && r.get(next.round_) &&
        r.get(next.total_samples_) && r.get(next.features_) && r.get(next.eta_) && r.get(next.w_) &&
        r.get(next.gbar_) && r.get(next.best_w_) && r.get(next.best_objective_) &&
-       r.get(next.best_round_) && r.get(next.version_) && r.get(agent_count);
+       r.get(next.best_round_) && r.get(next.version_);
+  std::uint8_t identity = 0;
+  ok = ok && r.get(next.coarse_.basis_id) && r.get(identity) && r.get(next.coarse_.basis.u) &&
+       r.get(next.coarse_.basis.curvature) && r.get(next.coarse_.basis.fine_curvature) &&
+       r.get(next.coarse_.eta0) && r.get(next.coarse_.gamma) && r.get(next.coarse_.f_prev) &&
+       r.get(next.coarse_.f_prev2) && r.get(next.coarse_.w_prev) && r.get(next.coarse_.reverts) &&
+       r.get(agent_count);
+  next.coarse_.basis.identity = identity != 0;
   if (!ok || phase > static_cast<std::uint8_t>(Phase::finished))
     return Status::error("checkpoint corrupt: short or invalid state");
   const Index dim = next.w_.size();
   if (next.gbar_.size() != dim || next.best_w_.size() != dim || next.features_ <= 0 ||
       dim != next.features_ * options_.objective.classes || next.total_samples_ <= 0 ||
-      agent_count > 100000 || expected < 1)
+      agent_count > 100000 || expected < 1 ||
+      (next.coarse_.basis.u.size() != 0 && next.coarse_.basis.u.rows() != next.features_) ||
+      (next.coarse_.w_prev.size() != 0 && next.coarse_.w_prev.size() != dim) ||
+      !(next.coarse_.gamma > 0 && next.coarse_.gamma <= 1))
     return Status::error("checkpoint corrupt: inconsistent dimensions");
   for (std::uint64_t i = 0; i < agent_count; ++i) {
     AgentState a;
     std::uint8_t initialized = 0;
     if (!(r.get(a.agent_id) && r.get(a.samples) && r.get(a.lmax) && r.get(a.incarnation) &&
-          r.get(a.last_seq) && r.get(initialized) && r.get(a.init_loss) && r.get(a.table_sum)) ||
-        a.table_sum.size() != dim)
+          r.get(a.last_seq) && r.get(initialized) && r.get(a.init_loss) && r.get(a.table_sum) &&
+          r.get(a.support)) ||
+        a.table_sum.size() != dim || a.support.size() > static_cast<std::size_t>(next.features_))
       return Status::error(cat("checkpoint corrupt: agent ", i));
     a.initialized = initialized != 0;
     a.connected = false;  // until it joins again; its peer id is gone with the old process

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <type_traits>
 
@@ -60,6 +61,9 @@ class DsagaMethod final : public LocalMethod {
         refresh_count_(o.refresh > 0 ? static_cast<Index>(std::ceil(
                                            std::min(1.0, o.refresh) * double(data.rows())))
                                      : 0),
+        two_level_(o.two_level),
+        data_(data),
+        objective_(objective),
         shifted_(data.cols() * objective.classes) {}
 
   double init(const Eigen::VectorXd& w0, Eigen::VectorXd& table_sum) override {
@@ -75,6 +79,14 @@ class DsagaMethod final : public LocalMethod {
     } else {
       solver_.set_state(w, gbar);
     }
+    if (two_level_) {
+      // The whole table at w_r, in the pass that sums the loss; dS is that refresh's change.
+      loss_ = solver_.refresh_all(nullptr);
+      ds = solver_.delta_sum();
+      const Index held = solver_.run_held(static_cast<Index>(steps)).steps;
+      dw = solver_.w() - w;
+      return static_cast<std::uint64_t>(data_.rows() + held);
+    }
     Index done = refresh_count_ > 0 ? solver_.refresh(refresh_count_).steps : 0;
     done += solver_.run(static_cast<Index>(steps)).steps;
     dw = solver_.w() - w;
@@ -82,7 +94,18 @@ class DsagaMethod final : public LocalMethod {
     return static_cast<std::uint64_t>(done);
   }
   std::size_t state_bytes() const override {
-    return solver_.state_bytes() + static_cast<std::size_t>(shifted_.size()) * sizeof(double);
+    return solver_.state_bytes() +
+           static_cast<std::size_t>(shifted_.size()) * sizeof(double);
+  }
+  double round_loss() const override {
+    return two_level_ ? loss_ : std::numeric_limits<double>::quiet_NaN();
+  }
+  void set_step(double eta) override { solver_.set_step(eta); }
+  bool coarse(coarse::AgentSpace& space, Eigen::VectorXd& g, Eigen::VectorXd& h) override {
+    if (!two_level_ || space.empty()) return false;
+    // The table holds a(w_r) for every row: the refresh set it and the held run kept it.
+    space.gradient_hessian(data_, objective_, solver_.table().data(), g, h);
+    return true;
   }
 
  private:
@@ -93,6 +116,10 @@ class DsagaMethod final : public LocalMethod {
   SagaSolver solver_;
   double prox_;
   Index refresh_count_;
+  bool two_level_;
+  const Dataset& data_;
+  Objective objective_;  // the problem's (the coarse part reads only the loss)
+  double loss_ = std::numeric_limits<double>::quiet_NaN();
   Eigen::VectorXd shifted_;
 };
 
@@ -166,6 +193,7 @@ class SgdMethod final : public LocalMethod {
   std::size_t state_bytes() const override {
     return static_cast<std::size_t>(w_.size()) * 4 * sizeof(double);
   }
+  void set_step(double eta) override { eta_ = eta; }
 
  private:
   const Dataset& data_;
@@ -200,6 +228,7 @@ class GdMethod final : public LocalMethod {
   std::size_t state_bytes() const override {
     return static_cast<std::size_t>(gradient_.size()) * sizeof(double);
   }
+  void set_step(double eta) override { eta_ = eta; }
 
  private:
   const Dataset& data_;
@@ -209,6 +238,12 @@ class GdMethod final : public LocalMethod {
 };
 
 }  // namespace
+
+double LocalMethod::round_loss() const { return std::numeric_limits<double>::quiet_NaN(); }
+
+bool LocalMethod::coarse(coarse::AgentSpace&, Eigen::VectorXd&, Eigen::VectorXd&) {
+  return false;
+}
 
 std::unique_ptr<LocalMethod> make_local_method(const Dataset& data, const Objective& objective,
                                                const LocalMethodOptions& options) {

@@ -193,7 +193,7 @@ void SagaSolver::renormalize() {
     return;
   }
   const int C = C_;
-  const double inv_N = 1.0 / static_cast<double>(N_);
+  const double inv_N = this->inv_N();
   for (Index k = 0; k < d_; ++k) {
     double* r = record(k);
     const double D = cum_ - r[0];
@@ -210,7 +210,7 @@ void SagaSolver::renormalize() {
 }
 
 void SagaSolver::fold_delta() {
-  const double inv_N = 1.0 / static_cast<double>(N_);
+  const double inv_N = this->inv_N();
   if (!sparse_) {
     table_sum0_ += live_delta_;
     gbar0_ += live_delta_ * inv_N;
@@ -280,7 +280,7 @@ double SagaSolver::init_table(const Eigen::VectorXd& w0) {
         }
       },
       data_.X);
-  const double inv_N = 1.0 / static_cast<double>(N_);
+  const double inv_N = this->inv_N();
   if (sparse_) {
     for (Index k = 0; k < d_; ++k) {
       double* r = record(k);
@@ -343,7 +343,7 @@ const Eigen::VectorXd& SagaSolver::w() const {
     return w_;
   }
   const int C = C_;
-  const double inv_N = 1.0 / static_cast<double>(N_);
+  const double inv_N = this->inv_N();
   for (Index k = 0; k < d_; ++k) {
     const double* r = record(k);
     const double D = cum_ - r[0];
@@ -367,7 +367,7 @@ const Eigen::VectorXd& SagaSolver::delta_sum() const {
 }
 
 const Eigen::VectorXd& SagaSolver::gbar() const {
-  const double inv_N = 1.0 / static_cast<double>(N_);
+  const double inv_N = this->inv_N();
   if (!sparse_) {
     gbar_ = gbar0_ + live_delta_ * inv_N;
     return gbar_;
@@ -431,6 +431,75 @@ SagaStats SagaSolver::refresh(Index count) {
   return stats;
 }
 
+double SagaSolver::refresh_all(double* margins_out) {
+  // Every coordinate up to date first (sparse: A = 0, so changing gbar_k below cannot alter a
+  // closed form still to be applied; dense: the scale folded into v). w does not move.
+  renormalize();
+  const Eigen::VectorXd& w = this->w();
+  const int C = C_;
+  const double* y = data_.y.data();
+  double* z = z_.data();
+  double* a = a_.data();
+  double* diff = diff_.data();
+  double loss = 0.0;
+  std::visit(
+      [&](const auto& X) {
+        using M = std::decay_t<decltype(X)>;
+        for (Index i = 0; i < n_; ++i) {
+          margins(data_, i, w, z);
+          if (margins_out != nullptr) std::copy(z, z + C, margins_out + i * C);
+          loss += sample_loss(objective_, y[i], z);
+          sample_derivative(objective_, y[i], z, a);
+          double* table_i = table_.data() + i * C;
+          for (int c = 0; c < C; ++c) {
+            diff[c] = a[c] - table_i[c];
+            table_i[c] = a[c];
+          }
+          if constexpr (kIsSparse<M>) {
+            for (typename M::InnerIterator it(X, i); it; ++it) {
+              double* r = record(static_cast<Index>(it.index()));
+              const double x = static_cast<double>(it.value());
+              for (int c = 0; c < C; ++c) r[1 + 2 * C + c] += diff[c] * x;
+            }
+          } else {
+            const auto* x = X.data() + i * d_;
+            double* delta = live_delta_.data();
+            for (Index k = 0; k < d_; ++k) {
+              const double xk = static_cast<double>(x[k]);
+              for (int c = 0; c < C; ++c) delta[k * C + c] += diff[c] * xk;
+            }
+          }
+        }
+      },
+      data_.X);
+  return loss;
+}
+
+SagaStats SagaSolver::run_held(Index steps) {
+  fold_delta();
+  hold_ = true;
+  const SagaStats stats = run(steps);
+  // The held steps accumulated their table differences in delta, which 1/N = 0 kept out of
+  // gbar; dropping them leaves gbar, table_sum and the iterate exactly as the run left them.
+  if (sparse_) {
+    const int C = C_;
+    for (Index k = 0; k < d_; ++k)
+      for (int c = 0; c < C; ++c) record(k)[1 + 2 * C + c] = 0.0;
+  } else {
+    live_delta_.setZero();
+  }
+  hold_ = false;
+  return stats;
+}
+
+void SagaSolver::set_step(double eta) {
+  // The scaled form (w = s * v) absorbs any rho; only the eager switch depends on it.
+  renormalize();
+  eta_ = eta;
+  rho_ = 1.0 - eta_ * objective_.lambda;
+  eager_ = !(rho_ >= 1e-3);
+}
+
 // Dense rows: the margins, then one fused pass over the row that applies the step to v and
 // delta (see the representation above):
 //   u = (a - table_j) * x_jk;  v_k <- v_k - (eta / s') * (u + gbar0_k + delta_k / N);
@@ -443,7 +512,7 @@ void SagaSolver::run_dense(const Matrix& X, Index steps, Width width) {
   const Index d = d_;
   const int C = width.value();
   const double eta = eta_, rho = rho_;
-  const double inv_N = 1.0 / static_cast<double>(N_);
+  const double inv_N = this->inv_N();
   const std::uint64_t n = static_cast<std::uint64_t>(n_);
   const double* y = data_.y.data();
   const S* rows = X.data();
@@ -485,7 +554,7 @@ void SagaSolver::run_dense(const Matrix& X, Index steps, Width width) {
     double* table_j = table_.data() + j * C;
     for (int c = 0; c < C; ++c) {
       diff[c] = a[c] - table_j[c];
-      table_j[c] = a[c];
+      if (!hold_) table_j[c] = a[c];
     }
     // Scaled form: v -= (eta / s') * (...). Eager (rho out of range): s stays 1 and
     // v <- rho * v - eta * (...).
@@ -549,7 +618,7 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
   const Index R = std::is_same_v<Width, OneClass> ? Index(4) : record_size_;
   assert(R == record_size_);
   const double eta = eta_, lambda = objective_.lambda;
-  const double inv_N = 1.0 / static_cast<double>(N_);
+  const double inv_N = this->inv_N();
   const std::uint64_t n = static_cast<std::uint64_t>(n_);
   const double* y = data_.y.data();
   double* __restrict rec = rec_.data();
@@ -642,7 +711,7 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
     double* table_j = table_.data() + j * C;
     for (int c = 0; c < C; ++c) {
       diff[c] = a[c] - table_j[c];
-      table_j[c] = a[c];
+      if (!hold_) table_j[c] = a[c];
     }
 
     if (eager_) {

@@ -67,6 +67,7 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
   const int tick_ms = std::max(1, to_ms(options.tick_seconds));
   const bool finished_at_start = core.finished();
   const auto pump_reports = [&] {
+    for (const std::string& note : core.take_notes()) spdlog::info("hub: {}", note);
     for (const RoundReport& report : core.take_reports()) {
       if (report.invariant_error > core.options().invariant_tolerance)
         spdlog::error("round {}: invariant violated: ||gbar - sum_k S_k / N|| = {:.3e} > {:.1e}",

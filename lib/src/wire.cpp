@@ -89,20 +89,26 @@ struct BodyEncoder {
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Join& m) {
     const auto agent_id = fbb.CreateString(m.agent_id);
     const auto software_version = fbb.CreateString(m.software_version);
+    const auto support = fbb.CreateVector(m.support.data(), m.support.size());
     const auto t = fb::CreateJoin(fbb, agent_id, m.samples, m.features, m.classes, to_fb(m.loss),
-                                  m.lmax, software_version, m.incarnation);
+                                  m.lmax, software_version, m.incarnation, support);
     return {fb::Body::Join, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Config& m) {
     const auto w = doubles(m.w);
+    const auto basis = doubles(m.basis);
     const auto t = fb::CreateConfig(fbb, to_fb(m.algorithm), m.total_samples, m.features, m.classes,
                                     to_fb(m.loss), m.lambda, m.eta, m.steps, m.seed, m.build_table,
-                                    m.round, w, m.prox, m.refresh);
+                                    m.round, w, m.prox, m.refresh, m.two_level, m.basis_rank,
+                                    m.basis_id, m.basis_identity, m.basis_dim, basis);
     return {fb::Body::Config, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::InitUpload& m) {
     const auto table_sum = doubles(m.table_sum);
-    const auto t = fb::CreateInitUpload(fbb, m.seq, m.samples, table_sum, m.loss_sum);
+    const auto values = doubles(m.eigenvalues);
+    const auto vectors = doubles(m.eigenvectors);
+    const auto t = fb::CreateInitUpload(fbb, m.seq, m.samples, table_sum, m.loss_sum, values,
+                                        m.eigen_next, vectors);
     return {fb::Body::InitUpload, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::RoundStart& m) {
@@ -111,13 +117,16 @@ struct BodyEncoder {
     // Absent unless the hub asks for the loss elsewhere than at w (asynchronous aggregation).
     const auto eval_w =
         m.eval_w.empty() ? flatbuffers::Offset<flatbuffers::Vector<double>>() : doubles(m.eval_w);
-    const auto t = fb::CreateRoundStart(fbb, m.round, w, gbar, eval_w);
+    const auto t = fb::CreateRoundStart(fbb, m.round, w, gbar, eval_w, m.eta);
     return {fb::Body::RoundStart, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Update& m) {
     const auto dw = doubles(m.dw);
     const auto ds = doubles(m.dS);
-    const auto t = fb::CreateUpdate(fbb, m.round, m.seq, m.samples, m.steps, m.loss_sum, dw, ds);
+    const auto coarse_g = doubles(m.coarse_g);
+    const auto coarse_h = doubles(m.coarse_h);
+    const auto t = fb::CreateUpdate(fbb, m.round, m.seq, m.samples, m.steps, m.loss_sum, dw, ds,
+                                    coarse_g, coarse_h);
     return {fb::Body::Update, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Ack& m) {
@@ -262,6 +271,7 @@ Status convert(const fb::Join& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.agent_id(), "Join.agent_id")
       .required(t.software_version(), "Join.software_version")
+      .required(t.support(), "Join.support")
       .known(t.loss(), fb::EnumNameLoss, "Join.loss")
       .length(t.agent_id(), "Join.agent_id")
       .length(t.software_version(), "Join.software_version")
@@ -276,20 +286,24 @@ Status convert(const fb::Join& t, const Limits& limits, msg::Message& out) {
   m.lmax = t.lmax();
   assign(*t.software_version(), m.software_version);
   m.incarnation = t.incarnation();
+  m.support.assign(t.support()->begin(), t.support()->end());
   return Status::ok();
 }
 
 Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.w(), "Config.w")
+      .required(t.basis(), "Config.basis")
       .aligned(t.w(), "Config.w")
+      .aligned(t.basis(), "Config.basis")
       .known(t.algorithm(), fb::EnumNameAlgorithm, "Config.algorithm")
       .known(t.loss(), fb::EnumNameLoss, "Config.loss")
       .finite(t.lambda(), "Config.lambda")
       .finite(t.eta(), "Config.eta")
       .finite(t.prox(), "Config.prox")
       .finite(t.refresh(), "Config.refresh")
-      .finite(t.w(), "Config.w");
+      .finite(t.w(), "Config.w")
+      .finite(t.basis(), "Config.basis");
   if (!checks.status()) return checks.status();
   msg::Config& m = slot<msg::Config>(out);
   m.algorithm = from_fb(t.algorithm());
@@ -306,21 +320,37 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
   assign(*t.w(), m.w);
   m.prox = t.prox();
   m.refresh = t.refresh();
+  m.two_level = t.two_level();
+  m.basis_rank = t.basis_rank();
+  m.basis_id = t.basis_id();
+  m.basis_identity = t.basis_identity();
+  m.basis_dim = t.basis_dim();
+  assign(*t.basis(), m.basis);
   return Status::ok();
 }
 
 Status convert(const fb::InitUpload& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.table_sum(), "InitUpload.table_sum")
+      .required(t.eigenvalues(), "InitUpload.eigenvalues")
+      .required(t.eigenvectors(), "InitUpload.eigenvectors")
       .aligned(t.table_sum(), "InitUpload.table_sum")
+      .aligned(t.eigenvalues(), "InitUpload.eigenvalues")
+      .aligned(t.eigenvectors(), "InitUpload.eigenvectors")
       .finite(t.table_sum(), "InitUpload.table_sum")
-      .finite(t.loss_sum(), "InitUpload.loss_sum");
+      .finite(t.loss_sum(), "InitUpload.loss_sum")
+      .finite(t.eigenvalues(), "InitUpload.eigenvalues")
+      .finite(t.eigen_next(), "InitUpload.eigen_next")
+      .finite(t.eigenvectors(), "InitUpload.eigenvectors");
   if (!checks.status()) return checks.status();
   msg::InitUpload& m = slot<msg::InitUpload>(out);
   m.seq = t.seq();
   m.samples = t.samples();
   assign(*t.table_sum(), m.table_sum);
   m.loss_sum = t.loss_sum();
+  assign(*t.eigenvalues(), m.eigenvalues);
+  m.eigen_next = t.eigen_next();
+  assign(*t.eigenvectors(), m.eigenvectors);
   return Status::ok();
 }
 
@@ -333,7 +363,8 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
       .aligned(t.eval_w(), "RoundStart.eval_w")
       .finite(t.w(), "RoundStart.w")
       .finite(t.gbar(), "RoundStart.gbar")
-      .finite(t.eval_w(), "RoundStart.eval_w");
+      .finite(t.eval_w(), "RoundStart.eval_w")
+      .finite(t.eta(), "RoundStart.eta");
   if (!checks.status()) return checks.status();
   msg::RoundStart& m = slot<msg::RoundStart>(out);
   m.round = t.round();
@@ -341,6 +372,7 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
   assign(*t.gbar(), m.gbar);
   if (t.eval_w() != nullptr) assign(*t.eval_w(), m.eval_w);
   else m.eval_w.clear();  // keeps its capacity: no allocation either way
+  m.eta = t.eta();
   return Status::ok();
 }
 
@@ -350,9 +382,15 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
       .required(t.ds(), "Update.dS")
       .aligned(t.dw(), "Update.dw")
       .aligned(t.ds(), "Update.dS")
+      .required(t.coarse_g(), "Update.coarse_g")
+      .required(t.coarse_h(), "Update.coarse_h")
+      .aligned(t.coarse_g(), "Update.coarse_g")
+      .aligned(t.coarse_h(), "Update.coarse_h")
       .finite(t.loss_sum(), "Update.loss_sum")
       .finite(t.dw(), "Update.dw")
-      .finite(t.ds(), "Update.dS");
+      .finite(t.ds(), "Update.dS")
+      .finite(t.coarse_g(), "Update.coarse_g")
+      .finite(t.coarse_h(), "Update.coarse_h");
   if (!checks.status()) return checks.status();
   msg::Update& m = slot<msg::Update>(out);
   m.round = t.round();
@@ -362,6 +400,8 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
   m.loss_sum = t.loss_sum();
   assign(*t.dw(), m.dw);
   assign(*t.ds(), m.dS);
+  assign(*t.coarse_g(), m.coarse_g);
+  assign(*t.coarse_h(), m.coarse_h);
   return Status::ok();
 }
 

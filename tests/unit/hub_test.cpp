@@ -38,6 +38,7 @@ class HubTest : public ::testing::Test {
 
   static HubOptions options() {
     HubOptions o;
+    o.aggregation = Aggregation::mean;  // plain dSAGA's accounting (two-level: its own tests)
     o.objective.loss = Loss::logistic;
     o.objective.lambda = 0.5;
     o.expected_agents = 2;

@@ -105,7 +105,8 @@ HubOptions logistic_options(int agents, std::uint64_t rounds) {
 TEST(Service, OneAgentOneEpochPerRoundIsSerialSaga) {
   const Dataset data = synthetic(300, 8, 1);
   HubOptions options = logistic_options(1, 6);
-  options.table_refresh = 0;  // plain dSAGA (the default): a refresh adds zero-length steps
+  options.aggregation = Aggregation::mean;  // plain dSAGA
+  options.table_refresh = 0;  // a refresh adds zero-length steps
   const TrainingRun run = train({data}, options);
   ASSERT_EQ(run.w_after_round.size(), 7u);  // round 0 (init) and rounds 1..6
 

@@ -50,6 +50,7 @@ void expect_same(const msg::Join& a, const msg::Join& b) {
   expect_same_bits(a.lmax, b.lmax, "lmax");
   EXPECT_EQ(a.software_version, b.software_version);
   EXPECT_EQ(a.incarnation, b.incarnation);
+  EXPECT_EQ(a.support, b.support);
 }
 void expect_same(const msg::Config& a, const msg::Config& b) {
   EXPECT_EQ(a.algorithm, b.algorithm);
@@ -65,18 +66,28 @@ void expect_same(const msg::Config& a, const msg::Config& b) {
   EXPECT_EQ(a.prox, b.prox);
   EXPECT_EQ(a.round, b.round);
   expect_same_bits(a.w, b.w, "w");
+  EXPECT_EQ(a.two_level, b.two_level);
+  EXPECT_EQ(a.basis_rank, b.basis_rank);
+  EXPECT_EQ(a.basis_id, b.basis_id);
+  EXPECT_EQ(a.basis_identity, b.basis_identity);
+  EXPECT_EQ(a.basis_dim, b.basis_dim);
+  expect_same_bits(a.basis, b.basis, "basis");
 }
 void expect_same(const msg::InitUpload& a, const msg::InitUpload& b) {
   EXPECT_EQ(a.seq, b.seq);
   EXPECT_EQ(a.samples, b.samples);
   expect_same_bits(a.table_sum, b.table_sum, "table_sum");
   expect_same_bits(a.loss_sum, b.loss_sum, "loss_sum");
+  expect_same_bits(a.eigenvalues, b.eigenvalues, "eigenvalues");
+  expect_same_bits(a.eigen_next, b.eigen_next, "eigen_next");
+  expect_same_bits(a.eigenvectors, b.eigenvectors, "eigenvectors");
 }
 void expect_same(const msg::RoundStart& a, const msg::RoundStart& b) {
   EXPECT_EQ(a.round, b.round);
   expect_same_bits(a.w, b.w, "w");
   expect_same_bits(a.gbar, b.gbar, "gbar");
   expect_same_bits(a.eval_w, b.eval_w, "eval_w");
+  expect_same_bits(a.eta, b.eta, "eta");
 }
 void expect_same(const msg::Update& a, const msg::Update& b) {
   EXPECT_EQ(a.round, b.round);
@@ -86,6 +97,8 @@ void expect_same(const msg::Update& a, const msg::Update& b) {
   expect_same_bits(a.loss_sum, b.loss_sum, "loss_sum");
   expect_same_bits(a.dw, b.dw, "dw");
   expect_same_bits(a.dS, b.dS, "dS");
+  expect_same_bits(a.coarse_g, b.coarse_g, "coarse_g");
+  expect_same_bits(a.coarse_h, b.coarse_h, "coarse_h");
 }
 void expect_same(const msg::Ack& a, const msg::Ack& b) {
   EXPECT_EQ(a.round, b.round);
@@ -135,6 +148,7 @@ std::vector<msg::Message> samples(std::size_t n) {
   join.lmax = 3.25e7;
   join.software_version = "0.1.0-dev+g1234abc";
   join.incarnation = 0xDEADBEEFCAFEBABEull;
+  join.support = {0, 3, 4, 784, 0xFFFFFFFFu};  // the wire keeps it; the hub checks it
 
   msg::Config config;
   config.algorithm = msg::Algorithm::scaffold;
@@ -150,18 +164,27 @@ std::vector<msg::Message> samples(std::size_t n) {
   config.prox = 0.003;
   config.round = 42;
   config.w = ramp(n, 1.5);
+  config.two_level = true;
+  config.basis_rank = 7;
+  config.basis_id = 0x0123456789ABCDEFull;
+  config.basis_dim = 2;
+  config.basis = ramp(2 * n, 0.75);
 
   msg::InitUpload init;
   init.seq = 3;
   init.samples = 7501;
   init.table_sum = ramp(n + 1, -2.0);
   init.loss_sum = -1.5e-300;
+  init.eigenvalues = {2.5, 1.0, 1e-300};
+  init.eigen_next = 5e-324;
+  init.eigenvectors = ramp(3 * n, 0.125);
 
   msg::RoundStart start;
   start.round = 1u << 30;
   start.w = ramp(n, 0.5);
   start.gbar = ramp(n, 1e-9);
   start.eval_w = ramp(n, -0.25);  // present (async hub); msg::RoundStart{} below has it absent
+  start.eta = 0.6180339887498949;
 
   msg::Update update;
   update.round = 17;
@@ -171,6 +194,8 @@ std::vector<msg::Message> samples(std::size_t n) {
   update.loss_sum = 4096.25;
   update.dw = ramp(n, 3.0);
   update.dS = ramp(n, -1e200);
+  update.coarse_g = ramp(4, 2.0);
+  update.coarse_h = ramp(10, -3.0);
 
   msg::Ack ack;
   ack.round = 0xFFFFFFFFFFull;
@@ -393,7 +418,8 @@ TEST(WireDecode, RejectsWrongIdentifier) {
 }
 
 TEST(WireDecode, RejectsOtherProtocolVersions) {
-  for (std::uint32_t version : {0u, 2u, 7u, 0xFFFFFFFFu}) {
+  // 1: a peer from before two-level dSAGA is refused with a clear reason.
+  for (std::uint32_t version : {0u, 1u, 3u, 7u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
         finish(fbb, fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, 3).Union(), version);
@@ -644,7 +670,7 @@ TEST(WireDecode, RejectsDoubleVectorsMisalignedWithinTheBuffer) {
   // alignment); reading it would be a misaligned double load, a SIGBUS on armhf.
   const Bytes bytes = {0x14, 0x00, 0x00, 0x00, 0x44, 0x53, 0x47, 0x41, 0x00, 0x00, 0x0a, 0x00,
                        0x12, 0x00, 0x08, 0x00, 0x07, 0x00, 0x0c, 0x00, 0x0a, 0x00, 0x00, 0x00,
-                       0x00, 0x00, 0x00, 0x05, 0x01, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,
+                       0x00, 0x00, 0x00, 0x05, 0x02, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x12, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x08, 0x00, 0x12, 0x00, 0x00, 0x00,
                        0x0c, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,

@@ -12,7 +12,8 @@
 // on_message(message, Outbox&) allocates nothing once one round has been answered: the Update is
 // built in storage the agent keeps (pending()) and copied into the Outbox's reused slot
 // (tests/unit/agent_alloc_test.cpp; wire.hpp says how the bytes are encoded and decoded the same
-// way).
+// way). Two-level rounds are the exception: the coarse Hessian's scratch (O(n_k m + (mC)^2)) is
+// allocated per round; Z_k = X_k U (n_k x m doubles) is allocated once per basis.
 //
 // Reliability: the last InitUpload/Update stays pending until the hub acknowledges its seq;
 // after a reconnect the adapter sends Join and then `pending()` again (the hub applies a seq
@@ -27,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "dsaga/coarse.hpp"
 #include "dsaga/dataset.hpp"
 #include "dsaga/local_method.hpp"
 #include "dsaga/messages.hpp"
@@ -91,16 +93,22 @@ class AgentCore {
   Status on_config(const msg::Config& config, Outbox& out);
   Status on_round(const msg::RoundStart& start, Outbox& out);
   Status build_table(Outbox& out);
+  // Two-level dSAGA: takes the coarse basis a Config carries (Z_k = X_k U).
+  Status take_basis(const msg::Config& config);
 
   const Dataset& data_;
   Objective objective_;
   AgentOptions options_;
   double lmax_ = 0.0;  // max_i beta * ||x_i||^2 (the hub adds lambda)
   std::unique_ptr<LocalMethod> method_;
+  std::vector<std::uint32_t> support_;  // columns the rows touch (every column when dense)
+  coarse::AgentSpace space_;            // two-level: Z_k for the basis basis_id_
+  std::uint64_t basis_id_ = 0;
+  double step_ = 0.0;                   // the local step the method runs with
   std::optional<msg::Config> config_;
   Eigen::VectorXd w_round_, gbar_round_;  // the broadcast state, reused every round
   Eigen::VectorXd eval_w_;  // where an asynchronous hub asks for the loss (RoundStart.eval_w)
-  Eigen::VectorXd dw_, ds_, table_sum_;
+  Eigen::VectorXd dw_, ds_, table_sum_, coarse_g_, coarse_h_;
   std::uint64_t seq_ = 0;
   std::uint64_t rounds_done_ = 0;
   std::optional<std::uint64_t> answered_round_;  // the newest round answered with an Update

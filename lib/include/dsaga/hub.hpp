@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "dsaga/coarse.hpp"
 #include "dsaga/messages.hpp"
 #include "dsaga/objective.hpp"
 #include "dsaga/status.hpp"
@@ -44,19 +45,35 @@ struct Outgoing {
   msg::Message message;
 };
 
-// How the hub combines the agents' updates (ALGORITHM.md section 3).
-//   mean:  synchronous rounds; w <- w + eta_g * sum_k (n_k / N_r) dw_k once a round closes.
+// How the hub combines the agents' updates (ALGORITHM.md sections 3 and 7).
+//   two_level: dSAGA's default. Synchronous rounds in which every agent refreshes its whole
+//          table at w_r and reports its gradient and Hessian in the coarse space U (coarse.hpp)
+//          before its local run (table held); the hub takes an exact Newton step in U and the
+//          weighted mean of the runs outside it, under a guard that returns to the previous w
+//          and halves the step when F rose by more than it fell the round before.
+//   mean:  plain dSAGA (the paper's) and the baselines: synchronous rounds;
+//          w <- w + eta_g * sum_k (n_k / N_r) dw_k once a round closes.
 //   async: each update is applied the moment it arrives, w <- w + eta_g * (n_k / N) dw_k
 //          (eta_g = K applies every dw_k in full), and only its sender is answered, with the
 //          fresh (w, gbar). An update whose starting model is more than max_staleness updates
 //          old has its dw_k dropped (its dS_k is still applied, exactly once). dSAGA only.
-enum class Aggregation : std::uint8_t { mean = 0, async = 1 };
+//   automatic: two_level for dsaga, mean for the baselines.
+enum class Aggregation : std::uint8_t { mean = 0, async = 1, two_level = 2, automatic = 3 };
 const char* to_string(Aggregation aggregation);
-Result<Aggregation> parse_aggregation(const std::string& text);  // "mean" | "async"
+// "auto" | "two-level" | "mean" | "async"
+Result<Aggregation> parse_aggregation(const std::string& text);
 
 struct HubOptions {
   msg::Algorithm algorithm = msg::Algorithm::dsaga;
-  Aggregation aggregation = Aggregation::mean;
+  Aggregation aggregation = Aggregation::automatic;
+  Aggregation effective_aggregation() const {
+    if (aggregation != Aggregation::automatic) return aggregation;
+    return algorithm == msg::Algorithm::dsaga ? Aggregation::two_level : Aggregation::mean;
+  }
+  // two_level: the dimension m of the coarse space; 0 = chosen by the stability rule from the
+  // spectrum the agents upload (coarse.hpp), or the whole space when d * C <= 256. A value >= d
+  // makes it the whole space (exact distributed Newton steps, no local runs).
+  int coarse_rank = 0;
   // async: the most updates applied between an agent's starting model and its update for the
   // update's dw to be used; 0 = twice the number of agents.
   std::uint64_t max_staleness = 0;
@@ -65,7 +82,8 @@ struct HubOptions {
   int expected_agents = 1;        // training starts when this many have joined...
   int min_agents = 0;             // ...or, after admission_timeout seconds, this many (0 = all)
   double admission_timeout = 0.0;
-  double eta = 0.0;               // local step; 0 = 1 / (3 * global L_max)
+  double eta = 0.0;               // local step; 0 = 1 / (3 * global L_max) (two_level: 1 / L_max,
+                                  // lowered if the stability rule asks for it)
   double server_step = 1.0;       // eta_g
   double prox = 0.0;              // mu of the agents' local proximal term (local_method.hpp)
   // dSAGA: fraction of each agent's own table recomputed at the broadcast w every round
@@ -106,6 +124,10 @@ struct RoundReport {
   // async: updates applied during this round, and those whose dw was dropped as too stale.
   int updates = 0;
   int stale_dropped = 0;
+  // two_level: the guard's scale of the local step and the coarse step this round set (1 =
+  // full), and whether it sent the model back to the previous round's w.
+  double step_scale = 1.0;
+  bool reverted = false;
 };
 
 // The sampling seed of an agent: a fixed function of the run's seed and the agent id, the same
@@ -161,6 +183,13 @@ class HubCore {
   double check_invariant() const;
   // Reports of rounds closed since the last call.
   std::vector<RoundReport> take_reports();
+  // Decisions worth a line in the log since the last call (the coarse space chosen, a guard
+  // revert), in order.
+  std::vector<std::string> take_notes() {
+    std::vector<std::string> notes;
+    notes.swap(notes_);
+    return notes;
+  }
   // True once after a change worth saving (a round opened, a late delta applied, training
   // finished): the caller saves snapshot() *before* sending what the call appended to `out`,
   // because those messages acknowledge updates as applied.
@@ -190,6 +219,10 @@ class HubCore {
     bool initialized = false;    // S_k received for the current table
     double init_loss = 0.0;      // loss sum at w0 (init round)
     Eigen::VectorXd table_sum;   // S_k
+    std::vector<std::uint32_t> support;  // columns its rows touch (empty: every column)
+    // two_level setup: its eigenpairs, until the basis is built (not checkpointed: a hub that
+    // restarts before the first round asks again).
+    coarse::AgentBasis eigen;
     // async (not checkpointed: a restored hub sends every agent a fresh start):
     std::uint64_t eval_round = 0;    // that RoundStart asked for F at this round's eval point
     std::uint64_t eval_version = 0;  // ... and carried this version
@@ -214,7 +247,19 @@ class HubCore {
   msg::RoundStart round_start() const;
   std::vector<PeerId> connected_peers() const;
   // async
-  bool async() const { return options_.aggregation == Aggregation::async; }
+  bool async() const { return options_.effective_aggregation() == Aggregation::async; }
+  // two_level (hub_two_level.cpp)
+  bool two_level() const { return options_.effective_aggregation() == Aggregation::two_level; }
+  bool basis_ready() const { return coarse_.basis_id != 0; }
+  // The checks of an InitUpload's eigenpairs; stores them in the agent's state.
+  Status take_eigenpairs(AgentState& agent, const msg::InitUpload& init);
+  // Once every agent's eigenpairs are in: U, m and the local step (coarse.hpp).
+  void build_coarse_space();
+  void add_basis(const AgentState& agent, msg::Config& config) const;
+  Status check_coarse(const AgentState& agent, const msg::Update& update) const;
+  // The round's step from w_round (its broadcast w): the guard, the coarse Newton step and the
+  // fine part of the weighted mean of the dw. `objective` is F(w_round) (NaN if incomplete).
+  void two_level_step(const Eigen::VectorXd& w_round, double objective, RoundReport& report);
   void send_async_start(AgentState& agent, std::vector<Outgoing>& out);
   Status apply_async(AgentState& agent, const msg::Update& update, double now,
                      std::vector<Outgoing>& out);
@@ -246,8 +291,20 @@ class HubCore {
   Eigen::VectorXd eval_w_;              // w when the round opened: where F is measured
   double eval_loss_ = 0.0;              // sum of the agents' loss sums at eval_w_
   std::map<std::string, bool> eval_reported_;  // agents whose loss at eval_w_ is in eval_loss_
+  // two_level state (checkpointed)
+  struct CoarseState {
+    coarse::Basis basis;
+    std::uint64_t basis_id = 0;   // 0 until built
+    double eta0 = 0.0;            // the local step the stability rule allows
+    double gamma = 1.0;           // the guard's scale of eta0 and of the coarse step
+    double f_prev = std::numeric_limits<double>::infinity();   // F at the last accepted w
+    double f_prev2 = std::numeric_limits<double>::infinity();  // ... and the one before
+    Eigen::VectorXd w_prev;       // the last accepted broadcast w (where a revert returns)
+    std::uint64_t reverts = 0;
+  } coarse_;
   bool commit_ = false;
   std::vector<RoundReport> reports_;
+  std::vector<std::string> notes_;
 };
 
 }  // namespace dsaga

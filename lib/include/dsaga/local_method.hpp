@@ -6,6 +6,9 @@
 //
 // and each method gives its own meaning to dw_k, S_k and gbar:
 //   dsaga     T local SAGA steps; S_k = sum_i table_i x_i; gbar = the global table average.
+//             Two-level rounds (coarse.hpp) first recompute the whole table at w_r in the pass
+//             that also sums the loss (dS = that refresh's change), then take T steps with the
+//             table held; the hub adds a Newton step in the coarse space from coarse().
 //   fedavg    T local SGD steps on f_k + lambda/2 ||w||^2; S_k = 0, gbar = 0.
 //   scaffold  T local steps of SGD corrected by the control variates (Karimireddy et al. 2020,
 //             option II): w <- w - eta (g_j(w) - c_k + c); then c_k <- c_k - c + (w_r - w)/(T eta).
@@ -20,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "dsaga/coarse.hpp"
 #include "dsaga/dataset.hpp"
 #include "dsaga/messages.hpp"
 #include "dsaga/objective.hpp"
@@ -37,6 +41,14 @@ class LocalMethod {
                               std::uint64_t steps, Eigen::VectorXd& dw, Eigen::VectorXd& ds) = 0;
   // Bytes of state allocated by the constructor (tables, vectors).
   virtual std::size_t state_bytes() const = 0;
+  // The loss sum at the last round's w when the round's own pass computed it (two-level
+  // dSAGA), else NaN (the agent then makes the pass itself).
+  virtual double round_loss() const;
+  // The local step for the rounds to come (the hub's guard may move it per round).
+  virtual void set_step(double eta) = 0;
+  // Two-level dSAGA: the coarse gradient and Hessian (coarse.hpp) of the last round, at its w
+  // with the refreshed table. False for methods without a coarse part.
+  virtual bool coarse(coarse::AgentSpace& space, Eigen::VectorXd& g, Eigen::VectorXd& h_packed);
 };
 
 struct LocalMethodOptions {
@@ -58,6 +70,8 @@ struct LocalMethodOptions {
   // label-sorted B1) removes the damping the stale tables give to long local epochs on
   // non-IID shards and can diverge. 0 = plain dSAGA.
   double refresh = 0.0;
+  // dSAGA: two-level rounds (see the top of this file; refresh is then the whole table).
+  bool two_level = false;
 };
 
 // The Dataset must outlive the method; objective.lambda is the problem's lambda.

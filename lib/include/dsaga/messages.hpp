@@ -24,7 +24,7 @@
 namespace dsaga::msg {
 
 // Bumped on any incompatible change of the schema or of the meaning of a field.
-inline constexpr std::uint32_t kProtocolVersion = 1;
+inline constexpr std::uint32_t kProtocolVersion = 2;  // 2: two-level dSAGA
 
 enum class Algorithm : std::uint8_t { dsaga = 0, fedavg = 1, scaffold = 2, gd = 3 };
 
@@ -50,6 +50,7 @@ struct Join {
   double lmax = 0.0;           // max_i L_i of the local data (lambda excluded: the hub adds it)
   std::string software_version;
   std::uint64_t incarnation = 0;  // random per agent process start: a restart vs a reconnect
+  std::vector<std::uint32_t> support;  // columns its rows touch, ascending; empty = every column
 };
 
 struct Config {
@@ -67,6 +68,14 @@ struct Config {
   std::vector<double> w;          // state at which to build the table
   double prox = 0.0;              // mu of the local proximal term mu/2 ||w - w_r||^2 (0: none)
   double refresh = 0.0;           // dSAGA: fraction of own table entries recomputed at w each round
+  // Two-level dSAGA (coarse.hpp): the round refreshes the whole table at w, reports the coarse
+  // gradient and Hessian, then runs its steps with the table held.
+  bool two_level = false;
+  std::uint32_t basis_rank = 0;   // eigenpairs to upload with the InitUpload (0: none)
+  std::uint64_t basis_id = 0;     // the basis below; 0 = none yet
+  bool basis_identity = false;    // U = I (the whole space)
+  std::uint32_t basis_dim = 0;    // m
+  std::vector<double> basis;      // U on the agent's support, column-major |support| x m
 };
 
 struct InitUpload {
@@ -74,6 +83,9 @@ struct InitUpload {
   std::uint64_t samples = 0;
   std::vector<double> table_sum;  // S_k
   double loss_sum = 0.0;          // sum of local losses at Config::w
+  std::vector<double> eigenvalues;   // top Config::basis_rank of X_k^T X_k / n_k, descending
+  double eigen_next = 0.0;           // the next one
+  std::vector<double> eigenvectors;  // on the support, column-major |support| x q
 };
 
 struct RoundStart {
@@ -83,6 +95,7 @@ struct RoundStart {
   // Where the agent evaluates its loss sum for the Update; empty = at w. The asynchronous hub
   // sends a common point here so that F can be assembled while every agent starts elsewhere.
   std::vector<double> eval_w;
+  double eta = 0.0;  // the round's local step; 0 = Config::eta
 };
 
 struct Update {
@@ -93,6 +106,8 @@ struct Update {
   double loss_sum = 0.0;    // sum of local losses at the round's broadcast w
   std::vector<double> dw;   // w_k - w
   std::vector<double> dS;   // change of S_k during the round
+  std::vector<double> coarse_g;  // two-level: Z_k^T a (m*C); empty otherwise
+  std::vector<double> coarse_h;  // two-level: packed upper triangle of Z_k^T D Z_k
 };
 
 struct Ack {

@@ -93,6 +93,18 @@ class SagaSolver {
   // dSAGA calls it at the broadcast w before a round's steps, so that the tables the hub's gbar
   // is made of do not lag the averaged model (local_method.hpp: refresh). Allocates nothing.
   SagaStats refresh(Index count);
+  // Recomputes every table entry at the current w, in row order, without moving w (two-level
+  // dSAGA's refresh at the broadcast w): one pass over the data that also returns the loss sum
+  // and, when `margins` is not null, writes each row's C margins there (n x C, row-major). The
+  // table, table_sum, delta_sum and gbar change together as in a step. Allocates nothing.
+  double refresh_all(double* margins);
+  // `steps` steps with the table held: w moves as in run(), but no table entry and so neither
+  // gbar nor table_sum changes; every step is corrected by the table as it was when the run
+  // started (local SVRG with the SAGA table as its anchor). The run starts a new accounting
+  // period (as reset_delta()), so delta_sum() is zero after it. Allocates nothing.
+  SagaStats run_held(Index steps);
+  // Changes the step size between runs (two-level dSAGA's guard adapts it per round).
+  void set_step(double eta);
 
   // Current iterate and table average (all pending lazy updates applied). Each accessor returns
   // a buffer of its own, valid until the next call of a non-const member or of the same
@@ -128,6 +140,8 @@ class SagaSolver {
   void renormalize();
   // Starts a new accounting period: table_sum0 += delta, gbar0 += delta / N, delta = 0.
   void fold_delta();
+  // 1/N, or 0 while the table is held (run_held): gbar stays gbar0 whatever delta does.
+  double inv_N() const { return hold_ ? 0.0 : 1.0 / static_cast<double>(N_); }
   // Sparse path: pointer to coordinate k's record.
   double* record(Index k) { return rec_.data() + k * record_size_; }
   const double* record(Index k) const { return rec_.data() + k * record_size_; }
@@ -165,6 +179,7 @@ class SagaSolver {
   double cum_carry_ = 0.0;      // Kahan compensation of A
   double rho_ = 1.0;            // 1 - eta * lambda
   bool eager_ = false;          // rho too small for the scaled form: shrink w every step
+  bool hold_ = false;           // run_held: table entries are read, never written
   Index since_restart_ = 0, restart_period_ = 1;
   // The accessors' buffers (filled on each call).
   mutable Eigen::VectorXd w_, gbar_, table_sum_;

@@ -1,0 +1,184 @@
+// The hub's side of two-level dSAGA (hub.hpp: Aggregation::two_level; coarse.hpp has the math,
+// ALGORITHM.md section 7 the derivation): the setup's basis, the checks of the coarse payloads,
+// and the round's step with its guard.
+#include <algorithm>
+#include <cmath>
+
+#include "dsaga/hub.hpp"
+#include "strings.hpp"
+
+namespace dsaga {
+
+namespace {
+
+Eigen::Map<const Eigen::VectorXd> view(const std::vector<double>& v) {
+  return Eigen::Map<const Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()));
+}
+
+}  // namespace
+
+Status HubCore::take_eigenpairs(AgentState& agent, const msg::InitUpload& init) {
+  const std::size_t q = init.eigenvalues.size();
+  const std::size_t rows =
+      agent.support.empty() ? static_cast<std::size_t>(features_) : agent.support.size();
+  if (q > static_cast<std::size_t>(coarse::vectors_per_agent(agents())) ||
+      init.eigenvectors.size() != q * rows)
+    return Status::error(cat(q, " eigenvalues and ", init.eigenvectors.size(),
+                             " eigenvector entries, expected at most ",
+                             coarse::vectors_per_agent(agents()), " pairs on ", rows, " columns"));
+  for (std::size_t j = 0; j < q; ++j)
+    if (init.eigenvalues[j] < 0 || (j > 0 && init.eigenvalues[j] > init.eigenvalues[j - 1]))
+      return Status::error(cat("eigenvalues[", j, "] = ", init.eigenvalues[j],
+                               ": they must be >= 0 and descending"));
+  if (init.eigen_next < 0) return Status::error(cat("eigen_next = ", init.eigen_next));
+  agent.eigen.values = view(init.eigenvalues);
+  agent.eigen.next = init.eigen_next;
+  agent.eigen.support = agent.support;
+  agent.eigen.vectors = Eigen::Map<const Eigen::MatrixXd>(
+      init.eigenvectors.data(), static_cast<Index>(rows), static_cast<Index>(q));
+  return Status::ok();
+}
+
+void HubCore::build_coarse_space() {
+  coarse_ = CoarseState{};
+  coarse_.eta0 = eta_;
+  if (coarse::whole_space(features_, options_.objective.classes, options_.coarse_rank)) {
+    coarse_.basis.identity = true;
+  } else {
+    std::vector<coarse::AgentBasis> uploads;
+    double max_steps = 0.0;
+    for (auto& [id, a] : agents_) {
+      a.eigen.weight = static_cast<double>(a.samples) / static_cast<double>(total_samples_);
+      uploads.push_back(std::move(a.eigen));
+      a.eigen = coarse::AgentBasis{};
+      max_steps = std::max(max_steps, static_cast<double>(options_.local_steps > 0
+                                                              ? static_cast<std::uint64_t>(
+                                                                    options_.local_steps)
+                                                              : a.samples));
+    }
+    const double beta = options_.objective.beta();
+    coarse_.basis = coarse::build_basis(features_, uploads, options_.coarse_rank);
+    // Where even the whole union leaves too much curvature to the local runs, the step shrinks
+    // until eta * T * beta * curvature meets the bound (the rule of coarse.hpp).
+    const double c = eta_ * max_steps * beta * coarse_.basis.fine_curvature;
+    if (c > coarse::kStabilityBound) coarse_.eta0 = eta_ * coarse::kStabilityBound / c;
+  }
+  coarse_.basis_id = 1;
+  const int C = options_.objective.classes;
+  const coarse::Basis& b = coarse_.basis;
+  notes_.push_back(
+      b.identity
+          ? cat("two-level: the coarse space is the whole space (d * C = ", features_ * C,
+                "): each round is an exact distributed Newton step, no local runs")
+          : cat("two-level: coarse space of m = ", b.u.cols(), " directions (x ", C,
+                " classes) from the agents' eigenvectors, curvature ", b.curvature[0], " to ",
+                b.curvature[b.curvature.size() - 1], ", about ", b.fine_curvature,
+                " left to the local runs; local step ", coarse_.eta0,
+                coarse_.eta0 < eta_ ? cat(" (1/L_max = ", eta_, " lowered by the stability rule)")
+                                    : std::string(" (1/L_max)")));
+}
+
+void HubCore::add_basis(const AgentState& agent, msg::Config& config) const {
+  if (!basis_ready()) {
+    // The setup: the agent's top eigenpairs come back with its table.
+    if (!coarse::whole_space(features_, options_.objective.classes, options_.coarse_rank))
+      config.basis_rank = static_cast<std::uint32_t>(coarse::vectors_per_agent(agents()));
+    return;
+  }
+  // The step stays Config.eta (a changed one would make the agent rebuild its solver): the
+  // round's step, eta0 scaled by the guard, travels in each RoundStart.
+  config.basis_id = coarse_.basis_id;
+  if (coarse_.basis.identity) {
+    config.basis_identity = true;
+    config.basis_dim = static_cast<std::uint32_t>(features_);
+    config.steps = 0;  // the hub's Newton step is the whole step
+    return;
+  }
+  const Eigen::MatrixXd& u = coarse_.basis.u;
+  config.basis_dim = static_cast<std::uint32_t>(u.cols());
+  // U restricted to the rows of the agent's support, column-major.
+  const std::size_t rows = agent.support.empty() ? static_cast<std::size_t>(u.rows())
+                                                 : agent.support.size();
+  config.basis.resize(rows * static_cast<std::size_t>(u.cols()));
+  for (Index j = 0; j < u.cols(); ++j)
+    for (std::size_t s = 0; s < rows; ++s)
+      config.basis[static_cast<std::size_t>(j) * rows + s] =
+          u(agent.support.empty() ? static_cast<Index>(s) : agent.support[s], j);
+}
+
+Status HubCore::check_coarse(const AgentState& /*agent*/, const msg::Update& update) const {
+  if (!two_level() || !basis_ready()) {
+    if (!update.coarse_g.empty() || !update.coarse_h.empty())
+      return Status::error("coarse_g and coarse_h must be empty: this hub runs no coarse space");
+    return Status::ok();
+  }
+  const std::size_t mc = static_cast<std::size_t>(coarse_.basis.dim(features_)) *
+                         static_cast<std::size_t>(options_.objective.classes);
+  if (update.coarse_g.size() != mc || update.coarse_h.size() != coarse::packed_size(mc))
+    return Status::error(cat("coarse_g has ", update.coarse_g.size(), " and coarse_h ",
+                             update.coarse_h.size(), " entries, the coarse space needs ", mc,
+                             " and ", coarse::packed_size(mc)));
+  return Status::ok();
+}
+
+void HubCore::two_level_step(const Eigen::VectorXd& w_round, double objective,
+                             RoundReport& report) {
+  CoarseState& s = coarse_;
+  // The guard (on rounds whose F is known): a rise of F larger than the decrease before it
+  // sends the model back to the last accepted w with half the step; a good round grows the
+  // step back by 1.25 up to the full one.
+  if (std::isfinite(objective)) {
+    if (s.w_prev.size() == w_round.size() && objective - s.f_prev > std::max(s.f_prev2 - s.f_prev, 0.0)) {
+      w_ = s.w_prev;
+      s.gamma *= 0.5;
+      s.f_prev2 = std::numeric_limits<double>::infinity();
+      ++s.reverts;
+      notes_.push_back(cat("two-level guard: F rose to ", objective, " at round ", round_,
+                           " (from ", s.f_prev, "): back to the previous model, step scale ",
+                           s.gamma));
+      report.reverted = true;
+      report.step_scale = s.gamma;
+      return;
+    }
+    if (std::isfinite(s.f_prev)) s.gamma = std::min(1.0, 1.25 * s.gamma);
+    s.f_prev2 = s.f_prev;
+    s.f_prev = objective;
+  }
+  report.step_scale = s.gamma;
+  s.w_prev = w_round;
+
+  // The participants' sums; with some agents missing (a round deadline) their mean stands in for
+  // the whole (N_r instead of N), which the guard checks once F is known again.
+  const int C = options_.objective.classes;
+  const Index mc = static_cast<Index>(s.basis.dim(features_)) * C;
+  double n_round = 0.0;
+  Eigen::VectorXd g = Eigen::VectorXd::Zero(mc), dbar = Eigen::VectorXd::Zero(w_round.size());
+  Eigen::VectorXd h_packed = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(mc)));
+  for (const auto& [id, u] : pending_) n_round += static_cast<double>(u.samples);
+  for (const auto& [id, u] : pending_) {
+    g += view(u.coarse_g);
+    h_packed += view(u.coarse_h);
+    dbar += (static_cast<double>(u.samples) / n_round) * view(u.dw);
+  }
+  Eigen::MatrixXd h(mc, mc);
+  coarse::unpack_upper(h_packed.data(), h);
+  const double lambda = options_.objective.lambda;
+  const Eigen::VectorXd w_coarse =
+      s.basis.identity ? w_round : coarse::restrict(s.basis.u, w_round, C);
+  const Eigen::VectorXd g_u = g / n_round + lambda * w_coarse;
+  const auto delta = coarse::newton_step(h / n_round, g_u, lambda);
+  if (!delta) {
+    // Cannot happen with lambda > 0; with lambda = 0 and a singular coarse Hessian the runs'
+    // mean is the step.
+    w_ = w_round + dbar;
+    return;
+  }
+  if (s.basis.identity) {
+    w_ = w_round + s.gamma * *delta;
+    return;
+  }
+  const Eigen::VectorXd fine = dbar - coarse::prolong(s.basis.u, coarse::restrict(s.basis.u, dbar, C), C);
+  w_ = w_round + s.gamma * coarse::prolong(s.basis.u, *delta, C) + fine;
+}
+
+}  // namespace dsaga
