@@ -17,7 +17,7 @@ class DataOptions {
   DataOptions(CLI::App& app, DataSpec& spec, Objective& objective)
       : spec_(spec), objective_(objective) {
     loss_ = to_string(objective.loss);
-    partition_ = to_string(spec.partition);
+    partition_ = partition_name(spec.partition, spec.dirichlet_alpha);
     precision_ = spec.read.precision == Precision::f32 ? "f32" : "f64";
     storage_ = spec.read.force_dense ? "dense" : spec.read.force_sparse ? "sparse" : "auto";
     app.add_option("--loss", loss_, "logistic, squared or multinomial")->capture_default_str();
@@ -43,8 +43,11 @@ class DataOptions {
     d->add_option("--shards", spec.shards, "Split the data set into K shards...")
         ->capture_default_str();
     d->add_option("--shard", spec.shard, "...and keep this one (0..K-1)")->capture_default_str();
-    d->add_option("--partition", partition_, "iid or by-label")->capture_default_str();
-    d->add_option("--data-seed", spec.seed, "Seed of the iid partition")->capture_default_str();
+    d->add_option("--partition", partition_,
+                  "iid, by-label or dirichlet:ALPHA (per label, shard shares ~ Dirichlet(ALPHA))")
+        ->capture_default_str();
+    d->add_option("--data-seed", spec.seed, "Seed of the iid and dirichlet partitions")
+        ->capture_default_str();
     d->add_option("--precision", precision_, "Feature storage: f32 or f64")->capture_default_str();
     d->add_option("--storage", storage_, "auto, dense or sparse")->capture_default_str();
   }
@@ -53,7 +56,8 @@ class DataOptions {
   Status apply() {
     if (auto parsed = parse_loss(loss_); parsed) objective_.loss = *parsed;
     else return Status::error("--loss: " + parsed.error());
-    if (auto parsed = parse_partition(partition_); parsed) spec_.partition = *parsed;
+    if (auto parsed = parse_partition(partition_, &spec_.dirichlet_alpha); parsed)
+      spec_.partition = *parsed;
     else return Status::error("--partition: " + parsed.error());
     if (precision_ != "f32" && precision_ != "f64")
       return Status::error("--precision: '" + precision_ + "', expected f32 or f64");

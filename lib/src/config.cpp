@@ -269,10 +269,10 @@ Result<AgentConfig> parse_agent_config(std::string_view text, const std::string&
     s.get_numbers("positive", d.positive);
     s.get("shards", d.shards);
     s.get("shard", d.shard);
-    std::string partition = to_string(d.partition);
+    std::string partition = partition_name(d.partition, d.dirichlet_alpha);
     s.get("partition", partition);
     if (const toml::node* node = s.find("partition")) {
-      auto parsed = parse_partition(partition);
+      auto parsed = parse_partition(partition, &d.dirichlet_alpha);
       if (!parsed) s.fail(*node, "data.partition: " + parsed.error());
       else d.partition = *parsed;
     }

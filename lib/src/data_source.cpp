@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <numeric>
 #include <string_view>
@@ -99,15 +101,37 @@ const char* to_string(PartitionKind kind) {
       return "iid";
     case PartitionKind::by_label:
       return "by-label";
+    case PartitionKind::dirichlet:
+      return "dirichlet";
   }
   return "unknown";
 }
 
-Result<PartitionKind> parse_partition(const std::string& name) {
+std::string partition_name(PartitionKind kind, double alpha) {
+  if (kind != PartitionKind::dirichlet) return to_string(kind);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "dirichlet:%g", alpha);
+  return buf;
+}
+
+Result<PartitionKind> parse_partition(const std::string& name, double* alpha) {
   if (name == "iid") return PartitionKind::iid;
   if (name == "by-label" || name == "by_label") return PartitionKind::by_label;
-  return Result<PartitionKind>::failure("'" + name +
-                                        "' is not a partition (expected iid or by-label)");
+  constexpr std::string_view kDirichlet = "dirichlet:";
+  if (name.compare(0, kDirichlet.size(), kDirichlet) == 0) {
+    const std::string value = name.substr(kDirichlet.size());
+    char* end = nullptr;
+    const double a = value.empty() ? NAN : std::strtod(value.c_str(), &end);
+    if (end == nullptr || *end != '\0' || !std::isfinite(a) || a <= 0.0) {
+      return Result<PartitionKind>::failure("'" + name +
+                                            "': the Dirichlet alpha must be a finite number > 0 "
+                                            "(e.g. dirichlet:0.3)");
+    }
+    if (alpha != nullptr) *alpha = a;
+    return PartitionKind::dirichlet;
+  }
+  return Result<PartitionKind>::failure(
+      "'" + name + "' is not a partition (expected iid, by-label or dirichlet:ALPHA)");
 }
 
 Result<Dataset> load_data(const DataSpec& spec, const Objective& objective) {
@@ -122,6 +146,12 @@ Result<Dataset> load_data(const DataSpec& spec, const Objective& objective) {
   if (spec.shards < 1) {
     return Result<Dataset>::failure("data.shards: " + std::to_string(spec.shards) +
                                     " is not a number of shards (at least 1)");
+  }
+  if (spec.partition == PartitionKind::dirichlet && spec.shards > 1 &&
+      !(std::isfinite(spec.dirichlet_alpha) && spec.dirichlet_alpha > 0.0)) {
+    return Result<Dataset>::failure("data.partition: the Dirichlet alpha " +
+                                    std::to_string(spec.dirichlet_alpha) +
+                                    " is not a finite number > 0 (e.g. \"dirichlet:0.3\")");
   }
   if (spec.shard < 0 || spec.shard >= spec.shards) {
     return Result<Dataset>::failure("data.shard: " + std::to_string(spec.shard) + " is not in 0.." +
@@ -153,11 +183,12 @@ Result<Dataset> load_data(const DataSpec& spec, const Objective& objective) {
   }
   // One shard is the whole data set in file order; otherwise partition on the raw labels.
   if (spec.shards > 1) {
-    const auto shards = partition(data, spec.shards, spec.partition, spec.seed);
+    const auto shards =
+        partition(data, spec.shards, spec.partition, spec.seed, spec.dirichlet_alpha);
     data = select_rows(data, shards[static_cast<std::size_t>(spec.shard)]);
     label += " [shard " + std::to_string(spec.shard) + "/" + std::to_string(spec.shards) + ", " +
-             to_string(spec.partition);
-    if (spec.partition == PartitionKind::iid) label += " seed " + std::to_string(spec.seed);
+             partition_name(spec.partition, spec.dirichlet_alpha);
+    if (spec.partition != PartitionKind::by_label) label += " seed " + std::to_string(spec.seed);
     label += "]";
   }
   data.source = label;

@@ -305,13 +305,116 @@ Dataset select_rows(const Dataset& data, const std::vector<Index>& rows) {
   return out;
 }
 
+namespace {
+
+// log and exp from + - * / and exact scalings only (no libm), so that the Dirichlet partition
+// draws the same shards on every platform: libm's log/exp may differ in the last bit between
+// implementations and architectures, and one bit can move a row from one shard to another.
+// The build turns off fused multiply-adds (-ffp-contract=off), so each operation rounds once.
+// Both are accurate to a few ulp, which is all a sampler needs.
+constexpr double kLn2 = 0.6931471805599453094;
+
+double portable_log(double x) {  // x > 0 and finite
+  int e = 0;
+  double m = std::frexp(x, &e);  // x = m 2^e, m in [0.5, 1): exact
+  if (m < 0.70710678118654752) {
+    m *= 2.0;
+    --e;
+  }
+  // log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172: the series to s^25 is below 1e-19.
+  const double s = (m - 1.0) / (m + 1.0), s2 = s * s;
+  double term = s, sum = 0.0;
+  for (int k = 1; k <= 25; k += 2) {
+    sum += term / k;
+    term *= s2;
+  }
+  return 2.0 * sum + e * kLn2;
+}
+
+double portable_exp(double x) {
+  if (x < -745.0) return 0.0;
+  if (x > 709.0) return std::numeric_limits<double>::infinity();
+  const double k = std::floor(x / kLn2 + 0.5);
+  const double r = x - k * kLn2;  // |r| <= 0.35 (to rounding): 20 Taylor terms suffice
+  double term = 1.0, sum = 1.0;
+  for (int j = 1; j <= 20; ++j) {
+    term *= r / j;
+    sum += term;
+  }
+  return std::ldexp(sum, static_cast<int>(k));
+}
+
+// A standard normal variate: Marsaglia's polar method (one of the pair is used).
+double normal(Rng& rng) {
+  for (;;) {
+    const double u = 2.0 * rng.uniform() - 1.0, v = 2.0 * rng.uniform() - 1.0;
+    const double s = u * u + v * v;
+    if (s > 0.0 && s < 1.0) return u * std::sqrt(-2.0 * portable_log(s) / s);
+  }
+}
+
+// log of a Gamma(a, 1) variate, a > 0: Marsaglia and Tsang (2000) for a >= 1; for a < 1,
+// Gamma(a + 1) U^(1/a), kept as a logarithm because U^(1/a) underflows for small a.
+double log_gamma_variate(Rng& rng, double a) {
+  const double boost = a < 1.0 ? portable_log(1.0 - rng.uniform()) / a : 0.0;  // log U^(1/a)
+  const double b = a < 1.0 ? a + 1.0 : a;
+  const double d = b - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+  for (;;) {
+    const double x = normal(rng);
+    double v = 1.0 + c * x;
+    if (v <= 0.0) continue;
+    v = v * v * v;
+    const double u = 1.0 - rng.uniform();  // (0, 1]
+    const double x2 = x * x;
+    if (u < 1.0 - 0.0331 * x2 * x2 ||
+        portable_log(u) < 0.5 * x2 + d * (1.0 - v + portable_log(v)))
+      return portable_log(d * v) + boost;
+  }
+}
+
+// Row counts of n rows over K shards with proportions ~ Dirichlet(alpha): floors of p_k n,
+// the rest one each to the largest remainders (ties: lower k).
+std::vector<Index> dirichlet_counts(Rng& rng, Index n, int K, double alpha) {
+  std::vector<double> logs(static_cast<std::size_t>(K)), p(static_cast<std::size_t>(K));
+  for (double& l : logs) l = log_gamma_variate(rng, alpha);
+  const double top = *std::max_element(logs.begin(), logs.end());
+  double total = 0.0;
+  for (int k = 0; k < K; ++k) total += p[k] = portable_exp(logs[k] - top);  // the largest is 1
+  std::vector<Index> count(static_cast<std::size_t>(K));
+  std::vector<double> rest(static_cast<std::size_t>(K));
+  Index given = 0;
+  for (int k = 0; k < K; ++k) {
+    const double target = p[k] / total * static_cast<double>(n);
+    count[k] = std::min(n, static_cast<Index>(std::floor(target)));
+    rest[k] = target - static_cast<double>(count[k]);
+    given += count[k];
+  }
+  std::vector<int> order(static_cast<std::size_t>(K));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&rest](int a, int b) { return rest[a] > rest[b]; });
+  // The floors add up to an integer below sum(targets) + 1 = n + 1 (up to rounding), so at most
+  // n, and n minus them is below K + 1: one round over the remainders gives the rest out.
+  for (std::size_t j = 0; given < n; j = (j + 1) % order.size(), ++given) ++count[order[j]];
+  return count;
+}
+
+}  // namespace
+
 std::vector<std::vector<Index>> partition(const Dataset& data, int shards, PartitionKind kind,
-                                          std::uint64_t seed) {
+                                          std::uint64_t seed, double alpha) {
   const Index n = data.rows();
   if (shards < 1 || shards > n) {
     throw std::invalid_argument("partition: " + std::to_string(shards) + " shards of " +
                                 std::to_string(n) +
                                 " rows (need 1 <= shards <= rows: no shard may be empty)");
+  }
+  if (kind != PartitionKind::iid && data.y.size() != n) {
+    throw std::invalid_argument("partition by label: " + std::to_string(data.y.size()) +
+                                " labels for " + std::to_string(n) + " rows");
+  }
+  if (kind == PartitionKind::dirichlet && !(std::isfinite(alpha) && alpha > 0.0)) {
+    throw std::invalid_argument("partition: Dirichlet alpha " + std::to_string(alpha) +
+                                " (need a finite alpha > 0)");
   }
   std::vector<Index> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), Index(0));
@@ -323,10 +426,6 @@ std::vector<std::vector<Index>> partition(const Dataset& data, int shards, Parti
       std::swap(order[i], order[j]);
     }
   } else {
-    if (data.y.size() != n) {
-      throw std::invalid_argument("partition by label: " + std::to_string(data.y.size()) +
-                                  " labels for " + std::to_string(n) + " rows");
-    }
     // NaN labels sort last, so the comparison stays a strict weak ordering on any input.
     const Eigen::VectorXd& y = data.y;
     std::stable_sort(order.begin(), order.end(), [&y](Index a, Index b) {
@@ -335,8 +434,42 @@ std::vector<std::vector<Index>> partition(const Dataset& data, int shards, Parti
       return y[a] < y[b];
     });
   }
-  // Contiguous chunks; the first n % K get one row more, so sizes differ by at most one.
   std::vector<std::vector<Index>> out(static_cast<std::size_t>(shards));
+  if (kind == PartitionKind::dirichlet) {
+    Rng rng(seed);
+    const Eigen::VectorXd& y = data.y;
+    const auto same = [&y](Index a, Index b) {
+      return y[a] == y[b] || (std::isnan(y[a]) && std::isnan(y[b]));
+    };
+    for (Index begin = 0; begin < n;) {  // one class: a run of equal labels in `order`
+      Index end = begin + 1;
+      while (end < n && same(order[begin], order[end])) ++end;
+      const Index size = end - begin;
+      const std::vector<Index> count = dirichlet_counts(rng, size, shards, alpha);
+      for (Index i = size - 1; i > 0; --i) {  // which of the class's rows go where
+        const auto j = static_cast<Index>(rng.below(static_cast<std::uint64_t>(i) + 1));
+        std::swap(order[begin + i], order[begin + j]);
+      }
+      Index next = begin;
+      for (int k = 0; k < shards; ++k) {
+        out[k].insert(out[k].end(), order.begin() + next, order.begin() + next + count[k]);
+        next += count[k];
+      }
+      begin = end;
+    }
+    for (auto& shard : out) {
+      if (!shard.empty()) continue;
+      // n >= K, so while a shard is empty the largest holds at least two rows.
+      auto largest = std::max_element(out.begin(), out.end(), [](const auto& a, const auto& b) {
+        return a.size() < b.size();
+      });
+      shard.push_back(largest->back());
+      largest->pop_back();
+    }
+    for (auto& shard : out) std::sort(shard.begin(), shard.end());
+    return out;
+  }
+  // Contiguous chunks; the first n % K get one row more, so sizes differ by at most one.
   const Index base = n / shards, extra = n % shards;
   Index start = 0;
   for (Index k = 0; k < shards; ++k) {

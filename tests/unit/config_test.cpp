@@ -73,6 +73,10 @@ TEST(Config, ValuesAreRead) {
   EXPECT_EQ(a->data.read.precision, Precision::f32);
   EXPECT_TRUE(a->data.read.force_sparse);
   EXPECT_TRUE(validate(*a));
+  auto dirichlet = parse_agent_config("[data]\npartition = \"dirichlet:0.3\"\n", "a.toml");
+  ASSERT_TRUE(dirichlet) << dirichlet.error();
+  EXPECT_EQ(dirichlet->data.partition, PartitionKind::dirichlet);
+  EXPECT_EQ(dirichlet->data.dirichlet_alpha, 0.3);
 }
 
 TEST(Config, ErrorsNameFileLineAndKey) {

@@ -49,7 +49,21 @@ TEST(PartitionNames, ParseAndPrint) {
   EXPECT_STREQ(to_string(PartitionKind::iid), "iid");
   EXPECT_STREQ(to_string(PartitionKind::by_label), "by-label");
   EXPECT_EQ(parse_partition("random").error(),
-            "'random' is not a partition (expected iid or by-label)");
+            "'random' is not a partition (expected iid, by-label or dirichlet:ALPHA)");
+  double alpha = 0.0;
+  EXPECT_EQ(*parse_partition("dirichlet:0.3", &alpha), PartitionKind::dirichlet);
+  EXPECT_EQ(alpha, 0.3);
+  EXPECT_EQ(*parse_partition("dirichlet:2"), PartitionKind::dirichlet);
+  EXPECT_STREQ(to_string(PartitionKind::dirichlet), "dirichlet");
+  EXPECT_EQ(partition_name(PartitionKind::dirichlet, 0.3), "dirichlet:0.3");
+  EXPECT_EQ(partition_name(PartitionKind::by_label, 0.3), "by-label");
+  for (const char* bad : {"dirichlet", "dirichlet:", "dirichlet:0", "dirichlet:-1",
+                          "dirichlet:inf", "dirichlet:nan", "dirichlet:0.3x"}) {
+    SCOPED_TRACE(bad);
+    alpha = 7.0;
+    EXPECT_FALSE(parse_partition(bad, &alpha).is_ok());
+    EXPECT_EQ(alpha, 7.0);
+  }
 }
 
 TEST(LoadData, AutoPicksTheReaderByExtension) {
@@ -105,6 +119,9 @@ TEST(LoadData, ConfigurationErrorsNameTheKey) {
   add([](DataSpec& s) { s.shards = 3, s.limit = 2; },
       "data.shards: 3 shards of " + svm +
           ", which has 2 rows (after data.limit): every shard needs at least one row");
+  add([](DataSpec& s) { s.shards = 2, s.partition = PartitionKind::dirichlet; },
+      "data.partition: the Dirichlet alpha 0.000000 is not a finite number > 0 (e.g. "
+      "\"dirichlet:0.3\")");
   add([](DataSpec& s) { s.format = "idx", s.path = kTinyImages; },
       "data.labels: empty; format idx needs the IDX labels file");
   add([](DataSpec& s) { s.format = "fashion-mnist", s.split = "validation"; },
@@ -177,6 +194,25 @@ TEST(LoadData, IidShardSourceNamesTheSeed) {
   ASSERT_TRUE(r.is_ok()) << r.error();
   EXPECT_EQ(r->source, spec.path + " [shard 1/2, iid seed 7]");
   EXPECT_EQ(r->rows(), 1);
+}
+
+TEST(LoadData, DirichletShardSourceNamesAlphaAndSeed) {
+  DataSpec spec;
+  spec.path = kData + "/valid.svm";
+  spec.shards = 3;
+  spec.partition = PartitionKind::dirichlet;
+  spec.dirichlet_alpha = 0.5;
+  spec.seed = 2;
+  Index rows = 0;
+  for (int k = 0; k < 3; ++k) {
+    spec.shard = k;
+    auto r = load_data(spec, squared());
+    ASSERT_TRUE(r.is_ok()) << r.error();
+    EXPECT_EQ(r->source, spec.path + " [shard " + std::to_string(k) + "/3, dirichlet:0.5 seed 2]");
+    EXPECT_GE(r->rows(), 1);
+    rows += r->rows();
+  }
+  EXPECT_EQ(rows, 3);
 }
 
 // ALGORITHM.md section 5, B1: pixels/255, unit rows, a constant 1 (d = 785), y = +1 for classes

@@ -266,6 +266,103 @@ TEST(Partition, ByLabelShardsAreStablySortedByLabel) {
   EXPECT_EQ(shards, partition(d, 3, PartitionKind::by_label, 0));
 }
 
+// Rows and shards, for the Dirichlet tests: every row in exactly one shard, none empty (sizes
+// may differ by any amount).
+void expect_cover_unequal(const std::vector<std::vector<Index>>& shards, Index n, int K) {
+  ASSERT_EQ(static_cast<int>(shards.size()), K);
+  std::vector<int> seen(static_cast<std::size_t>(n), 0);
+  for (const auto& s : shards) {
+    EXPECT_FALSE(s.empty());
+    EXPECT_TRUE(std::is_sorted(s.begin(), s.end()));
+    for (Index i : s) {
+      ASSERT_GE(i, 0);
+      ASSERT_LT(i, n);
+      ++seen[static_cast<std::size_t>(i)];
+    }
+  }
+  EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
+}
+
+std::vector<double> cyclic_labels(std::size_t n, int classes) {
+  std::vector<double> labels(n);
+  for (std::size_t i = 0; i < n; ++i) labels[i] = static_cast<double>(i % classes);
+  return labels;
+}
+
+TEST(Partition, DirichletCoversEveryRowOnceWithNoShardEmpty) {
+  const Dataset d = labelled(cyclic_labels(203, 5));
+  for (double alpha : {0.01, 0.3, 1.0, 100.0}) {
+    for (int K : {1, 2, 8, 10, 50, 203}) {
+      SCOPED_TRACE(::testing::Message() << "alpha " << alpha << ", K " << K);
+      expect_cover_unequal(partition(d, K, PartitionKind::dirichlet, 3, alpha), 203, K);
+    }
+  }
+  // One class, NaN labels among others: still one cover.
+  std::vector<double> odd = cyclic_labels(40, 3);
+  odd[5] = odd[17] = NAN;
+  expect_cover_unequal(partition(labelled(odd), 4, PartitionKind::dirichlet, 0, 0.5), 40, 4);
+  expect_cover_unequal(
+      partition(labelled(std::vector<double>(30, 1.0)), 6, PartitionKind::dirichlet, 0, 0.5), 30,
+      6);
+}
+
+TEST(Partition, DirichletIsDeterministicPerSeedAndPinned) {
+  const Dataset d = labelled(cyclic_labels(60000, 10));
+  const auto a = partition(d, 8, PartitionKind::dirichlet, 0, 0.3);
+  EXPECT_EQ(a, partition(d, 8, PartitionKind::dirichlet, 0, 0.3));
+  EXPECT_NE(a, partition(d, 8, PartitionKind::dirichlet, 1, 0.3));
+  EXPECT_NE(a, partition(d, 8, PartitionKind::dirichlet, 0, 0.31));
+  // Computed independently (a Python re-implementation of the same draws in IEEE doubles):
+  // a platform, libm or compiler difference in any draw changes these.
+  std::vector<std::size_t> sizes;
+  for (const auto& s : a) sizes.push_back(s.size());
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{3780, 4855, 16697, 10858, 9737, 6581, 1826, 5666}));
+  EXPECT_EQ(std::vector<Index>(a[0].begin(), a[0].begin() + 3), (std::vector<Index>{8, 18, 48}));
+  EXPECT_EQ(std::vector<Index>(a[6].begin(), a[6].begin() + 3), (std::vector<Index>{28, 59, 75}));
+  // Small alpha, more shards than a class can fill: the empty ones take a row from the largest.
+  const auto b = partition(labelled(cyclic_labels(200, 5)), 10, PartitionKind::dirichlet, 7, 0.05);
+  sizes.clear();
+  for (const auto& s : b) sizes.push_back(s.size());
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{3, 40, 92, 1, 1, 24, 35, 1, 1, 2}));
+  EXPECT_EQ(b[0], (std::vector<Index>{63, 67, 118}));
+  EXPECT_EQ(b[9], (std::vector<Index>{82, 107}));
+}
+
+TEST(Partition, DirichletSmallAlphaIsUnequalAndLargeAlphaNearlyIid) {
+  const Dataset d = labelled(cyclic_labels(10000, 10));
+  const auto count_classes = [&d](const std::vector<Index>& shard) {
+    std::vector<int> per(10, 0);
+    for (Index i : shard) ++per[static_cast<std::size_t>(d.y[i])];
+    return per;
+  };
+  const auto small = partition(d, 8, PartitionKind::dirichlet, 0, 0.1);
+  std::size_t smallest = small[0].size(), largest = 0;
+  for (const auto& s : small) {
+    smallest = std::min(smallest, s.size());
+    largest = std::max(largest, s.size());
+    // Mostly a few classes per shard: the largest class holds a big share.
+    const auto per = count_classes(s);
+    EXPECT_GT(*std::max_element(per.begin(), per.end()), static_cast<int>(s.size()) / 4);
+  }
+  EXPECT_GT(largest, 3 * smallest);
+  const auto big = partition(d, 8, PartitionKind::dirichlet, 0, 1000.0);
+  for (const auto& s : big) {
+    EXPECT_NEAR(static_cast<double>(s.size()), 1250.0, 100.0);
+    for (int c : count_classes(s)) EXPECT_NEAR(c, 125, 30);
+  }
+}
+
+TEST(Partition, DirichletRejectsBadAlphaAndMissingLabels) {
+  const Dataset d = labelled({0, 1, 2, 0});
+  EXPECT_THROW(partition(d, 2, PartitionKind::dirichlet, 0, 0.0), std::invalid_argument);
+  EXPECT_THROW(partition(d, 2, PartitionKind::dirichlet, 0, -1.0), std::invalid_argument);
+  EXPECT_THROW(partition(d, 2, PartitionKind::dirichlet, 0, NAN), std::invalid_argument);
+  EXPECT_THROW(partition(d, 5, PartitionKind::dirichlet, 0, 1.0), std::invalid_argument);
+  Dataset unlabelled = d;
+  unlabelled.y.resize(0);
+  EXPECT_THROW(partition(unlabelled, 2, PartitionKind::dirichlet, 0, 1.0), std::invalid_argument);
+}
+
 TEST(Partition, RejectsEmptyShards) {
   const Dataset d = labelled({0, 1, 2});
   EXPECT_THROW(partition(d, 0, PartitionKind::iid, 0), std::invalid_argument);

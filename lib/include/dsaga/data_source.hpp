@@ -45,7 +45,8 @@ struct DataSpec {
   int shards = 1;                // K, 1..rows (after `limit`): no shard may be empty
   int shard = 0;                 // which one this process holds, 0..K-1
   PartitionKind partition = PartitionKind::iid;
-  std::uint64_t seed = 0;  // iid permutation seed
+  double dirichlet_alpha = 0.0;  // partition = dirichlet: its concentration (> 0), see dataset.hpp
+  std::uint64_t seed = 0;        // iid permutation and dirichlet draws seed
 };
 
 // Reads, limits, transforms, partitions on the *raw* labels (so by_label sorts by original
@@ -54,8 +55,12 @@ struct DataSpec {
 // numbered from 0 as in `shard`).
 Result<Dataset> load_data(const DataSpec& spec, const Objective& objective);
 
-// "iid", "by-label" (also accepted: "by_label"). The error quotes the name and lists the choices.
-Result<PartitionKind> parse_partition(const std::string& name);
-const char* to_string(PartitionKind kind);  // "iid", "by-label"
+// "iid", "by-label" (also accepted: "by_label") or "dirichlet:ALPHA" (ALPHA a finite number > 0,
+// e.g. "dirichlet:0.3"; stored in *alpha when alpha is given). The error quotes the name and
+// lists the choices.
+Result<PartitionKind> parse_partition(const std::string& name, double* alpha = nullptr);
+const char* to_string(PartitionKind kind);  // "iid", "by-label", "dirichlet"
+// What parse_partition reads back: to_string(kind), or "dirichlet:ALPHA" (ALPHA as %g).
+std::string partition_name(PartitionKind kind, double alpha);
 
 }  // namespace dsaga

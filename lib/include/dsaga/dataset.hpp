@@ -79,17 +79,29 @@ Dataset select_rows(const Dataset& data, const std::vector<Index>& rows);
 
 // --- partitions (ALGORITHM.md section 5) ----------------------------------------------------
 enum class PartitionKind {
-  iid,       // random permutation with a seed, then K contiguous chunks
-  by_label,  // stable sort by label, then K contiguous chunks (non-IID)
+  iid,        // random permutation with a seed, then K contiguous chunks
+  by_label,   // stable sort by label, then K contiguous chunks (non-IID)
+  dirichlet,  // per label, shard proportions drawn from Dirichlet(alpha) (non-IID, unequal)
 };
-// K shards of row indices covering every row exactly once; sizes differ by at most one (the
-// first n % K shards hold one row more). Deterministic for (n, K, kind, seed, labels) on every
-// platform: iid is a Fisher-Yates shuffle drawn with Rng(seed).below, cut into K contiguous
-// chunks; by_label is a std::stable_sort of the row indices by label (NaN last), cut likewise.
-// Empty shards are not allowed: `shards` must be in 1..rows() (and by_label needs one label per
-// row); anything else is a programming error and throws std::invalid_argument. load_data checks
-// first and reports a configuration error instead.
+// K shards of row indices covering every row exactly once, none empty. Deterministic for
+// (n, K, kind, seed, labels, alpha) on every platform.
+// - iid: a Fisher-Yates shuffle drawn with Rng(seed).below, cut into K contiguous chunks;
+//   by_label: a std::stable_sort of the row indices by label (NaN last), cut likewise. For both,
+//   sizes differ by at most one (the first n % K shards hold one row more).
+// - dirichlet (Hsu, Qi and Brown 2019): for each distinct label in ascending order (NaN last, all
+//   NaN labels one class), proportions p ~ Dirichlet(alpha, ..., alpha) over the K shards; the
+//   class's rows, shuffled, go to the shards in order, shard k taking floor(p_k n_c) of them and
+//   the rows left over going one each to the shards with the largest remainders (ties: lower k).
+//   Small alpha gives each shard few classes and very unequal sizes; large alpha tends to iid.
+//   A shard still empty at the end takes the last row of the currently largest shard (ties:
+//   lower k), so no shard is empty. Each shard lists its rows in ascending order. All draws come
+//   from one Rng(seed) (gamma variates by Marsaglia-Tsang with normals by the polar method, and
+//   log/exp computed with + - * / only, so no libm difference changes a draw). `alpha` is read
+//   only for dirichlet and must be finite and > 0 there.
+// Empty shards are not allowed: `shards` must be in 1..rows() (and by_label and dirichlet need
+// one label per row); anything else is a programming error and throws std::invalid_argument.
+// load_data checks first and reports a configuration error instead.
 std::vector<std::vector<Index>> partition(const Dataset& data, int shards, PartitionKind kind,
-                                          std::uint64_t seed);
+                                          std::uint64_t seed, double alpha = 0.0);
 
 }  // namespace dsaga
