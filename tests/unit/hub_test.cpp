@@ -583,5 +583,173 @@ TEST(AgentSeed, DependsOnRunSeedAndIdAndIsPinned) {
   EXPECT_EQ(agent_seed(7, "pi-01"), agent_seed(7, "pi-01"));
 }
 
+// ---- two-level dSAGA (the default for dsaga) ------------------------------------------------
+// d = 3 makes the coarse space the whole space (coarse.hpp: d * C <= 256): each round's step is
+// -gamma (H / N + lambda I)^{-1} (g / N + lambda w), checkable by hand.
+
+namespace two_level {
+
+HubOptions options() {
+  HubOptions o;  // aggregation auto: two-level for dsaga
+  o.objective.loss = Loss::logistic;
+  o.objective.lambda = 0.5;
+  o.expected_agents = 2;
+  o.max_rounds = 20;
+  return o;
+}
+
+msg::Update update(std::uint64_t round, std::uint64_t seq, std::uint64_t n, std::vector<double> g,
+                   std::vector<double> h, double loss, std::vector<double> ds = {0, 0, 0}) {
+  msg::Update u;
+  u.round = round;
+  u.seq = seq;
+  u.samples = n;
+  u.steps = 0;
+  u.loss_sum = loss;
+  u.dw = {0, 0, 0};
+  u.dS = std::move(ds);
+  u.coarse_g = std::move(g);
+  u.coarse_h = std::move(h);
+  return u;
+}
+
+const std::vector<double> kIdentity = {1, 0, 0, 1, 0, 1};  // packed upper triangle of I
+
+// Agents a (n = 1) and b (n = 3) admitted and initialised; round 1 open.
+void start(HubCore& hub, std::vector<Outgoing>& out) {
+  ASSERT_TRUE(hub.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
+  ASSERT_TRUE(hub.on_message("pb", make_join("b", 3, 1.0), 0.0, out));
+  const auto configs = sent<msg::Config>(out, "pa");
+  ASSERT_EQ(configs.size(), 1u);
+  EXPECT_TRUE(configs[0]->two_level);
+  EXPECT_EQ(configs[0]->basis_rank, 0u);  // the whole space: no eigenvectors to upload
+  EXPECT_DOUBLE_EQ(configs[0]->eta, 1.0 / (2.0 + 0.5));  // two-level: 1 / L_max
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}}, 0.0, out));
+  ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}}, 0.0, out));
+  ASSERT_EQ(hub.phase(), HubCore::Phase::training);
+  // The basis (here U = I) goes out in a Config before the first RoundStart.
+  const auto basis = sent<msg::Config>(out, "pb");
+  ASSERT_EQ(basis.size(), 1u);
+  EXPECT_FALSE(basis[0]->build_table);
+  EXPECT_NE(basis[0]->basis_id, 0u);
+  EXPECT_TRUE(basis[0]->basis_identity);
+  EXPECT_EQ(basis[0]->steps, 0u);  // the Newton step is the whole step
+  const auto starts = sent<msg::RoundStart>(out, "pb");
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_DOUBLE_EQ(starts[0]->eta, 1.0 / 2.5);
+  out.clear();
+}
+
+TEST(HubTwoLevel, RoundTakesTheNewtonStepOfTheCoarseModel) {
+  HubCore hub(options());
+  std::vector<Outgoing> out;
+  start(hub, out);
+  // H = (I + 3 I) / N = I, + lambda: 1.5 I; g / N = (1, 2, 0) / 4; w_1 = 0.
+  ASSERT_TRUE(hub.on_message("pa", update(1, 2, 1, {1, 0, 0}, kIdentity, 1.0), 1.0, out));
+  const std::vector<double> h3 = {3, 0, 0, 3, 0, 3};
+  ASSERT_TRUE(hub.on_message("pb", update(1, 2, 3, {0, 2, 0}, h3, 1.0, {4, 0, 0}), 1.0, out));
+  ASSERT_EQ(hub.round(), 2u);
+  const Eigen::Vector3d w2(-0.25 / 1.5, -0.5 / 1.5, 0.0);
+  EXPECT_NEAR((hub.w() - w2).norm(), 0.0, 1e-15);
+  EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(2, 1, 1)));  // + dS_b / N
+  EXPECT_LE(hub.check_invariant(), 1e-15);
+  // Round 2 at w_2 != 0: the gradient includes lambda w_2. H / N = diag(2, 1, 1) + lambda.
+  ASSERT_TRUE(hub.on_message("pa", update(2, 3, 1, {0, 0, 4}, {8, 0, 0, 4, 0, 4}, 0.5), 2.0, out));
+  ASSERT_TRUE(hub.on_message("pb", update(2, 3, 3, {0, 0, 0}, {0, 0, 0, 0, 0, 0}, 0.5), 2.0, out));
+  ASSERT_EQ(hub.round(), 3u);
+  const Eigen::Vector3d g2 = Eigen::Vector3d(0, 0, 1) + 0.5 * w2;
+  const Eigen::Vector3d h2(2.5, 1.5, 1.5);
+  const Eigen::Vector3d w3 = w2 - g2.cwiseQuotient(h2);
+  EXPECT_NEAR((hub.w() - w3).norm(), 0.0, 1e-15);
+}
+
+TEST(HubTwoLevel, CoarsePayloadOfTheWrongSizeIsRejectedAndChangesNothing) {
+  HubCore hub(options());
+  std::vector<Outgoing> out;
+  start(hub, out);
+  const Eigen::VectorXd gbar = hub.gbar();
+  const Status s = hub.on_message("pa", update(1, 2, 1, {1, 0}, kIdentity, 1.0), 1.0, out);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("coarse_g has 2"), std::string::npos) << s.message();
+  EXPECT_EQ(hub.gbar(), gbar);
+  // The same agent's correct update is still taken (nothing was recorded for seq 2).
+  ASSERT_TRUE(hub.on_message("pa", update(1, 2, 1, {1, 0, 0}, kIdentity, 1.0), 1.0, out));
+}
+
+TEST(HubTwoLevel, GuardRevertsARoundWhoseObjectiveRoseAndHalvesTheStep) {
+  HubCore hub(options());
+  std::vector<Outgoing> out;
+  start(hub, out);
+  const auto round = [&](std::uint64_t r, double loss_a, double loss_b) {
+    out.clear();
+    ASSERT_TRUE(hub.on_message("pa", update(r, r + 1, 1, {0.1, 0, 0}, kIdentity, loss_a), r, out));
+    ASSERT_TRUE(hub.on_message("pb", update(r, r + 1, 3, {0, 0.1, 0}, kIdentity, loss_b), r, out));
+  };
+  round(1, 2.0, 2.0);  // F(w_1) = 1
+  const Eigen::VectorXd w2 = hub.w();  // round 2's model
+  round(2, 1.0, 1.0);  // F(w_2) ~ 0.5: a decrease of ~0.5
+  round(3, 9.0, 9.0);  // F(w_3) ~ 4.5: a rise far above the decrease before it
+  auto reports = hub.take_reports();
+  ASSERT_EQ(reports.back().round, 3u);
+  EXPECT_TRUE(reports.back().reverted);
+  EXPECT_DOUBLE_EQ(reports.back().step_scale, 0.5);
+  // Back to the model of round 2 (the last accepted one), with half the local step.
+  EXPECT_EQ(hub.w(), w2);
+  const auto starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0]->round, 4u);
+  EXPECT_DOUBLE_EQ(starts[0]->eta, 0.5 / 2.5);
+  EXPECT_LE(hub.check_invariant(), 1e-15);
+  // A good round grows the step again by 1.25.
+  round(4, 1.0, 1.0);
+  reports = hub.take_reports();
+  EXPECT_FALSE(reports.back().reverted);
+  EXPECT_DOUBLE_EQ(reports.back().step_scale, 0.625);
+}
+
+TEST(HubTwoLevel, ResumedHubContinuesBitIdentically) {
+  HubCore hub(options());
+  std::vector<Outgoing> out, out2;
+  start(hub, out);
+  HubCore resumed(options());
+  // Rounds 1-3 with a revert in round 3, so that the guard's state (step scale, previous F and
+  // model) is part of what the checkpoint must carry; then both hubs get the same rounds.
+  for (int r = 1; r <= 6; ++r) {
+    const std::vector<double> g = {0.5 * r, -1.0, 0.25};
+    const std::vector<double> h = {2, 0.5, 0, 1, 0, 1};
+    const double loss = r == 3 ? 50.0 : 4.0 / r;
+    for (auto* core : {&hub, &resumed}) {
+      const bool first = core == &hub;
+      if (!first && r <= 3) continue;
+      ASSERT_TRUE(core->on_message(first ? "pa" : "qa", update(r, r + 1, 1, g, h, loss), r,
+                                   first ? out : out2));
+      ASSERT_TRUE(core->on_message(first ? "pb" : "qb", update(r, r + 1, 3, g, h, loss), r,
+                                   first ? out : out2));
+    }
+    if (r == 3) {
+      ASSERT_TRUE(hub.take_reports().back().reverted);
+      ASSERT_TRUE(hub.take_commit());
+      ASSERT_TRUE(resumed.restore(hub.snapshot()));
+      // The agents come back on new connections (same incarnations: they keep their tables).
+      ASSERT_TRUE(resumed.on_message("qa", make_join("a", 1, 2.0), 3.0, out2));
+      ASSERT_TRUE(resumed.on_message("qb", make_join("b", 3, 1.0), 3.0, out2));
+      const auto configs = sent<msg::Config>(out2, "qa");
+      ASSERT_EQ(configs.size(), 1u);
+      EXPECT_TRUE(configs[0]->basis_identity);  // the basis came back with the checkpoint
+      const auto starts = sent<msg::RoundStart>(out2, "qa");
+      ASSERT_EQ(starts.size(), 1u);
+      EXPECT_DOUBLE_EQ(starts[0]->eta, 0.5 / 2.5);  // and the guard's halved step
+      continue;
+    }
+    if (r < 3) continue;
+    ASSERT_EQ(hub.round(), resumed.round());
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(hub.w()[k], resumed.w()[k]) << "round " << r;
+    EXPECT_EQ(hub.snapshot(), resumed.snapshot()) << "round " << r;
+  }
+}
+
+}  // namespace two_level
+
 }  // namespace
 }  // namespace dsaga
