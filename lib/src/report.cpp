@@ -60,7 +60,7 @@ Result<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& pa
     std::fputs(
         "round,agents,participants,objective,suboptimality,invariant_error,round_seconds,"
         "elapsed_seconds,local_steps,late_updates,bytes_in,bytes_out,bytes_per_agent,updates,"
-        "stale_dropped\n",
+        "stale_dropped,step_scale,reverted\n",
         file);
     std::fflush(file);
   }
@@ -79,13 +79,16 @@ Status MetricsWriter::write(const RoundReport& r, const TrafficCounters& t, doub
          << ",\"late_updates\":" << r.late_updates << ",\"bytes_in\":" << t.bytes_in
          << ",\"bytes_out\":" << t.bytes_out
          << ",\"bytes_per_agent\":" << json_number(per_agent(t, r.agents))
-         << ",\"updates\":" << r.updates << ",\"stale_dropped\":" << r.stale_dropped << "}\n";
+         << ",\"updates\":" << r.updates << ",\"stale_dropped\":" << r.stale_dropped
+         << ",\"step_scale\":" << json_number(r.step_scale)
+         << ",\"reverted\":" << (r.reverted ? "true" : "false") << "}\n";
   } else {
     line << r.round << ',' << r.agents << ',' << r.participants << ',' << number(r.objective)
          << ',' << number(r.suboptimality) << ',' << number(r.invariant_error) << ','
          << number(r.seconds) << ',' << number(elapsed) << ',' << r.local_steps << ','
          << r.late_updates << ',' << t.bytes_in << ',' << t.bytes_out << ','
-         << number(per_agent(t, r.agents)) << ',' << r.updates << ',' << r.stale_dropped << '\n';
+         << number(per_agent(t, r.agents)) << ',' << r.updates << ',' << r.stale_dropped << ','
+         << number(r.step_scale) << ',' << (r.reverted ? 1 : 0) << '\n';
   }
   const std::string s = line.str();
   if (std::fwrite(s.data(), 1, s.size(), file_) != s.size() || std::fflush(file_) != 0)
@@ -110,7 +113,14 @@ std::string progress_line(const RoundReport& r, std::uint64_t max_rounds, double
                 static_cast<unsigned long long>(max_rounds), std::string(filled, '#').c_str(),
                 std::string(width - filled, '.').c_str(), r.objective, r.suboptimality,
                 r.invariant_error, r.seconds, human_bytes(per_agent(traffic, r.agents)).c_str());
-  return buf;
+  std::string line = buf;
+  // Two-level's guard, when it acts: the step it left and whether it went back a round.
+  if (r.reverted) line += " guard: back to the previous model";
+  if (r.step_scale < 1.0) {
+    std::snprintf(buf, sizeof buf, " step x%.3g", r.step_scale);
+    line += buf;
+  }
+  return line;
 }
 
 Status write_file_atomic(const std::string& path, const std::string& contents) {
