@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "dsaga/rng.hpp"
+#include "hub_mode.hpp"
 #include "strings.hpp"
 
 namespace dsaga {
@@ -72,7 +73,8 @@ std::uint64_t agent_seed(std::uint64_t run_seed, const std::string& agent_id) {
   return mix.next();
 }
 
-HubCore::HubCore(HubOptions options) : options_(std::move(options)) {
+HubCore::HubCore(HubOptions options)
+    : options_(std::move(options)), mode_(&mode_for(options_.effective_aggregation())) {
   features_ = options_.features;
 }
 
@@ -106,17 +108,13 @@ msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const
   config.w = to_std(w_);
   config.prox = options_.prox;
   config.refresh = options_.effective_table_refresh();
-  if (two_level()) {
-    config.two_level = true;
-    config.refresh = 0.0;  // the whole table, every round
-    add_basis(agent, config);
-  }
+  mode_->add_to_config(*this, agent, config);
   return config;
 }
 
 msg::RoundStart HubCore::round_start() const {
   msg::RoundStart start{round_, to_std(w_), to_std(gbar_), {}};
-  if (two_level() && basis_ready()) start.eta = coarse_.gamma * coarse_.eta0;
+  mode_->add_to_start(*this, start);
   return start;
 }
 
@@ -144,7 +142,7 @@ Status HubCore::on_message(const PeerId& from, const msg::Message& message, doub
     agent->connected = false;
     agent_of_peer_.erase(from);
     const std::string why = cat("agent '", agent->agent_id, "' left: ", leave->reason);
-    if (async()) maybe_close_async_round(now, out);
+    if (phase_ == Phase::training) mode_->on_agent_lost(*this, now, out);
     return Status::error(why);
   }
   if (const auto* error = std::get_if<msg::Error>(&message)) {
@@ -230,10 +228,7 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
       // Its S_k stays counted until a new InitUpload replaces it (on_init).
       const bool rebuild = restarted || !agent.initialized;
       out.push_back(Outgoing{{from}, config_for(agent, rebuild)});
-      // async: a start at an unchanged version is one the agent already has and ignores.
-      if (!rebuild && phase_ == Phase::training && async()) send_async_start(agent, out);
-      else if (!rebuild && phase_ == Phase::training && pending_.count(agent.agent_id) == 0)
-        out.push_back(Outgoing{{from}, round_start()});
+      if (!rebuild && phase_ == Phase::training) mode_->resume_agent(*this, agent, out);
     }
     return Status::ok();
   }
@@ -273,13 +268,7 @@ void HubCore::start_initialization(double /*now*/, std::vector<Outgoing>& out) {
   // Every agent steps with the same eta, from the global L_max (ALGORITHM.md section 2).
   // The proximal term adds mu to every local step's curvature.
   lmax += options_.objective.lambda + options_.prox;
-  // Gradient descent is stable up to 2/L; the stochastic methods take SAGA's 1/(3 L_max), except
-  // two-level runs, whose table is held during the run and whose stiff directions the coarse
-  // step takes: 1/L_max (ALGORITHM.md section 7), lowered later if the stability rule asks.
-  const double default_eta = options_.algorithm == msg::Algorithm::gd || two_level()
-                                 ? 1.0 / lmax
-                                 : 1.0 / (3.0 * lmax);
-  eta_ = options_.eta > 0 ? options_.eta : (lmax > 0 ? default_eta : 1.0);
+  eta_ = options_.eta > 0 ? options_.eta : (lmax > 0 ? mode_->default_step(*this, lmax) : 1.0);
   const Index dim = features_ * options_.objective.classes;
   w_ = Eigen::VectorXd::Zero(dim);
   gbar_ = Eigen::VectorXd::Zero(dim);
@@ -313,10 +302,8 @@ Status HubCore::on_init(AgentState& agent, const msg::InitUpload& init, double n
                 cat("table_sum has ", init.table_sum.size(), " entries, the model ", w_.size()));
   if (!std::isfinite(init.loss_sum))
     return fail(msg::ErrorCode::invalid_value, "loss_sum is not finite");
-  if (two_level() && !basis_ready() && phase_ == Phase::initializing) {
-    if (const Status s = take_eigenpairs(agent, init); !s)
-      return fail(msg::ErrorCode::dimension_mismatch, s.message());
-  }
+  if (const Status s = mode_->take_init(*this, agent, init); !s)
+    return fail(msg::ErrorCode::dimension_mismatch, s.message());
 
   const auto fresh = view(init.table_sum);
   if (phase_ == Phase::training) {
@@ -333,9 +320,7 @@ Status HubCore::on_init(AgentState& agent, const msg::InitUpload& init, double n
   out.push_back(Outgoing{{agent.peer}, msg::Ack{round_, init.seq}});
 
   if (phase_ == Phase::training) {
-    if (async()) send_async_start(agent, out);
-    else if (pending_.count(agent.agent_id) == 0)
-      out.push_back(Outgoing{{agent.peer}, round_start()});
+    mode_->resume_agent(*this, agent, out);
     return Status::ok();
   }
   const bool all = std::all_of(agents_.begin(), agents_.end(),
@@ -358,21 +343,7 @@ Status HubCore::on_init(AgentState& agent, const msg::InitUpload& init, double n
   report.invariant_error = check_invariant();
   reports_.push_back(report);
   phase_ = Phase::training;
-  if (two_level()) {
-    // The basis travels in a Config (build_table = false): every agent takes it before the
-    // first RoundStart, which follows on the same connection.
-    build_coarse_space();
-    for (auto& [id, a] : agents_)
-      if (a.connected) out.push_back(Outgoing{{a.peer}, config_for(a, false)});
-  }
-  if (async()) {
-    version_ = 1;
-    open_async_round(now);
-    for (auto& [id, a] : agents_)
-      if (a.connected) send_async_start(a, out);
-  } else {
-    start_round(now, out);
-  }
+  mode_->start_training(*this, now, out);
   return Status::ok();
 }
 
@@ -396,7 +367,7 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
   if (const auto held = pending_.find(agent.agent_id);
       held != pending_.end() && held->second.seq == update.seq)
     return Status::ok();  // a retry of the held update: acknowledged when the round closes
-  if (!async() && update.round == round_ && pending_.count(agent.agent_id) != 0)
+  if (update.round == round_ && pending_.count(agent.agent_id) != 0)  // (synchronous modes)
     return fail(msg::ErrorCode::replay, "a second update for the same round");
   if (!agent.initialized)
     return fail(msg::ErrorCode::wrong_round, "its table is being rebuilt");
@@ -414,10 +385,8 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
     out.push_back(Outgoing{{agent.peer}, config_for(agent, true)});
     return Status::error(why);
   }
-  if (async() && update.round > version_)
-    return fail(msg::ErrorCode::wrong_round, cat("the model's version is ", version_));
-  if (!async() && update.round > round_)
-    return fail(msg::ErrorCode::wrong_round, cat("the open round is ", round_));
+  if (const auto refusal = mode_->check_update(*this, agent, update))
+    return fail(refusal->code, refusal->why);
   if (update.samples != agent.samples)
     return fail(msg::ErrorCode::dimension_mismatch,
                 cat(update.samples, " samples, it joined with ", agent.samples));
@@ -428,8 +397,6 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
                     " entries, the model ", w_.size()));
   if (!std::isfinite(update.loss_sum))
     return fail(msg::ErrorCode::invalid_value, "loss_sum is not finite");
-  if (const Status s = check_coarse(agent, update); !s)
-    return fail(msg::ErrorCode::dimension_mismatch, s.message());
   if (options_.max_update_norm > 0) {
     const double dw_norm = view(update.dw).norm();
     const double ds_norm = view(update.dS).norm() / static_cast<double>(agent.samples);
@@ -444,59 +411,21 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
   // or now for a late update whose round has closed. The Ack goes out only once the update is
   // applied (and, with checkpoints, saved): until then the agent keeps it and sends it again
   // to a restarted hub, so a crash between receipt and commit loses nothing.
-  if (async() && phase_ == Phase::training) {
-    agent.last_seq = update.seq;
-    return apply_async(agent, update, now, out);
-  }
-  if ((!async() && update.round < round_) || phase_ == Phase::finished) {
-    agent.last_seq = update.seq;
-    agent.table_sum += view(update.dS);
-    gbar_ += view(update.dS) / static_cast<double>(total_samples_);
-    ++late_updates_;
-    out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
-    commit_ = true;
+  if (phase_ == Phase::finished) {
+    apply_late(agent, update, out);
     return Status::ok();
   }
-  pending_.emplace(agent.agent_id, update);
-  if (pending_.size() == agents_.size()) close_round(now, out);
-  return Status::ok();
+  return mode_->take_update(*this, agent, update, now, out);
 }
 
-void HubCore::close_round(double now, std::vector<Outgoing>& out) {
-  RoundReport report;
-  report.round = round_;
-  report.agents = agents();
-  report.participants = static_cast<int>(pending_.size());
-  report.updates = report.participants;
-  report.late_updates = late_updates_;
-  late_updates_ = 0;
-  report.seconds = now - round_started_;
-
-  // gbar <- gbar + sum_k dS_k / N; then the step: w <- w + eta_g * sum_k (n_k / N_r) dw_k, or
-  // two-level's (hub_two_level.cpp).
-  double n_round = 0.0;
-  for (const auto& [id, u] : pending_) n_round += static_cast<double>(u.samples);
-  const Eigen::VectorXd w_round = w_;
-  double loss = 0.0;
-  for (const auto& [id, u] : pending_) {
-    if (!two_level())
-      w_ += (options_.server_step * static_cast<double>(u.samples) / n_round) * view(u.dw);
-    AgentState& agent = agents_.at(id);
-    agent.last_seq = u.seq;
-    agent.table_sum += view(u.dS);
-    gbar_ += view(u.dS) / static_cast<double>(total_samples_);
-    out.push_back(Outgoing{{agent.peer}, msg::Ack{u.round, u.seq}});
-    loss += u.loss_sum;
-    report.local_steps += u.steps;
-  }
-  // F(w_r) needs every agent's loss at w_r.
-  const bool complete = pending_.size() == agents_.size();
-  if (complete) record_objective(report, loss, w_round);
-  if (two_level()) two_level_step(w_round, complete ? report.objective : NAN, report);
-  report.invariant_error = check_invariant();
-  reports_.push_back(report);
-  pending_.clear();
-  if (!finish_if_done(report, complete, out)) start_round(now, out);
+void HubCore::apply_late(AgentState& agent, const msg::Update& update,
+                         std::vector<Outgoing>& out) {
+  agent.last_seq = update.seq;
+  agent.table_sum += view(update.dS);
+  gbar_ += view(update.dS) / static_cast<double>(total_samples_);
+  ++late_updates_;
+  out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
+  commit_ = true;
 }
 
 void HubCore::record_objective(RoundReport& report, double loss_sum, const Eigen::VectorXd& w) {
@@ -522,17 +451,6 @@ bool HubCore::finish_if_done(const RoundReport& report, bool evaluated,
     return false;
   }
   return true;
-}
-
-void HubCore::start_round(double now, std::vector<Outgoing>& out) {
-  commit_ = true;  // a round boundary: the state to save
-  ++round_;
-  round_started_ = now;
-  pending_.clear();
-  std::vector<PeerId> to;
-  for (const auto& [id, agent] : agents_)
-    if (agent.connected && agent.initialized) to.push_back(agent.peer);
-  out.push_back(Outgoing{std::move(to), round_start()});
 }
 
 void HubCore::finish(const std::string& reason, std::vector<Outgoing>& out) {
@@ -585,19 +503,12 @@ void HubCore::on_tick(double now, std::vector<Outgoing>& out) {
       start_initialization(now, out);
     return;
   }
-  if (phase_ == Phase::training && async()) {
-    maybe_close_async_round(now, out);
-    return;
-  }
-  if (phase_ == Phase::training && options_.round_deadline > 0 &&
-      now - round_started_ >= options_.round_deadline &&
-      static_cast<int>(pending_.size()) >= std::max(1, options_.min_participants))
-    close_round(now, out);
+  if (phase_ == Phase::training) mode_->on_tick(*this, now, out);
 }
 
 void HubCore::on_disconnect(const PeerId& peer, double now, std::vector<Outgoing>& out) {
   if (AgentState* agent = agent_for_peer(peer)) agent->connected = false;
-  if (async()) maybe_close_async_round(now, out);  // its loss may be all the round waits for
+  if (phase_ == Phase::training) mode_->on_agent_lost(*this, now, out);
 }
 
 double HubCore::check_invariant() const {

@@ -3,7 +3,7 @@
 // updates as there are agents, with F measured at a common point (RoundStart.eval_w).
 #include <algorithm>
 
-#include "dsaga/hub.hpp"
+#include "hub_mode.hpp"
 #include "strings.hpp"
 
 namespace dsaga {
@@ -19,6 +19,43 @@ std::vector<double> to_std(const Eigen::VectorXd& v) {
 }
 
 }  // namespace
+
+// Each update applied on arrival, its sender answered alone (the functions below).
+class AsyncMode final : public HubCore::Mode {
+ public:
+  void start_training(HubCore& hub, double now, std::vector<Outgoing>& out) const override {
+    hub.version_ = 1;
+    hub.open_async_round(now);
+    for (auto& [id, a] : hub.agents_)
+      if (a.connected) hub.send_async_start(a, out);
+  }
+  void resume_agent(HubCore& hub, AgentState& agent, std::vector<Outgoing>& out) const override {
+    // A start at an unchanged version is one the agent already has and ignores.
+    hub.send_async_start(agent, out);
+  }
+  std::optional<Refusal> check_update(const HubCore& hub, const AgentState&,
+                                      const msg::Update& update) const override {
+    if (update.round > hub.version_)
+      return Refusal{msg::ErrorCode::wrong_round, cat("the model's version is ", hub.version_)};
+    return no_coarse_payload(update);
+  }
+  Status take_update(HubCore& hub, AgentState& agent, const msg::Update& update, double now,
+                     std::vector<Outgoing>& out) const override {
+    agent.last_seq = update.seq;
+    return hub.apply_async(agent, update, now, out);
+  }
+  void on_tick(HubCore& hub, double now, std::vector<Outgoing>& out) const override {
+    hub.maybe_close_async_round(now, out);
+  }
+  void on_agent_lost(HubCore& hub, double now, std::vector<Outgoing>& out) const override {
+    hub.maybe_close_async_round(now, out);  // its loss may be all the round waits for
+  }
+};
+
+const HubCore::Mode& async_mode() {
+  static const AsyncMode mode;
+  return mode;
+}
 
 std::uint64_t HubCore::staleness_bound() const {
   return options_.max_staleness > 0 ? options_.max_staleness

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "dsaga/hub.hpp"
 #include "strings.hpp"
+#include "sync_mode.hpp"
 
 namespace dsaga {
 
@@ -17,15 +17,49 @@ Eigen::Map<const Eigen::VectorXd> view(const std::vector<double>& v) {
 
 }  // namespace
 
-Status HubCore::take_eigenpairs(AgentState& agent, const msg::InitUpload& init) {
+// Synchronous rounds whose step is the coarse Newton step plus the fine part of the mean.
+class TwoLevelMode final : public SyncMode {
+ public:
+  double default_step(const HubCore&, double lmax) const override {
+    // The table is held during the run and the stiff directions are the coarse step's: 1/L_max
+    // (ALGORITHM.md section 7), lowered when the basis is built if the stability rule asks.
+    return 1.0 / lmax;
+  }
+  void add_to_config(const HubCore& hub, const AgentState& agent,
+                     msg::Config& config) const override;
+  void add_to_start(const HubCore& hub, msg::RoundStart& start) const override {
+    if (hub.basis_ready()) start.eta = hub.coarse_.gamma * hub.coarse_.eta0;
+  }
+  Status take_init(HubCore& hub, AgentState& agent, const msg::InitUpload& init) const override;
+  void start_training(HubCore& hub, double now, std::vector<Outgoing>& out) const override;
+  std::optional<Refusal> check_update(const HubCore& hub, const AgentState& agent,
+                                      const msg::Update& update) const override;
+
+ private:
+  // Once every agent's eigenpairs are in: U, m and the local step (coarse.hpp).
+  static void build_coarse_space(HubCore& hub);
+  // The guard, the coarse Newton step and the fine part of the weighted mean of the dw.
+  void step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round, double objective,
+            RoundReport& report) const override;
+};
+
+const HubCore::Mode& two_level_mode() {
+  static const TwoLevelMode mode;
+  return mode;
+}
+
+Status TwoLevelMode::take_init(HubCore& hub, AgentState& agent,
+                               const msg::InitUpload& init) const {
+  if (hub.basis_ready()) return Status::ok();  // a rebuilt table: the basis is fixed
+  const int agents = hub.agents();
   const std::size_t q = init.eigenvalues.size();
   const std::size_t rows =
-      agent.support.empty() ? static_cast<std::size_t>(features_) : agent.support.size();
-  if (q > static_cast<std::size_t>(coarse::vectors_per_agent(agents())) ||
+      agent.support.empty() ? static_cast<std::size_t>(hub.features_) : agent.support.size();
+  if (q > static_cast<std::size_t>(coarse::vectors_per_agent(agents)) ||
       init.eigenvectors.size() != q * rows)
     return Status::error(cat(q, " eigenvalues and ", init.eigenvectors.size(),
                              " eigenvector entries, expected at most ",
-                             coarse::vectors_per_agent(agents()), " pairs on ", rows, " columns"));
+                             coarse::vectors_per_agent(agents), " pairs on ", rows, " columns"));
   for (std::size_t j = 0; j < q; ++j)
     if (init.eigenvalues[j] < 0 || (j > 0 && init.eigenvalues[j] > init.eigenvalues[j - 1]))
       return Status::error(cat("eigenvalues[", j, "] = ", init.eigenvalues[j],
@@ -39,62 +73,74 @@ Status HubCore::take_eigenpairs(AgentState& agent, const msg::InitUpload& init) 
   return Status::ok();
 }
 
-void HubCore::build_coarse_space() {
-  coarse_ = CoarseState{};
-  coarse_.eta0 = eta_;
-  if (coarse::whole_space(features_, options_.objective.classes, options_.coarse_rank)) {
-    coarse_.basis.identity = true;
+void TwoLevelMode::start_training(HubCore& hub, double now, std::vector<Outgoing>& out) const {
+  // The basis travels in a Config (build_table = false): every agent takes it before the first
+  // RoundStart, which follows on the same connection.
+  build_coarse_space(hub);
+  for (auto& [id, a] : hub.agents_)
+    if (a.connected) out.push_back(Outgoing{{a.peer}, hub.config_for(a, false)});
+  open_round(hub, now, out);
+}
+
+void TwoLevelMode::build_coarse_space(HubCore& hub) {
+  hub.coarse_ = HubCore::CoarseState{};
+  hub.coarse_.eta0 = hub.eta_;
+  if (coarse::whole_space(hub.features_, hub.options_.objective.classes, hub.options_.coarse_rank)) {
+    hub.coarse_.basis.identity = true;
   } else {
     std::vector<coarse::AgentBasis> uploads;
     double max_steps = 0.0;
-    for (auto& [id, a] : agents_) {
-      a.eigen.weight = static_cast<double>(a.samples) / static_cast<double>(total_samples_);
+    for (auto& [id, a] : hub.agents_) {
+      a.eigen.weight = static_cast<double>(a.samples) / static_cast<double>(hub.total_samples_);
       uploads.push_back(std::move(a.eigen));
       a.eigen = coarse::AgentBasis{};
-      max_steps = std::max(max_steps, static_cast<double>(options_.local_steps > 0
+      max_steps = std::max(max_steps, static_cast<double>(hub.options_.local_steps > 0
                                                               ? static_cast<std::uint64_t>(
-                                                                    options_.local_steps)
+                                                                    hub.options_.local_steps)
                                                               : a.samples));
     }
-    const double beta = options_.objective.beta();
-    coarse_.basis = coarse::build_basis(features_, uploads, options_.coarse_rank);
+    const double beta = hub.options_.objective.beta();
+    hub.coarse_.basis = coarse::build_basis(hub.features_, uploads, hub.options_.coarse_rank);
     // Where even the whole union leaves too much curvature to the local runs, the step shrinks
     // until eta * T * beta * curvature meets the bound (the rule of coarse.hpp).
-    const double c = eta_ * max_steps * beta * coarse_.basis.fine_curvature;
-    if (c > coarse::kStabilityBound) coarse_.eta0 = eta_ * coarse::kStabilityBound / c;
+    const double c = hub.eta_ * max_steps * beta * hub.coarse_.basis.fine_curvature;
+    if (c > coarse::kStabilityBound) hub.coarse_.eta0 = hub.eta_ * coarse::kStabilityBound / c;
   }
-  coarse_.basis_id = 1;
-  const int C = options_.objective.classes;
-  const coarse::Basis& b = coarse_.basis;
-  notes_.push_back(
+  hub.coarse_.basis_id = 1;
+  const int C = hub.options_.objective.classes;
+  const coarse::Basis& b = hub.coarse_.basis;
+  hub.notes_.push_back(
       b.identity
-          ? cat("two-level: the coarse space is the whole space (d * C = ", features_ * C,
+          ? cat("two-level: the coarse space is the whole space (d * C = ", hub.features_ * C,
                 "): each round is an exact distributed Newton step, no local runs")
           : cat("two-level: coarse space of m = ", b.u.cols(), " directions (x ", C,
                 " classes) from the agents' eigenvectors, curvature ", b.curvature[0], " to ",
                 b.curvature[b.curvature.size() - 1], ", about ", b.fine_curvature,
-                " left to the local runs; local step ", coarse_.eta0,
-                coarse_.eta0 < eta_ ? cat(" (1/L_max = ", eta_, " lowered by the stability rule)")
+                " left to the local runs; local step ", hub.coarse_.eta0,
+                hub.coarse_.eta0 < hub.eta_ ? cat(" (1/L_max = ", hub.eta_, " lowered by the stability rule)")
                                     : std::string(" (1/L_max)")));
 }
 
-void HubCore::add_basis(const AgentState& agent, msg::Config& config) const {
-  if (!basis_ready()) {
+void TwoLevelMode::add_to_config(const HubCore& hub, const AgentState& agent,
+                                 msg::Config& config) const {
+  config.two_level = true;
+  config.refresh = 0.0;  // the whole table, every round
+  if (!hub.basis_ready()) {
     // The setup: the agent's top eigenpairs come back with its table.
-    if (!coarse::whole_space(features_, options_.objective.classes, options_.coarse_rank))
-      config.basis_rank = static_cast<std::uint32_t>(coarse::vectors_per_agent(agents()));
+    if (!coarse::whole_space(hub.features_, hub.options_.objective.classes, hub.options_.coarse_rank))
+      config.basis_rank = static_cast<std::uint32_t>(coarse::vectors_per_agent(hub.agents()));
     return;
   }
   // The step stays Config.eta (a changed one would make the agent rebuild its solver): the
   // round's step, eta0 scaled by the guard, travels in each RoundStart.
-  config.basis_id = coarse_.basis_id;
-  if (coarse_.basis.identity) {
+  config.basis_id = hub.coarse_.basis_id;
+  if (hub.coarse_.basis.identity) {
     config.basis_identity = true;
-    config.basis_dim = static_cast<std::uint32_t>(features_);
+    config.basis_dim = static_cast<std::uint32_t>(hub.features_);
     config.steps = 0;  // the hub's Newton step is the whole step
     return;
   }
-  const Eigen::MatrixXd& u = coarse_.basis.u;
+  const Eigen::MatrixXd& u = hub.coarse_.basis.u;
   config.basis_dim = static_cast<std::uint32_t>(u.cols());
   // U restricted to the rows of the agent's support, column-major.
   const std::size_t rows = agent.support.empty() ? static_cast<std::size_t>(u.rows())
@@ -106,34 +152,32 @@ void HubCore::add_basis(const AgentState& agent, msg::Config& config) const {
           u(agent.support.empty() ? static_cast<Index>(s) : agent.support[s], j);
 }
 
-Status HubCore::check_coarse(const AgentState& /*agent*/, const msg::Update& update) const {
-  if (!two_level() || !basis_ready()) {
-    if (!update.coarse_g.empty() || !update.coarse_h.empty())
-      return Status::error("coarse_g and coarse_h must be empty: this hub runs no coarse space");
-    return Status::ok();
-  }
-  const std::size_t mc = static_cast<std::size_t>(coarse_.basis.dim(features_)) *
-                         static_cast<std::size_t>(options_.objective.classes);
+std::optional<Refusal> TwoLevelMode::check_update(const HubCore& hub, const AgentState& agent,
+                                                  const msg::Update& update) const {
+  if (auto refusal = SyncMode::check_update(hub, agent, update)) return refusal;
+  if (!hub.basis_ready()) return no_coarse_payload(update);
+  const std::size_t mc = static_cast<std::size_t>(hub.coarse_.basis.dim(hub.features_)) *
+                         static_cast<std::size_t>(hub.options_.objective.classes);
   if (update.coarse_g.size() != mc || update.coarse_h.size() != coarse::packed_size(mc))
-    return Status::error(cat("coarse_g has ", update.coarse_g.size(), " and coarse_h ",
+    return Refusal{msg::ErrorCode::dimension_mismatch, cat("coarse_g has ", update.coarse_g.size(), " and coarse_h ",
                              update.coarse_h.size(), " entries, the coarse space needs ", mc,
-                             " and ", coarse::packed_size(mc)));
-  return Status::ok();
+                             " and ", coarse::packed_size(mc))};
+  return std::nullopt;
 }
 
-void HubCore::two_level_step(const Eigen::VectorXd& w_round, double objective,
-                             RoundReport& report) {
-  CoarseState& s = coarse_;
+void TwoLevelMode::step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round,
+                        double objective, RoundReport& report) const {
+  HubCore::CoarseState& s = hub.coarse_;
   // The guard (on rounds whose F is known): a rise of F larger than the decrease before it
   // sends the model back to the last accepted w with half the step; a good round grows the
   // step back by 1.25 up to the full one.
   if (std::isfinite(objective)) {
     if (s.w_prev.size() == w_round.size() && objective - s.f_prev > std::max(s.f_prev2 - s.f_prev, 0.0)) {
-      w_ = s.w_prev;
+      hub.w_ = s.w_prev;
       s.gamma *= 0.5;
       s.f_prev2 = std::numeric_limits<double>::infinity();
       ++s.reverts;
-      notes_.push_back(cat("two-level guard: F rose to ", objective, " at round ", round_,
+      hub.notes_.push_back(cat("two-level guard: F rose to ", objective, " at round ", hub.round_,
                            " (from ", s.f_prev, "): back to the previous model, step scale ",
                            s.gamma));
       report.reverted = true;
@@ -149,20 +193,18 @@ void HubCore::two_level_step(const Eigen::VectorXd& w_round, double objective,
 
   // The participants' sums; with some agents missing (a round deadline) their mean stands in for
   // the whole (N_r instead of N), which the guard checks once F is known again.
-  const int C = options_.objective.classes;
-  const Index mc = static_cast<Index>(s.basis.dim(features_)) * C;
-  double n_round = 0.0;
+  const int C = hub.options_.objective.classes;
+  const Index mc = static_cast<Index>(s.basis.dim(hub.features_)) * C;
   Eigen::VectorXd g = Eigen::VectorXd::Zero(mc), dbar = Eigen::VectorXd::Zero(w_round.size());
   Eigen::VectorXd h_packed = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(mc)));
-  for (const auto& [id, u] : pending_) n_round += static_cast<double>(u.samples);
-  for (const auto& [id, u] : pending_) {
+  for (const auto& [id, u] : hub.pending_) {
     g += view(u.coarse_g);
     h_packed += view(u.coarse_h);
     dbar += (static_cast<double>(u.samples) / n_round) * view(u.dw);
   }
   Eigen::MatrixXd h(mc, mc);
   coarse::unpack_upper(h_packed.data(), h);
-  const double lambda = options_.objective.lambda;
+  const double lambda = hub.options_.objective.lambda;
   const Eigen::VectorXd w_coarse =
       s.basis.identity ? w_round : coarse::restrict(s.basis.u, w_round, C);
   const Eigen::VectorXd g_u = g / n_round + lambda * w_coarse;
@@ -170,15 +212,15 @@ void HubCore::two_level_step(const Eigen::VectorXd& w_round, double objective,
   if (!delta) {
     // Cannot happen with lambda > 0; with lambda = 0 and a singular coarse Hessian the runs'
     // mean is the step.
-    w_ = w_round + dbar;
+    hub.w_ = w_round + dbar;
     return;
   }
   if (s.basis.identity) {
-    w_ = w_round + s.gamma * *delta;
+    hub.w_ = w_round + s.gamma * *delta;
     return;
   }
   const Eigen::VectorXd fine = dbar - coarse::prolong(s.basis.u, coarse::restrict(s.basis.u, dbar, C), C);
-  w_ = w_round + s.gamma * coarse::prolong(s.basis.u, *delta, C) + fine;
+  hub.w_ = w_round + s.gamma * coarse::prolong(s.basis.u, *delta, C) + fine;
 }
 
 }  // namespace dsaga

@@ -55,8 +55,8 @@ class HubTest : public ::testing::Test {
     ASSERT_EQ(hub.phase(), HubCore::Phase::initializing);
     ASSERT_EQ(sent<msg::Config>(out, "pa").size(), 1u);
     out.clear();
-    ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5}, 0.0, out));
-    ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5}, 0.0, out));
+    ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}}, 0.0, out));
+    ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}}, 0.0, out));
     ASSERT_EQ(hub.phase(), HubCore::Phase::training);
     ASSERT_EQ(hub.round(), 1u);
     out.clear();
@@ -96,9 +96,9 @@ TEST_F(HubTest, InitRoundFormsGbarAndBroadcastsRoundOne) {
   hub.on_message("pa", make_join("a", 1), 0.0, out);
   hub.on_message("pb", make_join("b", 3), 0.0, out);
   out.clear();
-  hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5}, 0.0, out);
+  hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}}, 0.0, out);
   EXPECT_EQ(hub.phase(), HubCore::Phase::initializing);
-  hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5}, 0.0, out);
+  hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}}, 0.0, out);
   EXPECT_EQ(hub.gbar(), Eigen::Vector3d(1, 1, 1));  // (S_a + S_b) / N, N = 4
   const auto starts = sent<msg::RoundStart>(out, "pa");
   ASSERT_EQ(starts.size(), 1u);
@@ -136,8 +136,8 @@ TEST_F(HubTest, ServerStepScalesTheMean) {
   std::vector<Outgoing> o2;
   h.on_message("pa", make_join("a", 1), 0, o2);
   h.on_message("pb", make_join("b", 3), 0, o2);
-  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0}, 0, o2);
-  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0}, 0, o2);
+  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0, {}, 0, {}}, 0, o2);
+  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0, {}, 0, {}}, 0, o2);
   h.on_message("pa", update(1, 2, 1, {4, 0, 0}, {0, 0, 0}), 0, o2);
   h.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 0, 0}), 0, o2);
   EXPECT_TRUE(h.w().isApprox(Eigen::Vector3d(2, 6, 0)));
@@ -203,8 +203,8 @@ TEST_F(HubTest, UpdatesOverTheNormBoundAreRejected) {
   std::vector<Outgoing> o2;
   h.on_message("pa", make_join("a", 1), 0, o2);
   h.on_message("pb", make_join("b", 3), 0, o2);
-  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0}, 0, o2);
-  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0}, 0, o2);
+  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0, {}, 0, {}}, 0, o2);
+  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0, {}, 0, {}}, 0, o2);
   const Eigen::VectorXd gbar = h.gbar();
   o2.clear();
   EXPECT_FALSE(h.on_message("pa", update(1, 2, 1, {1e6, 0, 0}, {0, 0, 0}), 0, o2));
@@ -245,8 +245,8 @@ TEST_F(HubTest, LateUpdateAppliesTableDeltaExactlyOnceAndDropsStep) {
   std::vector<Outgoing> o2;
   h.on_message("pa", make_join("a", 1), 0, o2);
   h.on_message("pb", make_join("b", 3), 0, o2);
-  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0}, 0, o2);
-  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0}, 0, o2);
+  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0, {}, 0, {}}, 0, o2);
+  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0, {}, 0, {}}, 0, o2);
   h.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 4, 0}), 1, o2);
   h.on_tick(4.0, o2);
   EXPECT_EQ(h.round(), 1u);
@@ -272,7 +272,7 @@ TEST_F(HubTest, LostUpdateTriggersTableRebuildNotDoubleCounting) {
   EXPECT_TRUE(configs[0]->build_table);
   // The rebuilt table replaces S_a wholesale.
   out.clear();
-  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{4, 1, {5, 5, 5}, 0.5}, 1.0, out));
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{4, 1, {5, 5, 5}, 0.5, {}, 0, {}}, 1.0, out));
   EXPECT_EQ(sent<msg::RoundStart>(out, "pa").size(), 1u);
   EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(2, 1.75, 1.5)));  // (S_a' + S_b) / 4
   EXPECT_LE(hub.check_invariant(), 1e-15);
@@ -298,8 +298,8 @@ TEST_F(HubTest, StopsAtTargetAndAtRoundCapAndTellsAgentsToLeave) {
   const auto run_round_one = [this](HubCore& h, std::vector<Outgoing>& o2) {
     h.on_message("pa", make_join("a", 1), 0, o2);
     h.on_message("pb", make_join("b", 3), 0, o2);
-    h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0.5}, 0, o2);
-    h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0.5}, 0, o2);
+    h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0.5, {}, 0, {}}, 0, o2);
+    h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0.5, {}, 0, {}}, 0, o2);
     h.on_message("pa", update(1, 2, 1, {1, 0, 0}, {0, 0, 0}, 0.5), 0, o2);
     o2.clear();
     h.on_message("pb", update(1, 2, 3, {0, 0, 0}, {0, 0, 0}, 0.5), 0, o2);
@@ -387,7 +387,7 @@ TEST_F(HubTest, UpdateHeldAtAMidRoundCheckpointIsAppliedAfterResume) {
   ASSERT_TRUE(hub.on_message("pa", update(1, 2, 1, {4, 0, 0}, {4, 0, 0}), 1.0, out));
   // b restarts (new incarnation) and rebuilds its table: a commit point inside round 1.
   ASSERT_TRUE(hub.on_message("pb2", make_join("b", 3, 1.0, 2), 1.1, out));
-  ASSERT_TRUE(hub.on_message("pb2", msg::InitUpload{1, 3, {3, 2, 1}, 1.5}, 1.2, out));
+  ASSERT_TRUE(hub.on_message("pb2", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}}, 1.2, out));
   ASSERT_TRUE(hub.take_commit());
   const std::string bytes = hub.snapshot();
 
@@ -416,7 +416,7 @@ TEST_F(HubTest, RestartWhileAnUpdateIsHeldRebuildsAndCountsTheNewTableOnce) {
   ASSERT_TRUE(hub.on_message("pb", update(1, 2, 3, {0, 0, 0}, {0, 0, 0}), 1.2, out));
   EXPECT_EQ(hub.round(), 1u);  // still waiting for a's new process
   out.clear();
-  ASSERT_TRUE(hub.on_message("pa2", msg::InitUpload{1, 1, {5, 5, 5}, 0.5}, 1.3, out));
+  ASSERT_TRUE(hub.on_message("pa2", msg::InitUpload{1, 1, {5, 5, 5}, 0.5, {}, 0, {}}, 1.3, out));
   // S_a replaced: gbar = (S_a_new + S_b) / N = ((5,5,5) + (3,2,1)) / 4.
   EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(2, 1.75, 1.5)));
   EXPECT_LE(hub.check_invariant(), 1e-15);
@@ -462,8 +462,8 @@ class AsyncHubTest : public HubTest {
   void start_async(HubCore& h) {
     ASSERT_TRUE(h.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
     ASSERT_TRUE(h.on_message("pb", make_join("b", 3, 1.0), 0.0, out));
-    ASSERT_TRUE(h.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5}, 0.0, out));
-    ASSERT_TRUE(h.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5}, 0.0, out));
+    ASSERT_TRUE(h.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}}, 0.0, out));
+    ASSERT_TRUE(h.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}}, 0.0, out));
     ASSERT_EQ(h.phase(), HubCore::Phase::training);
   }
 };

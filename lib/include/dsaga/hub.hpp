@@ -86,11 +86,9 @@ struct HubOptions {
                                   // lowered if the stability rule asks for it)
   double server_step = 1.0;       // eta_g
   double prox = 0.0;              // mu of the agents' local proximal term (local_method.hpp)
-  // dSAGA: fraction of each agent's own table recomputed at the broadcast w every round
-  // (local_method.hpp: refresh; 0 = plain dSAGA, whose tables lag the averaged model).
-  // Off by default: 0.1 removed the slow tail on Fashion-MNIST B1 (1e-6 at round 58 IID, 68
-  // label-sorted) but made the 10-class label-sorted problem B2 and async runs oscillate
-  // (bench/RESULTS.md); a safe automatic choice is future work.
+  // mean/async dSAGA: fraction of each agent's own table recomputed at the broadcast w every
+  // round (local_method.hpp: refresh; 0 = none). Two-level rounds always refresh the whole
+  // table, and the configuration refuses a fraction with them.
   double table_refresh = 0.0;
   double effective_table_refresh() const {
     return algorithm == msg::Algorithm::dsaga ? table_refresh : 0.0;
@@ -207,7 +205,16 @@ class HubCore {
   Status restore(const std::string& bytes);
   const HubOptions& options() const { return options_; }
 
+  // The aggregation modes' interface (lib/src/hub_mode.hpp, private to the library): one
+  // stateless unit per Aggregation, each with access to the state below.
+  class Mode;
+
  private:
+  friend class SyncMode;
+  friend class MeanMode;
+  friend class TwoLevelMode;
+  friend class AsyncMode;
+
   struct AgentState {
     std::string agent_id;
     PeerId peer;
@@ -237,8 +244,6 @@ class HubCore {
   AgentState* agent_for_peer(const PeerId& peer);
   msg::Config config_for(const AgentState& agent, bool build_table) const;
   void start_initialization(double now, std::vector<Outgoing>& out);
-  void start_round(double now, std::vector<Outgoing>& out);
-  void close_round(double now, std::vector<Outgoing>& out);
   void finish(const std::string& reason, std::vector<Outgoing>& out);
   // F at w from the agents' loss sums, into the report and as the model to save.
   void record_objective(RoundReport& report, double loss_sum, const Eigen::VectorXd& w);
@@ -246,20 +251,10 @@ class HubCore {
   bool finish_if_done(const RoundReport& report, bool evaluated, std::vector<Outgoing>& out);
   msg::RoundStart round_start() const;
   std::vector<PeerId> connected_peers() const;
-  // async
-  bool async() const { return options_.effective_aggregation() == Aggregation::async; }
-  // two_level (hub_two_level.cpp)
-  bool two_level() const { return options_.effective_aggregation() == Aggregation::two_level; }
+  // An update of a round already closed (or of a finished hub): its dS is applied, exactly
+  // once, and acknowledged; its step is dropped.
+  void apply_late(AgentState& agent, const msg::Update& update, std::vector<Outgoing>& out);
   bool basis_ready() const { return coarse_.basis_id != 0; }
-  // The checks of an InitUpload's eigenpairs; stores them in the agent's state.
-  Status take_eigenpairs(AgentState& agent, const msg::InitUpload& init);
-  // Once every agent's eigenpairs are in: U, m and the local step (coarse.hpp).
-  void build_coarse_space();
-  void add_basis(const AgentState& agent, msg::Config& config) const;
-  Status check_coarse(const AgentState& agent, const msg::Update& update) const;
-  // The round's step from w_round (its broadcast w): the guard, the coarse Newton step and the
-  // fine part of the weighted mean of the dw. `objective` is F(w_round) (NaN if incomplete).
-  void two_level_step(const Eigen::VectorXd& w_round, double objective, RoundReport& report);
   void send_async_start(AgentState& agent, std::vector<Outgoing>& out);
   Status apply_async(AgentState& agent, const msg::Update& update, double now,
                      std::vector<Outgoing>& out);
@@ -268,6 +263,7 @@ class HubCore {
   std::uint64_t staleness_bound() const;
 
   HubOptions options_;
+  const Mode* mode_;  // mode_for(options_.effective_aggregation())
   Phase phase_ = Phase::admitting;
   std::string finish_reason_;
   // Keyed by agent id: iteration (and so aggregation) order is deterministic.

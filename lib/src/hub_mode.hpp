@@ -1,0 +1,70 @@
+// The hub's aggregation modes (hub.hpp: Aggregation), one unit each behind this interface:
+//   hub_sync.cpp       synchronous rounds, and in them the plain weighted mean (MeanMode)
+//   hub_two_level.cpp  two-level dSAGA: synchronous rounds with the coarse Newton step
+//   hub_async.cpp      asynchronous aggregation: every update applied on arrival
+// HubCore (hub.cpp) keeps what every mode shares: admission, the init round, the checks of a
+// message and the exactly-once table accounting, checkpoints and reports. A mode decides what
+// training looks like from there: when an accepted update's step is applied, what the step is,
+// what an agent that comes back is sent. Modes are stateless: the state they work on is the
+// hub's, so one checkpoint holds it all.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dsaga/hub.hpp"
+
+namespace dsaga {
+
+// Why a mode refuses an update: the code for the msg::Error back, the reason for the log.
+struct Refusal {
+  msg::ErrorCode code = msg::ErrorCode::wrong_round;
+  std::string why;
+};
+
+class HubCore::Mode {
+ public:
+  using AgentState = HubCore::AgentState;
+  virtual ~Mode() = default;
+
+  // The local step when the options leave it to the hub, from the global L_max (lambda and the
+  // proximal term included).
+  virtual double default_step(const HubCore& hub, double lmax) const;
+  // The mode's fields in an agent's Config and in a RoundStart.
+  virtual void add_to_config(const HubCore&, const AgentState&, msg::Config&) const {}
+  virtual void add_to_start(const HubCore&, msg::RoundStart&) const {}
+  // An InitUpload's payload beyond the table sum, while the hub initialises.
+  virtual Status take_init(HubCore&, AgentState&, const msg::InitUpload&) const {
+    return Status::ok();
+  }
+  // The init round is complete (gbar formed, F(w0) reported): training opens.
+  virtual void start_training(HubCore& hub, double now, std::vector<Outgoing>& out) const = 0;
+  // An agent that joined again or rebuilt its table during training: what it needs to go on.
+  virtual void resume_agent(HubCore& hub, AgentState& agent,
+                            std::vector<Outgoing>& out) const = 0;
+  // The mode's checks of an update whose seq is the next one (its round, its payload); the
+  // state is not touched.
+  virtual std::optional<Refusal> check_update(const HubCore& hub, const AgentState& agent,
+                                              const msg::Update& update) const = 0;
+  // An update of a training hub that passed every check: applied now or held (its Ack leaves
+  // once it is applied).
+  virtual Status take_update(HubCore& hub, AgentState& agent, const msg::Update& update,
+                             double now, std::vector<Outgoing>& out) const = 0;
+  // Time passes; an agent left or its connection dropped.
+  virtual void on_tick(HubCore& hub, double now, std::vector<Outgoing>& out) const = 0;
+  virtual void on_agent_lost(HubCore&, double, std::vector<Outgoing>&) const {}
+};
+
+// The mode an Aggregation (after `automatic` is resolved) stands for.
+const HubCore::Mode& mode_for(Aggregation aggregation);
+
+// The units' instances.
+const HubCore::Mode& mean_mode();
+const HubCore::Mode& two_level_mode();
+const HubCore::Mode& async_mode();
+
+// Checks shared by the modes without a coarse space: an update must not carry one.
+std::optional<Refusal> no_coarse_payload(const msg::Update& update);
+
+}  // namespace dsaga

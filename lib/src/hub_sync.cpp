@@ -1,0 +1,147 @@
+// Synchronous rounds (hub_mode.hpp), and the plain weighted mean of dSAGA and the baselines in
+// them (Aggregation::mean; ALGORITHM.md section 3). A round opens with one RoundStart to every
+// agent; each update is held until every agent's is in (or the round deadline passes with
+// enough of them), then all are applied in agent-id order, so arrival order does not change the
+// result; an update of a round already closed has its dS applied and its step dropped.
+#include "sync_mode.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "strings.hpp"
+
+namespace dsaga {
+
+namespace {
+
+Eigen::Map<const Eigen::VectorXd> view(const std::vector<double>& v) {
+  return Eigen::Map<const Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()));
+}
+
+}  // namespace
+
+// w <- w + eta_g * sum_k (n_k / N_r) dw_k.
+class MeanMode final : public SyncMode {
+ public:
+  std::optional<Refusal> check_update(const HubCore& hub, const AgentState& agent,
+                                      const msg::Update& update) const override {
+    if (auto refusal = SyncMode::check_update(hub, agent, update)) return refusal;
+    return no_coarse_payload(update);
+  }
+
+ private:
+  void step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round, double /*objective*/,
+            RoundReport& /*report*/) const override {
+    hub.w_ = w_round;
+    for (const auto& [id, u] : hub.pending_)
+      hub.w_ += (hub.options_.server_step * static_cast<double>(u.samples) / n_round) * view(u.dw);
+  }
+};
+
+void SyncMode::start_training(HubCore& hub, double now, std::vector<Outgoing>& out) const {
+  open_round(hub, now, out);
+}
+
+void SyncMode::resume_agent(HubCore& hub, AgentState& agent, std::vector<Outgoing>& out) const {
+  // An agent whose update for the open round is held already has that round.
+  if (hub.pending_.count(agent.agent_id) == 0)
+    out.push_back(Outgoing{{agent.peer}, hub.round_start()});
+}
+
+std::optional<Refusal> SyncMode::check_update(const HubCore& hub, const AgentState&,
+                                              const msg::Update& update) const {
+  if (update.round > hub.round_)
+    return Refusal{msg::ErrorCode::wrong_round, cat("the open round is ", hub.round_)};
+  return std::nullopt;
+}
+
+Status SyncMode::take_update(HubCore& hub, AgentState& agent, const msg::Update& update,
+                             double now, std::vector<Outgoing>& out) const {
+  if (update.round < hub.round_) {
+    hub.apply_late(agent, update, out);
+    return Status::ok();
+  }
+  hub.pending_.emplace(agent.agent_id, update);
+  if (hub.pending_.size() == hub.agents_.size()) close_round(hub, now, out);
+  return Status::ok();
+}
+
+void SyncMode::on_tick(HubCore& hub, double now, std::vector<Outgoing>& out) const {
+  if (hub.options_.round_deadline > 0 && now - hub.round_started_ >= hub.options_.round_deadline &&
+      static_cast<int>(hub.pending_.size()) >= std::max(1, hub.options_.min_participants))
+    close_round(hub, now, out);
+}
+
+void SyncMode::open_round(HubCore& hub, double now, std::vector<Outgoing>& out) const {
+  hub.commit_ = true;  // a round boundary: the state to save
+  ++hub.round_;
+  hub.round_started_ = now;
+  hub.pending_.clear();
+  std::vector<PeerId> to;
+  for (const auto& [id, agent] : hub.agents_)
+    if (agent.connected && agent.initialized) to.push_back(agent.peer);
+  out.push_back(Outgoing{std::move(to), hub.round_start()});
+}
+
+void SyncMode::close_round(HubCore& hub, double now, std::vector<Outgoing>& out) const {
+  RoundReport report;
+  report.round = hub.round_;
+  report.agents = hub.agents();
+  report.participants = static_cast<int>(hub.pending_.size());
+  report.updates = report.participants;
+  report.late_updates = hub.late_updates_;
+  hub.late_updates_ = 0;
+  report.seconds = now - hub.round_started_;
+
+  // gbar <- gbar + sum_k dS_k / N (S_k with it, exactly once), then the mode's step.
+  double n_round = 0.0;
+  for (const auto& [id, u] : hub.pending_) n_round += static_cast<double>(u.samples);
+  const Eigen::VectorXd w_round = hub.w_;
+  double loss = 0.0;
+  for (const auto& [id, u] : hub.pending_) {
+    AgentState& agent = hub.agents_.at(id);
+    agent.last_seq = u.seq;
+    agent.table_sum += view(u.dS);
+    hub.gbar_ += view(u.dS) / static_cast<double>(hub.total_samples_);
+    out.push_back(Outgoing{{agent.peer}, msg::Ack{u.round, u.seq}});
+    loss += u.loss_sum;
+    report.local_steps += u.steps;
+  }
+  // F(w_r) needs every agent's loss at w_r.
+  const bool complete = hub.pending_.size() == hub.agents_.size();
+  if (complete) hub.record_objective(report, loss, w_round);
+  step(hub, w_round, n_round, complete ? report.objective : NAN, report);
+  report.invariant_error = hub.check_invariant();
+  hub.reports_.push_back(report);
+  hub.pending_.clear();
+  if (!hub.finish_if_done(report, complete, out)) open_round(hub, now, out);
+}
+
+std::optional<Refusal> no_coarse_payload(const msg::Update& update) {
+  if (!update.coarse_g.empty() || !update.coarse_h.empty())
+    return Refusal{msg::ErrorCode::dimension_mismatch,
+                   "coarse_g and coarse_h must be empty: this hub runs no coarse space"};
+  return std::nullopt;
+}
+
+double HubCore::Mode::default_step(const HubCore& hub, double lmax) const {
+  // Gradient descent is stable up to 2/L; the stochastic methods take SAGA's 1/(3 L_max).
+  return hub.options_.algorithm == msg::Algorithm::gd ? 1.0 / lmax : 1.0 / (3.0 * lmax);
+}
+
+const HubCore::Mode& mean_mode() {
+  static const MeanMode mode;
+  return mode;
+}
+
+const HubCore::Mode& mode_for(Aggregation aggregation) {
+  switch (aggregation) {
+    case Aggregation::async: return async_mode();
+    case Aggregation::two_level: return two_level_mode();
+    case Aggregation::mean:
+    case Aggregation::automatic: break;  // resolved before (HubOptions::effective_aggregation)
+  }
+  return mean_mode();
+}
+
+}  // namespace dsaga
