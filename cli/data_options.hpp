@@ -28,6 +28,13 @@ class DataOptions {
     d->add_option("--format", spec.format, "auto, libsvm, csv, idx, fashion-mnist")
         ->capture_default_str();
     d->add_option("--labels", spec.labels_path, "IDX labels file");
+    d->add_option("--features", spec.read.features,
+                  "LIBSVM: the number of features; a file whose highest index is lower is padded "
+                  "with zero columns (a missing feature is zero), one with a higher index is "
+                  "refused. Give every agent of a natural split the model's width (without the "
+                  "--bias column). 0 = the highest index in the file")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     d->add_option("--split", spec.split, "fashion-mnist: train or test")->capture_default_str();
     d->add_option("--limit", spec.limit, "Keep the first rows only (0 = all)")
         ->capture_default_str();

@@ -161,7 +161,14 @@ Status HubCore::on_message(const PeerId& from, const msg::Message& message, doub
 Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
                         std::vector<Outgoing>& out) {
   const auto refuse = [&](msg::ErrorCode code, const std::string& why) {
-    return reject(from, code, cat("Join of agent '", join.agent_id, "' refused: ", why), out);
+    // While admitting, a refusal may leave the hub short of the agents it waits for: say so.
+    const std::string waiting =
+        phase_ == Phase::admitting
+            ? cat(" (the hub has ", agents(), " of the ", options_.expected_agents,
+                  " agents it waits for)")
+            : std::string();
+    return reject(from, code, cat("Join of agent '", join.agent_id, "' refused: ", why, waiting),
+                  out);
   };
   if (!valid_agent_id(join.agent_id))
     return refuse(msg::ErrorCode::refused, "the id must be 1 to 64 characters of [A-Za-z0-9._-]");
@@ -176,7 +183,10 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
   if (d <= 0) return refuse(msg::ErrorCode::dimension_mismatch, "0 features");
   if (features_ != 0 && d != features_)
     return refuse(msg::ErrorCode::dimension_mismatch,
-                  cat(d, " features, the model has ", features_));
+                  cat(d, " features, the model has ", features_,
+                      d < features_ ? "; a narrower LIBSVM shard is padded by the agent's "
+                                      "--features (the model's width without a --bias column)"
+                                    : "; every agent's data must have the model's width"));
   if (join.samples == 0 || join.samples > kMaxSamples)
     return refuse(msg::ErrorCode::invalid_value, cat(join.samples, " samples"));
   if (!std::isfinite(join.lmax) || join.lmax < 0)

@@ -88,6 +88,30 @@ TEST(LoadData, AutoPicksTheReaderByExtension) {
   EXPECT_EQ(csv->y, Eigen::Vector3d(1, 0, 7));
 }
 
+// A shard of a natural LIBSVM split is narrower than the model when its highest feature index
+// is lower: data.features pads it with zero columns before the bias goes last (issue 15), and a
+// file wider than data.features is refused naming the file.
+TEST(LoadData, FeaturesPadsANarrowerLibsvmShardBeforeTheBias) {
+  DataSpec spec;
+  spec.path = kData + "/valid.svm";
+  auto natural = load_data(spec, squared());
+  ASSERT_TRUE(natural.is_ok()) << natural.error();
+  const Index width = natural->cols();
+  spec.read.features = width + 4;
+  spec.bias = true;
+  auto padded = load_data(spec, squared());
+  ASSERT_TRUE(padded.is_ok()) << padded.error();
+  ASSERT_EQ(padded->cols(), width + 5);
+  const Eigen::MatrixXd p = dense(*padded), n = dense(*natural);
+  EXPECT_EQ(p.leftCols(width), n);
+  EXPECT_TRUE(p.middleCols(width, 4).isZero());
+  EXPECT_TRUE(p.col(width + 4).isOnes());  // the bias, last
+  spec.read.features = width - 1;
+  auto narrow = load_data(spec, squared());
+  ASSERT_FALSE(narrow.is_ok());
+  EXPECT_NE(narrow.error().find("valid.svm"), std::string::npos) << narrow.error();
+}
+
 TEST(LoadData, ConfigurationErrorsNameTheKey) {
   const std::string svm = kData + "/valid.svm";
   struct Case {
