@@ -27,6 +27,12 @@ expect 2 "syntax.toml:1:" -- "$HUB" --config "$WORK/syntax.toml"
 expect 2 "cannot|No such file" -- "$HUB" --config "$WORK/missing.toml"
 expect 2 "training.target needs training.f_star" -- "$HUB" --target 1e-6
 expect 2 "--loss" -- "$HUB" --loss hinge
+# The default aggregation (auto: two-level for dsaga) refreshes the whole table every round.
+expect 2 "training.table_refresh: two-level rounds refresh the whole table" -- \
+  "$HUB" --table-refresh 0.1
+expect 2 "'bogus' is not an aggregation \(auto, two-level, mean, async\)" -- \
+  "$HUB" --aggregation bogus
+expect 2 "two-level is for dsaga" -- "$HUB" --algorithm fedavg --aggregation two-level
 expect 1 "nohost" -- "$HUB" --listen "tcp://nohost:abc"
 printf 'x' >"$WORK/a-file"
 expect 1 "a-file: the checkpoint directory is not a directory" -- "$HUB" --checkpoint-dir "$WORK/a-file"

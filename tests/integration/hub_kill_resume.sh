@@ -5,23 +5,30 @@
 # the model of an uninterrupted run with the same seeds (the test allows 1e-9 relative on the
 # objective; the design gives bit-identical results: updates are acknowledged only once saved,
 # agents resend what is unacknowledged, aggregation follows agent-id order).
+# The hub runs its default aggregation (two-level dSAGA), so the checkpoint carries the coarse
+# space and the guard's state too. Each kill comes 0 to 90 ms (a few rounds) after the current
+# hub life has closed a round: every restarted hub must resume from a checkpoint, and all KILLS
+# must happen before the run ends.
 # Usage: hub_kill_resume.sh HUB AGENT REFERENCE [KILLS]
 HUB=$1 AGENT=$2 REFERENCE=$3 KILLS=${4:-10}
 source "$(dirname "$0")/lib.sh"
 
 DATA=(--format fashion-mnist --split test --limit 4000 --scale 0.00392156862745098 --normalize
       --bias --positive 0,2,4,6)
-LAMBDA=1e-3
+LAMBDA=3e-6  # about 830 two-level rounds undisturbed (a few ms each): room for every kill
 FSTAR=$("$REFERENCE" "${DATA[@]}" --lambda $LAMBDA --quiet)
 HUB_ARGS=(--agents 3 --lambda $LAMBDA --f-star "$FSTAR" --target 1e-8 --max-rounds 3000
           --no-progress --seed 11)
 
-# run NAME KILLS: one complete run; prints the final model's objective line.
+rows() { [ -f "$1" ] && echo $(($(wc -l <"$1") - 1)) || echo 0; }
+
+# run NAME KILLS: one complete run; prints the final model's objective line. Hub life i writes
+# hub-i.log and metrics-i.csv.
 run() {
   local name=$1 kills=$2 dir=$WORK/$1
   mkdir -p "$dir"
   "$HUB" --listen 'tcp://127.0.0.1:*' --endpoint-file "$dir/endpoint" --checkpoint-dir "$dir/ckpt" \
-    --model "$dir/model.txt" "${HUB_ARGS[@]}" >"$dir/hub-0.log" 2>&1 &
+    --model "$dir/model.txt" --metrics "$dir/metrics-0.csv" "${HUB_ARGS[@]}" >"$dir/hub-0.log" 2>&1 &
   local hub=$!; PIDS+=($hub)
   wait_for_file "$dir/endpoint" 20
   local endpoint; endpoint=$(cat "$dir/endpoint")
@@ -32,13 +39,23 @@ run() {
       >"$dir/agent-$k.log" 2>&1 &
     agents+=($!); PIDS+=($!)
   done
-  local i
+  local i t
   for i in $(seq 1 "$kills"); do
-    sleep "0.$((RANDOM % 6 + 2))"
+    # Wait (at most 60 s) until the current life has closed a round, then a random moment.
+    for t in $(seq 1200); do
+      [ "$(rows "$dir/metrics-$((i - 1)).csv")" -ge 1 ] && break
+      kill -0 $hub 2>/dev/null || break
+      sleep 0.05
+    done
+    kill -0 $hub 2>/dev/null || break  # finished (or failed: checked below)
+    [ "$(rows "$dir/metrics-$((i - 1)).csv")" -ge 1 ] ||
+      fail "$name: hub life $((i - 1)) closed no round in 60 s"
+    sleep "0.0$((RANDOM % 10))"
     kill -0 $hub 2>/dev/null || break  # finished already
     kill -9 $hub; wait $hub 2>/dev/null || true
+    echo "$i" >"$dir/kills"
     "$HUB" --listen "$endpoint" --checkpoint-dir "$dir/ckpt" --model "$dir/model.txt" \
-      "${HUB_ARGS[@]}" >"$dir/hub-$i.log" 2>&1 &
+      --metrics "$dir/metrics-$i.csv" "${HUB_ARGS[@]}" >"$dir/hub-$i.log" 2>&1 &
     hub=$!; PIDS+=($hub)
   done
   wait_pid $hub 180 || fail "$name: hub exited with status $?"
@@ -50,8 +67,11 @@ run() {
 clean=$(run clean 0)
 killed=$(run killed "$KILLS")
 resumes=$(cat "$WORK/killed/resumes")
-echo "uninterrupted: $clean; killed and resumed $resumes times: $killed"
-[ "$resumes" -ge 1 ] || fail "the hub never resumed from a checkpoint"
+kills=$(cat "$WORK/killed/kills" 2>/dev/null || echo 0)
+grep -q "two-level" "$WORK/clean/hub-0.log" || fail "the hub did not run two-level dSAGA (its default)"
+echo "uninterrupted: $clean; killed $kills times, resumed $resumes times: $killed"
+[ "$kills" -eq "$KILLS" ] || fail "the run ended after $kills of $KILLS kills (make it longer)"
+[ "$resumes" -eq "$kills" ] || fail "$kills kills but $resumes resumes from a checkpoint"
 awk -v a="${clean#objective }" -v b="${killed#objective }" 'BEGIN {
   d = (a - b) / a; if (d < 0) d = -d
   printf "relative difference %.3g\n", d
