@@ -90,8 +90,19 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
       auto message = wire::decode(payload.data(), payload.size(), options.limits);
       const auto* join = message ? std::get_if<msg::Join>(&*message) : nullptr;
       if (!message) {
-        spdlog::warn("hub: message from peer {} rejected: {}", peer_name(from), message.error());
-        out.push_back(Outgoing{{from}, msg::Error{msg::ErrorCode::malformed, message.error()}});
+        if (const auto version = wire::foreign_version(payload.data(), payload.size())) {
+          // An agent of another protocol version: refused in words its own version decodes.
+          const std::string why =
+              "this hub speaks dsaga protocol " + std::to_string(msg::kProtocolVersion) +
+              " and the agent " + std::to_string(*version) +
+              ": run hub and agents of the same dsaga release";
+          spdlog::warn("hub: peer {} refused: {}", peer_name(from), why);
+          wire::encode_version_refusal(why, *version, buffer);
+          socket.send(from, buffer.data(), buffer.size());
+        } else {
+          spdlog::warn("hub: message from peer {} rejected: {}", peer_name(from), message.error());
+          out.push_back(Outgoing{{from}, msg::Error{msg::ErrorCode::malformed, message.error()}});
+        }
       } else if (join != nullptr && !user_id.empty() && join->agent_id != user_id) {
         // A valid key may only speak for the agent it is allowlisted as; later messages on the
         // same connection come from the same key, so checking the Join is enough.
@@ -171,6 +182,11 @@ Status run_agent(AgentCore& core, ClientSocket& socket, const AgentServiceOption
     if (*got) {
       last_contact = now;
       const Status decoded = decoder.decode(payload.data(), payload.size());
+      if (const auto version =
+              decoded ? std::nullopt : wire::foreign_version(payload.data(), payload.size()))
+        return Status::error("the hub speaks dsaga protocol " + std::to_string(*version) +
+                             " and this agent " + std::to_string(msg::kProtocolVersion) +
+                             ": run hub and agents of the same dsaga release");
       if (!decoded) {
         spdlog::warn("agent: message from the hub rejected: {}", decoded.message());
         last_heard = now;

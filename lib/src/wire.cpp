@@ -587,6 +587,33 @@ void encode(const msg::Message& message, std::vector<std::uint8_t>& out) {
   if (fbb.GetSize() > kKeepBuilderBytes) fbb.Reset();
 }
 
+std::optional<std::uint32_t> foreign_version(const void* data, std::size_t size) {
+  if (data == nullptr || size < kHeaderBytes || size > (std::size_t(1) << 31)) return std::nullopt;
+  std::vector<std::uint64_t> aligned((size + 7) / 8);  // an error path: the copy does not matter
+  std::memcpy(aligned.data(), data, size);
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(aligned.data());
+  if (std::memcmp(bytes + sizeof(flatbuffers::uoffset_t), fb::EnvelopeIdentifier(),
+                  flatbuffers::kFileIdentifierLength) != 0)
+    return std::nullopt;
+  flatbuffers::Verifier::Options options;
+  options.max_depth = kMaxDepth;
+  options.max_tables = kMaxTables;
+  flatbuffers::Verifier verifier(bytes, size, options);
+  if (!fb::VerifyEnvelopeBuffer(verifier)) return std::nullopt;
+  const std::uint32_t version = fb::GetEnvelope(bytes)->version();
+  if (version == msg::kProtocolVersion) return std::nullopt;
+  return version;
+}
+
+void encode_version_refusal(const std::string& text, std::uint32_t version,
+                            std::vector<std::uint8_t>& out) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  const auto t = fbb.CreateString(text.substr(0, Limits{}.max_string_bytes));
+  const auto body = fb::CreateError(fbb, fb::ErrorCode::unsupported_version, t);
+  fb::FinishEnvelopeBuffer(fbb, fb::CreateEnvelope(fbb, version, fb::Body::Error, body.Union()));
+  out.assign(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+}
+
 std::vector<std::uint8_t> encode(const msg::Message& message) {
   std::vector<std::uint8_t> out;
   encode(message, out);

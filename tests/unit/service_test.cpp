@@ -207,6 +207,37 @@ TEST(Service, TwoLevelReachesTheOptimumOnLabelSortedShards) {
   }
 }
 
+// An agent whose hub speaks another protocol version stops with that reason instead of
+// waiting for a hub it cannot understand.
+TEST(Service, AgentStopsOnAHubOfAnotherProtocolVersion) {
+  TransportContext context;
+  const std::string endpoint = "inproc://service-test-old-hub";
+  auto server = ServerSocket::bind(context, endpoint, TransportOptions{});
+  ASSERT_TRUE(server) << server.error();
+  std::thread old_hub([&] {
+    PeerId from;
+    std::vector<std::uint8_t> payload, reply;
+    auto got = (*server)->receive(from, payload, 5000);
+    ASSERT_TRUE(got && *got);
+    wire::encode_version_refusal("an old hub's words", 1, reply);  // any version-1 message
+    (*server)->send(from, reply.data(), reply.size());
+  });
+  const Dataset data = synthetic(50, 4, 9);
+  Objective objective;
+  AgentCore core(data, objective, AgentOptions{"agent-0", 1});
+  auto client = ClientSocket::connect(context, endpoint, TransportOptions{});
+  ASSERT_TRUE(client) << client.error();
+  AgentServiceOptions service;
+  service.give_up_seconds = 10;
+  const Status s = run_agent(core, **client, service);
+  old_hub.join();
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("the hub speaks dsaga protocol 1 and this agent " +
+                             std::to_string(msg::kProtocolVersion)),
+            std::string::npos)
+      << s.message();
+}
+
 TEST(Service, HostileMessagesAreRejectedWithAReasonAndChangeNothing) {
   const Dataset data = synthetic(300, 8, 3);
   const HubOptions options = logistic_options(1, 8);
@@ -243,6 +274,17 @@ TEST(Service, HostileMessagesAreRejectedWithAReasonAndChangeNothing) {
                                   fb::CreateHeartbeat(fbb, 1).Union()));
       attacks.emplace_back(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
     }
+    {  // A Join from an agent of protocol version 1 (before two-level dSAGA).
+      flatbuffers::FlatBufferBuilder fbb;
+      const auto id = fbb.CreateString("old-agent");
+      const auto version = fbb.CreateString("0.1.0");
+      fb::FinishEnvelopeBuffer(
+          fbb, fb::CreateEnvelope(fbb, 1, fb::Body::Join,
+                                  fb::CreateJoin(fbb, id, 300, 8, 1, fb::Loss::logistic, 1.0,
+                                                 version, 7)
+                                      .Union()));
+      attacks.emplace_back(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+    }
     for (const auto& bytes : attacks) ASSERT_TRUE((*rogue)->send(bytes.data(), bytes.size()));
     std::vector<std::uint8_t> reply;
     for (std::size_t i = 0; i < attacks.size(); ++i) {
@@ -250,19 +292,35 @@ TEST(Service, HostileMessagesAreRejectedWithAReasonAndChangeNothing) {
       if (!got || !*got) break;
       auto m = wire::decode(reply.data(), reply.size());
       if (m && std::holds_alternative<msg::Error>(*m)) replies.push_back(std::get<msg::Error>(*m).text);
+      // A peer of another version is answered in its own version (an Error it can decode).
+      if (const auto version = wire::foreign_version(reply.data(), reply.size())) {
+        const auto* env = fb::GetEnvelope(reply.data());
+        ASSERT_EQ(env->body_type(), fb::Body::Error);
+        EXPECT_EQ(env->body_as_Error()->code(), fb::ErrorCode::unsupported_version);
+        replies.push_back("version " + std::to_string(*version) + ": " +
+                          env->body_as_Error()->text()->str());
+      }
     }
   });
   spdlog::set_default_logger(previous);
 
   // Every hostile message got an error back and a log line; the training went exactly as
   // without them.
-  EXPECT_EQ(replies.size(), 8u);
+  ASSERT_EQ(replies.size(), 9u);
+  EXPECT_NE(replies[7].find("version " + std::to_string(msg::kProtocolVersion + 1) + ":"),
+            std::string::npos)
+      << replies[7];
+  EXPECT_NE(replies[8].find("version 1: this hub speaks dsaga protocol " +
+                            std::to_string(msg::kProtocolVersion) + " and the agent 1"),
+            std::string::npos)
+      << replies[8];
   const auto logged = sink->last_formatted();
   int rejections = 0;
   for (const auto& line : logged)
     rejections += line.find("rejected") != std::string::npos ||
+                  line.find("refused") != std::string::npos ||
                   line.find("not joined") != std::string::npos;
-  EXPECT_GE(rejections, 8);
+  EXPECT_GE(rejections, 9);
   ASSERT_EQ(attacked.w_after_round.size(), clean.w_after_round.size());
   for (std::size_t r = 0; r < clean.w_after_round.size(); ++r)
     EXPECT_EQ(attacked.w_after_round[r], clean.w_after_round[r]) << "round " << r;

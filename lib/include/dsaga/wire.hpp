@@ -21,6 +21,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <variant>
 #include <vector>
 
@@ -49,6 +51,17 @@ std::vector<std::uint8_t> encode(const msg::Message& message);
 // "bad file identifier \"ABCD\", expected \"DSGA\"", "protocol version 7, this build speaks 1",
 // "Join.agent_id is missing", "Update.dw[12] is not finite", ...
 Result<msg::Message> decode(const void* data, std::size_t size, const Limits& limits = {});
+
+// The protocol version of bytes that are a well-formed dsaga envelope (identifier, FlatBuffers
+// verifier) of a version other than msg::kProtocolVersion; nullopt otherwise. Lets a peer tell a
+// version mismatch (refuse it clearly) from corruption (ask again).
+std::optional<std::uint32_t> foreign_version(const void* data, std::size_t size);
+
+// An Error(unsupported_version, text) in an envelope of `version`, for a peer that speaks that
+// version: the Envelope and Error tables have not changed since version 1, so every version so
+// far decodes it (and its agent stops with the text).
+void encode_version_refusal(const std::string& text, std::uint32_t version,
+                            std::vector<std::uint8_t>& out);
 
 // decode() into an existing message: the same checks and error messages, but when `out` already
 // holds the kind of message decoded, its strings and vectors are assigned in place and keep their
