@@ -2,7 +2,8 @@
 // input, decode() must return (ok or an error) without crashing, reading out of bounds or
 // allocating more than a few times the input; a message it accepts must survive a round trip
 // through encode() and decode() again (so the decoder never accepts what the encoder cannot
-// represent).
+// represent). foreign_version() reads the same untrusted bytes when decode() fails: it must
+// never crash either, and never claim our own version.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -12,7 +13,11 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto decoded = dsaga::wire::decode(data, size);
-  if (!decoded) return 0;
+  if (!decoded) {
+    const auto version = dsaga::wire::foreign_version(data, size);
+    if (version && *version == dsaga::msg::kProtocolVersion) std::abort();
+    return 0;
+  }
   std::vector<std::uint8_t> again;
   dsaga::wire::encode(*decoded, again);
   if (!dsaga::wire::decode(again.data(), again.size())) std::abort();
