@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <thread>
 #include <vector>
 
 namespace dsaga {
@@ -38,12 +39,6 @@ namespace {
 
 // Encodes each outgoing message once and sends it to every recipient. A failed send (peer gone,
 // queue full) is logged; the protocol recovers (the agent's retry and the hub's deadline).
-void commit(HubCore& core, const HubServiceOptions& options) {
-  if (!core.take_commit() || !options.checkpoint) return;
-  if (const Status s = options.checkpoint(core); !s)
-    spdlog::error("hub: checkpoint of round {} not saved: {}", core.round(), s.message());
-}
-
 void send_all(ServerSocket& socket, std::vector<Outgoing>& out, std::vector<std::uint8_t>& buffer) {
   for (const Outgoing& o : out) {
     if (o.to.empty()) continue;
@@ -57,6 +52,62 @@ void send_all(ServerSocket& socket, std::vector<Outgoing>& out, std::vector<std:
   out.clear();
 }
 
+// The checkpoint discipline: nothing is sent while the committed state is not saved, because
+// what goes out acknowledges updates as applied. A failed save holds every outgoing message and
+// is retried each tick; after options.checkpoint_retry_seconds of failures the hub stops.
+class Committer {
+ public:
+  explicit Committer(const HubServiceOptions& options) : options_(options) {}
+
+  // Saves if the core committed (or an earlier save failed), then sends `out` and what was held,
+  // or holds them. An error once saves have failed for too long.
+  Status commit_and_send(HubCore& core, ServerSocket& socket, std::vector<Outgoing>& out,
+                         std::vector<std::uint8_t>& buffer, double now) {
+    if (core.take_commit() && options_.checkpoint) unsaved_ = true;
+    if (unsaved_) {
+      if (const Status s = options_.checkpoint(core); !s) {
+        if (failing_since_ < 0) {
+          failing_since_ = now;
+          spdlog::error("hub: checkpoint of round {} not saved: {}; acknowledgements are held "
+                        "and the save retried (for at most {:.0f} s)",
+                        core.round(), s.message(), options_.checkpoint_retry_seconds);
+        }
+        held_.insert(held_.end(), std::make_move_iterator(out.begin()),
+                     std::make_move_iterator(out.end()));
+        out.clear();
+        if (options_.checkpoint_retry_seconds > 0 &&
+            now - failing_since_ >= options_.checkpoint_retry_seconds)
+          return Status::error("the checkpoint could not be saved for " +
+                               std::to_string(static_cast<long>(now - failing_since_)) +
+                               " s (" + s.message() +
+                               "): stopping rather than acknowledging updates it cannot keep");
+        return Status::ok();
+      }
+      if (failing_since_ >= 0)
+        spdlog::info("hub: checkpoint saved again after {:.1f} s; sending what was held",
+                     now - failing_since_);
+      unsaved_ = false;
+      failing_since_ = -1.0;
+    }
+    if (!held_.empty()) {
+      held_.insert(held_.end(), std::make_move_iterator(out.begin()),
+                   std::make_move_iterator(out.end()));
+      out.swap(held_);
+      held_.clear();
+    }
+    send_all(socket, out, buffer);
+    return Status::ok();
+  }
+  bool holding() const { return unsaved_; }
+
+ private:
+  const HubServiceOptions& options_;
+  bool unsaved_ = false;
+  double failing_since_ = -1.0;
+  std::vector<Outgoing> held_;
+};
+
+
 }  // namespace
 
 Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& options) {
@@ -66,6 +117,7 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
   std::string user_id;  // the agent id its CurveZMQ key is allowlisted for ("" without CURVE)
   const int tick_ms = std::max(1, to_ms(options.tick_seconds));
   const bool finished_at_start = core.finished();
+  Committer committer(options);
   const auto pump_reports = [&] {
     for (const std::string& note : core.take_notes()) spdlog::info("hub: {}", note);
     for (const RoundReport& report : core.take_reports()) {
@@ -119,12 +171,18 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
     // Metrics first, then the checkpoint, then the messages: a crash anywhere in between
     // replays the round (its metrics line may then appear twice) but never loses its line.
     pump_reports();
-    commit(core, options);  // saved before the acknowledgements go out
-    send_all(socket, out, buffer);
+    // Saved before the acknowledgements go out.
+    if (const Status s = committer.commit_and_send(core, socket, out, buffer, now); !s) return s;
   }
   pump_reports();
-  commit(core, options);
-  send_all(socket, out, buffer);
+  // The end of training is committed too: retried until saved or the bound runs out.
+  for (;;) {
+    if (const Status s = committer.commit_and_send(core, socket, out, buffer, monotonic_seconds());
+        !s)
+      return s;
+    if (!committer.holding()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(tick_ms));
+  }
 
   // Agents that reconnect right now (or whose Leave was lost) hear that training is over.
   const double until =

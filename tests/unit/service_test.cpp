@@ -6,6 +6,7 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <thread>
 
 #include "dsaga/reference.hpp"
@@ -236,6 +237,83 @@ TEST(Service, AgentStopsOnAHubOfAnotherProtocolVersion) {
                              std::to_string(msg::kProtocolVersion)),
             std::string::npos)
       << s.message();
+}
+
+// A hub whose checkpoint cannot be saved (disk full, read-only: here an injected write failure)
+// sends nothing, acknowledgements included, until a save succeeds, so a crash meanwhile loses
+// nothing the agents were told was applied; after checkpoint_retry_seconds it stops.
+TEST(Service, FailedCheckpointHoldsAcknowledgementsAndStopsAfterItsBound) {
+  for (const bool recovers : {true, false}) {
+    SCOPED_TRACE(recovers ? "the disk recovers" : "the disk stays full");
+    TransportContext context;
+    const std::string endpoint =
+        std::string("inproc://service-test-checkpoint-") + (recovers ? "a" : "b");
+    auto server = ServerSocket::bind(context, endpoint, TransportOptions{});
+    ASSERT_TRUE(server) << server.error();
+    HubOptions options = logistic_options(1, 5);
+    options.aggregation = Aggregation::mean;
+    HubCore hub(options);
+    std::atomic<bool> disk_full{true}, stop{false};
+    std::atomic<int> saves{0}, attempts{0};
+    HubServiceOptions service;
+    service.checkpoint_retry_seconds = recovers ? 30.0 : 0.5;
+    service.checkpoint = [&](const HubCore&) {
+      ++attempts;
+      if (disk_full) return Status::error("No space left on device");
+      ++saves;
+      return Status::ok();
+    };
+    service.stop_requested = [&] { return stop.load(); };
+    Status hub_status;
+    std::thread hub_thread([&] { hub_status = run_hub(hub, **server, service); });
+
+    auto agent = ClientSocket::connect(context, endpoint, TransportOptions{});
+    ASSERT_TRUE(agent) << agent.error();
+    const Dataset data = synthetic(20, 4, 5);
+    AgentCore core(data, options.objective, AgentOptions{"agent-0", 1});
+    std::vector<std::uint8_t> bytes, reply;
+    std::vector<msg::Message> replies;
+    wire::encode(core.join(), bytes);
+    ASSERT_TRUE((*agent)->send(bytes.data(), bytes.size()));
+    // Config (no commit yet) -> the agent builds its table and sends its InitUpload, whose
+    // acceptance opens round 1: a commit point, which cannot be saved.
+    auto got = (*agent)->receive(reply, 5000);
+    ASSERT_TRUE(got && *got);
+    ASSERT_TRUE(core.on_message(*wire::decode(reply.data(), reply.size()), replies));
+    ASSERT_EQ(replies.size(), 1u);
+    wire::encode(replies[0], bytes);
+    ASSERT_TRUE((*agent)->send(bytes.data(), bytes.size()));
+    got = (*agent)->receive(reply, 300);
+    ASSERT_TRUE(got);
+    EXPECT_FALSE(*got) << "a message left while the checkpoint was not saved";
+    EXPECT_EQ(saves.load(), 0);
+    if (recovers) {
+      disk_full = false;  // the next retry saves, then the held Ack and RoundStart go out
+      bool acked = false;
+      for (int i = 0; i < 2; ++i) {
+        got = (*agent)->receive(reply, 5000);
+        ASSERT_TRUE(got && *got);
+        auto m = wire::decode(reply.data(), reply.size());
+        ASSERT_TRUE(m) << m.error();
+        acked = acked || std::holds_alternative<msg::Ack>(*m);
+      }
+      EXPECT_TRUE(acked);
+      EXPECT_EQ(saves.load(), 1);
+      stop = true;
+      hub_thread.join();
+      EXPECT_TRUE(hub_status) << hub_status.message();
+    } else {
+      hub_thread.join();
+      ASSERT_FALSE(hub_status);
+      EXPECT_NE(hub_status.message().find("could not be saved"), std::string::npos)
+          << hub_status.message();
+      EXPECT_NE(hub_status.message().find("No space left on device"), std::string::npos);
+      got = (*agent)->receive(reply, 100);
+      ASSERT_TRUE(got);
+      EXPECT_FALSE(*got) << "the hub acknowledged what it could not save";
+    }
+    EXPECT_GE(attempts.load(), 2);  // retried
+  }
 }
 
 TEST(Service, HostileMessagesAreRejectedWithAReasonAndChangeNothing) {

@@ -34,13 +34,18 @@ struct HubServiceOptions {
   // Polled every tick; true makes run_hub return without ending training. E.g. a signal flag.
   std::function<bool()> stop_requested;
   // Called at every commit point (HubCore::take_commit), before the messages that acknowledge
-  // the committed updates are sent: save HubCore::snapshot() here. An error is logged.
+  // the committed updates are sent: save HubCore::snapshot() here. A failed save (disk full,
+  // read-only) is logged and nothing is sent, acknowledgements included, until a retry (every
+  // tick, with the newest state) succeeds: a crash meanwhile loses nothing acknowledged.
   std::function<Status(const HubCore&)> checkpoint;
+  // After this many seconds of failed saves run_hub stops with an error (0 = retry forever).
+  double checkpoint_retry_seconds = 60.0;
 };
 
 // Runs until the core finishes (target, round cap, divergence) or stop_requested() turns true
 // (a shutdown: training is not finished, the agents wait for the next hub). An error Status
-// only for a failed socket; rejected messages are logged (spdlog) and answered with msg::Error.
+// for a failed socket or checkpoint_retry_seconds of failed saves; rejected messages are logged
+// (spdlog) and answered with msg::Error.
 Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& options);
 
 struct AgentServiceOptions {
