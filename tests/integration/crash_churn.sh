@@ -21,13 +21,14 @@ HUB=$1 AGENT=$2 REFERENCE=$3 MODE=${4:-short}
 source "$(dirname "$0")/lib.sh"
 
 case $MODE in
-  short) LIMIT=3000 HUB_KILLS=4 AGENT_KILLS=9 ;;
-  long) LIMIT=10000 HUB_KILLS=15 AGENT_KILLS=30 ;;
+  # LAMBDA: room for every kill before the end. Two-level rounds undisturbed: short about 430
+  # (1e-6 at 250), long about 1200 (1e-6 at 700).
+  short) LIMIT=3000 HUB_KILLS=4 AGENT_KILLS=9 LAMBDA=3e-5 ;;
+  long) LIMIT=10000 HUB_KILLS=15 AGENT_KILLS=30 LAMBDA=3e-6 ;;
   *) fail "mode $MODE: expected short or long" ;;
 esac
 DATA=(--format fashion-mnist --split test --limit $LIMIT --scale 0.00392156862745098 --normalize
       --bias --positive 0,2,4,6)
-LAMBDA=3e-5  # short: about 430 two-level rounds undisturbed (1e-6 at 250): room for every kill
 K=10
 CHURNED=(2 5 8)  # 30% of the agents
 FSTAR=$("$REFERENCE" "${DATA[@]}" --lambda $LAMBDA --quiet)
