@@ -5,10 +5,16 @@
 //
 // For each algorithm and each step size of its grid it writes one metrics file
 // (OUT/<tag>-<algorithm>-eta<x>.csv) and prints one summary line: rounds, bytes per agent
-// (both directions), local gradient evaluations and wall time to reach 1e-3 and 1e-6.
+// (both directions), local gradient evaluations and wall time to reach 1e-3 and 1e-6; the
+// final suboptimality; the peak, the largest (F - F*)/F* of the run (the start included); and
+// the bytes per agent of one round (the mean over rounds 2..last) and of the one-time setup
+// (the bytes at the end of round 1 less one round's: the table upload, and for two-level dSAGA
+// the basis upload and download). The problems B1, B2, S1 and D1 are described, with exactly
+// how they are built, in problems.hpp.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
@@ -21,6 +27,7 @@
 #include "dsaga/local_method.hpp"
 #include "dsaga/reference.hpp"
 #include "dsaga/service.hpp"
+#include "problems.hpp"
 
 namespace {
 
@@ -41,7 +48,12 @@ std::vector<Point> run_once(const std::vector<Dataset>& shards, HubOptions optio
   TransportContext context;
   static int counter = 0;
   const std::string endpoint = "inproc://bench-" + std::to_string(counter++);
-  auto server = ServerSocket::bind(context, endpoint, TransportOptions{});
+  // Frames up to 256 MiB (the daemons' transport.max_message_mb, default 64): two-level dSAGA's
+  // setup on S1 sends each agent U on its support, |support| x 64 float64 = up to 72 MB, and a
+  // frame over the limit is dropped on receipt, which leaves that agent waiting for ever.
+  TransportOptions transport;
+  transport.max_message_bytes = std::size_t(256) << 20;
+  auto server = ServerSocket::bind(context, endpoint, transport);
   if (!server) throw std::runtime_error(server.error());
   HubCore hub(options);
   std::vector<Point> points;
@@ -71,10 +83,14 @@ std::vector<Point> run_once(const std::vector<Dataset>& shards, HubOptions optio
   for (std::size_t k = 0; k < shards.size(); ++k) {
     agents.emplace_back([&, k] {
       AgentCore core(shards[k], objective, AgentOptions{"agent-" + std::to_string(k), k + 1});
-      auto client = ClientSocket::connect(context, endpoint, TransportOptions{});
+      auto client = ClientSocket::connect(context, endpoint, transport);
       if (!client) return;
       AgentServiceOptions agent_service;
       agent_service.give_up_seconds = 600;
+      // In one process nothing is lost on the way, so a silent hub is a busy one: two-level
+      // dSAGA's setup at d = 2^18 (S1) keeps the hub's thread longer than the default 10 s, and
+      // an agent that reconnects meanwhile joins again and upsets the setup.
+      agent_service.hub_timeout_seconds = 300;
       const Status s = run_agent(core, **client, agent_service);
       if (!s) spdlog::error("agent {}: {}", k, s.message());
     });
@@ -92,14 +108,25 @@ int main(int argc, char** argv) try {
       "dsaga,dsaga-plain,dsaga-plain-r0.1,fedavg,scaffold";
   std::vector<double> eta_grid = {1.0, 0.3, 0.1, 0.03};
   int agents = 8;
-  double steps_fraction = 1.0, server_step = 1.0, f_star = NAN;
+  double steps_fraction = 1.0, server_step = 1.0, f_star = NAN, lambda = 0.0;
   std::uint64_t max_rounds = 100;
   long limit = 0;
   CLI::App app{"dsaga convergence benchmark: dSAGA against FedAvg, SCAFFOLD and distributed GD "
                "on Fashion-MNIST (ALGORITHM.md section 5), same agents, wire and metrics."};
-  app.add_option("--problem", problem, "B1 (binary logistic), B2 (10-class multinomial)")
+  app.add_option("--problem", problem,
+                 "All from Fashion-MNIST's training images (bench/convergence/problems.hpp says "
+                 "exactly how): B1 binary logistic (classes {0,2,4,6} positive) on pixels/255 with "
+                 "unit rows and a bias, d = 785; B2 10-class multinomial on the same features; "
+                 "S1 binary as B1, sparse (CSR), d = 2^18 + 1: hashed 2x2 patch codes (5 levels "
+                 "per pixel) as unit rows, plus a bias; D1 binary as B1, dense, d = 64: a fixed "
+                 "+-1 random projection to 63 dims, rows scaled by heavy-tailed factors "
+                 "(L_max/L_avg printed, > 10), not normalised, plus a bias")
       ->capture_default_str();
-  app.add_option("--partition", partition, "iid or by-label")->capture_default_str();
+  app.add_option("--partition", partition,
+                 "iid, by-label or dirichlet:ALPHA (per class, shard shares ~ Dirichlet(ALPHA), "
+                 "seed 0); by-label shards are cut on the original 10 classes")
+      ->capture_default_str();
+  app.add_option("--lambda", lambda, "L2 regularisation (0 = 1/N)")->capture_default_str();
   app.add_option("--agents", agents, "K")->capture_default_str();
   app.add_option("--local-steps", steps_fraction, "T as a fraction of the local epoch n_k")
       ->capture_default_str();
@@ -119,47 +146,72 @@ int main(int argc, char** argv) try {
   app.add_option("--limit", limit, "Use the first rows of the data only (smoke runs)");
   app.add_option("--f-star", f_star, "F* if known (else computed with the reference solver)");
   app.add_option("--out", out, "Directory for the metrics files")->capture_default_str();
+  std::string summary;
+  app.add_option("--summary", summary,
+                 "Also append each run's summary to this file, tab-separated: setting, algorithm, "
+                 "eta, rounds and MB/agent to 1e-3, to 1e-6 (- if not reached), final (F-F*)/F*, "
+                 "its round, peak, setup MB/agent, MB/agent per round, seconds");
   CLI11_PARSE(app, argc, argv);
   // Warnings, and the hub's notes (the coarse space it chose, guard reverts) with DSAGA_BENCH_NOTES.
   spdlog::set_level(std::getenv("DSAGA_BENCH_NOTES") ? spdlog::level::info : spdlog::level::warn);
 
-  DataSpec spec;
-  spec.format = "fashion-mnist";
-  spec.limit = limit;
-  spec.scale = 1.0 / 255;
-  spec.normalize_rows = true;
-  spec.bias = true;
-  Objective objective;
-  if (problem == "B1") {
-    objective.loss = Loss::logistic;
-    spec.positive = {0, 2, 4, 6};
-  } else if (problem == "B2") {
-    objective.loss = Loss::multinomial;
-    objective.classes = 10;
-  } else {
-    std::fprintf(stderr, "--problem: '%s', expected B1 or B2\n", problem.c_str());
-    return 2;
-  }
-  auto kind = parse_partition(partition);
+  double alpha = 0.0;
+  auto kind = parse_partition(partition, &alpha);
   if (!kind) {
     std::fprintf(stderr, "--partition: %s\n", kind.error().c_str());
     return 2;
   }
-  auto full = load_data(spec, objective);
-  if (!full) {
-    std::fprintf(stderr, "%s\n", full.error().c_str());
+  if (!(lambda >= 0.0 && std::isfinite(lambda))) {
+    std::fprintf(stderr, "--lambda: %g is not a finite number >= 0\n", lambda);
+    return 2;
+  }
+  auto loaded = bench::load_problem(problem, limit);
+  if (!loaded) {
+    std::fprintf(stderr, "--problem: %s\n", loaded.error().c_str());
+    return loaded.error().find("is not a problem") != std::string::npos ? 2 : 1;
+  }
+  Objective objective = loaded->objective;
+  Dataset* const full = &loaded->data;
+  if (agents < 1 || agents > full->rows()) {
+    std::fprintf(stderr, "--agents: %d agents for %lld rows\n", agents,
+                 static_cast<long long>(full->rows()));
+    return 2;
+  }
+  // The shards, cut on the raw classes (as load_data does), then the labels the loss takes.
+  std::vector<Dataset> shards;
+  for (const auto& rows : dsaga::partition(*full, agents, *kind, 0, alpha))
+    shards.push_back(select_rows(*full, rows));
+  objective.lambda = lambda > 0 ? lambda : 1.0 / static_cast<double>(full->rows());
+  const auto prepare = [&](Dataset& data) {
+    Status st = prepare_labels(data, objective, loaded->positive);
+    if (st) st = validate(objective, data);
+    if (st) advise_huge_pages(data);
+    return st;
+  };
+  Status prepared = prepare(*full);
+  for (std::size_t k = 0; k < shards.size() && prepared; ++k) prepared = prepare(shards[k]);
+  if (!prepared) {
+    std::fprintf(stderr, "%s\n", prepared.message().c_str());
     return 1;
   }
-  objective.lambda = 1.0 / static_cast<double>(full->rows());
-  // F* depends only on the problem: computed once, kept in OUT/<problem>[-limit]-fstar.txt.
-  const std::string fstar_file =
-      out + "/" + problem + (limit ? "-limit" + std::to_string(limit) : "") + "-fstar.txt";
+  // "-lam1e-04" in the file names when lambda is not the default 1/N.
+  const std::string lambda_tag = [&] {
+    if (lambda <= 0) return std::string();
+    char b[32];
+    std::snprintf(b, sizeof b, "-lam%g", lambda);
+    return std::string(b);
+  }();
+  // F* depends only on the problem: computed once, kept in
+  // OUT/<problem>[-lamX][-limitN]-fstar.txt.
+  const std::string fstar_file = out + "/" + problem + lambda_tag +
+                                 (limit ? "-limit" + std::to_string(limit) : "") + "-fstar.txt";
   if (!std::isfinite(f_star)) {
     std::ifstream cached(fstar_file);
     double value = NAN;
     if (cached >> value && std::isfinite(value) && value > 0) f_star = value;
   }
   if (!std::isfinite(f_star)) {
+    const double t0 = monotonic_seconds();
     auto ref = solve_reference(*full, objective);
     if (!ref) {
       std::fprintf(stderr, "reference: %s\n", ref.error().c_str());
@@ -167,29 +219,49 @@ int main(int argc, char** argv) try {
     }
     f_star = ref->value;
     std::ofstream(fstar_file) << std::setprecision(17) << f_star << "\n";
-  }
-  std::vector<Dataset> shards;
-  for (int k = 0; k < agents; ++k) {
-    DataSpec s = spec;
-    s.shards = agents;
-    s.shard = k;
-    s.partition = *kind;
-    auto shard = load_data(s, objective);
-    if (!shard) {
-      std::fprintf(stderr, "%s\n", shard.error().c_str());
-      return 1;
-    }
-    shards.push_back(std::move(*shard));
+    std::printf("# F* by the reference solver (%s, %d iterations, |grad F| %.2e) in %.1f s\n",
+                ref->method.c_str(), ref->iterations, ref->gradient_norm,
+                monotonic_seconds() - t0);
   }
   const double lmax = max_smoothness(*full, objective);
-  const std::string tag = problem + "-" + partition + "-k" + std::to_string(agents) + "-T" +
+  const double lavg = objective.beta() * row_norms_squared(*full).mean() + objective.lambda;
+  std::string partition_tag = partition;  // no ':' in file names
+  std::replace(partition_tag.begin(), partition_tag.end(), ':', '-');
+  const std::string tag = problem + lambda_tag + "-" + partition_tag + "-k" +
+                          std::to_string(agents) + "-T" +
                           [&] { std::ostringstream s; s << steps_fraction; return s.str(); }();
-  std::printf("# %s: N = %lld, d = %lld, C = %d, lambda = %.3g, F* = %.17g, L_max = %.6g\n",
+  std::printf("# %s: N = %lld, d = %lld, C = %d, lambda = %.3g, F* = %.17g, L_max = %.6g, "
+              "L_max/L_avg = %.3g\n",
               tag.c_str(), static_cast<long long>(full->rows()),
               static_cast<long long>(full->cols()), objective.classes, objective.lambda, f_star,
-              lmax);
-  std::printf("%-9s %-8s %-40s %-40s %s\n", "algorithm", "eta", "to 1e-3: rounds MB/agent evals/N s",
-              "to 1e-6: rounds MB/agent evals/N s", "final (F-F*)/F* @ round");
+              lmax, lmax / lavg);
+  // Each shard: rows, positive share (logistic), and its column support (sparse data).
+  std::string shard_list;
+  for (const Dataset& data : shards) {
+    char b[96];
+    if (objective.loss == Loss::logistic)
+      std::snprintf(b, sizeof b, " %lld(%.0f%%+", static_cast<long long>(data.rows()),
+                    100.0 * (data.y.array() > 0).count() / data.rows());
+    else
+      std::snprintf(b, sizeof b, " %lld(", static_cast<long long>(data.rows()));
+    shard_list += b;
+    if (const auto* X = std::get_if<SparseMatrix<double>>(&data.X)) {
+      std::vector<char> used(static_cast<std::size_t>(X->cols()), 0);
+      std::int32_t top = -1;
+      for (Index k = 0; k < X->nonZeros(); ++k) {
+        used[static_cast<std::size_t>(X->innerIndexPtr()[k])] = 1;
+        if (X->innerIndexPtr()[k] < X->cols() - 1) top = std::max(top, X->innerIndexPtr()[k]);
+      }
+      std::snprintf(b, sizeof b, " support %lld, top non-bias column %d",
+                    static_cast<long long>(std::count(used.begin(), used.end(), 1)), top);
+      shard_list += b;
+    }
+    shard_list += ")";
+  }
+  std::printf("# shards (rows, positive share, column support):%s\n", shard_list.c_str());
+  std::printf("%-9s %-8s %-40s %-40s %-22s %-9s %-9s %s\n", "algorithm", "eta",
+              "to 1e-3: rounds MB/agent evals/N s", "to 1e-6: rounds MB/agent evals/N s",
+              "final (F-F*)/F* @ round", "peak", "setup MB", "MB/round (per agent)");
   std::stringstream list(algorithms);
   std::string name;
   while (std::getline(list, name, ',')) {
@@ -264,7 +336,9 @@ int main(int argc, char** argv) try {
       std::ofstream csv(file);
       csv << "round,objective,suboptimality,bytes_per_agent,gradient_evaluations,seconds\n";
       Threshold t3, t6;
+      double peak = -INFINITY;  // the largest suboptimality measured (NaN rounds skipped)
       for (const Point& p : points) {
+        if (!std::isnan(p.suboptimality)) peak = std::max(peak, p.suboptimality);
         char line[256];
         std::snprintf(line, sizeof line, "%llu,%.17g,%.17g,%.0f,%.0f,%.4f\n",
                       static_cast<unsigned long long>(p.round), p.objective, p.suboptimality,
@@ -281,10 +355,40 @@ int main(int argc, char** argv) try {
         return std::string(s);
       };
       const Point& last = points.back();
-      std::printf("%-9s %-8.3g %-40s %-40s %.3e @ %llu\n", name.c_str(), factor,
-                  show(t3).c_str(), show(t6).c_str(), last.suboptimality,
-                  static_cast<unsigned long long>(last.round));
+      // One round's bytes: the mean over rounds 2..last; the setup: round 1's total less that.
+      double per_round = NAN, setup = NAN;
+      const auto first = std::find_if(points.begin(), points.end(),
+                                      [](const Point& p) { return p.round == 1; });
+      if (first != points.end() && last.round > 1) {
+        per_round = (last.bytes_per_agent - first->bytes_per_agent) /
+                    static_cast<double>(last.round - 1);
+        setup = first->bytes_per_agent - per_round;
+      }
+      char final_text[48];
+      std::snprintf(final_text, sizeof final_text, "%.3e @ %llu", last.suboptimality,
+                    static_cast<unsigned long long>(last.round));
+      std::printf("%-9s %-8.3g %-40s %-40s %-22s %-9.3g %-9.3f %.3f\n", name.c_str(), factor,
+                  show(t3).c_str(), show(t6).c_str(), final_text, peak, setup / 1e6,
+                  per_round / 1e6);
       std::fflush(stdout);
+      if (!summary.empty()) {
+        std::ofstream tsv(summary, std::ios::app);
+        const auto reached = [](const Threshold& t, bool rounds) {
+          char v[32];
+          if (!t.reached) return std::string("-");
+          if (rounds) std::snprintf(v, sizeof v, "%llu", static_cast<unsigned long long>(t.at.round));
+          else std::snprintf(v, sizeof v, "%.3f", t.at.bytes_per_agent / 1e6);
+          return std::string(v);
+        };
+        char row[512];
+        std::snprintf(row, sizeof row, "%s\t%s\t%g\t%s\t%s\t%s\t%s\t%.3e\t%llu\t%.3g\t%.3f\t%.3f\t%.1f\n",
+                      tag.c_str(), name.c_str(), factor, reached(t3, true).c_str(),
+                      reached(t3, false).c_str(), reached(t6, true).c_str(),
+                      reached(t6, false).c_str(), last.suboptimality,
+                      static_cast<unsigned long long>(last.round), peak, setup / 1e6,
+                      per_round / 1e6, last.seconds);
+        tsv << row;
+      }
     }
   }
   return 0;
