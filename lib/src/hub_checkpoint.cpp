@@ -143,6 +143,7 @@ std::string HubCore::snapshot() const {
   w.put(coarse_.basis.curvature);
   w.put<double>(coarse_.basis.fine_curvature);
   w.put<double>(coarse_.eta0);
+  w.put<std::uint64_t>(coarse_.max_steps);
   w.put<double>(coarse_.gamma);
   w.put<double>(coarse_.f_prev);
   w.put<double>(coarse_.f_prev2);
@@ -225,7 +226,7 @@ Status HubCore::restore(const std::string& bytes) {
   std::uint8_t identity = 0;
   ok = ok && r.get(next.coarse_.basis_id) && r.get(identity) && r.get(next.coarse_.basis.u) &&
        r.get(next.coarse_.basis.curvature) && r.get(next.coarse_.basis.fine_curvature) &&
-       r.get(next.coarse_.eta0) && r.get(next.coarse_.gamma) && r.get(next.coarse_.f_prev) &&
+       r.get(next.coarse_.eta0) && r.get(next.coarse_.max_steps) && r.get(next.coarse_.gamma) && r.get(next.coarse_.f_prev) &&
        r.get(next.coarse_.f_prev2) && r.get(next.coarse_.w_prev) && r.get(next.coarse_.reverts) &&
        r.get(agent_count);
   next.coarse_.basis.identity = identity != 0;

@@ -103,8 +103,12 @@ void TwoLevelMode::build_coarse_space(HubCore& hub) {
     hub.coarse_.basis = coarse::build_basis(hub.features_, uploads, hub.options_.coarse_rank);
     // Where even the whole union leaves too much curvature to the local runs, the step shrinks
     // until eta * T * beta * curvature meets the bound (the rule of coarse.hpp).
-    const double c = hub.eta_ * max_steps * beta * hub.coarse_.basis.fine_curvature;
-    if (c > coarse::kStabilityBound) hub.coarse_.eta0 = hub.eta_ * coarse::kStabilityBound / c;
+    // An agent whose run would leave too much curvature to itself (eta * T * beta * c_fine over
+    // the bound: a large shard, a long T) runs fewer steps; the others keep theirs and the step.
+    const double per_step = hub.eta_ * beta * hub.coarse_.basis.fine_curvature;
+    if (per_step * max_steps > coarse::kStabilityBound)
+      hub.coarse_.max_steps =
+          std::max<std::uint64_t>(1, static_cast<std::uint64_t>(coarse::kStabilityBound / per_step));
   }
   hub.coarse_.basis_id = 1;
   const int C = hub.options_.objective.classes;
@@ -117,8 +121,10 @@ void TwoLevelMode::build_coarse_space(HubCore& hub) {
                 " classes) from the agents' eigenvectors, curvature ", b.curvature[0], " to ",
                 b.curvature[b.curvature.size() - 1], ", about ", b.fine_curvature,
                 " left to the local runs; local step ", hub.coarse_.eta0,
-                hub.coarse_.eta0 < hub.eta_ ? cat(" (1/L_max = ", hub.eta_, " lowered by the stability rule)")
-                                    : std::string(" (1/L_max)")));
+                hub.coarse_.max_steps > 0
+                    ? cat(", at most ", hub.coarse_.max_steps,
+                          " local steps per round (the stability rule)")
+                    : std::string()));
 }
 
 void TwoLevelMode::add_to_config(const HubCore& hub, const AgentState& agent,
@@ -140,6 +146,7 @@ void TwoLevelMode::add_to_config(const HubCore& hub, const AgentState& agent,
     config.steps = 0;  // the hub's Newton step is the whole step
     return;
   }
+  if (hub.coarse_.max_steps > 0) config.steps = std::min(config.steps, hub.coarse_.max_steps);
   const Eigen::MatrixXd& u = hub.coarse_.basis.u;
   config.basis_dim = static_cast<std::uint32_t>(u.cols());
   // U restricted to the rows of the agent's support, column-major.

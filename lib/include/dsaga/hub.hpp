@@ -291,7 +291,8 @@ class HubCore {
   struct CoarseState {
     coarse::Basis basis;
     std::uint64_t basis_id = 0;   // 0 until built
-    double eta0 = 0.0;            // the local step the stability rule allows
+    double eta0 = 0.0;            // the local step (1/L_max unless the options set one)
+    std::uint64_t max_steps = 0;  // the local steps per round the stability rule allows (0: n_k)
     double gamma = 1.0;           // the guard's scale of eta0 and of the coarse step
     double f_prev = std::numeric_limits<double>::infinity();   // F at the last accepted w
     double f_prev2 = std::numeric_limits<double>::infinity();  // ... and the one before
