@@ -7,7 +7,7 @@ out=$1 setting=$2
 # The plot: each method at the step that got lowest at the end. A run that diverged ends in
 # nan or inf, which `sort -g` would put first: only finite final values compete.
 best=()
-for m in dsaga dsaga-r0.1 dsaga-g2 dsaga-async dsaga-async-r0.1 fedavg scaffold gd; do
+for m in dsaga dsaga-plain dsaga-r0.1 dsaga-plain-r0.1 dsaga-g2 dsaga-async dsaga-async-r0.1 fedavg scaffold gd; do
   f=$(for c in "$out/$setting-$m-eta"*.csv; do
         [ -f "$c" ] || continue
         last=$(tail -n 1 "$c" | cut -d, -f3)

@@ -36,6 +36,8 @@ using namespace dsaga;
 struct Point {
   std::uint64_t round = 0;
   double objective = NAN, suboptimality = NAN, bytes_per_agent = 0, evaluations = 0, seconds = 0;
+  double step_scale = 1.0;  // two-level's guard: the scale of the local step and coarse step
+  bool reverted = false;    // ... and whether it sent the model back this round
 };
 
 struct Threshold {
@@ -75,6 +77,8 @@ std::vector<Point> run_once(const std::vector<Dataset>& shards, HubOptions optio
     p.bytes_per_agent = static_cast<double>(t.bytes_in + t.bytes_out) / shards.size();
     p.evaluations = evaluations;
     p.seconds = monotonic_seconds() - start;
+    p.step_scale = r.step_scale;
+    p.reverted = r.reverted;
     points.push_back(p);
   };
   Status hub_status;
@@ -334,15 +338,17 @@ int main(int argc, char** argv) try {
       std::snprintf(file, sizeof file, "%s/%s-%s-eta%g.csv", out.c_str(), tag.c_str(),
                     name.c_str(), factor);
       std::ofstream csv(file);
-      csv << "round,objective,suboptimality,bytes_per_agent,gradient_evaluations,seconds\n";
+      csv << "round,objective,suboptimality,bytes_per_agent,gradient_evaluations,seconds,"
+             "step_scale,reverted\n";
       Threshold t3, t6;
       double peak = -INFINITY;  // the largest suboptimality measured (NaN rounds skipped)
       for (const Point& p : points) {
         if (!std::isnan(p.suboptimality)) peak = std::max(peak, p.suboptimality);
         char line[256];
-        std::snprintf(line, sizeof line, "%llu,%.17g,%.17g,%.0f,%.0f,%.4f\n",
+        std::snprintf(line, sizeof line, "%llu,%.17g,%.17g,%.0f,%.0f,%.4f,%.6g,%d\n",
                       static_cast<unsigned long long>(p.round), p.objective, p.suboptimality,
-                      p.bytes_per_agent, p.evaluations, p.seconds);
+                      p.bytes_per_agent, p.evaluations, p.seconds, p.step_scale,
+                      p.reverted ? 1 : 0);
         csv << line;
         if (!t3.reached && p.suboptimality <= 1e-3) t3 = {true, p};
         if (!t6.reached && p.suboptimality <= 1e-6) t6 = {true, p};
