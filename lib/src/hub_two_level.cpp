@@ -179,7 +179,11 @@ void TwoLevelMode::step(HubCore& hub, const Eigen::VectorXd& w_round, double n_r
   // sends the model back to the last accepted w with half the step; a good round grows the
   // step back by 1.25 up to the full one.
   if (std::isfinite(objective)) {
-    if (s.w_prev.size() == w_round.size() && objective - s.f_prev > std::max(s.f_prev2 - s.f_prev, 0.0)) {
+    // Near the optimum F changes between rounds only by rounding (sums of N losses differ in
+    // the last bits): a rise within 1e-12 relative is noise, not a bad round.
+    const double noise = 1e-12 * std::abs(s.f_prev);
+    if (s.w_prev.size() == w_round.size() &&
+        objective - s.f_prev > std::max(s.f_prev2 - s.f_prev, 0.0) + noise) {
       hub.w_ = s.w_prev;
       s.gamma *= 0.5;
       s.f_prev2 = std::numeric_limits<double>::infinity();
