@@ -148,6 +148,12 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
   if (config.two_level && config.algorithm != msg::Algorithm::dsaga)
     return bad("two-level rounds are for dsaga only");
   if (config.basis_rank > 4096) return bad(cat("basis_rank = ", config.basis_rank));
+  // The coarse Hessian is (m C)^2 doubles: a basis past the bound is refused, not allocated.
+  const Index coarse_dim =
+      (config.basis_identity ? d : static_cast<Index>(config.basis_dim)) * objective_.classes;
+  if (config.basis_id != 0 && coarse_dim > coarse::kMaxCoarseDim)
+    return bad(cat("a coarse space of ", coarse_dim, " dimensions (the most is ",
+                   coarse::kMaxCoarseDim, ")"));
   if (config.basis_id != 0 && !config.basis_identity &&
       (config.basis_dim == 0 || static_cast<Index>(config.basis_dim) > d ||
        config.basis.size() != support_.size() * config.basis_dim))

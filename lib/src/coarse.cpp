@@ -267,11 +267,12 @@ int vectors_per_agent(int agents) {
 }
 
 bool whole_space(Index d, int classes, int rank) {
+  if (d * std::max(1, classes) > kMaxCoarseDim) return false;
   if (rank > 0) return rank >= d;
   return d * std::max(1, classes) <= 256;
 }
 
-Basis build_basis(Index d, const std::vector<AgentBasis>& agents, int max_rank) {
+Basis build_basis(Index d, const std::vector<AgentBasis>& agents, int max_rank, int classes) {
   Basis basis;
   // Every uploaded vector, lifted to R^d, with its weighted curvature.
   Index total = 0;
@@ -319,7 +320,8 @@ Basis build_basis(Index d, const std::vector<AgentBasis>& agents, int max_rank) 
   // rounds: measured in bench/RESULTS.md); the caller lowers the local step if the curvature
   // left outside is still too large for the rule.
   const auto fine = [&](Index m) { return m < r ? std::max(curv[m], residual) : residual; };
-  const Index m = std::min<Index>(max_rank > 0 ? max_rank : kMaxRank, r);
+  const Index cap = std::max<Index>(1, kMaxCoarseDim / std::max(1, classes));
+  const Index m = std::min<Index>({max_rank > 0 ? max_rank : kMaxRank, r, cap});
   basis.u = ordered.leftCols(m);
   basis.curvature = curv.head(m);
   basis.fine_curvature = fine(m);

@@ -100,7 +100,8 @@ void TwoLevelMode::build_coarse_space(HubCore& hub) {
                                                               : a.samples));
     }
     const double beta = hub.options_.objective.beta();
-    hub.coarse_.basis = coarse::build_basis(hub.features_, uploads, hub.options_.coarse_rank);
+    hub.coarse_.basis = coarse::build_basis(hub.features_, uploads, hub.options_.coarse_rank,
+                                            hub.options_.objective.classes);
     // Where even the whole union leaves too much curvature to the local runs, the step shrinks
     // until eta * T * beta * curvature meets the bound (the rule of coarse.hpp).
     // An agent whose run would leave too much curvature to itself (eta * T * beta * c_fine over

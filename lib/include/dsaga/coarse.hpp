@@ -42,6 +42,9 @@ namespace dsaga::coarse {
 inline constexpr double kStabilityBound = 4.0;
 // The coarse dimension m (per class) unless the user sets one: the uploads' union, at most this.
 inline constexpr int kMaxRank = 64;
+// The largest coarse dimension m * C anyone builds or accepts: its Hessian is (mC)^2 doubles
+// (128 MiB at 4096), so a larger one, asked for or received, is refused.
+inline constexpr Index kMaxCoarseDim = 4096;
 
 // Agent side ----------------------------------------------------------------------------------
 
@@ -113,17 +116,18 @@ struct Basis {
 
 // The union of the agents' eigenvectors, orthonormalised and ordered by the curvature of
 // sum_k weight_k V_k diag(values_k) V_k^T, cut to m = min(union rank, max_rank or kMaxRank)
-// columns. fine_curvature estimates what is left outside: the (m+1)-th curvature of that sum,
+// columns (and m * classes <= kMaxCoarseDim). fine_curvature estimates what is left outside: the (m+1)-th curvature of that sum,
 // or at least the largest weight_k * next_k (see coarse.cpp for why not their sum). The caller
 // lowers the local step eta until eta * T * beta * fine_curvature <= kStabilityBound.
-Basis build_basis(Index d, const std::vector<AgentBasis>& agents, int max_rank);
+Basis build_basis(Index d, const std::vector<AgentBasis>& agents, int max_rank,
+                  int classes = 1);
 
 // How many eigenvectors each of K agents uploads: q = clamp(ceil(64 / K), 4, 16), so that the
 // union offers about 64 directions whatever K is.
 int vectors_per_agent(int agents);
 // Whether the coarse space is the whole space (U = I, m = d): when the model's Hessian is at most
 // 256 x 256 (d * C <= 256: 32,896 scalars, 257 kB in float64 per agent per round, a link-cost
-// budget), or when the user's `rank` (0 = automatic) is >= d.
+// budget), or when the user's `rank` (0 = automatic) is >= d; never when d * C > kMaxCoarseDim.
 bool whole_space(Index d, int classes, int rank);
 
 // delta = -(H + lambda I)^{-1} g (Cholesky; a tiny diagonal shift if H + lambda I is only
