@@ -100,8 +100,20 @@ void TwoLevelMode::build_coarse_space(HubCore& hub) {
                                                               : a.samples));
     }
     const double beta = hub.options_.objective.beta();
-    hub.coarse_.basis = coarse::build_basis(hub.features_, uploads, hub.options_.coarse_rank,
-                                            hub.options_.objective.classes);
+    // The basis goes to each agent in one Config of |support_k| x m doubles: m is capped so
+    // that it stays under 32 MiB for the widest support (the daemons' default frame limit is
+    // 64 MiB; a sparse model with 150k-column supports gets m = 28 instead of 64).
+    std::size_t widest = 1;
+    for (const auto& a : uploads)
+      widest = std::max(widest, a.support.empty() ? static_cast<std::size_t>(hub.features_)
+                                                  : a.support.size());
+    const int byte_cap = static_cast<int>(
+        std::max<std::size_t>(1, (std::size_t(32) << 20) / (sizeof(double) * widest)));
+    const int rank = std::min(hub.options_.coarse_rank > 0 ? hub.options_.coarse_rank
+                                                           : coarse::kMaxRank,
+                              byte_cap);
+    hub.coarse_.basis =
+        coarse::build_basis(hub.features_, uploads, rank, hub.options_.objective.classes);
     // Where even the whole union leaves too much curvature to the local runs, the step shrinks
     // until eta * T * beta * curvature meets the bound (the rule of coarse.hpp).
     // An agent whose run would leave too much curvature to itself (eta * T * beta * c_fine over
