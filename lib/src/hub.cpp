@@ -25,14 +25,6 @@ bool valid_agent_id(const std::string& id) {
   });
 }
 
-Eigen::Map<const Eigen::VectorXd> view(const std::vector<double>& v) {
-  return Eigen::Map<const Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()));
-}
-
-std::vector<double> to_std(const Eigen::VectorXd& v) {
-  return std::vector<double>(v.data(), v.data() + v.size());
-}
-
 // Rejects a message: the reason goes back to the sender as msg::Error and to the caller as the
 // Status (which the service logs). The hub's state is not touched.
 Status reject(const PeerId& to, msg::ErrorCode code, std::string reason,

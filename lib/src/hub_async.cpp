@@ -8,18 +8,6 @@
 
 namespace dsaga {
 
-namespace {
-
-Eigen::Map<const Eigen::VectorXd> view(const std::vector<double>& v) {
-  return Eigen::Map<const Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()));
-}
-
-std::vector<double> to_std(const Eigen::VectorXd& v) {
-  return std::vector<double>(v.data(), v.data() + v.size());
-}
-
-}  // namespace
-
 // Each update applied on arrival, its sender answered alone (the functions below).
 class AsyncMode final : public HubCore::Mode {
  public:

@@ -17,6 +17,14 @@
 
 namespace dsaga {
 
+// A message's vector as an Eigen vector without a copy, and back (the hub's units all need them).
+inline Eigen::Map<const Eigen::VectorXd> view(const std::vector<double>& v) {
+  return Eigen::Map<const Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()));
+}
+inline std::vector<double> to_std(const Eigen::VectorXd& v) {
+  return std::vector<double>(v.data(), v.data() + v.size());
+}
+
 // Why a mode refuses an update: the code for the msg::Error back, the reason for the log.
 struct Refusal {
   msg::ErrorCode code = msg::ErrorCode::wrong_round;

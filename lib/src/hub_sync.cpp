@@ -12,14 +12,6 @@
 
 namespace dsaga {
 
-namespace {
-
-Eigen::Map<const Eigen::VectorXd> view(const std::vector<double>& v) {
-  return Eigen::Map<const Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()));
-}
-
-}  // namespace
-
 // w <- w + eta_g * sum_k (n_k / N_r) dw_k.
 class MeanMode final : public SyncMode {
  public:

@@ -9,14 +9,6 @@
 
 namespace dsaga {
 
-namespace {
-
-Eigen::Map<const Eigen::VectorXd> view(const std::vector<double>& v) {
-  return Eigen::Map<const Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()));
-}
-
-}  // namespace
-
 // Synchronous rounds whose step is the coarse Newton step plus the fine part of the mean.
 class TwoLevelMode final : public SyncMode {
  public:
