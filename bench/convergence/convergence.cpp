@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
@@ -156,6 +157,13 @@ int main(int argc, char** argv) try {
                  "eta, rounds and MB/agent to 1e-3, to 1e-6 (- if not reached), final (F-F*)/F*, "
                  "its round, peak, setup MB/agent, MB/agent per round, seconds");
   CLI11_PARSE(app, argc, argv);
+  std::error_code made;
+  std::filesystem::create_directories(out, made);
+  if (made) {
+    std::fprintf(stderr, "dsaga-bench-convergence: cannot create --out %s: %s\n", out.c_str(),
+                 made.message().c_str());
+    return 2;
+  }
   // Warnings, and the hub's notes (the coarse space it chose, guard reverts) with DSAGA_BENCH_NOTES.
   spdlog::set_level(std::getenv("DSAGA_BENCH_NOTES") ? spdlog::level::info : spdlog::level::warn);
 

@@ -261,9 +261,12 @@ void pack_upper(const Eigen::MatrixXd& full, double* packed) {
     for (Index j = i; j < n; ++j) packed[p++] = full(i, j);
 }
 
-int vectors_per_agent(int agents) {
-  const int k = std::max(1, agents);
-  return std::clamp((64 + k - 1) / k, 4, 16);
+int vectors_per_agent(int agents, Index columns) {
+  const Index k = std::max(1, agents);
+  const Index by_count = std::clamp<Index>(kMaxUnion / k, 4, kMaxRank);
+  const Index by_bytes = std::max<Index>(
+      4, static_cast<Index>(kMaxUploadBytes / (sizeof(double) * std::max<Index>(1, columns))));
+  return static_cast<int>(std::max<Index>(1, std::min({by_count, by_bytes, columns})));
 }
 
 bool whole_space(Index d, int classes, int rank) {

@@ -47,11 +47,12 @@ Status TwoLevelMode::take_init(HubCore& hub, AgentState& agent,
   const std::size_t q = init.eigenvalues.size();
   const std::size_t rows =
       agent.support.empty() ? static_cast<std::size_t>(hub.features_) : agent.support.size();
-  if (q > static_cast<std::size_t>(coarse::vectors_per_agent(agents)) ||
-      init.eigenvectors.size() != q * rows)
+  const auto most = static_cast<std::size_t>(
+      coarse::vectors_per_agent(agents, static_cast<Index>(rows)));
+  if (q > most || init.eigenvectors.size() != q * rows)
     return Status::error(cat(q, " eigenvalues and ", init.eigenvectors.size(),
-                             " eigenvector entries, expected at most ",
-                             coarse::vectors_per_agent(agents), " pairs on ", rows, " columns"));
+                             " eigenvector entries, expected at most ", most, " pairs on ", rows,
+                             " columns"));
   for (std::size_t j = 0; j < q; ++j)
     if (init.eigenvalues[j] < 0 || (j > 0 && init.eigenvalues[j] > init.eigenvalues[j - 1]))
       return Status::error(cat("eigenvalues[", j, "] = ", init.eigenvalues[j],
@@ -139,7 +140,9 @@ void TwoLevelMode::add_to_config(const HubCore& hub, const AgentState& agent,
   if (!hub.basis_ready()) {
     // The setup: the agent's top eigenpairs come back with its table.
     if (!coarse::whole_space(hub.features_, hub.options_.objective.classes, hub.options_.coarse_rank))
-      config.basis_rank = static_cast<std::uint32_t>(coarse::vectors_per_agent(hub.agents()));
+      config.basis_rank = static_cast<std::uint32_t>(coarse::vectors_per_agent(
+          hub.agents(), agent.support.empty() ? hub.features_
+                                              : static_cast<Index>(agent.support.size())));
     return;
   }
   // The step stays Config.eta (a changed one would make the agent rebuild its solver): the

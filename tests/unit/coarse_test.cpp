@@ -215,9 +215,16 @@ TEST(CoarseSpace, WholeSpaceWhenTheHessianIsSmall) {
   EXPECT_FALSE(coarse::whole_space(785, 1, 0));
   EXPECT_FALSE(coarse::whole_space(785, 1, 50));
   EXPECT_TRUE(coarse::whole_space(785, 1, 785));
-  EXPECT_EQ(coarse::vectors_per_agent(8), 8);
-  EXPECT_EQ(coarse::vectors_per_agent(1), 16);
-  EXPECT_EQ(coarse::vectors_per_agent(100), 4);
+  // Up to 64 each while the union stays near 512 and the upload near 4 MiB; never more than the
+  // agent's columns, never fewer than 4.
+  EXPECT_EQ(coarse::vectors_per_agent(8, 785), 64);
+  EXPECT_EQ(coarse::vectors_per_agent(1, 785), 64);
+  EXPECT_EQ(coarse::vectors_per_agent(16, 785), 32);
+  EXPECT_EQ(coarse::vectors_per_agent(100, 785), 5);
+  EXPECT_EQ(coarse::vectors_per_agent(1000, 785), 4);
+  EXPECT_EQ(coarse::vectors_per_agent(8, 20), 20);
+  EXPECT_EQ(coarse::vectors_per_agent(8, 65536), 8);
+  EXPECT_EQ(coarse::vectors_per_agent(8, 1 << 20), 4);
 }
 
 }  // namespace
