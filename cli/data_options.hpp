@@ -47,6 +47,11 @@ class DataOptions {
         ->capture_default_str();
     d->add_option("--positive", spec.positive, "Logistic: raw labels that become +1 (e.g. 0,2,4,6)")
         ->delimiter(',');
+    d->add_option("--first-class", spec.first_class,
+                  "Multinomial: the label of the first class, 0 (labels 0..C-1) or 1 (1..C); "
+                  "the data set's convention, the same on every agent")
+        ->capture_default_str()
+        ->check(CLI::IsMember({0, 1}));
     d->add_option("--shards", spec.shards, "Split the data set into K shards...")
         ->capture_default_str();
     d->add_option("--shard", spec.shard, "...and keep this one (0..K-1)")->capture_default_str();

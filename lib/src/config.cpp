@@ -267,6 +267,9 @@ Result<AgentConfig> parse_agent_config(std::string_view text, const std::string&
     s.get("normalize", d.normalize_rows);
     s.get("bias", d.bias);
     s.get_numbers("positive", d.positive);
+    s.get("first_class", d.first_class);
+    if (const toml::node* node = s.find("first_class"); node && d.first_class != 0 && d.first_class != 1)
+      s.fail(*node, "data.first_class: " + std::to_string(d.first_class) + ", expected 0 or 1");
     s.get("shards", d.shards);
     s.get("shard", d.shard);
     std::string partition = partition_name(d.partition, d.dirichlet_alpha);

@@ -194,7 +194,7 @@ Result<Dataset> load_data(const DataSpec& spec, const Objective& objective) {
   data.source = label;
 
   // Their messages already name data.source.
-  if (Status s = prepare_labels(data, objective, spec.positive); !s) return s;
+  if (Status s = prepare_labels(data, objective, spec.positive, spec.first_class); !s) return s;
   if (Status s = validate(objective, data); !s) return s;
   advise_huge_pages(data);
   return data;

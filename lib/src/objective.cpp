@@ -297,7 +297,7 @@ Status validate(const Objective& objective, const Dataset& data) {
 }
 
 Status prepare_labels(Dataset& data, const Objective& objective,
-                      const std::vector<double>& positive) {
+                      const std::vector<double>& positive, int first_class) {
   const std::string src = where(data);
   const Index n = data.rows();
   if (data.y.size() != n)
@@ -332,19 +332,24 @@ Status prepare_labels(Dataset& data, const Objective& objective,
       const int C = objective.classes;
       if (C < 2)
         return Status::error("objective: multinomial needs classes >= 2, got " + std::to_string(C));
-      bool has_zero = false;
-      for (Index i = 0; i < n; ++i) {
+      if (first_class != 0 && first_class != 1)
+        return Status::error(src + ": the first class is " + std::to_string(first_class) +
+                             ", expected 0 (labels 0..C-1) or 1 (labels 1..C)");
+      for (Index i = 0; i < n; ++i)
         if (!std::isfinite(y[i]) || y[i] != std::floor(y[i]))
           return bad_label(i, "is not an integer class");
-        has_zero |= (y[i] == 0.0);
-      }
-      // 1..C labels (no 0 anywhere) are shifted to 0..C-1; otherwise they must be 0..C-1.
-      const double shift = has_zero ? 0.0 : 1.0;
+      // The same labels on every agent whatever classes its own rows hold: the first class is
+      // a property of the data set, never guessed from one shard (a device holding classes
+      // 3 and 4 alone must not read them as 2 and 3).
+      const double shift = first_class;
       for (Index i = 0; i < n; ++i)
         if (class_of(y[i] - shift, C) < 0)
-          return bad_label(i, has_zero ? "is outside 0.." + std::to_string(C - 1)
-                                       : "is outside 1.." + std::to_string(C) +
-                                             " (labels without a 0 are read as 1..C)");
+          return bad_label(
+              i, "is outside " + std::to_string(first_class) + ".." +
+                     std::to_string(C - 1 + first_class) +
+                     (first_class == 0 && y[i] == C
+                          ? " (labels 1.." + std::to_string(C) + ": give the first class as 1)"
+                          : ""));
       if (shift != 0.0) y.array() -= shift;
       return Status::ok();
     }

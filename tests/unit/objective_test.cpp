@@ -453,17 +453,28 @@ TEST(PrepareLabels, LogisticDefaultsToZeroOneOrMinusOnePlusOne) {
   EXPECT_EQ(d.y, y);  // untouched on failure
 }
 
-TEST(PrepareLabels, MultinomialShiftsOneBasedLabels) {
+TEST(PrepareLabels, MultinomialFirstClassIsTheDataSetsNotTheShards) {
+  // A shard holding classes 1 and 2 of 0..2 keeps them: no guess from its own rows (it once
+  // shifted them to 0 and 1 because the shard had no 0, silently relabelling every device that
+  // did not hold class 0).
   Eigen::VectorXd y(4);
-  y << 1, 3, 2, 3;
+  y << 1, 2, 2, 1;
   Dataset d = small(y);
   ASSERT_TRUE(prepare_labels(d, make_objective(Loss::multinomial, 3, 0.1)).is_ok());
+  EXPECT_EQ(d.y, y);
+  // 1..C labels when the data set says so.
+  y << 1, 3, 2, 3;
+  d = small(y);
+  ASSERT_TRUE(prepare_labels(d, make_objective(Loss::multinomial, 3, 0.1), {}, 1).is_ok());
   Eigen::VectorXd expected(4);
   expected << 0, 2, 1, 2;
   EXPECT_EQ(d.y, expected);
-  // Zero-based labels stay as they are.
-  ASSERT_TRUE(prepare_labels(d, make_objective(Loss::multinomial, 3, 0.1)).is_ok());
-  EXPECT_EQ(d.y, expected);
+  // ...and without it, C itself is out of range with a hint.
+  d = small(y);
+  expect_error_mentions(prepare_labels(d, make_objective(Loss::multinomial, 3, 0.1)),
+                        {"row 1", "label 3", "first class as 1"});
+  expect_error_mentions(prepare_labels(d, make_objective(Loss::multinomial, 3, 0.1), {}, 2),
+                        {"first class is 2"});
 }
 
 TEST(PrepareLabels, MultinomialRejectsOutOfRangeNamingTheRow) {

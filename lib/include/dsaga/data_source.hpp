@@ -42,6 +42,7 @@ struct DataSpec {
   bool normalize_rows = false;   // after scaling
   bool bias = false;             // append a constant 1 feature, after normalisation
   std::vector<double> positive;  // logistic: raw labels that become +1 (see prepare_labels)
+  int first_class = 0;           // multinomial: labels are first_class..first_class+C-1 (0 or 1)
   int shards = 1;                // K, 1..rows (after `limit`): no shard may be empty
   int shard = 0;                 // which one this process holds, 0..K-1
   PartitionKind partition = PartitionKind::iid;

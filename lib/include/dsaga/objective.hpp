@@ -45,10 +45,10 @@ Status validate(const Objective& objective, const Dataset& data);
 
 // Maps raw labels to the form `validate` expects. logistic: labels in `positive` become +1, the
 // rest -1 (empty `positive`: 1 and +1 are positive, 0 and -1 negative, anything else is an
-// error). multinomial: labels must already be 0..C-1 integers (or 1..C, shifted down when no 0
-// is present and C is given). squared: unchanged.
+// error). multinomial: integers first_class..first_class+C-1 (first_class 0 or 1, the data set's
+// convention, the same on every agent), stored as 0..C-1. squared: unchanged.
 Status prepare_labels(Dataset& data, const Objective& objective,
-                      const std::vector<double>& positive = {});
+                      const std::vector<double>& positive = {}, int first_class = 0);
 
 // Per sample, from the C margins z: the loss value and its derivative (C values into `a`).
 // Numerically stable for any finite z (no overflow in exp).
