@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "dsaga/agent.hpp"
+#include "dsaga/support.hpp"
 #include "dsaga/version.hpp"
 #include "strings.hpp"
 
@@ -161,8 +162,11 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
                    " columns on a support of ", support_.size()));
   if (!(config.prox >= 0) || !std::isfinite(config.prox)) return bad(cat("prox = ", config.prox));
   if (!(config.refresh >= 0 && config.refresh <= 1)) return bad(cat("refresh = ", config.refresh));
-  if (static_cast<Index>(config.w.size()) != d * objective_.classes)
-    return bad(cat("w has ", config.w.size(), " entries, expected ", d * objective_.classes));
+  const Index wire = (config.restricted ? static_cast<Index>(support_.size()) : d) *
+                     objective_.classes;
+  if (static_cast<Index>(config.w.size()) != wire)
+    return bad(cat("w has ", config.w.size(), " entries, expected ", wire,
+                   config.restricted ? " (restricted to this agent's support)" : ""));
   if (config.algorithm != msg::Algorithm::dsaga && config.algorithm != msg::Algorithm::fedavg &&
       config.algorithm != msg::Algorithm::scaffold && config.algorithm != msg::Algorithm::gd)
     return bad(cat("unknown algorithm ", static_cast<int>(config.algorithm)));
@@ -201,6 +205,25 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
   return Status::ok();
 }
 
+Index AgentCore::wire_width() const {
+  return (config_ && config_->restricted ? static_cast<Index>(support_.size()) : data_.cols()) *
+         objective_.classes;
+}
+
+void AgentCore::to_wire(const Eigen::VectorXd& v, std::vector<double>& out) const {
+  if (config_ && config_->restricted)
+    support::gather(v, support_, objective_.classes, out);  // reuses out's capacity
+  else
+    assign(v, out);
+}
+
+void AgentCore::from_wire(const std::vector<double>& in, Eigen::VectorXd& full) const {
+  if (config_ && config_->restricted)
+    support::scatter(in.data(), support_, objective_.classes, 0.0, full);
+  else
+    full = Eigen::Map<const Eigen::VectorXd>(in.data(), full.size());  // sized: no allocation
+}
+
 Status AgentCore::take_basis(const msg::Config& config) {
   if (!config.two_level || config.basis_id == 0 || config.basis_id == basis_id_)
     return Status::ok();
@@ -214,13 +237,13 @@ Status AgentCore::take_basis(const msg::Config& config) {
 }
 
 Status AgentCore::build_table(Outbox& out) {
-  w_round_ = Eigen::Map<const Eigen::VectorXd>(config_->w.data(), w_round_.size());
+  from_wire(config_->w, w_round_);
   const double loss = method_->init(w_round_, table_sum_);
   msg::InitUpload& init = slot<msg::InitUpload>(pending_);
   init.loss_sum = loss;
   init.seq = ++seq_;
   init.samples = static_cast<std::uint64_t>(data_.rows());
-  assign(table_sum_, init.table_sum);
+  to_wire(table_sum_, init.table_sum);
   init.eigenvalues.clear();
   init.eigenvectors.clear();
   init.eigen_next = 0.0;
@@ -242,14 +265,17 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
   if (answered_round_ && start.round <= *answered_round_)
     return Status::ok();  // a repeat of a round already answered (after a reconnect)
   const Index dim = w_round_.size();
-  if (static_cast<Index>(start.w.size()) != dim || static_cast<Index>(start.gbar.size()) != dim)
+  const Index wire = wire_width();
+  if (static_cast<Index>(start.w.size()) != wire || static_cast<Index>(start.gbar.size()) != wire)
     return Status::error(cat("RoundStart ", start.round, " rejected: w has ", start.w.size(),
-                             " and gbar ", start.gbar.size(), " entries, expected ", dim));
-  if (!start.eval_w.empty() && static_cast<Index>(start.eval_w.size()) != dim)
+                             " and gbar ", start.gbar.size(), " entries, expected ", wire));
+  if (!start.eval_w.empty() && (config_->restricted || static_cast<Index>(start.eval_w.size()) != dim))
     return Status::error(cat("RoundStart ", start.round, " rejected: eval_w has ",
-                             start.eval_w.size(), " entries, expected ", dim));
-  w_round_ = Eigen::Map<const Eigen::VectorXd>(start.w.data(), dim);
-  gbar_round_ = Eigen::Map<const Eigen::VectorXd>(start.gbar.data(), dim);
+                             start.eval_w.size(), " entries, expected ", config_->restricted ? 0 : dim));
+  // Restricted: what the run does off the support is the hub's to compute (support.hpp); zeros
+  // there keep this agent's part of it inert.
+  from_wire(start.w, w_round_);
+  from_wire(start.gbar, gbar_round_);
 
   if (!(start.eta >= 0) || !std::isfinite(start.eta))
     return Status::error(cat("RoundStart ", start.round, " rejected: eta = ", start.eta));
@@ -285,8 +311,8 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
   update.samples = static_cast<std::uint64_t>(data_.rows());
   update.steps = steps;
   update.loss_sum = loss;
-  assign(dw_, update.dw);
-  assign(ds_, update.dS);
+  to_wire(dw_, update.dw);
+  to_wire(ds_, update.dS);
   if (method_->coarse(space_, coarse_g_, coarse_h_)) {
     assign(coarse_g_, update.coarse_g);
     assign(coarse_h_, update.coarse_h);

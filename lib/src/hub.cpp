@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "dsaga/rng.hpp"
+#include "dsaga/support.hpp"
 #include "hub_mode.hpp"
 #include "strings.hpp"
 
@@ -92,12 +93,13 @@ msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const
   config.loss = options_.objective.loss;
   config.lambda = options_.objective.lambda;
   config.eta = eta_;
-  config.steps = options_.local_steps > 0 ? static_cast<std::uint64_t>(options_.local_steps)
-                                          : agent.samples;
+  config.steps = local_steps_for(agent);
   config.seed = agent_seed(options_.seed, agent.agent_id);
   config.build_table = build_table;
   config.round = round_;
-  config.w = to_std(w_);
+  config.restricted = restricted(agent);
+  config.w = config.restricted ? support::gather(w_, agent.support, options_.objective.classes)
+                               : to_std(w_);
   config.prox = options_.prox;
   config.refresh = options_.effective_table_refresh();
   mode_->add_to_config(*this, agent, config);
@@ -105,9 +107,56 @@ msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const
 }
 
 msg::RoundStart HubCore::round_start() const {
-  msg::RoundStart start{round_, to_std(w_), to_std(gbar_), {}};
+  const Eigen::VectorXd& gbar = round_gbar_.size() == gbar_.size() ? round_gbar_ : gbar_;
+  msg::RoundStart start{round_, to_std(w_), to_std(gbar), {}};
   mode_->add_to_start(*this, start);
   return start;
+}
+
+bool HubCore::restricted(const AgentState& agent) const {
+  return options_.restrict_to_support && options_.algorithm == msg::Algorithm::dsaga &&
+         mode_->knows_broadcast() && !agent.support.empty();
+}
+
+std::uint64_t HubCore::local_steps_for(const AgentState& agent) const {
+  return mode_->local_steps(*this, options_.local_steps > 0
+                                       ? static_cast<std::uint64_t>(options_.local_steps)
+                                       : agent.samples);
+}
+
+msg::RoundStart HubCore::round_start_for(const AgentState& agent) const {
+  if (!restricted(agent)) return round_start();
+  const int C = options_.objective.classes;
+  const Eigen::VectorXd& gbar = round_gbar_.size() == gbar_.size() ? round_gbar_ : gbar_;
+  msg::RoundStart start{round_, support::gather(w_, agent.support, C),
+                        support::gather(gbar, agent.support, C), {}};
+  mode_->add_to_start(*this, start);
+  return start;
+}
+
+msg::Update HubCore::whole_update(const AgentState& agent, const msg::Update& update) const {
+  const int C = options_.objective.classes;
+  msg::Update whole;
+  whole.round = update.round;
+  whole.seq = update.seq;
+  whole.samples = update.samples;
+  whole.steps = update.steps;
+  whole.loss_sum = update.loss_sum;
+  whole.coarse_g = update.coarse_g;
+  whole.coarse_h = update.coarse_h;
+  Eigen::VectorXd full(w_.size());
+  support::scatter(update.dS.data(), agent.support, C, 0.0, full);
+  whole.dS = to_std(full);
+  support::scatter(update.dw.data(), agent.support, C, 0.0, full);
+  // Off the support the run followed the closed form from the round's broadcast; an update of
+  // a closed round has its step dropped, so its dw stays zero there.
+  if (update.round == round_ && phase_ == Phase::training && round_gbar_.size() == w_.size())
+    support::off_support_run(w_, round_gbar_, agent.support, C,
+                             support::LocalRun{round_eta_, options_.objective.lambda,
+                                               options_.prox, local_steps_for(agent)},
+                             full);
+  whole.dw = to_std(full);
+  return whole;
 }
 
 Status HubCore::on_message(const PeerId& from, const msg::Message& message, double now,
@@ -299,15 +348,23 @@ Status HubCore::on_init(AgentState& agent, const msg::InitUpload& init, double n
   if (init.samples != agent.samples)
     return fail(msg::ErrorCode::dimension_mismatch,
                 cat(init.samples, " samples, it joined with ", agent.samples));
-  if (static_cast<Index>(init.table_sum.size()) != w_.size())
+  const Index width = restricted(agent) ? static_cast<Index>(agent.support.size()) *
+                                              options_.objective.classes
+                                        : w_.size();
+  if (static_cast<Index>(init.table_sum.size()) != width)
     return fail(msg::ErrorCode::dimension_mismatch,
-                cat("table_sum has ", init.table_sum.size(), " entries, the model ", w_.size()));
+                cat("table_sum has ", init.table_sum.size(), " entries, expected ", width,
+                    restricted(agent) ? " (restricted to its support)" : ""));
   if (!std::isfinite(init.loss_sum))
     return fail(msg::ErrorCode::invalid_value, "loss_sum is not finite");
   if (const Status s = mode_->take_init(*this, agent, init); !s)
     return fail(msg::ErrorCode::dimension_mismatch, s.message());
 
-  const auto fresh = view(init.table_sum);
+  Eigen::VectorXd fresh(w_.size());
+  if (restricted(agent))
+    support::scatter(init.table_sum.data(), agent.support, options_.objective.classes, 0.0, fresh);
+  else
+    fresh = view(init.table_sum);
   if (phase_ == Phase::training) {
     // A rebuilt table replaces the old one in gbar exactly once: gbar += (S_new - S_old) / N.
     // An update of the open round from the old table is void: S_new supersedes its dS.
@@ -392,16 +449,23 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
   if (update.samples != agent.samples)
     return fail(msg::ErrorCode::dimension_mismatch,
                 cat(update.samples, " samples, it joined with ", agent.samples));
-  if (static_cast<Index>(update.dw.size()) != w_.size() ||
-      static_cast<Index>(update.dS.size()) != w_.size())
+  const bool narrow = restricted(agent);
+  const Index width =
+      narrow ? static_cast<Index>(agent.support.size()) * options_.objective.classes : w_.size();
+  if (static_cast<Index>(update.dw.size()) != width ||
+      static_cast<Index>(update.dS.size()) != width)
     return fail(msg::ErrorCode::dimension_mismatch,
-                cat("dw has ", update.dw.size(), " and dS ", update.dS.size(),
-                    " entries, the model ", w_.size()));
+                cat("dw has ", update.dw.size(), " and dS ", update.dS.size(), " entries, expected ",
+                    width, narrow ? " (restricted to its support)" : ""));
   if (!std::isfinite(update.loss_sum))
     return fail(msg::ErrorCode::invalid_value, "loss_sum is not finite");
+  // From here on the modes see whole vectors.
+  std::optional<msg::Update> widened;
+  if (narrow) widened = whole_update(agent, update);
+  const msg::Update& whole = widened ? *widened : update;
   if (options_.max_update_norm > 0) {
-    const double dw_norm = view(update.dw).norm();
-    const double ds_norm = view(update.dS).norm() / static_cast<double>(agent.samples);
+    const double dw_norm = view(whole.dw).norm();
+    const double ds_norm = view(whole.dS).norm() / static_cast<double>(agent.samples);
     if (dw_norm > options_.max_update_norm || ds_norm > options_.max_update_norm)
       return fail(msg::ErrorCode::invalid_value,
                   cat("||dw|| = ", dw_norm, ", ||dS||/n_k = ", ds_norm, ", over the bound ",
@@ -414,10 +478,10 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
   // applied (and, with checkpoints, saved): until then the agent keeps it and sends it again
   // to a restarted hub, so a crash between receipt and commit loses nothing.
   if (phase_ == Phase::finished) {
-    apply_late(agent, update, out);
+    apply_late(agent, whole, out);
     return Status::ok();
   }
-  return mode_->take_update(*this, agent, update, now, out);
+  return mode_->take_update(*this, agent, whole, now, out);
 }
 
 void HubCore::apply_late(AgentState& agent, const msg::Update& update,

@@ -19,7 +19,7 @@ namespace {
 constexpr char kMagic[8] = {'D', 'S', 'G', 'A', 'C', 'K', 'P', 'T'};
 // 2: aggregation, max_staleness, version; 3: table_refresh; 4: two-level (coarse_rank, the
 // coarse state, the agents' supports)
-constexpr std::uint32_t kFormat = 4;
+constexpr std::uint32_t kFormat = 5;
 constexpr std::size_t kHeader = 8 + 4 + 8 + 4;
 
 class Writer {
@@ -136,6 +136,8 @@ std::string HubCore::snapshot() const {
   w.put<double>(best_objective_);
   w.put<std::uint64_t>(best_round_);
   w.put<std::uint64_t>(version_);
+  w.put(round_gbar_);
+  w.put<double>(round_eta_);
   // two-level: the basis, the local step the rule allowed, the guard's state.
   w.put<std::uint64_t>(coarse_.basis_id);
   w.put<std::uint8_t>(coarse_.basis.identity ? 1 : 0);
@@ -222,7 +224,8 @@ Status HubCore::restore(const std::string& bytes) {
   ok = r.get(phase) && r.get(next.finish_reason_) && r.get(next.round_) &&
        r.get(next.total_samples_) && r.get(next.features_) && r.get(next.eta_) && r.get(next.w_) &&
        r.get(next.gbar_) && r.get(next.best_w_) && r.get(next.best_objective_) &&
-       r.get(next.best_round_) && r.get(next.version_);
+       r.get(next.best_round_) && r.get(next.version_) && r.get(next.round_gbar_) &&
+       r.get(next.round_eta_);
   std::uint8_t identity = 0;
   ok = ok && r.get(next.coarse_.basis_id) && r.get(identity) && r.get(next.coarse_.basis.u) &&
        r.get(next.coarse_.basis.curvature) && r.get(next.coarse_.basis.fine_curvature) &&
@@ -234,6 +237,7 @@ Status HubCore::restore(const std::string& bytes) {
     return Status::error("checkpoint corrupt: short or invalid state");
   const Index dim = next.w_.size();
   if (next.gbar_.size() != dim || next.best_w_.size() != dim || next.features_ <= 0 ||
+      (next.round_gbar_.size() != 0 && next.round_gbar_.size() != dim) ||
       dim != next.features_ * options_.objective.classes || next.total_samples_ <= 0 ||
       agent_count > 100000 || expected < 1 ||
       (next.coarse_.basis.u.size() != 0 && next.coarse_.basis.u.rows() != next.features_) ||

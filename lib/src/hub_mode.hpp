@@ -42,6 +42,11 @@ class HubCore::Mode {
   // The mode's fields in an agent's Config and in a RoundStart.
   virtual void add_to_config(const HubCore&, const AgentState&, msg::Config&) const {}
   virtual void add_to_start(const HubCore&, msg::RoundStart&) const {}
+  // The local steps per round of an agent whose Config says `steps`.
+  virtual std::uint64_t local_steps(const HubCore&, std::uint64_t steps) const { return steps; }
+  // Whether the mode keeps the round's broadcast (round_gbar_, round_eta_) for the closed form
+  // of a restricted agent's run (support.hpp): synchronous rounds do, async does not.
+  virtual bool knows_broadcast() const { return false; }
   // An InitUpload's payload beyond the table sum, while the hub initialises.
   virtual Status take_init(HubCore&, AgentState&, const msg::InitUpload&) const {
     return Status::ok();

@@ -37,7 +37,7 @@ void SyncMode::start_training(HubCore& hub, double now, std::vector<Outgoing>& o
 void SyncMode::resume_agent(HubCore& hub, AgentState& agent, std::vector<Outgoing>& out) const {
   // An agent whose update for the open round is held already has that round.
   if (hub.pending_.count(agent.agent_id) == 0)
-    out.push_back(Outgoing{{agent.peer}, hub.round_start()});
+    out.push_back(Outgoing{{agent.peer}, hub.round_start_for(agent)});
 }
 
 std::optional<Refusal> SyncMode::check_update(const HubCore& hub, const AgentState&,
@@ -69,10 +69,20 @@ void SyncMode::open_round(HubCore& hub, double now, std::vector<Outgoing>& out) 
   ++hub.round_;
   hub.round_started_ = now;
   hub.pending_.clear();
+  // The round's broadcast, kept for the whole round (late updates move gbar_ meanwhile).
+  hub.round_gbar_ = hub.gbar_;
+  const msg::RoundStart whole = hub.round_start();
+  hub.round_eta_ = whole.eta > 0 ? whole.eta : hub.eta_;
+  // One message to every agent that takes the whole vectors, one each to the restricted ones.
   std::vector<PeerId> to;
-  for (const auto& [id, agent] : hub.agents_)
-    if (agent.connected && agent.initialized) to.push_back(agent.peer);
-  out.push_back(Outgoing{std::move(to), hub.round_start()});
+  for (const auto& [id, agent] : hub.agents_) {
+    if (!agent.connected || !agent.initialized) continue;
+    if (hub.restricted(agent))
+      out.push_back(Outgoing{{agent.peer}, hub.round_start_for(agent)});
+    else
+      to.push_back(agent.peer);
+  }
+  if (!to.empty()) out.push_back(Outgoing{std::move(to), whole});
 }
 
 void SyncMode::close_round(HubCore& hub, double now, std::vector<Outgoing>& out) const {

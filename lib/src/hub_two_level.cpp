@@ -19,6 +19,11 @@ class TwoLevelMode final : public SyncMode {
   }
   void add_to_config(const HubCore& hub, const AgentState& agent,
                      msg::Config& config) const override;
+  std::uint64_t local_steps(const HubCore& hub, std::uint64_t steps) const override {
+    if (!hub.basis_ready()) return steps;
+    if (hub.coarse_.basis.identity) return 0;  // the hub's Newton step is the whole step
+    return hub.coarse_.max_steps > 0 ? std::min(steps, hub.coarse_.max_steps) : steps;
+  }
   void add_to_start(const HubCore& hub, msg::RoundStart& start) const override {
     if (hub.basis_ready()) start.eta = hub.coarse_.gamma * hub.coarse_.eta0;
   }
@@ -151,10 +156,8 @@ void TwoLevelMode::add_to_config(const HubCore& hub, const AgentState& agent,
   if (hub.coarse_.basis.identity) {
     config.basis_identity = true;
     config.basis_dim = static_cast<std::uint32_t>(hub.features_);
-    config.steps = 0;  // the hub's Newton step is the whole step
     return;
   }
-  if (hub.coarse_.max_steps > 0) config.steps = std::min(config.steps, hub.coarse_.max_steps);
   const Eigen::MatrixXd& u = hub.coarse_.basis.u;
   config.basis_dim = static_cast<std::uint32_t>(u.cols());
   // U restricted to the rows of the agent's support, column-major.

@@ -15,6 +15,7 @@ class SyncMode : public HubCore::Mode {
   Status take_update(HubCore& hub, AgentState& agent, const msg::Update& update, double now,
                      std::vector<Outgoing>& out) const override;
   void on_tick(HubCore& hub, double now, std::vector<Outgoing>& out) const override;
+  bool knows_broadcast() const override { return true; }
 
  protected:
   // Opens the next round: one RoundStart to every connected agent with a table.

@@ -100,7 +100,7 @@ struct BodyEncoder {
     const auto t = fb::CreateConfig(fbb, to_fb(m.algorithm), m.total_samples, m.features, m.classes,
                                     to_fb(m.loss), m.lambda, m.eta, m.steps, m.seed, m.build_table,
                                     m.round, w, m.prox, m.refresh, m.two_level, m.basis_rank,
-                                    m.basis_id, m.basis_identity, m.basis_dim, basis);
+                                    m.basis_id, m.basis_identity, m.basis_dim, basis, m.restricted);
     return {fb::Body::Config, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::InitUpload& m) {
@@ -326,6 +326,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
   m.basis_identity = t.basis_identity();
   m.basis_dim = t.basis_dim();
   assign(*t.basis(), m.basis);
+  m.restricted = t.restricted();
   return Status::ok();
 }
 

@@ -72,6 +72,7 @@ void expect_same(const msg::Config& a, const msg::Config& b) {
   EXPECT_EQ(a.basis_identity, b.basis_identity);
   EXPECT_EQ(a.basis_dim, b.basis_dim);
   expect_same_bits(a.basis, b.basis, "basis");
+  EXPECT_EQ(a.restricted, b.restricted);
 }
 void expect_same(const msg::InitUpload& a, const msg::InitUpload& b) {
   EXPECT_EQ(a.seq, b.seq);
@@ -169,6 +170,7 @@ std::vector<msg::Message> samples(std::size_t n) {
   config.basis_id = 0x0123456789ABCDEFull;
   config.basis_dim = 2;
   config.basis = ramp(2 * n, 0.75);
+  config.restricted = true;
 
   msg::InitUpload init;
   init.seq = 3;
@@ -418,8 +420,9 @@ TEST(WireDecode, RejectsWrongIdentifier) {
 }
 
 TEST(WireDecode, RejectsOtherProtocolVersions) {
-  // 1: a peer from before two-level dSAGA is refused with a clear reason.
-  for (std::uint32_t version : {0u, 1u, 3u, 7u, 0xFFFFFFFFu}) {
+  // 1: a peer from before two-level dSAGA, 2: from before restricted vectors; both are refused
+  // with a clear reason.
+  for (std::uint32_t version : {0u, 1u, 2u, 4u, 7u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
         finish(fbb, fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, 3).Union(), version);
@@ -670,7 +673,7 @@ TEST(WireDecode, RejectsDoubleVectorsMisalignedWithinTheBuffer) {
   // alignment); reading it would be a misaligned double load, a SIGBUS on armhf.
   const Bytes bytes = {0x14, 0x00, 0x00, 0x00, 0x44, 0x53, 0x47, 0x41, 0x00, 0x00, 0x0a, 0x00,
                        0x12, 0x00, 0x08, 0x00, 0x07, 0x00, 0x0c, 0x00, 0x0a, 0x00, 0x00, 0x00,
-                       0x00, 0x00, 0x00, 0x05, 0x02, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,
+                       0x00, 0x00, 0x00, 0x05, 0x03, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x12, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x08, 0x00, 0x12, 0x00, 0x00, 0x00,
                        0x0c, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,

@@ -95,6 +95,10 @@ class AgentCore {
   Status build_table(Outbox& out);
   // Two-level dSAGA: takes the coarse basis a Config carries (Z_k = X_k U).
   Status take_basis(const msg::Config& config);
+  // The vectors' wire form: restricted to the support when the Config says so (support.hpp).
+  Index wire_width() const;
+  void to_wire(const Eigen::VectorXd& v, std::vector<double>& out) const;
+  void from_wire(const std::vector<double>& in, Eigen::VectorXd& full) const;
 
   const Dataset& data_;
   Objective objective_;

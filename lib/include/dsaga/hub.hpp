@@ -104,6 +104,11 @@ struct HubOptions {
   // Rejects an update whose ||dw||_2 or ||dS||_2 / n_k is above this (0 = no bound): a poisoned
   // or corrupted update cannot move the model arbitrarily far.
   double max_update_norm = 0.0;
+  // dSAGA in synchronous rounds (mean, two-level): a sparse agent's vectors travel restricted to
+  // the columns its rows touch (support.hpp); the hub computes what its run did elsewhere.
+  // false: every message carries the full d * C (for comparison; the results are the same to
+  // rounding).
+  bool restrict_to_support = true;
 };
 
 // One line of progress, produced when a round closes.
@@ -243,6 +248,16 @@ class HubCore {
                    std::vector<Outgoing>& out);
   AgentState* agent_for_peer(const PeerId& peer);
   msg::Config config_for(const AgentState& agent, bool build_table) const;
+  // Whether this agent's vectors travel restricted to its support (options_.restrict_to_support,
+  // dSAGA, a mode that knows the round's broadcast, an agent narrower than the model).
+  bool restricted(const AgentState& agent) const;
+  // The local steps per round the agent runs (its Config.steps).
+  std::uint64_t local_steps_for(const AgentState& agent) const;
+  // The RoundStart of the open round for this agent (restricted or whole).
+  msg::RoundStart round_start_for(const AgentState& agent) const;
+  // The Update as the modes see it: restricted vectors made whole (dS zero off the support, dw
+  // off it by the closed form of support.hpp from the round's broadcast).
+  msg::Update whole_update(const AgentState& agent, const msg::Update& update) const;
   void start_initialization(double now, std::vector<Outgoing>& out);
   void finish(const std::string& reason, std::vector<Outgoing>& out);
   // F at w from the agents' loss sums, into the report and as the model to save.
@@ -274,6 +289,11 @@ class HubCore {
   Index features_ = 0;
   double eta_ = 0.0;
   Eigen::VectorXd w_, gbar_, best_w_;
+  // Synchronous rounds: the open round's broadcast gbar and local step (late updates move gbar_
+  // during a round; every RoundStart of the round, and the closed form off an agent's support,
+  // use these). Checkpointed.
+  Eigen::VectorXd round_gbar_;
+  double round_eta_ = 0.0;
   double best_objective_ = std::numeric_limits<double>::quiet_NaN();
   std::uint64_t best_round_ = 0;
   double admission_started_ = -1.0;

@@ -24,7 +24,7 @@
 namespace dsaga::msg {
 
 // Bumped on any incompatible change of the schema or of the meaning of a field.
-inline constexpr std::uint32_t kProtocolVersion = 2;  // 2: two-level dSAGA
+inline constexpr std::uint32_t kProtocolVersion = 3;  // 2: two-level dSAGA, 3: restricted vectors
 
 enum class Algorithm : std::uint8_t { dsaga = 0, fedavg = 1, scaffold = 2, gd = 3 };
 
@@ -76,6 +76,9 @@ struct Config {
   bool basis_identity = false;    // U = I (the whole space)
   std::uint32_t basis_dim = 0;    // m
   std::vector<double> basis;      // U on the agent's support, column-major |support| x m
+  // The d*C vectors of this agent's messages travel restricted to its Join::support
+  // (|support| * C entries; support.hpp), Config::w included.
+  bool restricted = false;
 };
 
 struct InitUpload {
