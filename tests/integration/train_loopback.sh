@@ -40,6 +40,6 @@ awk -F, 'NR > 1 {
   if (!(inv <= 1e-12)) { print "FAIL: invariant error above 1e-12"; exit 1 }
   if (rounds < 2) { print "FAIL: fewer than 2 rounds"; exit 1 }
 }' "$WORK/metrics.csv"
-grep -q '^format dsaga-model-1' "$WORK/model.txt" || fail "no model written"
+grep -q '^format dsaga-model-2' "$WORK/model.txt" || fail "no model written"
 grep -q 'target relative suboptimality' "$WORK/hub.log" || fail "hub did not stop at the target"
 echo PASS
