@@ -182,9 +182,16 @@ Result<Dataset> load_data(const DataSpec& spec, const Objective& objective) {
                                     ": every shard needs at least one row");
   }
   // One shard is the whole data set in file order; otherwise partition on the raw labels.
+  std::vector<std::vector<Index>> shards;
+  if (spec.shards > 1)
+    shards = partition(data, spec.shards, spec.partition, spec.seed, spec.dirichlet_alpha);
+  // Labels are mapped on the whole data set, before the shard is cut: the mapping must be the
+  // same on every agent, and multinomial's (0..C-1, or 1..C when no row has label 0) depends on
+  // the labels present, which a by-label shard would decide alone (shard 1 of Fashion-MNIST,
+  // without class 0, would read class 1 as 0). Its messages name the file's row.
+  data.source = label;
+  if (Status s = prepare_labels(data, objective, spec.positive); !s) return s;
   if (spec.shards > 1) {
-    const auto shards =
-        partition(data, spec.shards, spec.partition, spec.seed, spec.dirichlet_alpha);
     data = select_rows(data, shards[static_cast<std::size_t>(spec.shard)]);
     label += " [shard " + std::to_string(spec.shard) + "/" + std::to_string(spec.shards) + ", " +
              partition_name(spec.partition, spec.dirichlet_alpha);
@@ -193,8 +200,7 @@ Result<Dataset> load_data(const DataSpec& spec, const Objective& objective) {
   }
   data.source = label;
 
-  // Their messages already name data.source.
-  if (Status s = prepare_labels(data, objective, spec.positive); !s) return s;
+  // Its messages already name data.source.
   if (Status s = validate(objective, data); !s) return s;
   advise_huge_pages(data);
   return data;
