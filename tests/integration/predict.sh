@@ -193,4 +193,19 @@ refuse "a NaN weight" 1 "nan.txt:[0-9]+: weight 'nan' is not a finite number" --
   --model nan.txt --data multi.svm
 head -c 4096 /dev/urandom >noise.txt
 refuse "random bytes" 1 "noise.txt" -- --model noise.txt --data multi.svm
+# Mangled copies of a valid model (lines dropped or repeated, characters replaced): read or
+# refused with the file named, never a crash.
+for i in $(seq 1 80); do
+  awk -v seed=$((SEED + 100 + i)) 'BEGIN { srand(seed) } {
+    r = rand()
+    if (r < 0.04) next
+    if (r < 0.08) print
+    if (r < 0.2) { p = int(rand() * length($0)) + 1; $0 = substr($0, 1, p - 1) substr("x-9.e+ #,0", int(rand() * 10) + 1, 1) substr($0, p + 1) }
+    print
+  }' multi.txt >mangled.txt
+  rc=0
+  "$PREDICT" --model mangled.txt --data multi.svm --features 4 -q >/dev/null 2>mangled.err || rc=$?
+  [ "$rc" -le 1 ] || fail "mangled model $i: status $rc: $(cat mangled.err)"
+  [ "$rc" -eq 0 ] || grep -q "mangled.txt" mangled.err || fail "mangled model $i: $(cat mangled.err)"
+done
 echo "PASS: predict (seed $SEED)"
