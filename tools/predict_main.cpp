@@ -228,7 +228,8 @@ int main(int argc, char** argv) try {
   CLI::App app{"dsaga-predict " DSAGA_VERSION ": applies a model (dsaga-hub --model, "
                "dsaga-reference --model) to data read with the agents' data options, prints "
                "accuracy and log loss (logistic: AUC; multinomial: confusion matrix; squared: "
-               "RMSE), and exports logistic and squared models to liblinear's format."};
+               "RMSE), and exports logistic and squared models to liblinear's format. The loss and "
+               "classes are the model's (--loss and --classes, if given, must agree)."};
   app.set_version_flag("--version", DSAGA_VERSION);
   app.add_option("--model", model_path, "Model file (dsaga-model-2 or dsaga-model-1)")->required();
   cli::DataOptions data(app, spec, given);
