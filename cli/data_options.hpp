@@ -1,5 +1,6 @@
-// Command-line options shared by the programs that load data (dsaga-agent, dsaga-reference):
-// the same names, defaults and checks everywhere. Header-only; CLI11 stays out of libdsaga.
+// Command-line options shared by the programs that load data (dsaga-agent, dsaga-reference,
+// dsaga-predict): the same names, defaults and checks everywhere. Header-only; CLI11 stays out
+// of libdsaga.
 #pragma once
 
 #include <CLI/CLI.hpp>

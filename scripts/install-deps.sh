@@ -10,14 +10,15 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist gnuplot-nox
   iproute2 iptables   # the network-fault test: namespaces, veth, packet loss
+  liblinear-tools     # integration.predict_liblinear: liblinear-predict on exported models
 )
-# Extra sets, asked for by name: `install-deps.sh bench` adds the single-node reference solvers
-# and valgrind (bench/profile_step.sh);
+# Extra sets, asked for by name: `install-deps.sh bench` adds scikit-learn (the other
+# single-node reference solver; liblinear is in the base set) and valgrind (bench/profile_step.sh);
 # `install-deps.sh cross` the ARM cross compilers, qemu (user and system) and mmdebstrap for the
 # sysroots (see toolchains/ and tests/qemu/; no foreign dpkg architecture is ever added).
 for extra in "$@"; do
   case "$extra" in
-    bench) packages+=(python3-sklearn python3-numpy liblinear-tools valgrind) ;;
+    bench) packages+=(python3-sklearn python3-numpy valgrind) ;;
     fuzz) packages+=(clang libclang-rt-14-dev) ;;
     cross) packages+=(crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static
                       qemu-system-arm mmdebstrap cpio gzip file) ;;

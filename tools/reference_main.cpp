@@ -8,6 +8,7 @@
 
 #include "data_options.hpp"
 #include "dsaga/data_source.hpp"
+#include "dsaga/model.hpp"
 #include "dsaga/reference.hpp"
 #include "dsaga/report.hpp"
 #include "dsaga/version.hpp"
@@ -28,7 +29,7 @@ int main(int argc, char** argv) try {
       ->capture_default_str();
   app.add_option("--max-iterations", options.max_iterations, "Iteration cap")->capture_default_str();
   app.add_option("--method", method, "auto, newton or lbfgs")->capture_default_str();
-  app.add_option("--model", model, "Write the optimal w (dsaga model text format) here");
+  app.add_option("--model", model, "Write the optimal w here (model.hpp format, data options recorded)");
   app.add_option("--output", out, "Write F* (one line, %.17g) to this file");
   app.add_flag("-q,--quiet", quiet, "No progress lines");
   try {
@@ -80,7 +81,15 @@ int main(int argc, char** argv) try {
     }
   }
   if (!model.empty()) {
-    if (const Status s = save_model(model, objective, dataset->cols(), result->w, 0, result->value); !s) {
+    // The reference loads the data itself, so unlike the hub it records the data options.
+    Model m;
+    m.objective = objective;
+    m.features = dataset->cols();
+    m.w = result->w;
+    m.objective_value = result->value;
+    m.data_recorded = true;
+    m.data = DataTransform{spec.scale, spec.normalize_rows, spec.bias, spec.positive};
+    if (const Status s = save_model(model, m); !s) {
       std::fprintf(stderr, "dsaga-reference: %s\n", s.message().c_str());
       return 1;
     }

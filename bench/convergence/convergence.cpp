@@ -189,19 +189,19 @@ int main(int argc, char** argv) try {
                  static_cast<long long>(full->rows()));
     return 2;
   }
-  // The shards, cut on the raw classes (as load_data does), then the labels the loss takes.
-  std::vector<Dataset> shards;
-  for (const auto& rows : dsaga::partition(*full, agents, *kind, 0, alpha))
-    shards.push_back(select_rows(*full, rows));
+  // The shards, cut on the raw classes, with the labels the loss takes mapped once on the whole
+  // data set (as load_data does: a by-label shard without class 0 must not renumber its own).
+  const auto parts = dsaga::partition(*full, agents, *kind, 0, alpha);
   objective.lambda = lambda > 0 ? lambda : 1.0 / static_cast<double>(full->rows());
-  const auto prepare = [&](Dataset& data) {
-    Status st = prepare_labels(data, objective, loaded->positive);
-    if (st) st = validate(objective, data);
-    if (st) advise_huge_pages(data);
-    return st;
-  };
-  Status prepared = prepare(*full);
-  for (std::size_t k = 0; k < shards.size() && prepared; ++k) prepared = prepare(shards[k]);
+  Status prepared = prepare_labels(*full, objective, loaded->positive);
+  if (prepared) prepared = validate(objective, *full);
+  if (prepared) advise_huge_pages(*full);
+  std::vector<Dataset> shards;
+  for (const auto& rows : parts) {
+    if (!prepared) break;
+    shards.push_back(select_rows(*full, rows));
+    advise_huge_pages(shards.back());
+  }
   if (!prepared) {
     std::fprintf(stderr, "%s\n", prepared.message().c_str());
     return 1;

@@ -182,9 +182,15 @@ Result<Dataset> load_data(const DataSpec& spec, const Objective& objective) {
                                     ": every shard needs at least one row");
   }
   // One shard is the whole data set in file order; otherwise partition on the raw labels.
+  std::vector<std::vector<Index>> shards;
+  if (spec.shards > 1)
+    shards = partition(data, spec.shards, spec.partition, spec.seed, spec.dirichlet_alpha);
+  // Labels are mapped on the whole data set, before the shard is cut, so that their messages
+  // name the file's row (the mapping itself depends on no shard: multinomial's first class is
+  // spec.first_class on every agent, never guessed from the labels present).
+  data.source = label;
+  if (Status s = prepare_labels(data, objective, spec.positive, spec.first_class); !s) return s;
   if (spec.shards > 1) {
-    const auto shards =
-        partition(data, spec.shards, spec.partition, spec.seed, spec.dirichlet_alpha);
     data = select_rows(data, shards[static_cast<std::size_t>(spec.shard)]);
     label += " [shard " + std::to_string(spec.shard) + "/" + std::to_string(spec.shards) + ", " +
              partition_name(spec.partition, spec.dirichlet_alpha);
@@ -193,8 +199,7 @@ Result<Dataset> load_data(const DataSpec& spec, const Objective& objective) {
   }
   data.source = label;
 
-  // Their messages already name data.source.
-  if (Status s = prepare_labels(data, objective, spec.positive, spec.first_class); !s) return s;
+  // Its messages already name data.source.
   if (Status s = validate(objective, data); !s) return s;
   advise_huge_pages(data);
   return data;

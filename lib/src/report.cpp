@@ -1,4 +1,4 @@
-// Metrics, progress and model files (report.hpp).
+// Metrics and progress files, atomic writes (report.hpp); model files are model.cpp.
 #include "dsaga/report.hpp"
 
 #include <fcntl.h>
@@ -158,33 +158,6 @@ Status write_file_atomic(const std::string& path, const std::string& contents) {
     ::close(dfd);
   }
   return Status::ok();
-}
-
-Status save_model(const std::string& path, const Objective& objective, Index features,
-                  const Eigen::VectorXd& w, std::uint64_t round, double objective_value) {
-  const int C = objective.classes;
-  if (w.size() != features * C)
-    return Status::error(path + ": model has " + std::to_string(w.size()) + " weights, expected " +
-                         std::to_string(features * C));
-  std::string out;
-  out.reserve(static_cast<std::size_t>(w.size()) * 25 + 256);
-  out += "# dsaga model: F(w) = (1/N) sum_i loss(y_i, <x_i, w>) + lambda/2 ||w||^2\n";
-  out += "format dsaga-model-1\n";
-  out += std::string("loss ") + to_string(objective.loss) + "\n";
-  out += "classes " + std::to_string(C) + "\n";
-  out += "features " + std::to_string(features) + "\n";
-  out += "lambda " + number(objective.lambda) + "\n";
-  out += "round " + std::to_string(round) + "\n";
-  out += "objective " + number(objective_value) + "\n";
-  out += "w\n";
-  for (Index k = 0; k < features; ++k) {
-    for (int c = 0; c < C; ++c) {
-      if (c) out += ' ';
-      out += number(w[k * C + c]);
-    }
-    out += '\n';
-  }
-  return write_file_atomic(path, out);
 }
 
 }  // namespace dsaga

@@ -2,15 +2,16 @@
 # A real hub and 4 real agents on tcp://127.0.0.1 (ephemeral port) train a logistic regression
 # on 2000 Fashion-MNIST test images split by label (non-IID). Checks: every process exits 0,
 # the final relative suboptimality against the reference solver is <= 1e-8, and the invariant
-# gbar == sum_k S_k / N held at every round (to 1e-12).
-# Usage: train_loopback.sh HUB AGENT REFERENCE
-HUB=$1 AGENT=$2 REFERENCE=$3
+# gbar == sum_k S_k / N held at every round (to 1e-12). With PREDICT, the hub's model applied by
+# dsaga-predict with the agents' data options predicts as the reference's optimum does.
+# Usage: train_loopback.sh HUB AGENT REFERENCE [PREDICT]
+HUB=$1 AGENT=$2 REFERENCE=$3 PREDICT=${4:-}
 source "$(dirname "$0")/lib.sh"
 
 DATA=(--format fashion-mnist --split test --limit 2000 --scale 0.00392156862745098 --normalize
       --bias --positive 0,2,4,6)
 LAMBDA=1e-3
-"$REFERENCE" "${DATA[@]}" --lambda $LAMBDA --quiet --output "$WORK/fstar" >/dev/null
+"$REFERENCE" "${DATA[@]}" --lambda $LAMBDA --quiet --output "$WORK/fstar" --model "$WORK/ref.txt" >/dev/null
 FSTAR=$(cat "$WORK/fstar")
 echo "F* = $FSTAR"
 
@@ -40,6 +41,19 @@ awk -F, 'NR > 1 {
   if (!(inv <= 1e-12)) { print "FAIL: invariant error above 1e-12"; exit 1 }
   if (rounds < 2) { print "FAIL: fewer than 2 rounds"; exit 1 }
 }' "$WORK/metrics.csv"
-grep -q '^format dsaga-model-1' "$WORK/model.txt" || fail "no model written"
+grep -q '^format dsaga-model-2' "$WORK/model.txt" || fail "no model written"
 grep -q 'target relative suboptimality' "$WORK/hub.log" || fail "hub did not stop at the target"
+if [ -n "$PREDICT" ]; then
+  "$PREDICT" --model "$WORK/model.txt" "${DATA[@]}" --output "$WORK/hub.pred" -q >"$WORK/hub.eval" ||
+    fail "dsaga-predict on the hub's model failed"
+  "$PREDICT" --model "$WORK/ref.txt" "${DATA[@]}" --output "$WORK/ref.pred" -q >"$WORK/ref.eval" ||
+    fail "dsaga-predict on the reference's model failed"
+  cat "$WORK/hub.eval"
+  # (F-F*)/F* <= 1e-8: the two models differ in rows whose margin is ~0 only, if any.
+  differ=$(paste "$WORK/hub.pred" "$WORK/ref.pred" | awk '$1 != $2' | wc -l)
+  [ "$differ" -le 2 ] || fail "the hub's model predicts $differ of 2000 rows unlike the reference's"
+  awk '$1 == "log-loss" { print $2 }' "$WORK/hub.eval" "$WORK/ref.eval" | paste - - |
+    awk '{ d = ($1 - $2) / $2; if (!(d * d <= 1e-12)) exit 1 }' ||
+    fail "log loss: hub $(grep log-loss "$WORK/hub.eval"), reference $(grep log-loss "$WORK/ref.eval")"
+fi
 echo PASS

@@ -108,6 +108,6 @@ echo "guest booted, trained and powered off in $(( $(date +%s) - start )) s"
 grep -q 'guest: agent exit status 0' "$WORK/guest.log" || { cat "$WORK/guest.log"; fail "the guest's agent did not exit 0"; }
 rounds=$(awk -F, 'NR > 1 { n = $1 } END { print n + 0 }' "$WORK/metrics.csv")
 [ "$rounds" -ge 1 ] || fail "no round completed"
-grep -q '^format dsaga-model-1' "$WORK/model.txt" || fail "no model written"
+grep -q '^format dsaga-model-2' "$WORK/model.txt" || fail "no model written"
 echo "rounds completed: $rounds"
 echo PASS

@@ -75,7 +75,7 @@ bad=$(grep -E '^[A-Za-z0-9_]+(_LIBRARY|_LIBRARIES|_INCLUDE_DIR)[A-Z_]*:(FILEPATH
 # The programs and one unit test (ptest builds them all the same way; the others are built by
 # the qemu builds): never run, since there is no emulator.
 t0=$(date +%s)
-cmake --build "$B/build" -j2 --target dsaga-agent dsaga-hub dsaga-reference dsaga-keygen dsaga_wire_test \
+cmake --build "$B/build" -j2 --target dsaga-agent dsaga-hub dsaga-reference dsaga-keygen dsaga-predict dsaga_wire_test \
   >"$B/build.log" 2>&1 || { tail -n 60 "$B/build.log"; fail "build failed"; }
 echo "build: $(( $(date +%s) - t0 )) s"
 grep -q -- '--sysroot=' "$B/build.log" || fail "the compiler was not given the sysroot"
@@ -84,7 +84,7 @@ grep -q -- '-Werror' "$B/build.log" && fail "-Werror forced"
 
 DESTDIR="$B/image" cmake --install "$B/build" >"$B/install.log" 2>&1 ||
   { cat "$B/install.log"; fail "install failed"; }
-for prog in dsaga-agent dsaga-hub dsaga-reference dsaga-keygen; do
+for prog in dsaga-agent dsaga-hub dsaga-reference dsaga-keygen dsaga-predict; do
   f=$B/image/usr/bin/$prog
   [ -x "$f" ] || fail "$prog not installed in /usr/bin"
   file -b "$f" | grep -q 'ARM aarch64' || fail "$prog is not an aarch64 program: $(file -b "$f")"

@@ -200,12 +200,43 @@ TEST(LoadData, TransformsThenPartitionsOnRawLabels) {
   ASSERT_EQ(lim->rows(), 1);
   EXPECT_EQ(lim->y[0], 9.0);
 
-  // Labels the loss cannot take are reported by prepare_labels, naming the data set.
+  // Labels the loss cannot take are reported by prepare_labels, which maps the whole data set
+  // before the shard is cut: the file and its row.
   spec.positive.clear();
   auto bad = load_data(spec, logistic());
   ASSERT_FALSE(bad.is_ok());
-  EXPECT_NE(bad.error().find(kTinyImages + " [shard 1/2, by-label]"), std::string::npos)
-      << bad.error();
+  EXPECT_NE(bad.error().find(kTinyImages + ": row 0: label 9"), std::string::npos) << bad.error();
+}
+
+TEST(LoadData, EveryShardMapsMultinomialLabelsAsTheWholeDataSet) {
+  // Labels 9 0 3, by label: shard 0 holds 0 and 3, shard 1 holds 9 alone. The old guess (a
+  // shard without label 0 is numbered 1..C) made its 9 class 8.
+  DataSpec spec;
+  spec.format = "idx";
+  spec.path = kTinyImages;
+  spec.labels_path = kTinyLabels;
+  spec.shards = 2;
+  spec.shard = 1;
+  spec.partition = PartitionKind::by_label;
+  Objective multi;
+  multi.loss = Loss::multinomial;
+  multi.classes = 10;
+  auto r = load_data(spec, multi);
+  ASSERT_TRUE(r.is_ok()) << r.error();
+  ASSERT_EQ(r->rows(), 1);
+  EXPECT_EQ(r->y[0], 9.0);
+  // Nor does a file without label 0 guess (a device holding class 9 alone)...
+  spec.limit = 1;  // label 9 only
+  spec.shards = 1;
+  spec.shard = 0;
+  auto alone = load_data(spec, multi);
+  ASSERT_TRUE(alone.is_ok()) << alone.error();
+  EXPECT_EQ(alone->y[0], 9.0);
+  // ...a data set numbered 1..C says so, and is shifted on every shard alike.
+  spec.first_class = 1;
+  auto shifted = load_data(spec, multi);
+  ASSERT_TRUE(shifted.is_ok()) << shifted.error();
+  EXPECT_EQ(shifted->y[0], 8.0);
 }
 
 TEST(LoadData, IidShardSourceNamesTheSeed) {

@@ -3,15 +3,15 @@
 // load_data runs the whole pipeline in a fixed order, so every agent of a run that is given the
 // same DataSpec (except `shard`) holds one piece of the same global data set:
 //   read (format) -> keep the first `limit` rows -> scale -> normalize_rows -> bias
-//   -> partition into `shards` on the raw labels -> keep shard `shard`
-//   -> prepare_labels(objective, positive) -> validate(objective).
+//   -> partition into `shards` on the raw labels -> prepare_labels(objective, positive) on the
+//   whole data set (one label mapping for every shard) -> keep shard `shard` -> validate.
 // With shards = 1 the data set is kept whole, in file order (no permutation).
 // Partitioning on the raw labels makes by-label shards follow the original classes (shard 0 of
 // Fashion-MNIST by label starts with class 0), whatever the loss maps them to.
 //
 // Errors name the configuration key at fault ("data.shard: 8 is not in 0..7"; the keys of the
 // [data] table, see config.hpp), or come from the reader with the file and line or byte offset,
-// or from prepare_labels/validate with data.source and the row.
+// or from prepare_labels (the file and its row) or validate (the shard and its row).
 #pragma once
 
 #include <cstdint>

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "dsaga/hub.hpp"
+#include "dsaga/model.hpp"  // save_model: the trained model as a file
 #include "dsaga/objective.hpp"
 #include "dsaga/status.hpp"
 #include "dsaga/transport.hpp"
@@ -41,11 +42,5 @@ std::string progress_line(const RoundReport& report, std::uint64_t max_rounds, d
 
 // Writes `contents` to `path` atomically: path.tmp, fsync, rename, fsync of the directory.
 Status write_file_atomic(const std::string& path, const std::string& contents);
-
-// The model as text other tools read easily: '#' comment lines, "key value" header lines
-// (format, loss, classes, features, lambda, round, objective), then "w", then `features` lines
-// of `classes` weights each (feature-major, %.17g).
-Status save_model(const std::string& path, const Objective& objective, Index features,
-                  const Eigen::VectorXd& w, std::uint64_t round, double objective_value);
 
 }  // namespace dsaga
