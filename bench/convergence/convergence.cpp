@@ -140,7 +140,8 @@ int main(int argc, char** argv) try {
                  "dSAGA's variants as dsaga-plain (weighted mean, the paper's), dsaga-gX (plain "
                  "with server step X), dsaga-async (each update applied on arrival), dsaga-rX "
                  "(plain with table refresh fraction X), dsaga-mX (two-level with coarse rank X), "
-                 "combined as dsaga-async-g2-r0; dsaga-pX: local proximal term mu = X")
+                 "dsaga-whole (sparse agents' vectors at full width, not restricted to their "
+                 "support), combined as dsaga-async-g2-r0; dsaga-pX: local proximal term mu = X")
       ->capture_default_str();
   app.add_option("--eta-grid", eta_grid,
                  "Baselines: multiples of the default step 1/(3 L_max) (gd: 1/L_max) to try; "
@@ -282,6 +283,7 @@ int main(int argc, char** argv) try {
     std::string base_name = name;
     Aggregation aggregation = Aggregation::automatic;
     int coarse_rank = 0;
+    bool restrict_to_support = true;
     double method_server_step = server_step;
     double refresh = 0.0;  // plain dSAGA unless -rX
     double prox = 0.0;
@@ -297,6 +299,8 @@ int main(int argc, char** argv) try {
           value = std::strtod(part.c_str() + 1, &end);
         if (part == "async") {
           aggregation = Aggregation::async;
+        } else if (part == "whole") {
+          restrict_to_support = false;
         } else if (part == "plain") {
           aggregation = Aggregation::mean;
         } else if (end != nullptr && *end == '\0' && part[0] == 'm' && value >= 1) {
@@ -310,7 +314,8 @@ int main(int argc, char** argv) try {
         } else if (end != nullptr && *end == '\0' && part[0] == 'p' && value >= 0) {
           prox = value;
         } else {
-          std::fprintf(stderr, "--algorithms: '%s' is not dsaga[-async][-gX][-rX][-pX]\n", name.c_str());
+          std::fprintf(stderr, "--algorithms: '%s' is not dsaga[-async][-plain][-whole][-gX][-rX][-pX][-mX]\n",
+                       name.c_str());
           return 2;
         }
       }
@@ -332,6 +337,7 @@ int main(int argc, char** argv) try {
       options.server_step = method_server_step;
       options.aggregation = aggregation;
       options.coarse_rank = coarse_rank;
+      options.restrict_to_support = restrict_to_support;
       options.table_refresh = refresh;
       options.prox = prox;
       options.local_steps = 0;
