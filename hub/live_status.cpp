@@ -16,10 +16,14 @@ namespace {
 
 const char* phase_name(HubCore::Phase phase) {
   switch (phase) {
-    case HubCore::Phase::admitting: return "admitting";
-    case HubCore::Phase::initializing: return "initializing";
-    case HubCore::Phase::training: return "training";
-    case HubCore::Phase::finished: return "finished";
+    case HubCore::Phase::admitting:
+      return "admitting";
+    case HubCore::Phase::initializing:
+      return "initializing";
+    case HubCore::Phase::training:
+      return "training";
+    case HubCore::Phase::finished:
+      return "finished";
   }
   return "unknown";
 }

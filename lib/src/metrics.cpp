@@ -21,10 +21,14 @@ std::string prometheus_label_value(const std::string& value) {
   std::string out;
   out.reserve(value.size());
   for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -138,8 +142,8 @@ std::string format_prometheus(const HubMetrics& m, double now) {
 
 Result<ListenAddress> parse_listen_address(const std::string& text) {
   const auto bad = [&](const std::string& why) {
-    return Result<ListenAddress>::failure(cat("'", text, "': ", why,
-                                              " (expected PORT, HOST:PORT or [IPv6]:PORT)"));
+    return Result<ListenAddress>::failure(
+        cat("'", text, "': ", why, " (expected PORT, HOST:PORT or [IPv6]:PORT)"));
   };
   ListenAddress a;
   std::string port;

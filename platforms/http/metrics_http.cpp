@@ -1,15 +1,16 @@
 // cli/metrics_http.hpp over cpp-httplib (Debian: libcpp-httplib-dev; Yocto: meta-oe's
 // cpp-httplib). The server runs its accept loop on one thread of its own and answers on a pool
 // of two: a scrape is a copy of a small struct and a few kilobytes of text.
+#include "metrics_http.hpp"
+
 #include <httplib.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <thread>
-
-#include "metrics_http.hpp"
 
 namespace dsaga::platform {
 
@@ -82,6 +83,8 @@ class HttplibServer final : public MetricsHttpServer {
 
 Result<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::start(const ListenAddress& address,
                                                                     Body body) {
+  // A scraper that hangs up in the middle of an answer must not kill the hub with SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   auto server = std::make_unique<HttplibServer>(std::move(body));
   if (const Status s = server->bind(address); !s) return s;
   server->run();

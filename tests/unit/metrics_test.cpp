@@ -61,13 +61,14 @@ TEST(Metrics, FreshHubIsValidExpositionWithoutUnknownGauges) {
   EXPECT_EQ(s.at("dsaga_hub_round"), 0);
   EXPECT_EQ(s.at("dsaga_hub_phase{phase=\"admitting\"}"), 1);
   EXPECT_EQ(s.at("dsaga_hub_phase{phase=\"training\"}"), 0);
-  EXPECT_EQ(s.at("dsaga_hub_build_info{version=\"0.1.0\",algorithm=\"dsaga\",aggregation=\"mean\"}"), 1);
+  EXPECT_EQ(
+      s.at("dsaga_hub_build_info{version=\"0.1.0\",algorithm=\"dsaga\",aggregation=\"mean\"}"), 1);
   EXPECT_EQ(s.at("dsaga_hub_transport_bytes_total{direction=\"in\"}"), 0);
   // Not known yet, or not configured: no sample at all rather than a NaN.
-  for (const char* absent : {"dsaga_hub_objective", "dsaga_hub_suboptimality",
-                             "dsaga_hub_gradient_norm", "dsaga_hub_last_round_duration_seconds",
-                             "dsaga_hub_checkpoints_total", "dsaga_hub_checkpoint_age_seconds",
-                             "dsaga_hub_two_level_reverts_total"})
+  for (const char* absent :
+       {"dsaga_hub_objective", "dsaga_hub_suboptimality", "dsaga_hub_gradient_norm",
+        "dsaga_hub_last_round_duration_seconds", "dsaga_hub_checkpoints_total",
+        "dsaga_hub_checkpoint_age_seconds", "dsaga_hub_two_level_reverts_total"})
     EXPECT_EQ(s.count(absent), 0u) << absent;
 }
 
@@ -154,8 +155,8 @@ TEST(Metrics, ListenAddressDefaultsToLoopback) {
   ASSERT_TRUE(a) << a.error();
   EXPECT_EQ(a->host, "::1");
   EXPECT_EQ(a->port, 0);
-  for (const char* bad : {"", "http", "host:", ":9464", "::1:9464", "[::1]9464", "70000",
-                          "1.2.3.4:-1", "123456"})
+  for (const char* bad :
+       {"", "http", "host:", ":9464", "::1:9464", "[::1]9464", "70000", "1.2.3.4:-1", "123456"})
     EXPECT_FALSE(parse_listen_address(bad)) << bad;
 }
 

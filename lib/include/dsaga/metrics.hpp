@@ -21,8 +21,8 @@ struct HubMetrics {
   static constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
   // Build and run info (a constant "info" gauge with labels).
   std::string version;
-  std::string algorithm;    // dsaga, fedavg, ...
-  std::string aggregation;  // the effective one: two-level, mean, async
+  std::string algorithm;                 // dsaga, fedavg, ...
+  std::string aggregation;               // the effective one: two-level, mean, async
   double start_time_seconds = kUnknown;  // Unix time the hub started
   // The service loop.
   std::string phase = "admitting";  // admitting, initializing, training, finished
@@ -33,17 +33,17 @@ struct HubMetrics {
   double last_round_seconds = kUnknown;
   int agents_admitted = 0;
   int agents_connected = 0;
-  std::uint64_t late_updates_total = 0;      // updates of an earlier round (their dw dropped)
-  std::uint64_t stale_dropped_total = 0;     // async: updates whose dw was too stale
+  std::uint64_t late_updates_total = 0;   // updates of an earlier round (their dw dropped)
+  std::uint64_t stale_dropped_total = 0;  // async: updates whose dw was too stale
   std::uint64_t joins_refused_total = 0;
   std::uint64_t messages_rejected_total = 0;
-  std::uint64_t bytes_in_total = 0;          // ZMTP bytes received / sent by the hub's socket
+  std::uint64_t bytes_in_total = 0;  // ZMTP bytes received / sent by the hub's socket
   std::uint64_t bytes_out_total = 0;
   std::uint64_t messages_in_total = 0;
   std::uint64_t messages_out_total = 0;
   // Checkpoints (enabled = --checkpoint-dir set). The age is taken at scrape time.
   bool checkpoints_enabled = false;
-  double last_checkpoint_time = kUnknown;   // monotonic_seconds() of the last successful save
+  double last_checkpoint_time = kUnknown;  // monotonic_seconds() of the last successful save
   std::uint64_t checkpoints_total = 0;
   std::uint64_t checkpoint_failures_total = 0;
   // Two-level dSAGA's guard: rounds sent back to the previous model, and the step scale the
