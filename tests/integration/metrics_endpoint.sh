@@ -7,7 +7,8 @@
 #      EVERY line of every scrape must be a HELP/TYPE comment or a `name{labels} value` sample
 #      whose value parses as a float (HELP before TYPE before the samples of that family,
 #      counters named *_total); the required metrics are present; the round never goes back
-#      and rises between scrapes during training; the bare port listens on 127.0.0.1.
+#      and rises between scrapes during training; the bare port listens on 127.0.0.1; a Join
+#      refused (another loss) is counted.
 #   2. After the run: a hub started again on the same checkpoint directory resumes finished and
 #      serves its final state (phase finished, the last round) while it lingers.
 #   3. With libsystemd (WITH_SYSTEMD=1) and python3: NOTIFY_SOCKET points at datagram sockets
@@ -122,6 +123,17 @@ if [ "$WITH_HTTP" = 1 ]; then
     fail "a hub without agents is not admitting"
   curl -sS -o /dev/null -w '%{http_code}' "${url%/metrics}/nothing-here" | grep -qx 404 ||
     fail "an unknown path is not 404"
+fi
+# An agent of another problem (squared loss) is refused at its Join: counted before training.
+rc=0
+"$AGENT" --hub "$(cat "$WORK/endpoint")" --id intruder "${DATA[@]}" --loss squared --give-up 20 \
+  >"$WORK/intruder.log" 2>&1 || rc=$?
+[ $rc -ne 0 ] || fail "an agent with another loss was not refused"
+if [ "$WITH_HTTP" = 1 ]; then
+  curl -fsS "$url" >"$WORK/scrape-refused.txt" || fail "no answer at $url"
+  check_scrape "$WORK/scrape-refused.txt" || fail "scrape after the refusal"
+  [ "$(value "$WORK/scrape-refused.txt" dsaga_hub_joins_refused_total)" = 1 ] ||
+    fail "the refused Join is not counted in dsaga_hub_joins_refused_total"
 fi
 agents=()
 for i in 0 1; do
