@@ -4,6 +4,7 @@
 #include "metrics_http.hpp"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cerrno>
@@ -20,6 +21,12 @@ class HttplibServer final : public MetricsHttpServer {
  public:
   explicit HttplibServer(Body body) : body_(std::move(body)) {
     server_.new_task_queue = [] { return new httplib::ThreadPool(2); };
+    // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second hub
+    // share the port and answer half the scrapes. Reuse of a port in TIME_WAIT is still fine.
+    server_.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     // A scraper that stalls must not hold a handler thread for long.
     server_.set_read_timeout(5, 0);
     server_.set_write_timeout(5, 0);
@@ -37,6 +44,7 @@ class HttplibServer final : public MetricsHttpServer {
   // runs (or has failed) before stopping it, else a stop that came too early would leave the
   // thread listening and the join hanging.
   ~HttplibServer() override {
+    if (!thread_.joinable()) return;  // never started (the bind failed)
     bool stopped = false;
     while (!done_.load()) {
       if (!stopped && server_.is_running()) {

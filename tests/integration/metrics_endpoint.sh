@@ -7,8 +7,8 @@
 #      EVERY line of every scrape must be a HELP/TYPE comment or a `name{labels} value` sample
 #      whose value parses as a float (HELP before TYPE before the samples of that family,
 #      counters named *_total); the required metrics are present; the round never goes back
-#      and rises between scrapes during training; the bare port listens on 127.0.0.1; a Join
-#      refused (another loss) is counted.
+#      and rises between scrapes during training; the bare port listens on 127.0.0.1 and a
+#      second hub cannot share it; a Join refused (another loss) is counted.
 #   2. After the run: a hub started again on the same checkpoint directory resumes finished and
 #      serves its final state (phase finished, the last round) while it lingers.
 #   3. With libsystemd (WITH_SYSTEMD=1) and python3: NOTIFY_SOCKET points at datagram sockets
@@ -123,6 +123,13 @@ if [ "$WITH_HTTP" = 1 ]; then
     fail "a hub without agents is not admitting"
   curl -sS -o /dev/null -w '%{http_code}' "${url%/metrics}/nothing-here" | grep -qx 404 ||
     fail "an unknown path is not 404"
+  # A second hub cannot take the same metrics port (it would answer half the scrapes).
+  port=${url#http://127.0.0.1:}; port=${port%/metrics}
+  rc=0
+  "$HUB" --listen 'tcp://127.0.0.1:*' --agents 2 --metrics-listen "$port" >"$WORK/hub-same-port.log" 2>&1 ||
+    rc=$?
+  [ $rc -eq 1 ] && grep -q "metrics endpoint 127.0.0.1:$port: Address already in use" \
+    "$WORK/hub-same-port.log" || fail "a second hub on metrics port $port: exit $rc, $(cat "$WORK/hub-same-port.log")"
 fi
 # An agent of another problem (squared loss) is refused at its Join: counted before training.
 rc=0
