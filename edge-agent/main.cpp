@@ -20,6 +20,7 @@
 #include "dsaga/saga.hpp"
 #include "dsaga/service.hpp"
 #include "dsaga/version.hpp"
+#include "service_notify.hpp"
 
 namespace {
 
@@ -128,8 +129,18 @@ int main(int argc, char** argv) try {
   service.hub_timeout_seconds = c.hub_timeout;
   service.give_up_seconds = c.give_up;
   service.stop_requested = [] { return cli::stop_flag().load(); };
+  cli::ServiceNotifier notifier;
+  // Ready (Type=notify units) once the hub has admitted and configured this agent.
+  service.on_tick = [&](const AgentCore& agent) {
+    if (!notifier.is_ready() && agent.state_bytes() > 0)
+      notifier.ready("joined the hub at " + c.hub + ": " + std::to_string(dataset->rows()) +
+                     " samples");
+    notifier.watchdog(monotonic_seconds());
+  };
   bool first = true;
   service.on_round = [&](const AgentCore& agent) {
+    notifier.status_line("round " + std::to_string(agent.last_round()) + " answered (" +
+                         std::to_string(agent.rounds_done()) + " rounds so far)");
     if (first && agent.state_bytes() > 0) {
       spdlog::info(
           "table: {} x {} scalars; solver state {:.1f} MB; data {:.1f} MB; resident {:.1f} MB; "
@@ -140,7 +151,10 @@ int main(int argc, char** argv) try {
     }
     spdlog::debug("round {} answered ({} rounds so far)", agent.last_round(), agent.rounds_done());
   };
+  notifier.status_line("joining the hub at " + c.hub);
   const Status run = run_agent(core, **socket, service);
+  notifier.stopping(run ? "done after " + std::to_string(core.rounds_done()) + " rounds"
+                        : run.message());
   if (!run) {
     spdlog::error("{}", run.message());
     return 1;

@@ -18,6 +18,7 @@
 #include "dsaga/report.hpp"
 #include "dsaga/service.hpp"
 #include "dsaga/version.hpp"
+#include "live_status.hpp"
 
 int main(int argc, char** argv) try {
   using namespace dsaga;
@@ -49,6 +50,9 @@ int main(int argc, char** argv) try {
       ->capture_default_str();
   app.add_option("--endpoint-file", c.endpoint_file, "Write the bound endpoint to this file");
   app.add_option("--metrics", c.metrics, "Per-round metrics file (*.jsonl: JSON lines, else CSV)");
+  app.add_option("--metrics-listen", c.metrics_listen,
+                 "Serve live metrics (Prometheus) at http://ADDRESS/metrics: PORT (on 127.0.0.1), "
+                 "HOST:PORT or [IPv6]:PORT");
   app.add_option("--model", c.model, "Write the trained model (text) here at the end");
   app.add_option("--checkpoint-dir", c.checkpoint_dir,
                  "Save the hub's state here every round; resume from the newest valid one");
@@ -160,6 +164,11 @@ int main(int argc, char** argv) try {
     std::fprintf(stderr, "dsaga-hub: %s\n", s.message().c_str());
     return 2;
   }
+  if (!c.metrics_listen.empty() && !platform::has_http_support()) {
+    std::fprintf(stderr, "dsaga-hub: --metrics-listen (hub.metrics_listen): built without HTTP "
+                         "support (rebuild with cpp-httplib and -DDSAGA_WITH_HTTP=ON)\n");
+    return 2;
+  }
   const auto level = spdlog::level::from_str(c.log_level);
   spdlog::set_level(level);
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e hub %^%l%$: %v");
@@ -232,12 +241,20 @@ int main(int argc, char** argv) try {
     return 0;
   }
   const double start = monotonic_seconds();
+  LiveStatus live(c);
+  if (const Status s = live.start(core, (*socket)->totals()); !s) {
+    spdlog::error("{}", s.message());
+    return 1;
+  }
   HubServiceOptions service;
   service.limits.max_message_bytes = c.transport.max_message_bytes;
   service.stop_requested = [] { return cli::stop_flag().load(); };
   if (!c.checkpoint_dir.empty())
     service.checkpoint = [&](const HubCore& hub) {
-      return save_checkpoint(c.checkpoint_dir, hub.round(), hub.snapshot(), c.checkpoint_keep);
+      const Status s =
+          save_checkpoint(c.checkpoint_dir, hub.round(), hub.snapshot(), c.checkpoint_keep);
+      live.on_checkpoint(s);
+      return s;
     };
   Status metrics_status;
   service.on_report = [&](const RoundReport& r, const TrafficCounters& traffic) {
@@ -247,8 +264,13 @@ int main(int argc, char** argv) try {
     if (metrics && metrics_status) metrics_status = metrics->write(r, traffic, monotonic_seconds() - start);
     if (c.progress)
       std::fprintf(stderr, "%s\n", progress_line(r, h.max_rounds, h.target, traffic).c_str());
+    live.on_report(r);
   };
+  service.on_tick = [&](const HubCore& hub, const TrafficCounters& traffic,
+                        const HubLoopCounters& loop) { live.on_tick(hub, traffic, loop); };
+  live.ready(core);
   const Status run = run_hub(core, **socket, service);
+  live.stopping(core);
   if (!run) {
     spdlog::error("{}", run.message());
     return 1;

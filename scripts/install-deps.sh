@@ -7,10 +7,12 @@ packages=(
   build-essential cmake pkg-config
   libzmq3-dev cppzmq-dev libeigen3-dev libflatbuffers-dev flatbuffers-compiler zlib1g-dev
   libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
+  libcpp-httplib-dev libsystemd-dev   # the hub's metrics endpoint; sd_notify (both optional)
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist gnuplot-nox
   iproute2 iptables   # the network-fault test: namespaces, veth, packet loss
   liblinear-tools     # integration.predict_liblinear: liblinear-predict on exported models
+  curl                # the metrics-endpoint test scrapes /metrics
 )
 # Extra sets, asked for by name: `install-deps.sh bench` adds scikit-learn (the other
 # single-node reference solver; liblinear is in the base set) and valgrind (bench/profile_step.sh);

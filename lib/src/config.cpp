@@ -11,6 +11,7 @@
 #include "dsaga/io.hpp"
 #include "dsaga/keys.hpp"
 #include "dsaga/local_method.hpp"
+#include "dsaga/metrics.hpp"
 #include "strings.hpp"
 
 namespace dsaga {
@@ -169,6 +170,7 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
     s.get("listen", c.listen);
     s.get("endpoint_file", c.endpoint_file);
     s.get("metrics", c.metrics);
+    s.get("metrics_listen", c.metrics_listen);
     s.get("model", c.model);
     s.get("checkpoint_dir", c.checkpoint_dir);
     s.get("checkpoint_keep", c.checkpoint_keep);
@@ -352,6 +354,9 @@ Status validate(const HubConfig& c) {
   const HubOptions& h = c.hub;
   if (Status s = check_log_level(c.log_level, "hub.log_level"); !s) return s;
   if (c.listen.empty()) return Status::error("hub.listen: empty endpoint");
+  if (!c.metrics_listen.empty())
+    if (const auto address = parse_listen_address(c.metrics_listen); !address)
+      return Status::error("hub.metrics_listen: " + address.error());
   if (c.checkpoint_keep < 1 || c.checkpoint_keep > 1000)
     return Status::error("hub.checkpoint_keep: expected 1 to 1000");
   if (h.expected_agents < 1 || h.expected_agents > 100000)

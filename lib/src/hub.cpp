@@ -577,6 +577,12 @@ void HubCore::on_disconnect(const PeerId& peer, double now, std::vector<Outgoing
   if (phase_ == Phase::training) mode_->on_agent_lost(*this, now, out);
 }
 
+int HubCore::connected_agents() const {
+  int n = 0;
+  for (const auto& [id, agent] : agents_) n += agent.connected ? 1 : 0;
+  return n;
+}
+
 double HubCore::check_invariant() const {
   if (total_samples_ == 0 || gbar_.size() == 0) return 0.0;
   Eigen::VectorXd sum = Eigen::VectorXd::Zero(gbar_.size());

@@ -118,6 +118,10 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
   const int tick_ms = std::max(1, to_ms(options.tick_seconds));
   const bool finished_at_start = core.finished();
   Committer committer(options);
+  HubLoopCounters counters;
+  const auto tick = [&] {
+    if (options.on_tick) options.on_tick(core, socket.totals(), counters);
+  };
   const auto pump_reports = [&] {
     for (const std::string& note : core.take_notes()) spdlog::info("hub: {}", note);
     for (const RoundReport& report : core.take_reports()) {
@@ -151,7 +155,9 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
           spdlog::warn("hub: peer {} refused: {}", peer_name(from), why);
           wire::encode_version_refusal(why, *version, buffer);
           socket.send(from, buffer.data(), buffer.size());
+          ++counters.joins_refused;
         } else {
+          ++counters.messages_rejected;
           spdlog::warn("hub: message from peer {} rejected: {}", peer_name(from), message.error());
           out.push_back(Outgoing{{from}, msg::Error{msg::ErrorCode::malformed, message.error()}});
         }
@@ -162,19 +168,25 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
                                 user_id + "': refused";
         spdlog::warn("hub: peer {}: {}", peer_name(from), why);
         out.push_back(Outgoing{{from}, msg::Error{msg::ErrorCode::refused, why}});
+        ++counters.joins_refused;
       } else {
         const Status status = core.on_message(from, *message, now, out);
-        if (!status) spdlog::warn("hub: {}", status.message());
+        if (!status) {
+          spdlog::warn("hub: {}", status.message());
+          ++(join != nullptr ? counters.joins_refused : counters.messages_rejected);
+        }
       }
     }
     core.on_tick(now, out);
     // Metrics first, then the checkpoint, then the messages: a crash anywhere in between
     // replays the round (its metrics line may then appear twice) but never loses its line.
     pump_reports();
+    tick();
     // Saved before the acknowledgements go out.
     if (const Status s = committer.commit_and_send(core, socket, out, buffer, now); !s) return s;
   }
   pump_reports();
+  tick();
   // The end of training is committed too: retried until saved or the bound runs out.
   for (;;) {
     if (const Status s = committer.commit_and_send(core, socket, out, buffer, monotonic_seconds());
@@ -256,10 +268,12 @@ Status run_agent(AgentCore& core, ClientSocket& socket, const AgentServiceOption
       if (!status) spdlog::warn("agent: {}", status.message());
       for (const msg::Message& m : out) send_message(socket, m, buffer);
       if (core.rounds_done() != before && options.on_round) options.on_round(core);
+      if (options.on_tick) options.on_tick(core);
       // Our own work is not the hub's silence.
       last_heard = last_ping = monotonic_seconds();
       continue;
     }
+    if (options.on_tick) options.on_tick(core);
     const double silent = now - last_heard;
     if (options.give_up_seconds > 0 && now - last_contact >= options.give_up_seconds)
       return Status::error("the hub has not answered for " +

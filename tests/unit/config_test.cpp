@@ -17,6 +17,7 @@ TEST(Config, ShippedHubFileShowsTheRealDefaults) {
   const HubConfig d;
   const HubConfig& c = *parsed;
   EXPECT_EQ(c.listen, d.listen);
+  EXPECT_EQ(c.metrics_listen, d.metrics_listen);
   EXPECT_EQ(c.progress, d.progress);
   EXPECT_EQ(c.hub.expected_agents, d.hub.expected_agents);
   EXPECT_EQ(c.hub.objective.loss, d.hub.objective.loss);
@@ -115,6 +116,15 @@ TEST(Config, CrossFieldChecksNameTheKey) {
   a = AgentConfig();
   a.id = "no spaces";
   EXPECT_NE(validate(a).message().find("agent.id"), std::string::npos);
+}
+
+TEST(Config, MetricsListenIsReadAndChecked) {
+  auto c = parse_hub_config("[hub]\nmetrics_listen = \"9464\"\n", "h.toml");
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->metrics_listen, "9464");
+  EXPECT_TRUE(validate(*c)) << validate(*c).message();
+  c->metrics_listen = "localhost:http";
+  EXPECT_NE(validate(*c).message().find("hub.metrics_listen"), std::string::npos);
 }
 
 TEST(Config, AsyncAggregationIsReadAndOnlyForDsaga) {

@@ -20,6 +20,9 @@ struct HubConfig {
   std::string listen = "tcp://127.0.0.1:5555";  // ROUTER endpoint; tcp://HOST:* = any free port
   std::string endpoint_file;  // write the bound endpoint here (for tcp://...:*); empty = no
   std::string metrics;        // per-round metrics: *.jsonl = JSON lines, else CSV; empty = none
+  // The live metrics endpoint (Prometheus, GET /metrics over HTTP): "PORT" (on 127.0.0.1),
+  // "HOST:PORT" or "[IPv6]:PORT"; empty = none. Needs a build with HTTP support.
+  std::string metrics_listen;
   std::string model;          // the trained model (plain text) at the end; empty = none
   std::string checkpoint_dir; // save the hub's state here every round and resume from it
   int checkpoint_keep = 3;    // newest checkpoint files kept

@@ -175,6 +175,8 @@ class HubCore {
   Index total_samples() const { return total_samples_; }
   Index features() const { return features_; }
   int agents() const { return static_cast<int>(agents_.size()); }
+  // Admitted agents on a live connection: after a restore, those that have joined again.
+  int connected_agents() const;
   double eta() const { return eta_; }
   const Eigen::VectorXd& w() const { return w_; }
   const Eigen::VectorXd& gbar() const { return gbar_; }

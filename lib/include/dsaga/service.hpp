@@ -7,6 +7,7 @@
 // outside the core's own work (an agent's local round).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -21,6 +22,12 @@ namespace dsaga {
 // Seconds on a monotonic clock (steady_clock), the time base the cores are fed.
 double monotonic_seconds();
 
+// What the hub's loop itself turns away, cumulative since run_hub started (for metrics).
+struct HubLoopCounters {
+  std::uint64_t joins_refused = 0;      // Joins refused: protocol version, key identity, the core
+  std::uint64_t messages_rejected = 0;  // other messages rejected: malformed or by the core
+};
+
 struct HubServiceOptions {
   wire::Limits limits;
   double tick_seconds = 0.05;  // longest wait for a message before time-driven work (deadlines)
@@ -33,6 +40,10 @@ struct HubServiceOptions {
   std::function<void(const RoundReport&, const TrafficCounters&)> on_report;
   // Polled every tick; true makes run_hub return without ending training. E.g. a signal flag.
   std::function<bool()> stop_requested;
+  // Called on the loop's thread after every tick's reports (at least every tick_seconds while
+  // the core is not busy) and once when training ends: publish a metrics snapshot, ping a
+  // watchdog. It must not block.
+  std::function<void(const HubCore&, const TrafficCounters&, const HubLoopCounters&)> on_tick;
   // Called at every commit point (HubCore::take_commit), before the messages that acknowledge
   // the committed updates are sent: save HubCore::snapshot() here. A failed save (disk full,
   // read-only) is logged and nothing is sent, acknowledgements included, until a retry (every
@@ -56,6 +67,9 @@ struct AgentServiceOptions {
   std::function<bool()> stop_requested;
   // Called after each answered round (progress, resident memory, ...).
   std::function<void(const AgentCore&)> on_round;
+  // Called on the loop's thread after every message or wait (at least every heartbeat_seconds
+  // outside a local round): readiness once configured, watchdog pings. It must not block.
+  std::function<void(const AgentCore&)> on_tick;
 };
 
 // Joins, then answers the hub until told to leave. Error Status when the hub refused the agent,

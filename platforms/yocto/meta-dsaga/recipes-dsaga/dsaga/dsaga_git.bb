@@ -21,7 +21,12 @@ DEPENDS = "zeromq cppzmq libeigen flatbuffers flatbuffers-native zlib spdlog fmt
 inherit cmake pkgconfig ptest systemd
 
 # Which programs go into the image. The hub usually runs on a server, not on the device.
-PACKAGECONFIG ??= "agent"
+# systemd (on with the distro feature): READY=1, STATUS= and watchdog pings for the Type=notify
+# units; without it the calls are no-ops (use Type=exec units). http: the hub's Prometheus
+# endpoint (--metrics-listen), over meta-oe's cpp-httplib.
+PACKAGECONFIG ??= "agent ${@bb.utils.filter('DISTRO_FEATURES', 'systemd', d)}"
+PACKAGECONFIG[systemd] = "-DDSAGA_WITH_SYSTEMD=ON,-DDSAGA_WITH_SYSTEMD=OFF,systemd"
+PACKAGECONFIG[http] = "-DDSAGA_WITH_HTTP=ON,-DDSAGA_WITH_HTTP=OFF,cpp-httplib"
 PACKAGECONFIG[agent] = "-DDSAGA_BUILD_AGENT=ON,-DDSAGA_BUILD_AGENT=OFF"
 PACKAGECONFIG[hub] = "-DDSAGA_BUILD_HUB=ON,-DDSAGA_BUILD_HUB=OFF"
 # Fully static agent: needs static archives of every dependency (staticdev), rarely wanted in an
