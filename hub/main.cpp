@@ -173,6 +173,13 @@ int main(int argc, char** argv) try {
   spdlog::set_level(level);
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e hub %^%l%$: %v");
 
+  // Bad local configuration is reported before the endpoint is taken (a busy port would hide it).
+  if (!c.checkpoint_dir.empty()) {
+    if (const Status s = prepare_checkpoint_dir(c.checkpoint_dir); !s) {
+      spdlog::error("{}", s.message());
+      return 1;
+    }
+  }
   TransportContext context;
   auto socket = ServerSocket::bind(context, c.listen, c.transport);
   if (!socket) {
@@ -205,10 +212,6 @@ int main(int argc, char** argv) try {
 
   HubCore core(h);
   if (!c.checkpoint_dir.empty()) {
-    if (const Status s = prepare_checkpoint_dir(c.checkpoint_dir); !s) {
-      spdlog::error("{}", s.message());
-      return 1;
-    }
     // Resume from the newest checkpoint that verifies; say why any newer one was passed over.
     for (const std::string& path : list_checkpoints(c.checkpoint_dir)) {
       auto bytes = read_file_bytes(path, false);
