@@ -505,7 +505,14 @@ void HubCore::record_objective(RoundReport& report, double loss_sum, const Eigen
 
 bool HubCore::finish_if_done(const RoundReport& report, bool evaluated,
                              std::vector<Outgoing>& out) {
-  if (std::isfinite(report.suboptimality) && report.suboptimality <= options_.target) {
+  // F below F* by more than rounding: the F* given is not this problem's optimum, and a target
+  // measured from it would stop training at a meaningless point.
+  if (std::isfinite(report.suboptimality) && report.suboptimality < -1e-9) {
+    finish(cat("F = ", report.objective, " at round ", round_, " is below the given F* = ",
+               options_.f_star, ": that is not this problem's optimum (check --f-star against "
+               "--lambda, the loss and the agents' data options)"),
+           out);
+  } else if (std::isfinite(report.suboptimality) && report.suboptimality <= options_.target) {
     finish(cat("target relative suboptimality ", options_.target, " reached at round ", round_),
            out);
   } else if (round_ >= options_.max_rounds) {

@@ -265,6 +265,25 @@ TEST(Service, RestrictedMessagesGiveTheSameIteratesAsWholeOnes) {
   }
 }
 
+// An F* above the problem's optimum (another lambda, say) is reported as such once F goes below
+// it, instead of 'target reached' at a meaningless point.
+TEST(Service, AnFStarAboveTheOptimumStopsWithTheReason) {
+  const Dataset data = synthetic(300, 8, 11);
+  std::vector<Dataset> shards;
+  for (const auto& rows : partition(data, 2, PartitionKind::iid, 0))
+    shards.push_back(select_rows(data, rows));
+  HubOptions options = logistic_options(2, 60);
+  auto reference = solve_reference(data, options.objective);
+  ASSERT_TRUE(reference) << reference.error();
+  options.f_star = reference->value * 1.01;
+  options.target = 1e-6;
+  const TrainingRun run = train(shards, options);
+  EXPECT_NE(run.finish_reason.find("is below the given F*"), std::string::npos)
+      << run.finish_reason;
+  ASSERT_FALSE(run.reports.empty());
+  EXPECT_LT(run.reports.back().suboptimality, -1e-9);
+}
+
 // An agent whose hub speaks another protocol version stops with that reason instead of
 // waiting for a hub it cannot understand.
 TEST(Service, AgentStopsOnAHubOfAnotherProtocolVersion) {
