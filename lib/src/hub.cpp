@@ -107,8 +107,7 @@ msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const
 }
 
 msg::RoundStart HubCore::round_start() const {
-  const Eigen::VectorXd& gbar = round_gbar_.size() == gbar_.size() ? round_gbar_ : gbar_;
-  msg::RoundStart start{round_, to_std(w_), to_std(gbar), {}};
+  msg::RoundStart start{round_, to_std(w_), to_std(broadcast_gbar()), {}};
   mode_->add_to_start(*this, start);
   return start;
 }
@@ -127,23 +126,15 @@ std::uint64_t HubCore::local_steps_for(const AgentState& agent) const {
 msg::RoundStart HubCore::round_start_for(const AgentState& agent) const {
   if (!restricted(agent)) return round_start();
   const int C = options_.objective.classes;
-  const Eigen::VectorXd& gbar = round_gbar_.size() == gbar_.size() ? round_gbar_ : gbar_;
   msg::RoundStart start{round_, support::gather(w_, agent.support, C),
-                        support::gather(gbar, agent.support, C), {}};
+                        support::gather(broadcast_gbar(), agent.support, C), {}};
   mode_->add_to_start(*this, start);
   return start;
 }
 
 msg::Update HubCore::whole_update(const AgentState& agent, const msg::Update& update) const {
   const int C = options_.objective.classes;
-  msg::Update whole;
-  whole.round = update.round;
-  whole.seq = update.seq;
-  whole.samples = update.samples;
-  whole.steps = update.steps;
-  whole.loss_sum = update.loss_sum;
-  whole.coarse_g = update.coarse_g;
-  whole.coarse_h = update.coarse_h;
+  msg::Update whole = update;  // then dS and dw made whole
   Eigen::VectorXd full(w_.size());
   support::scatter(update.dS.data(), agent.support, C, 0.0, full);
   whole.dS = to_std(full);

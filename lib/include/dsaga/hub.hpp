@@ -296,6 +296,10 @@ class HubCore {
   // use these). Checkpointed.
   Eigen::VectorXd round_gbar_;
   double round_eta_ = 0.0;
+  // The gbar every RoundStart of the open round carries (async keeps no round_gbar_: gbar_).
+  const Eigen::VectorXd& broadcast_gbar() const {
+    return round_gbar_.size() == gbar_.size() ? round_gbar_ : gbar_;
+  }
   double best_objective_ = std::numeric_limits<double>::quiet_NaN();
   std::uint64_t best_round_ = 0;
   double admission_started_ = -1.0;
