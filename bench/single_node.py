@@ -11,6 +11,7 @@ norm, then a constant 1 appended (d = 785; the bias is an ordinary, regularised 
 fit_intercept=False / -B -1); --limit keeps the first rows as the tool's --limit does.
   B1: y = +1 for classes {0, 2, 4, 6}, else -1, binary logistic.
   B2: 10-class multinomial logistic (softmax over all 10 classes, W is 10 x 785).
+  B1r: B1 on raw pixels / 255 (rows not normalised, the constant 1 appended).
   F(w) = mean_i loss_i + lambda/2 ||w||^2, lambda = 1/N.
 scikit-learn minimises C sum_i loss_i + 1/2 ||w||^2 and liblinear -s 0 the same; with
 C = 1/(N lambda) that is (1/lambda) F(w): the same minimiser. F is recomputed here in numpy
@@ -67,11 +68,12 @@ def load(problem, limit):
     if limit:
         X, labels = X[:limit], labels[:limit]
     X = X.astype(np.float64) / 255.0
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    # dsaga leaves an all-zero row as it is; Fashion-MNIST has none, but do not divide by 0.
-    X /= np.where(norms > 0, norms, 1.0)
+    if problem in ("B1", "B2"):  # B1r: raw pixels / 255, rows not normalised
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        # dsaga leaves an all-zero row as it is; Fashion-MNIST has none, but do not divide by 0.
+        X /= np.where(norms > 0, norms, 1.0)
     X = np.ascontiguousarray(np.hstack([X, np.ones((X.shape[0], 1))]))
-    if problem == "B1":
+    if problem in ("B1", "B1r"):
         y = np.where(np.isin(labels, [0, 2, 4, 6]), 1.0, -1.0)
     else:
         y = labels.astype(np.int64)
@@ -80,7 +82,7 @@ def load(problem, limit):
 
 def objective(problem, X, y, lam, W):
     """F(W) in float64. B1: W has d entries; B2: W is C x d (row c = class c)."""
-    if problem == "B1":
+    if problem in ("B1", "B1r"):
         z = X @ W
         loss = np.logaddexp(0.0, -y * z)
     else:
@@ -115,7 +117,7 @@ def sklearn_saga(problem, X, y, lam, f_star, max_epochs, budget, log):
             t0 = time.perf_counter()
             model.fit(X, y)
             seconds = time.perf_counter() - t0
-            if problem == "B1":
+            if problem in ("B1", "B1r"):
                 # classes_ = [-1, 1]: coef_ is the weight of the +1 class, as dsaga's w.
                 assert list(model.classes_) == [-1.0, 1.0]
                 W = model.coef_.ravel()
@@ -243,7 +245,7 @@ def fmt_rel(x):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--problem", choices=["B1", "B2"], required=True)
+    ap.add_argument("--problem", choices=["B1", "B2", "B1r"], required=True)
     ap.add_argument("--f-star", type=float, required=True,
                     help="F* (from dsaga's reference solver, OUT/<problem>-fstar.txt)")
     ap.add_argument("--limit", type=int, default=0, help="first rows only (smoke runs)")
@@ -273,7 +275,7 @@ def main():
 
     rows, csv = [], []
     lowest = np.inf
-    print(f"# {tag} single-node: N = {N}, d = {d}, C = {1 if a.problem == 'B1' else 10}, "
+    print(f"# {tag} single-node: N = {N}, d = {d}, C = {1 if a.problem in ('B1', 'B1r') else 10}, "
           f"lambda = {lam:.3g}, F* = {a.f_star:.17g} (scikit-learn {sklearn.__version__}, "
           f"{os.cpu_count()} cores)")
     csv.append("csv,problem,method,unit,to_1e-3,seconds_1e-3,to_1e-6,seconds_1e-6,"

@@ -66,8 +66,11 @@ void LiveStatus::ready(const HubCore& core) { notifier_.ready(status_line(core))
 
 void LiveStatus::on_report(const RoundReport& r) {
   live_.round = r.round;
-  live_.objective = r.objective;
-  live_.suboptimality = r.suboptimality;
+  live_.aggregation = to_string(r.mode);  // auto: two-level, then newton-cg once switched
+  if (std::isfinite(r.objective)) {  // (a Newton-CG product round measures none)
+    live_.objective = r.objective;
+    live_.suboptimality = r.suboptimality;
+  }
   live_.last_round_seconds = r.seconds;
   live_.late_updates_total += static_cast<std::uint64_t>(std::max(0, r.late_updates));
   live_.stale_dropped_total += static_cast<std::uint64_t>(std::max(0, r.stale_dropped));

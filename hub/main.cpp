@@ -36,6 +36,7 @@ int main(int argc, char** argv) try {
   std::string loss = to_string(h.objective.loss);
   std::string algorithm = to_string(h.algorithm);
   std::string aggregation = to_string(h.aggregation);
+  std::string preconditioner = to_string(h.preconditioner);
   std::string unused_config;
 
   CLI::App app{
@@ -87,10 +88,17 @@ int main(int argc, char** argv) try {
   app.add_option("--server-step", h.server_step, "Server step eta_g on the weighted mean of dw")
       ->capture_default_str();
   app.add_option("--aggregation", aggregation,
-                 "auto (two-level for dsaga, mean for the baselines); two-level (dsaga: coarse "
-                 "Newton step plus local runs, docs/ALGORITHM.md section 7); mean (plain dSAGA "
-                 "and the baselines: synchronous rounds, weighted mean of the steps); async "
-                 "(dsaga: apply each update on arrival)")
+                 "auto (dsaga: two-level, switching by itself to newton-cg when the rounds show "
+                 "flat curvature; the baselines: mean); two-level (dsaga: coarse Newton step "
+                 "plus local runs, docs/ALGORITHM.md section 7); newton-cg (dsaga: distributed "
+                 "Newton-CG, one exchange per CG step, section 7.3); mean (plain dSAGA and the "
+                 "baselines: synchronous rounds, weighted mean of the steps); async (dsaga: "
+                 "apply each update on arrival)")
+      ->capture_default_str();
+  app.add_option("--preconditioner", preconditioner,
+                 "newton-cg: auto (the Gram bound where its one-time d x d upload is affordable, "
+                 "d <= 1447; else curvature pairs); gram; pairs (no upload: the last round's CG "
+                 "pairs)")
       ->capture_default_str();
   app.add_option("--coarse-rank", h.coarse_rank,
                  "two-level: dimension m of the coarse space (0 = chosen from the spectrum the "
@@ -155,6 +163,14 @@ int main(int argc, char** argv) try {
       return 2;
     }
     h.aggregation = *parsed;
+  }
+  {
+    auto parsed = parse_preconditioner(preconditioner);
+    if (!parsed) {
+      std::fprintf(stderr, "dsaga-hub: --preconditioner: %s\n", parsed.error().c_str());
+      return 2;
+    }
+    h.preconditioner = *parsed;
   }
   if (const Status s = validate(c); !s) {
     std::fprintf(stderr, "dsaga-hub: %s\n", s.message().c_str());

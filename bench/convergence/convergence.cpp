@@ -39,6 +39,10 @@ struct Point {
   double objective = NAN, suboptimality = NAN, bytes_per_agent = 0, evaluations = 0, seconds = 0;
   double step_scale = 1.0;  // two-level's guard: the scale of the local step and coarse step
   bool reverted = false;    // ... and whether it sent the model back this round
+  // Outer rounds: rounds that measured F (every round but Newton-CG's product exchanges, which
+  // the round number counts like any other message round trip).
+  std::uint64_t outer = 0;
+  std::string mode, kind;   // the mode that ran the round, and what it asked (run, gradient, product)
 };
 
 struct Threshold {
@@ -80,6 +84,10 @@ std::vector<Point> run_once(const std::vector<Dataset>& shards, HubOptions optio
     p.seconds = monotonic_seconds() - start;
     p.step_scale = r.step_scale;
     p.reverted = r.reverted;
+    p.outer = (points.empty() ? 0 : points.back().outer) +
+              (r.round > 0 && r.kind != msg::RoundKind::product ? 1 : 0);
+    p.mode = to_string(r.mode);
+    p.kind = msg::to_string(r.kind);
     points.push_back(p);
   };
   Status hub_status;
@@ -125,7 +133,8 @@ int main(int argc, char** argv) try {
                  "S1 binary as B1, sparse (CSR), d = 2^18 + 1: hashed 2x2 patch codes (5 levels "
                  "per pixel) as unit rows, plus a bias; D1 binary as B1, dense, d = 64: a fixed "
                  "+-1 random projection to 63 dims, rows scaled by heavy-tailed factors "
-                 "(L_max/L_avg printed, > 10), not normalised, plus a bias")
+                 "(L_max/L_avg printed, > 10), not normalised, plus a bias; B1r and B2r: B1 and "
+                 "B2 on raw pixels/255 (rows not normalised): badly conditioned")
       ->capture_default_str();
   app.add_option("--partition", partition,
                  "iid, by-label or dirichlet:ALPHA (per class, shard shares ~ Dirichlet(ALPHA), "
@@ -141,7 +150,9 @@ int main(int argc, char** argv) try {
                  "with server step X), dsaga-async (each update applied on arrival), dsaga-rX "
                  "(plain with table refresh fraction X), dsaga-mX (two-level with coarse rank X), "
                  "dsaga-whole (sparse agents' vectors at full width, not restricted to their "
-                 "support), combined as dsaga-async-g2-r0; dsaga-pX: local proximal term mu = X")
+                 "support), dsaga-twolevel (two-level, never switching), dsaga-newton (Newton-CG "
+                 "from the start; dsaga-newton-pairs with the curvature-pairs preconditioner), combined as dsaga-async-g2-r0; dsaga-pX: local proximal term "
+                 "mu = X. Rounds print as OUTER(MESSAGES) where they differ (Newton-CG)")
       ->capture_default_str();
   app.add_option("--eta-grid", eta_grid,
                  "Baselines: multiples of the default step 1/(3 L_max) (gd: 1/L_max) to try; "
@@ -283,6 +294,7 @@ int main(int argc, char** argv) try {
     std::string base_name = name;
     Aggregation aggregation = Aggregation::automatic;
     int coarse_rank = 0;
+    Preconditioner preconditioner = Preconditioner::automatic;
     bool restrict_to_support = true;
     double method_server_step = server_step;
     double refresh = 0.0;  // plain dSAGA unless -rX
@@ -303,6 +315,12 @@ int main(int argc, char** argv) try {
           restrict_to_support = false;
         } else if (part == "plain") {
           aggregation = Aggregation::mean;
+        } else if (part == "twolevel") {
+          aggregation = Aggregation::two_level;
+        } else if (part == "newton") {
+          aggregation = Aggregation::newton_cg;
+        } else if (part == "pairs") {
+          preconditioner = Preconditioner::pairs;
         } else if (end != nullptr && *end == '\0' && part[0] == 'm' && value >= 1) {
           coarse_rank = static_cast<int>(value);
         } else if (end != nullptr && *end == '\0' && part[0] == 'g' && value > 0) {
@@ -314,7 +332,7 @@ int main(int argc, char** argv) try {
         } else if (end != nullptr && *end == '\0' && part[0] == 'p' && value >= 0) {
           prox = value;
         } else {
-          std::fprintf(stderr, "--algorithms: '%s' is not dsaga[-async][-plain][-whole][-gX][-rX][-pX][-mX]\n",
+          std::fprintf(stderr, "--algorithms: '%s' is not dsaga[-async][-plain][-twolevel][-newton][-pairs][-whole][-gX][-rX][-pX][-mX]\n",
                        name.c_str());
           return 2;
         }
@@ -337,6 +355,7 @@ int main(int argc, char** argv) try {
       options.server_step = method_server_step;
       options.aggregation = aggregation;
       options.coarse_rank = coarse_rank;
+      options.preconditioner = preconditioner;
       options.restrict_to_support = restrict_to_support;
       options.table_refresh = refresh;
       options.prox = prox;
@@ -353,25 +372,33 @@ int main(int argc, char** argv) try {
                     name.c_str(), factor);
       std::ofstream csv(file);
       csv << "round,objective,suboptimality,bytes_per_agent,gradient_evaluations,seconds,"
-             "step_scale,reverted\n";
+             "step_scale,reverted,outer,mode,kind\n";
       Threshold t3, t6;
       double peak = -INFINITY;  // the largest suboptimality measured (NaN rounds skipped)
       for (const Point& p : points) {
         if (!std::isnan(p.suboptimality)) peak = std::max(peak, p.suboptimality);
-        char line[256];
-        std::snprintf(line, sizeof line, "%llu,%.17g,%.17g,%.0f,%.0f,%.4f,%.6g,%d\n",
+        char line[320];
+        std::snprintf(line, sizeof line, "%llu,%.17g,%.17g,%.0f,%.0f,%.4f,%.6g,%d,%llu,%s,%s\n",
                       static_cast<unsigned long long>(p.round), p.objective, p.suboptimality,
                       p.bytes_per_agent, p.evaluations, p.seconds, p.step_scale,
-                      p.reverted ? 1 : 0);
+                      p.reverted ? 1 : 0, static_cast<unsigned long long>(p.outer),
+                      p.mode.c_str(), p.kind.c_str());
         csv << line;
         if (!t3.reached && p.suboptimality <= 1e-3) t3 = {true, p};
         if (!t6.reached && p.suboptimality <= 1e-6) t6 = {true, p};
       }
       const auto show = [&](const Threshold& t) {
-        char s[64];
+        char s[80];
         if (!t.reached) return std::string("-");
-        std::snprintf(s, sizeof s, "%4llu %7.2f %7.1f %7.1f", static_cast<unsigned long long>(t.at.round),
-                      t.at.bytes_per_agent / 1e6, t.at.evaluations / full->rows(), t.at.seconds);
+        // Rounds: outer rounds, and the message round trips when there were more (Newton-CG).
+        char rounds[32];
+        if (t.at.outer == t.at.round)
+          std::snprintf(rounds, sizeof rounds, "%4llu", static_cast<unsigned long long>(t.at.round));
+        else
+          std::snprintf(rounds, sizeof rounds, "%llu(%llu)", static_cast<unsigned long long>(t.at.outer),
+                        static_cast<unsigned long long>(t.at.round));
+        std::snprintf(s, sizeof s, "%s %7.2f %7.1f %7.1f", rounds, t.at.bytes_per_agent / 1e6,
+                      t.at.evaluations / full->rows(), t.at.seconds);
         return std::string(s);
       };
       const Point& last = points.back();
@@ -396,7 +423,11 @@ int main(int argc, char** argv) try {
         const auto reached = [](const Threshold& t, bool rounds) {
           char v[32];
           if (!t.reached) return std::string("-");
-          if (rounds) std::snprintf(v, sizeof v, "%llu", static_cast<unsigned long long>(t.at.round));
+          if (rounds && t.at.outer != t.at.round)
+            std::snprintf(v, sizeof v, "%llu(%llu)", static_cast<unsigned long long>(t.at.outer),
+                          static_cast<unsigned long long>(t.at.round));
+          else if (rounds)
+            std::snprintf(v, sizeof v, "%llu", static_cast<unsigned long long>(t.at.round));
           else std::snprintf(v, sizeof v, "%.3f", t.at.bytes_per_agent / 1e6);
           return std::string(v);
         };

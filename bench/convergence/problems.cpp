@@ -117,27 +117,31 @@ Dataset projected_heavy_tailed(const DenseMatrix<double>& pixels, const Eigen::V
 }  // namespace
 
 Result<Problem> load_problem(const std::string& name, Index limit) {
-  if (name != "B1" && name != "B2" && name != "S1" && name != "D1")
-    return Result<Problem>::failure("'" + name + "' is not a problem (expected B1, B2, S1 or D1)");
+  if (name != "B1" && name != "B2" && name != "S1" && name != "D1" && name != "B1r" &&
+      name != "B2r")
+    return Result<Problem>::failure("'" + name +
+                                    "' is not a problem (expected B1, B2, B1r, B2r, S1 or D1)");
+  const bool fashion = name == "B1" || name == "B2" || name == "B1r" || name == "B2r";
+  const bool multinomial = name == "B2" || name == "B2r";
   DataSpec spec;
   spec.format = "fashion-mnist";
   spec.limit = limit;
   spec.scale = 1.0 / 255;
   spec.normalize_rows = name == "B1" || name == "B2";
-  spec.bias = name == "B1" || name == "B2";
+  spec.bias = fashion;
   Objective raw;  // squared loss: load_data keeps the labels as they are (the classes 0..9)
   raw.loss = Loss::squared;
   auto pixels = load_data(spec, raw);
   if (!pixels) return pixels.status();
   Problem problem;
-  if (name == "B2") {
+  if (multinomial) {
     problem.objective.loss = Loss::multinomial;
     problem.objective.classes = 10;
   } else {
     problem.objective.loss = Loss::logistic;
     problem.positive = {0, 2, 4, 6};
   }
-  if (name == "B1" || name == "B2") {
+  if (fashion) {
     problem.data = std::move(*pixels);
   } else {
     const auto& X = std::get<DenseMatrix<double>>(pixels->X);

@@ -5,6 +5,8 @@
 //   B1  binary logistic: pixels / 255, each row scaled to unit L2 norm, then a constant 1
 //       (d = 785); y = +1 for classes {0, 2, 4, 6}.
 //   B2  10-class multinomial logistic on the same features (d = 785).
+//   B1r, B2r  B1 and B2 on raw pixels / 255 (rows not normalised; the constant 1 kept): badly
+//       conditioned, many points almost flat at the optimum (ALGORITHM.md section 7.3).
 //   S1  sparse binary logistic with d = 2^18 + 1: hashed 2x2 patch codes. Each pixel p / 255 is
 //       quantised to 5 levels, min(4, floor(5 p / 255)); each of the 27 x 27 overlapping 2x2
 //       patches whose 4 levels are not all 0 gives the key (patch position, its 4 levels) out of
@@ -42,7 +44,7 @@ struct Problem {
   std::vector<double> positive;  // raw labels that become +1 (logistic)
 };
 
-// "B1", "B2", "S1" or "D1" from the first `limit` training images (0 = all 60,000).
+// "B1", "B2", "B1r", "B2r", "S1" or "D1" from the first `limit` training images (0 = all 60,000).
 Result<Problem> load_problem(const std::string& name, Index limit);
 
 }  // namespace dsaga::bench

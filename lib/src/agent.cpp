@@ -264,6 +264,7 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
   if (!method_) return Status::error("RoundStart before any Config: ignored");
   if (answered_round_ && start.round <= *answered_round_)
     return Status::ok();  // a repeat of a round already answered (after a reconnect)
+  if (start.kind != msg::RoundKind::run) return on_newton_round(start, out);
   const Index dim = w_round_.size();
   const Index wire = wire_width();
   if (static_cast<Index>(start.w.size()) != wire || static_cast<Index>(start.gbar.size()) != wire)
@@ -320,6 +321,69 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
     update.coarse_g.clear();
     update.coarse_h.clear();
   }
+  update.product.clear();
+  update.gram.clear();
+  has_pending_ = true;
+  out.push_back(pending_);
+  return Status::ok();
+}
+
+Status AgentCore::on_newton_round(const msg::RoundStart& start, Outbox& out) {
+  const Index wire = wire_width();
+  const bool product = start.kind == msg::RoundKind::product;
+  const std::size_t direction = product ? static_cast<std::size_t>(wire) : 0;
+  if (static_cast<Index>(start.w.size()) != wire || !start.gbar.empty() ||
+      start.direction.size() != direction || !start.eval_w.empty())
+    return Status::error(cat("RoundStart ", start.round, " (", to_string(start.kind),
+                             ") rejected: w, gbar, direction and eval_w have ", start.w.size(),
+                             ", ", start.gbar.size(), ", ", start.direction.size(), " and ",
+                             start.eval_w.size(), " entries, expected ", wire, ", 0, ", direction,
+                             " and 0"));
+  if (start.gram && product)
+    return Status::error(cat("RoundStart ", start.round, " rejected: a Gram is asked with a product"));
+  // The Gram is |support|^2 / 2 floats: refused past the bound the hub keeps (newton.hpp).
+  if (start.gram && static_cast<Index>(support_.size()) > newton::max_gram_columns())
+    return Status::error(cat("RoundStart ", start.round, " rejected: a Gram of ", support_.size(),
+                             " columns (the most is ", newton::max_gram_columns(), ")"));
+  from_wire(start.w, w_round_);
+  double loss = 0.0;
+  std::uint64_t passes = 0;
+  // A product needs the curvature at w: an agent that restarted since the gradient round (or
+  // missed it) takes it again first.
+  if (!product || !curvature_.at(w_round_)) {
+    loss = curvature_.gradient(data_, objective_, w_round_, product_);
+    ++passes;
+  }
+  if (product) {
+    direction_.resize(w_round_.size());
+    from_wire(start.direction, direction_);
+    curvature_.product(data_, objective_, direction_, product_);
+    ++passes;
+  }
+  answered_round_ = start.round;
+  ++rounds_done_;
+  if (!all_finite(product_) || !std::isfinite(loss)) {
+    out.push_back(msg::Error{msg::ErrorCode::invalid_value,
+                             cat("the ", to_string(start.kind), " of round ", start.round,
+                                 " is not finite")});
+    return Status::error(cat("round ", start.round, ": the ", to_string(start.kind),
+                             " is not finite"));
+  }
+  msg::Update& update = slot<msg::Update>(pending_);
+  update.round = start.round;
+  update.seq = ++seq_;
+  update.samples = static_cast<std::uint64_t>(data_.rows());
+  update.steps = passes * static_cast<std::uint64_t>(data_.rows());  // per-sample evaluations
+  update.loss_sum = product ? 0.0 : loss;
+  update.dw.clear();
+  update.dS.clear();
+  update.coarse_g.clear();
+  update.coarse_h.clear();
+  to_wire(product_, update.product);
+  if (start.gram)
+    newton::gram_upper(data_, support_, update.gram);
+  else
+    update.gram.clear();
   has_pending_ = true;
   out.push_back(pending_);
   return Status::ok();

@@ -205,6 +205,13 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
     }
     s.get("max_staleness", c.hub.max_staleness);
     s.get("coarse_rank", c.hub.coarse_rank);
+    std::string preconditioner = to_string(c.hub.preconditioner);
+    s.get("preconditioner", preconditioner);
+    if (const toml::node* node = s.find("preconditioner")) {
+      auto parsed = parse_preconditioner(preconditioner);
+      if (!parsed) s.fail(*node, "training.preconditioner: " + parsed.error());
+      else c.hub.preconditioner = *parsed;
+    }
     s.get("eta", c.hub.eta);
     s.get("server_step", c.hub.server_step);
     s.get("prox", c.hub.prox);
@@ -376,7 +383,8 @@ Status validate(const HubConfig& c) {
   if (!(h.server_step > 0) || !std::isfinite(h.server_step))
     return Status::error("training.server_step: must be > 0");
   if (h.local_steps < 0) return Status::error("training.local_steps: must be >= 0");
-  if ((h.aggregation == Aggregation::async || h.aggregation == Aggregation::two_level) &&
+  if ((h.aggregation == Aggregation::async || h.aggregation == Aggregation::two_level ||
+       h.aggregation == Aggregation::newton_cg) &&
       h.algorithm != msg::Algorithm::dsaga)
     return Status::error(cat("training.aggregation: ", to_string(h.aggregation), " is for dsaga; ",
                              to_string(h.algorithm),

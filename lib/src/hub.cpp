@@ -42,16 +42,33 @@ const char* to_string(Aggregation aggregation) {
     case Aggregation::async: return "async";
     case Aggregation::two_level: return "two-level";
     case Aggregation::automatic: return "auto";
+    case Aggregation::newton_cg: return "newton-cg";
   }
   return "unknown";
 }
 
 Result<Aggregation> parse_aggregation(const std::string& text) {
-  for (auto a : {Aggregation::automatic, Aggregation::two_level, Aggregation::mean,
-                 Aggregation::async})
+  for (auto a : {Aggregation::automatic, Aggregation::two_level, Aggregation::newton_cg,
+                 Aggregation::mean, Aggregation::async})
     if (text == to_string(a)) return a;
   return Result<Aggregation>::failure(
-      cat("'", text, "' is not an aggregation (auto, two-level, mean, async)"));
+      cat("'", text, "' is not an aggregation (auto, two-level, newton-cg, mean, async)"));
+}
+
+const char* to_string(Preconditioner preconditioner) {
+  switch (preconditioner) {
+    case Preconditioner::automatic: return "auto";
+    case Preconditioner::gram: return "gram";
+    case Preconditioner::pairs: return "pairs";
+  }
+  return "unknown";
+}
+
+Result<Preconditioner> parse_preconditioner(const std::string& text) {
+  for (auto p : {Preconditioner::automatic, Preconditioner::gram, Preconditioner::pairs})
+    if (text == to_string(p)) return p;
+  return Result<Preconditioner>::failure(
+      cat("'", text, "' is not a preconditioner (auto, gram, pairs)"));
 }
 
 std::uint64_t agent_seed(std::uint64_t run_seed, const std::string& agent_id) {
@@ -67,7 +84,9 @@ std::uint64_t agent_seed(std::uint64_t run_seed, const std::string& agent_id) {
 }
 
 HubCore::HubCore(HubOptions options)
-    : options_(std::move(options)), mode_(&mode_for(options_.effective_aggregation())) {
+    : options_(std::move(options)),
+      mode_(&mode_for(options_.effective_aggregation())),
+      active_(options_.effective_aggregation()) {
   features_ = options_.features;
 }
 
@@ -107,8 +126,11 @@ msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const
 }
 
 msg::RoundStart HubCore::round_start() const {
-  msg::RoundStart start{round_, to_std(w_), to_std(broadcast_gbar()), {}};
-  mode_->add_to_start(*this, start);
+  msg::RoundStart start;
+  start.round = round_;
+  start.w = to_std(w_);
+  start.gbar = to_std(broadcast_gbar());
+  mode_->add_to_start(*this, nullptr, start);
   return start;
 }
 
@@ -126,9 +148,11 @@ std::uint64_t HubCore::local_steps_for(const AgentState& agent) const {
 msg::RoundStart HubCore::round_start_for(const AgentState& agent) const {
   if (!restricted(agent)) return round_start();
   const int C = options_.objective.classes;
-  msg::RoundStart start{round_, support::gather(w_, agent.support, C),
-                        support::gather(broadcast_gbar(), agent.support, C), {}};
-  mode_->add_to_start(*this, start);
+  msg::RoundStart start;
+  start.round = round_;
+  start.w = support::gather(w_, agent.support, C);
+  start.gbar = support::gather(broadcast_gbar(), agent.support, C);
+  mode_->add_to_start(*this, &agent, start);
   return start;
 }
 
@@ -317,6 +341,7 @@ void HubCore::start_initialization(double /*now*/, std::vector<Outgoing>& out) {
   best_w_ = w_;
   phase_ = Phase::initializing;
   coarse_ = CoarseState{};
+  choose_start_mode(*this);  // auto: two-level, or Newton-CG from the start
   for (auto& [id, agent] : agents_) {
     agent.table_sum = Eigen::VectorXd::Zero(dim);
     agent.initialized = false;
@@ -443,16 +468,38 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
   const bool narrow = restricted(agent);
   const Index width =
       narrow ? static_cast<Index>(agent.support.size()) * options_.objective.classes : w_.size();
-  if (static_cast<Index>(update.dw.size()) != width ||
-      static_cast<Index>(update.dS.size()) != width)
+  // A Newton-CG answer (newton.hpp) carries `product` (and once the Gram) instead of dw and dS.
+  const bool newton = !update.product.empty();
+  const std::size_t gram_columns =
+      agent.support.empty() ? static_cast<std::size_t>(features_) : agent.support.size();
+  if (newton && (!update.dw.empty() || !update.dS.empty() || !update.coarse_g.empty() ||
+                 !update.coarse_h.empty() || static_cast<Index>(update.product.size()) != width ||
+                 (!update.gram.empty() &&
+                  update.gram.size() != coarse::packed_size(gram_columns))))
+    return fail(msg::ErrorCode::dimension_mismatch,
+                cat("a Newton answer with product, dw, dS, coarse_g, coarse_h and gram of ",
+                    update.product.size(), ", ", update.dw.size(), ", ", update.dS.size(), ", ",
+                    update.coarse_g.size(), ", ", update.coarse_h.size(), " and ",
+                    update.gram.size(), " entries; expected ", width, ", 0, 0, 0, 0 and 0 or ",
+                    coarse::packed_size(gram_columns), narrow ? " (restricted to its support)" : ""));
+  if (!newton && (static_cast<Index>(update.dw.size()) != width ||
+                  static_cast<Index>(update.dS.size()) != width || !update.gram.empty()))
     return fail(msg::ErrorCode::dimension_mismatch,
                 cat("dw has ", update.dw.size(), " and dS ", update.dS.size(), " entries, expected ",
-                    width, narrow ? " (restricted to its support)" : ""));
+                    width, narrow ? " (restricted to its support)" : "",
+                    update.gram.empty() ? "" : "; a Gram comes only with a Newton gradient"));
   if (!std::isfinite(update.loss_sum))
     return fail(msg::ErrorCode::invalid_value, "loss_sum is not finite");
   // From here on the modes see whole vectors.
   std::optional<msg::Update> widened;
-  if (narrow) widened = whole_update(agent, update);
+  if (narrow && newton) {
+    widened = update;
+    Eigen::VectorXd full(w_.size());
+    support::scatter(update.product.data(), agent.support, options_.objective.classes, 0.0, full);
+    widened->product = to_std(full);
+  } else if (narrow) {
+    widened = whole_update(agent, update);
+  }
   const msg::Update& whole = widened ? *widened : update;
   if (options_.max_update_norm > 0) {
     const double dw_norm = view(whole.dw).norm();
@@ -478,8 +525,10 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
 void HubCore::apply_late(AgentState& agent, const msg::Update& update,
                          std::vector<Outgoing>& out) {
   agent.last_seq = update.seq;
-  agent.table_sum += view(update.dS);
-  gbar_ += view(update.dS) / static_cast<double>(total_samples_);
+  if (!update.dS.empty()) {  // (a Newton answer leaves the tables alone)
+    agent.table_sum += view(update.dS);
+    gbar_ += view(update.dS) / static_cast<double>(total_samples_);
+  }
   ++late_updates_;
   out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
   commit_ = true;

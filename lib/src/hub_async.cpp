@@ -52,7 +52,10 @@ std::uint64_t HubCore::staleness_bound() const {
 
 void HubCore::send_async_start(AgentState& agent, std::vector<Outgoing>& out) {
   if (!agent.connected || !agent.initialized) return;
-  msg::RoundStart start{version_, to_std(w_), to_std(gbar_), {}};
+  msg::RoundStart start;
+  start.round = version_;
+  start.w = to_std(w_);
+  start.gbar = to_std(gbar_);
   // Until the agent has reported its loss at this round's evaluation point, it is asked for it.
   if (eval_reported_.count(agent.agent_id) == 0) {
     start.eval_w = to_std(eval_w_);

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "dsaga/hub.hpp"
+#include "hub_mode.hpp"
 #include "strings.hpp"
 
 namespace dsaga {
@@ -18,8 +19,8 @@ namespace {
 
 constexpr char kMagic[8] = {'D', 'S', 'G', 'A', 'C', 'K', 'P', 'T'};
 // 2: aggregation, max_staleness, version; 3: table_refresh; 4: two-level (coarse_rank, the
-// coarse state, the agents' supports)
-constexpr std::uint32_t kFormat = 5;
+// coarse state, the agents' supports); 5: the round's broadcast; 6: Newton-CG and auto's switch
+constexpr std::uint32_t kFormat = 6;
 constexpr std::size_t kHeader = 8 + 4 + 8 + 4;
 
 class Writer {
@@ -49,6 +50,10 @@ class Writer {
   void put(const std::vector<std::uint32_t>& v) {
     put<std::uint64_t>(v.size());
     out_.append(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+  }
+  void put(const std::vector<double>& v) {
+    put<std::uint64_t>(v.size());
+    out_.append(reinterpret_cast<const char*>(v.data()), v.size() * 8);
   }
   std::string& bytes() { return out_; }
 
@@ -97,6 +102,14 @@ class Reader {
     v.resize(static_cast<std::size_t>(n));
     std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 4);
     p_ += n * 4;
+    return true;
+  }
+  bool get(std::vector<double>& v) {
+    std::uint64_t n = 0;
+    if (!get(n) || n > static_cast<std::uint64_t>(end_ - p_) / 8) return false;
+    v.resize(static_cast<std::size_t>(n));
+    std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 8);
+    p_ += n * 8;
     return true;
   }
   bool done() const { return p_ == end_; }
@@ -151,6 +164,28 @@ std::string HubCore::snapshot() const {
   w.put<double>(coarse_.f_prev2);
   w.put(coarse_.w_prev);
   w.put<std::uint64_t>(coarse_.reverts);
+  // auto's switch and Newton-CG (the factor is rebuilt from the Gram).
+  w.put<std::uint8_t>(static_cast<std::uint8_t>(active_));
+  w.put(f_history_);
+  w.put<std::uint8_t>(static_cast<std::uint8_t>(newton_.stage));
+  w.put<std::uint8_t>(newton_.use_gram ? 1 : 0);
+  w.put<std::uint8_t>(newton_.gram_asked ? 1 : 0);
+  w.put(newton_.gram);
+  w.put(newton_.cg.x);
+  w.put(newton_.cg.r);
+  w.put(newton_.cg.p);
+  w.put<double>(newton_.cg.rz);
+  w.put<double>(newton_.cg.tol);
+  w.put<std::uint64_t>(newton_.cg.steps);
+  w.put(newton_.w_outer);
+  w.put<double>(newton_.f_outer);
+  w.put(newton_.step);
+  w.put<double>(newton_.t);
+  w.put<std::uint64_t>(newton_.outer);
+  w.put(newton_.pairs_s);
+  w.put(newton_.pairs_y);
+  w.put(newton_.next_s);
+  w.put(newton_.next_y);
   w.put<std::uint64_t>(agents_.size());
   for (const auto& [id, a] : agents_) {
     w.put(a.agent_id);
@@ -230,9 +265,32 @@ Status HubCore::restore(const std::string& bytes) {
   ok = ok && r.get(next.coarse_.basis_id) && r.get(identity) && r.get(next.coarse_.basis.u) &&
        r.get(next.coarse_.basis.curvature) && r.get(next.coarse_.basis.fine_curvature) &&
        r.get(next.coarse_.eta0) && r.get(next.coarse_.max_steps) && r.get(next.coarse_.gamma) && r.get(next.coarse_.f_prev) &&
-       r.get(next.coarse_.f_prev2) && r.get(next.coarse_.w_prev) && r.get(next.coarse_.reverts) &&
-       r.get(agent_count);
+       r.get(next.coarse_.f_prev2) && r.get(next.coarse_.w_prev) && r.get(next.coarse_.reverts);
+  std::uint8_t active = 0, stage = 0, use_gram = 0, gram_asked = 0;
+  HubCore::NewtonState& nt = next.newton_;
+  ok = ok && r.get(active) && r.get(next.f_history_) && r.get(stage) && r.get(use_gram) &&
+       r.get(gram_asked) && r.get(nt.gram) && r.get(nt.cg.x) && r.get(nt.cg.r) &&
+       r.get(nt.cg.p) && r.get(nt.cg.rz) && r.get(nt.cg.tol) && r.get(nt.cg.steps) &&
+       r.get(nt.w_outer) && r.get(nt.f_outer) && r.get(nt.step) && r.get(nt.t) &&
+       r.get(nt.outer) && r.get(nt.pairs_s) && r.get(nt.pairs_y) && r.get(nt.next_s) &&
+       r.get(nt.next_y) && r.get(agent_count);
   next.coarse_.basis.identity = identity != 0;
+  if (ok) {
+    // The mode running: the one the options name, or Newton-CG after auto's switch.
+    const bool switched = options_.aggregation == Aggregation::automatic &&
+                          active == static_cast<std::uint8_t>(Aggregation::newton_cg) &&
+                          options_.algorithm == msg::Algorithm::dsaga;
+    if (active != static_cast<std::uint8_t>(options_.effective_aggregation()) && !switched)
+      return Status::error(cat("checkpoint corrupt: mode ", int(active), " for aggregation ",
+                               to_string(options_.aggregation)));
+    next.active_ = static_cast<Aggregation>(active);
+    next.mode_ = &mode_for(next.active_);
+    nt.stage = static_cast<msg::RoundKind>(stage);
+    nt.use_gram = use_gram != 0;
+    nt.gram_asked = gram_asked != 0;
+    ok = stage == static_cast<std::uint8_t>(msg::RoundKind::gradient) ||
+         stage == static_cast<std::uint8_t>(msg::RoundKind::product);
+  }
   if (!ok || phase > static_cast<std::uint8_t>(Phase::finished))
     return Status::error("checkpoint corrupt: short or invalid state");
   const Index dim = next.w_.size();
@@ -244,6 +302,21 @@ Status HubCore::restore(const std::string& bytes) {
       (next.coarse_.w_prev.size() != 0 && next.coarse_.w_prev.size() != dim) ||
       !(next.coarse_.gamma > 0 && next.coarse_.gamma <= 1))
     return Status::error("checkpoint corrupt: inconsistent dimensions");
+  const auto sized = [dim](const Eigen::VectorXd& v) { return v.size() == 0 || v.size() == dim; };
+  const auto pairs = [dim](const Eigen::MatrixXd& m) {
+    return m.size() == 0 || (m.rows() == dim && m.cols() <= newton::kPairs);
+  };
+  if (!sized(nt.cg.x) || !sized(nt.cg.r) || !sized(nt.cg.p) || !sized(nt.w_outer) ||
+      !sized(nt.step) || !pairs(nt.pairs_s) || !pairs(nt.next_s) ||
+      nt.pairs_y.rows() != nt.pairs_s.rows() || nt.pairs_y.cols() != nt.pairs_s.cols() ||
+      nt.next_y.rows() != nt.next_s.rows() || nt.next_y.cols() != nt.next_s.cols() ||
+      (nt.gram.size() != 0 && static_cast<std::size_t>(nt.gram.size()) !=
+                                  coarse::packed_size(static_cast<std::size_t>(next.features_))) ||
+      (nt.stage == msg::RoundKind::product &&
+       (nt.cg.p.size() != dim || nt.cg.x.size() != dim || nt.cg.r.size() != dim ||
+        nt.w_outer.size() != dim)) ||
+      next.f_history_.size() > 64)
+    return Status::error("checkpoint corrupt: inconsistent Newton-CG state");
   for (std::uint64_t i = 0; i < agent_count; ++i) {
     AgentState a;
     std::uint8_t initialized = 0;

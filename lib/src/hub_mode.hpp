@@ -2,6 +2,8 @@
 //   hub_sync.cpp       synchronous rounds, and in them the plain weighted mean (MeanMode)
 //   hub_two_level.cpp  two-level dSAGA: synchronous rounds with the coarse Newton step
 //   hub_async.cpp      asynchronous aggregation: every update applied on arrival
+//   hub_newton.cpp     distributed Newton-CG: synchronous rounds, each a gradient or a Hessian
+//                      product exchange (auto switches two-level to it once, by itself)
 // HubCore (hub.cpp) keeps what every mode shares: admission, the init round, the checks of a
 // message and the exactly-once table accounting, checkpoints and reports. A mode decides what
 // training looks like from there: when an accepted update's step is applied, what the step is,
@@ -41,7 +43,11 @@ class HubCore::Mode {
   virtual double default_step(const HubCore& hub, double lmax) const;
   // The mode's fields in an agent's Config and in a RoundStart.
   virtual void add_to_config(const HubCore&, const AgentState&, msg::Config&) const {}
-  virtual void add_to_start(const HubCore&, msg::RoundStart&) const {}
+  // `agent` is the one a restricted RoundStart is for (nullptr: the whole one, to every agent
+  // whose vectors are not restricted).
+  virtual void add_to_start(const HubCore&, const AgentState* /*agent*/, msg::RoundStart&) const {}
+  // What the open round asks of the agents (Newton-CG: a gradient or a product exchange).
+  virtual msg::RoundKind round_kind(const HubCore&) const { return msg::RoundKind::run; }
   // The local steps per round of an agent whose Config says `steps`.
   virtual std::uint64_t local_steps(const HubCore&, std::uint64_t steps) const { return steps; }
   // Whether the mode keeps the round's broadcast (round_gbar_, round_eta_) for the closed form
@@ -76,6 +82,15 @@ const HubCore::Mode& mode_for(Aggregation aggregation);
 const HubCore::Mode& mean_mode();
 const HubCore::Mode& two_level_mode();
 const HubCore::Mode& async_mode();
+const HubCore::Mode& newton_mode();
+
+// auto: the hub goes over to Newton-CG from its current w, for the reason given (logged). The
+// next round opened is Newton-CG's first gradient round.
+void switch_to_newton(HubCore& hub, const std::string& why);
+// auto, when training is about to start (eta and every agent known): Newton-CG from the start
+// where the local runs could not move the flattest directions and the Gram is affordable
+// (hub_newton.cpp).
+void choose_start_mode(HubCore& hub);
 
 // Checks shared by the modes without a coarse space: an update must not carry one.
 std::optional<Refusal> no_coarse_payload(const msg::Update& update);

@@ -94,6 +94,8 @@ void SyncMode::close_round(HubCore& hub, double now, std::vector<Outgoing>& out)
   report.late_updates = hub.late_updates_;
   hub.late_updates_ = 0;
   report.seconds = now - hub.round_started_;
+  report.mode = hub.active_;
+  report.kind = hub.mode_->round_kind(hub);
 
   // gbar <- gbar + sum_k dS_k / N (S_k with it, exactly once), then the mode's step.
   double n_round = 0.0;
@@ -103,14 +105,17 @@ void SyncMode::close_round(HubCore& hub, double now, std::vector<Outgoing>& out)
   for (const auto& [id, u] : hub.pending_) {
     AgentState& agent = hub.agents_.at(id);
     agent.last_seq = u.seq;
-    agent.table_sum += view(u.dS);
-    hub.gbar_ += view(u.dS) / static_cast<double>(hub.total_samples_);
+    if (!u.dS.empty()) {  // (a Newton answer leaves the tables alone)
+      agent.table_sum += view(u.dS);
+      hub.gbar_ += view(u.dS) / static_cast<double>(hub.total_samples_);
+    }
     out.push_back(Outgoing{{agent.peer}, msg::Ack{u.round, u.seq}});
     loss += u.loss_sum;
     report.local_steps += u.steps;
   }
-  // F(w_r) needs every agent's loss at w_r.
-  const bool complete = hub.pending_.size() == hub.agents_.size();
+  // F(w_r) needs every agent's loss at w_r (a Newton product round measures none).
+  const bool complete = hub.pending_.size() == hub.agents_.size() &&
+                        report.kind != msg::RoundKind::product;
   if (complete) hub.record_objective(report, loss, w_round);
   step(hub, w_round, n_round, complete ? report.objective : NAN, report);
   report.invariant_error = hub.check_invariant();
@@ -140,6 +145,7 @@ const HubCore::Mode& mode_for(Aggregation aggregation) {
   switch (aggregation) {
     case Aggregation::async: return async_mode();
     case Aggregation::two_level: return two_level_mode();
+    case Aggregation::newton_cg: return newton_mode();
     case Aggregation::mean:
     case Aggregation::automatic: break;  // resolved before (HubOptions::effective_aggregation)
   }

@@ -9,6 +9,20 @@
 
 namespace dsaga {
 
+namespace {
+
+// auto's switch to Newton-CG (ALGORITHM.md section 7.3): the rounds' ratio of successive
+// decreases of F, rho_r = (F_{r-1} - F_r) / (F_{r-2} - F_{r-1}), measures how much of the
+// remaining error a round removes. Two-level rounds converge linearly, and a median rho over
+// kSwitchWindow rounds above kSwitchRatio means more than ~10 rounds per decade (0.8^10 = 0.11):
+// the flat-curvature regime, where local runs barely move the flat directions and a Newton step
+// does not care. On well-conditioned data the ratio stays near 0.5 (B1: 0.49 over rounds 5-10),
+// on flat data it is near 0.9 (B1r: 0.89-0.91).
+constexpr int kSwitchWindow = 5;
+constexpr double kSwitchRatio = 0.8;
+
+}  // namespace
+
 // Synchronous rounds whose step is the coarse Newton step plus the fine part of the mean.
 class TwoLevelMode final : public SyncMode {
  public:
@@ -24,7 +38,7 @@ class TwoLevelMode final : public SyncMode {
     if (hub.coarse_.basis.identity) return 0;  // the hub's Newton step is the whole step
     return hub.coarse_.max_steps > 0 ? std::min(steps, hub.coarse_.max_steps) : steps;
   }
-  void add_to_start(const HubCore& hub, msg::RoundStart& start) const override {
+  void add_to_start(const HubCore& hub, const AgentState*, msg::RoundStart& start) const override {
     if (hub.basis_ready()) start.eta = hub.coarse_.gamma * hub.coarse_.eta0;
   }
   Status take_init(HubCore& hub, AgentState& agent, const msg::InitUpload& init) const override;
@@ -35,9 +49,14 @@ class TwoLevelMode final : public SyncMode {
  private:
   // Once every agent's eigenpairs are in: U, m and the local step (coarse.hpp).
   static void build_coarse_space(HubCore& hub);
-  // The guard, the coarse Newton step and the fine part of the weighted mean of the dw.
+  // The two-level step, then (auto) the switch's look at the rounds so far.
   void step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round, double objective,
             RoundReport& report) const override;
+  // The guard, the coarse Newton step and the fine part of the weighted mean of the dw.
+  static void two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round,
+                             double objective, RoundReport& report);
+  // auto: whether the last rounds' F shows the flat-curvature regime (and then switches).
+  static void consider_switch(HubCore& hub, double objective, const RoundReport& report);
 };
 
 const HubCore::Mode& two_level_mode() {
@@ -185,6 +204,31 @@ std::optional<Refusal> TwoLevelMode::check_update(const HubCore& hub, const Agen
 
 void TwoLevelMode::step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round,
                         double objective, RoundReport& report) const {
+  two_level_step(hub, w_round, n_round, objective, report);
+  if (hub.options_.aggregation == Aggregation::automatic && !hub.coarse_.basis.identity)
+    consider_switch(hub, objective, report);
+}
+
+void TwoLevelMode::consider_switch(HubCore& hub, double objective, const RoundReport& report) {
+  std::vector<double>& f = hub.f_history_;
+  // A round the guard sent back, or one whose F is unknown, starts the count again.
+  if (report.reverted || !std::isfinite(objective)) {
+    f.clear();
+    return;
+  }
+  f.push_back(objective);
+  const std::size_t need = kSwitchWindow + 2;
+  if (f.size() > need) f.erase(f.begin());
+  if (f.size() < need) return;
+  const double median = newton::median_decrease_ratio(f);
+  if (!(median > kSwitchRatio)) return;
+  switch_to_newton(hub, cat("the median ratio of successive decreases of F over the last ",
+                            kSwitchWindow, " rounds is ", median, " (over ", kSwitchRatio,
+                            "): the flat-curvature regime"));
+}
+
+void TwoLevelMode::two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round,
+                                  double objective, RoundReport& report) {
   HubCore::CoarseState& s = hub.coarse_;
   // The guard (on rounds whose F is known): a rise of F larger than the decrease before it
   // sends the model back to the last accepted w with half the step; a good round grows the

@@ -7,6 +7,15 @@ template <class>
 [[maybe_unused]] inline constexpr bool kAlwaysFalse = false;
 }  // namespace
 
+const char* to_string(RoundKind kind) {
+  switch (kind) {
+    case RoundKind::run: return "run";
+    case RoundKind::gradient: return "gradient";
+    case RoundKind::product: return "product";
+  }
+  return "unknown";
+}
+
 const char* name_of(const Message& message) {
   return std::visit(
       [](const auto& m) -> const char* {

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "strings.hpp"
+
 namespace dsaga {
 
 namespace {
@@ -60,7 +62,7 @@ Result<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& pa
     std::fputs(
         "round,agents,participants,objective,suboptimality,invariant_error,round_seconds,"
         "elapsed_seconds,local_steps,late_updates,bytes_in,bytes_out,bytes_per_agent,updates,"
-        "stale_dropped,step_scale,reverted\n",
+        "stale_dropped,step_scale,reverted,mode,kind,cg_steps\n",
         file);
     std::fflush(file);
   }
@@ -81,14 +83,17 @@ Status MetricsWriter::write(const RoundReport& r, const TrafficCounters& t, doub
          << ",\"bytes_per_agent\":" << json_number(per_agent(t, r.agents))
          << ",\"updates\":" << r.updates << ",\"stale_dropped\":" << r.stale_dropped
          << ",\"step_scale\":" << json_number(r.step_scale)
-         << ",\"reverted\":" << (r.reverted ? "true" : "false") << "}\n";
+         << ",\"reverted\":" << (r.reverted ? "true" : "false") << ",\"mode\":\""
+         << to_string(r.mode) << "\",\"kind\":\"" << msg::to_string(r.kind)
+         << "\",\"cg_steps\":" << r.cg_steps << "}\n";
   } else {
     line << r.round << ',' << r.agents << ',' << r.participants << ',' << number(r.objective)
          << ',' << number(r.suboptimality) << ',' << number(r.invariant_error) << ','
          << number(r.seconds) << ',' << number(elapsed) << ',' << r.local_steps << ','
          << r.late_updates << ',' << t.bytes_in << ',' << t.bytes_out << ','
          << number(per_agent(t, r.agents)) << ',' << r.updates << ',' << r.stale_dropped << ','
-         << number(r.step_scale) << ',' << (r.reverted ? 1 : 0) << '\n';
+         << number(r.step_scale) << ',' << (r.reverted ? 1 : 0) << ',' << to_string(r.mode) << ','
+         << msg::to_string(r.kind) << ',' << r.cg_steps << '\n';
   }
   const std::string s = line.str();
   if (std::fwrite(s.data(), 1, s.size(), file_) != s.size() || std::fflush(file_) != 0)
@@ -114,6 +119,11 @@ std::string progress_line(const RoundReport& r, std::uint64_t max_rounds, double
                 std::string(width - filled, '.').c_str(), r.objective, r.suboptimality,
                 r.invariant_error, r.seconds, human_bytes(per_agent(traffic, r.agents)).c_str());
   std::string line = buf;
+  // Newton-CG's exchanges: a product round measures no F.
+  if (r.kind != msg::RoundKind::run) {
+    line += cat(" newton-cg ", msg::to_string(r.kind));
+    if (r.cg_steps > 0) line += cat(" (step after ", r.cg_steps, " CG steps)");
+  }
   // Two-level's guard, when it acts: the step it left and whether it went back a round.
   if (r.reverted) line += " guard: back to the previous model";
   if (r.step_scale < 1.0) {

@@ -117,7 +117,9 @@ struct BodyEncoder {
     // Absent unless the hub asks for the loss elsewhere than at w (asynchronous aggregation).
     const auto eval_w =
         m.eval_w.empty() ? flatbuffers::Offset<flatbuffers::Vector<double>>() : doubles(m.eval_w);
-    const auto t = fb::CreateRoundStart(fbb, m.round, w, gbar, eval_w, m.eta);
+    const auto direction = doubles(m.direction);
+    const auto t = fb::CreateRoundStart(fbb, m.round, w, gbar, eval_w, m.eta,
+                                        static_cast<std::uint8_t>(m.kind), m.gram, direction);
     return {fb::Body::RoundStart, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Update& m) {
@@ -125,8 +127,10 @@ struct BodyEncoder {
     const auto ds = doubles(m.dS);
     const auto coarse_g = doubles(m.coarse_g);
     const auto coarse_h = doubles(m.coarse_h);
+    const auto product = doubles(m.product);
+    const auto gram = fbb.CreateVector(m.gram.data(), m.gram.size());
     const auto t = fb::CreateUpdate(fbb, m.round, m.seq, m.samples, m.steps, m.loss_sum, dw, ds,
-                                    coarse_g, coarse_h);
+                                    coarse_g, coarse_h, product, gram);
     return {fb::Body::Update, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Ack& m) {
@@ -181,10 +185,11 @@ class Checks {
   // its elements: a corrupt offset can place a [double] at 4 mod 8, and reading it is undefined
   // behaviour (a SIGBUS on armhf). The buffer start is 8-aligned here, so the address tells.
   // An empty vector has no element to load, and the builder does not align it.
-  Checks& aligned(const flatbuffers::Vector<double>* v, const char* name) {
+  template <class T>
+  Checks& aligned(const flatbuffers::Vector<T>* v, const char* name) {
     if (ok() && v != nullptr && v->size() != 0 &&
-        reinterpret_cast<std::uintptr_t>(v->data()) % alignof(double) != 0) {
-      fail(std::string(name) + " is not " + std::to_string(alignof(double)) +
+        reinterpret_cast<std::uintptr_t>(v->data()) % alignof(T) != 0) {
+      fail(std::string(name) + " is not " + std::to_string(alignof(T)) +
            "-byte aligned (corrupt offset)");
     }
     return *this;
@@ -213,7 +218,8 @@ class Checks {
     return *this;
   }
 
-  Checks& finite(const flatbuffers::Vector<double>* v, const char* name) {
+  template <class T>
+  Checks& finite(const flatbuffers::Vector<T>* v, const char* name) {
     if (!ok() || v == nullptr) return *this;
     const flatbuffers::uoffset_t n = v->size();
     for (flatbuffers::uoffset_t i = 0; i < n; ++i) {
@@ -249,7 +255,8 @@ T& slot(msg::Message& out) {
 // Only called on verified, present fields.
 void assign(const flatbuffers::String& s, std::string& out) { out.assign(s.data(), s.size()); }
 
-void assign(const flatbuffers::Vector<double>& v, std::vector<double>& out) {
+template <class T>
+void assign(const flatbuffers::Vector<T>& v, std::vector<T>& out) {
   if (v.size() == 0) {  // data() of an empty vector may be misaligned: do not use it
     out.clear();
     return;
@@ -365,7 +372,12 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
       .finite(t.w(), "RoundStart.w")
       .finite(t.gbar(), "RoundStart.gbar")
       .finite(t.eval_w(), "RoundStart.eval_w")
-      .finite(t.eta(), "RoundStart.eta");
+      .finite(t.eta(), "RoundStart.eta")
+      .required(t.direction(), "RoundStart.direction")
+      .aligned(t.direction(), "RoundStart.direction")
+      .finite(t.direction(), "RoundStart.direction");
+  if (checks.status() && t.kind() > static_cast<std::uint8_t>(msg::RoundKind::product))
+    return Status::error("RoundStart.kind has unknown value " + std::to_string(int(t.kind())));
   if (!checks.status()) return checks.status();
   msg::RoundStart& m = slot<msg::RoundStart>(out);
   m.round = t.round();
@@ -374,6 +386,9 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
   if (t.eval_w() != nullptr) assign(*t.eval_w(), m.eval_w);
   else m.eval_w.clear();  // keeps its capacity: no allocation either way
   m.eta = t.eta();
+  m.kind = static_cast<msg::RoundKind>(t.kind());
+  m.gram = t.gram();
+  assign(*t.direction(), m.direction);
   return Status::ok();
 }
 
@@ -391,7 +406,13 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
       .finite(t.dw(), "Update.dw")
       .finite(t.ds(), "Update.dS")
       .finite(t.coarse_g(), "Update.coarse_g")
-      .finite(t.coarse_h(), "Update.coarse_h");
+      .finite(t.coarse_h(), "Update.coarse_h")
+      .required(t.product(), "Update.product")
+      .required(t.gram(), "Update.gram")
+      .aligned(t.product(), "Update.product")
+      .aligned(t.gram(), "Update.gram")
+      .finite(t.product(), "Update.product")
+      .finite(t.gram(), "Update.gram");
   if (!checks.status()) return checks.status();
   msg::Update& m = slot<msg::Update>(out);
   m.round = t.round();
@@ -403,6 +424,8 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
   assign(*t.ds(), m.dS);
   assign(*t.coarse_g(), m.coarse_g);
   assign(*t.coarse_h(), m.coarse_h);
+  assign(*t.product(), m.product);
+  assign(*t.gram(), m.gram);
   return Status::ok();
 }
 

@@ -769,5 +769,212 @@ TEST(HubTwoLevel, ResumedHubContinuesBitIdentically) {
 
 }  // namespace two_level
 
+namespace newton_cg {
+
+HubOptions options() {
+  HubOptions o;
+  o.aggregation = Aggregation::newton_cg;
+  o.objective.loss = Loss::logistic;
+  o.objective.lambda = 0.5;
+  o.expected_agents = 2;
+  o.max_rounds = 40;
+  return o;
+}
+
+// A Newton answer: product (g_k or (H p)_k), loss sum and, when asked, the Gram.
+msg::Update answer(std::uint64_t round, std::uint64_t seq, std::uint64_t n,
+                   std::vector<double> product, double loss, std::vector<float> gram = {}) {
+  msg::Update u;
+  u.round = round;
+  u.seq = seq;
+  u.samples = n;
+  u.steps = n;
+  u.loss_sum = loss;
+  u.product = std::move(product);
+  u.gram = std::move(gram);
+  return u;
+}
+
+// Agents a (n = 1) and b (n = 3) admitted and initialised; round 1 (a gradient round that asks
+// for the Grams) open, its RoundStart in `out`.
+void start(HubCore& hub, std::vector<Outgoing>& out) {
+  ASSERT_TRUE(hub.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
+  ASSERT_TRUE(hub.on_message("pb", make_join("b", 3, 1.0), 0.0, out));
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}}, 0.0, out));
+  ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}}, 0.0, out));
+  ASSERT_EQ(hub.phase(), HubCore::Phase::training);
+  const auto starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0]->kind, msg::RoundKind::gradient);
+  EXPECT_TRUE(starts[0]->gram);
+  EXPECT_TRUE(starts[0]->gbar.empty());
+  // `out` keeps round 1's RoundStart: the tests answer what the hub asked.
+}
+
+// The agents' data: H_data = sum_k (H p)_k is the same fixed matrix A (a quadratic model), so
+// the hub's CG must give x = -(A / N + lambda I)^{-1} g.
+Eigen::Matrix3d model_a() {
+  Eigen::Matrix3d a;
+  a << 4, 1, 0, 1, 3, 1, 0, 1, 2;
+  return a;
+}
+
+TEST(HubNewton, CgStepsGiveTheDirectNewtonStepAndTablesStayUntouched) {
+  HubCore hub(options());
+  std::vector<Outgoing> out;
+  start(hub, out);
+  const Eigen::VectorXd gbar = hub.gbar();
+  // Round 1: gradients (sum 4 * (1, -2, 0.5)) and Grams (a: I, b: 2 I, packed 3x3).
+  const std::vector<float> gram_a = {1, 0, 0, 1, 0, 1}, gram_b = {2, 0, 0, 2, 0, 2};
+  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 2.0, gram_a), 1.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(1, 2, 3, {3, -6, 1.5}, 2.0, gram_b), 1.0, out));
+  const Eigen::Vector3d g = Eigen::Vector3d(1, -2, 0.5);  // sum / N + lambda * 0
+  const Eigen::Matrix3d h = model_a() / 4.0 + 0.5 * Eigen::Matrix3d::Identity();
+  const Eigen::Vector3d direct = -h.ldlt().solve(g);
+  // Products until the CG ends: the agents split A p as 1/4 and 3/4.
+  std::uint64_t round = 2, seq = 3;
+  while (hub.round() == round) {
+    const auto starts = sent<msg::RoundStart>(out, "pb");
+    ASSERT_FALSE(starts.empty());
+    const msg::RoundStart& s = *starts.back();
+    if (s.kind != msg::RoundKind::product) break;
+    const Eigen::Vector3d p(s.direction[0], s.direction[1], s.direction[2]);
+    const Eigen::Vector3d ap = model_a() * p;
+    out.clear();
+    ASSERT_TRUE(hub.on_message("pa", answer(round, seq, 1, {ap[0] / 4, ap[1] / 4, ap[2] / 4}, 0), 2.0, out));
+    ASSERT_TRUE(hub.on_message("pb", answer(round, seq, 3, {3 * ap[0] / 4, 3 * ap[1] / 4, 3 * ap[2] / 4}, 0), 2.0, out));
+    ++round;
+    ++seq;
+  }
+  // The CG ended (at most 3 steps in 3 dimensions): the next round is a gradient round at
+  // w = 0 + x. The inexact tolerance min(0.5, sqrt|g|)|g| may end it early; the residual then
+  // says how close: |H x + g| <= tol.
+  const auto starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0]->kind, msg::RoundKind::gradient);
+  EXPECT_FALSE(starts[0]->gram);  // once
+  const Eigen::Vector3d x = hub.w();
+  EXPECT_LE((h * x + g).norm(), std::min(0.5, std::sqrt(g.norm())) * g.norm() * (1 + 1e-12));
+  EXPECT_LE(round - 2, 3u);
+  // Newton rounds leave the tables alone.
+  EXPECT_EQ(hub.gbar(), gbar);
+  EXPECT_LE(hub.check_invariant(), 1e-15);
+  (void)direct;
+}
+
+TEST(HubNewton, RunUpdatesAndMisshapenAnswersAreRefusedAndChangeNothing) {
+  HubCore hub(options());
+  std::vector<Outgoing> out;
+  start(hub, out);
+  const std::string before = hub.snapshot();
+  msg::Update run;
+  run.round = 1;
+  run.seq = 2;
+  run.samples = 1;
+  run.loss_sum = 1;
+  run.dw = {0, 0, 0};
+  run.dS = {0, 0, 0};
+  Status s = hub.on_message("pa", run, 1.0, out);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("must carry `product`"), std::string::npos) << s.message();
+  // The Gram was asked: an answer without it, one with a Gram of the wrong size, a product of
+  // the wrong width.
+  s = hub.on_message("pa", answer(1, 2, 1, {1, 2, 3}, 1.0), 1.0, out);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("asked for the agent's Gram"), std::string::npos) << s.message();
+  s = hub.on_message("pa", answer(1, 2, 1, {1, 2, 3}, 1.0, {1, 0, 1}), 1.0, out);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("gram of"), std::string::npos) << s.message();
+  s = hub.on_message("pa", answer(1, 2, 1, {1, 2}, 1.0, {1, 0, 0, 1, 0, 1}), 1.0, out);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(hub.snapshot(), before);
+  // The correct answer is still taken.
+  EXPECT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, 2, 3}, 1.0, {1, 0, 0, 1, 0, 1}), 1.0, out));
+}
+
+TEST(HubNewton, ResumedMidCgContinuesBitIdentically) {
+  HubCore hub(options());
+  std::vector<Outgoing> out, out2;
+  start(hub, out);
+  HubCore resumed(options());
+  const std::vector<float> gram_a = {1, 0.5f, 0, 1, 0, 1}, gram_b = {2, 0, 0.25f, 2, 0, 2};
+  // Both hubs get the same answers, computed from what each asks (the agents hold a quadratic
+  // model); the copy takes over from a checkpoint after round 1, in the middle of the first CG.
+  std::uint64_t seqs = 2;
+  for (std::uint64_t r = 1; r <= 12; ++r, ++seqs) {
+    for (HubCore* core : {&hub, &resumed}) {
+      const bool first = core == &hub;
+      if (!first && r <= 1) continue;
+      std::vector<Outgoing>& o = first ? out : out2;
+      const auto starts = sent<msg::RoundStart>(o, first ? "pa" : "qa");
+      ASSERT_FALSE(starts.empty()) << "round " << r;
+      const msg::RoundStart s = *starts.back();
+      ASSERT_EQ(s.round, r);
+      o.clear();
+      const Eigen::Vector3d w(s.w[0], s.w[1], s.w[2]);
+      const Eigen::Vector3d v = s.kind == msg::RoundKind::product
+                                    ? model_a() * Eigen::Vector3d(s.direction[0], s.direction[1], s.direction[2])
+                                    : Eigen::Vector3d(model_a() * w + Eigen::Vector3d(1, -2, 0.5));
+      const double loss = 0.5 * w.dot(model_a() * w) + w.dot(Eigen::Vector3d(1, -2, 0.5)) + 3;
+      const bool gram = s.gram;
+      ASSERT_TRUE(core->on_message(first ? "pa" : "qa",
+                                   answer(r, seqs, 1, {v[0] / 4, v[1] / 4, v[2] / 4}, loss / 4,
+                                          gram ? gram_a : std::vector<float>{}),
+                                   r, o));
+      ASSERT_TRUE(core->on_message(first ? "pb" : "qb",
+                                   answer(r, seqs, 3, {3 * v[0] / 4, 3 * v[1] / 4, 3 * v[2] / 4},
+                                          3 * loss / 4, gram ? gram_b : std::vector<float>{}),
+                                   r, o));
+    }
+    if (r == 1) {
+      ASSERT_TRUE(hub.take_commit());
+      ASSERT_TRUE(resumed.restore(hub.snapshot()));
+      ASSERT_TRUE(resumed.on_message("qa", make_join("a", 1, 2.0), 3.0, out2));
+      ASSERT_TRUE(resumed.on_message("qb", make_join("b", 3, 1.0), 3.0, out2));
+      // Round 2 is a CG product round: it goes out again with the same direction.
+      const auto again = sent<msg::RoundStart>(out2, "qa");
+      const auto original = sent<msg::RoundStart>(out, "pa");
+      ASSERT_EQ(again.size(), 1u);
+      ASSERT_EQ(original.size(), 1u);
+      EXPECT_EQ(again[0]->kind, msg::RoundKind::product);
+      EXPECT_EQ(again[0]->direction, original[0]->direction);
+      continue;
+    }
+    if (r < 1) continue;
+    ASSERT_EQ(hub.round(), resumed.round());
+    EXPECT_EQ(hub.w(), resumed.w()) << "round " << r;
+    EXPECT_EQ(hub.snapshot(), resumed.snapshot()) << "round " << r;
+  }
+}
+
+// auto chooses before the first round: Newton-CG where eta T lambda is tiny (a large L_max and a
+// small lambda), two-level otherwise.
+TEST(HubNewton, AutoStartsWithNewtonCgOnlyWhereLocalRunsCannotMoveFlatDirections) {
+  for (const bool flat : {true, false}) {
+    SCOPED_TRACE(flat ? "flat" : "well-conditioned");
+    HubOptions o = options();
+    o.aggregation = Aggregation::automatic;
+    o.objective.lambda = flat ? 1e-4 : 0.5;
+    HubCore hub(o);
+    std::vector<Outgoing> out;
+    // eta = 1 / L_max; T = n_k (1 and 3): eta T lambda = 3 lambda / (L_max + lambda). A model
+    // of d = 300 (at d * C <= 256 two-level's coarse space is the whole space: exact Newton).
+    msg::Join a = make_join("a", 1, flat ? 500.0 : 1.0), b = make_join("b", 3, 1.0);
+    a.features = b.features = 300;
+    ASSERT_TRUE(hub.on_message("pa", a, 0.0, out));
+    ASSERT_TRUE(hub.on_message("pb", b, 0.0, out));
+    const auto configs = sent<msg::Config>(out, "pa");
+    ASSERT_EQ(configs.size(), 1u);
+    EXPECT_EQ(configs[0]->two_level, !flat);
+    bool noted = false;
+    for (const std::string& note : hub.take_notes())
+      noted = noted || note.find("Newton-CG from the start") != std::string::npos;
+    EXPECT_EQ(noted, flat);
+  }
+}
+
+}  // namespace newton_cg
+
 }  // namespace
 }  // namespace dsaga

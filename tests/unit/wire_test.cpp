@@ -89,6 +89,9 @@ void expect_same(const msg::RoundStart& a, const msg::RoundStart& b) {
   expect_same_bits(a.gbar, b.gbar, "gbar");
   expect_same_bits(a.eval_w, b.eval_w, "eval_w");
   expect_same_bits(a.eta, b.eta, "eta");
+  EXPECT_EQ(a.kind, b.kind);
+  EXPECT_EQ(a.gram, b.gram);
+  expect_same_bits(a.direction, b.direction, "direction");
 }
 void expect_same(const msg::Update& a, const msg::Update& b) {
   EXPECT_EQ(a.round, b.round);
@@ -100,6 +103,8 @@ void expect_same(const msg::Update& a, const msg::Update& b) {
   expect_same_bits(a.dS, b.dS, "dS");
   expect_same_bits(a.coarse_g, b.coarse_g, "coarse_g");
   expect_same_bits(a.coarse_h, b.coarse_h, "coarse_h");
+  expect_same_bits(a.product, b.product, "product");
+  EXPECT_EQ(a.gram, b.gram);
 }
 void expect_same(const msg::Ack& a, const msg::Ack& b) {
   EXPECT_EQ(a.round, b.round);
@@ -187,6 +192,9 @@ std::vector<msg::Message> samples(std::size_t n) {
   start.gbar = ramp(n, 1e-9);
   start.eval_w = ramp(n, -0.25);  // present (async hub); msg::RoundStart{} below has it absent
   start.eta = 0.6180339887498949;
+  start.kind = msg::RoundKind::product;
+  start.gram = true;
+  start.direction = ramp(n, -7.5);
 
   msg::Update update;
   update.round = 17;
@@ -198,6 +206,8 @@ std::vector<msg::Message> samples(std::size_t n) {
   update.dS = ramp(n, -1e200);
   update.coarse_g = ramp(4, 2.0);
   update.coarse_h = ramp(10, -3.0);
+  update.product = ramp(n, 0.75);
+  update.gram = {1.5f, -2.25f, 3.0e-38f};
 
   msg::Ack ack;
   ack.round = 0xFFFFFFFFFFull;
@@ -348,7 +358,7 @@ TEST(WireEncode, UpdateOfModelSize785IsPayloadPlusSmallOverhead) {
   std::cout << "[ wire     ] Update d=785: " << size << " bytes, payload " << payload
             << " bytes, overhead " << size - payload << " bytes\n";
   EXPECT_GE(size, payload);
-  EXPECT_LE(size, payload + 160);
+  EXPECT_LE(size, payload + 176);  // (the empty Newton fields, protocol 4, are 8 bytes each)
 }
 
 // ---- Alignment -------------------------------------------------------------------------------
@@ -420,9 +430,9 @@ TEST(WireDecode, RejectsWrongIdentifier) {
 }
 
 TEST(WireDecode, RejectsOtherProtocolVersions) {
-  // 1: a peer from before two-level dSAGA, 2: from before restricted vectors; both are refused
-  // with a clear reason.
-  for (std::uint32_t version : {0u, 1u, 2u, 4u, 7u, 0xFFFFFFFFu}) {
+  // 1: a peer from before two-level dSAGA, 2: from before restricted vectors, 3: from before
+  // Newton-CG rounds; all are refused with a clear reason.
+  for (std::uint32_t version : {0u, 1u, 2u, 3u, 5u, 7u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
         finish(fbb, fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, 3).Union(), version);
@@ -673,7 +683,7 @@ TEST(WireDecode, RejectsDoubleVectorsMisalignedWithinTheBuffer) {
   // alignment); reading it would be a misaligned double load, a SIGBUS on armhf.
   const Bytes bytes = {0x14, 0x00, 0x00, 0x00, 0x44, 0x53, 0x47, 0x41, 0x00, 0x00, 0x0a, 0x00,
                        0x12, 0x00, 0x08, 0x00, 0x07, 0x00, 0x0c, 0x00, 0x0a, 0x00, 0x00, 0x00,
-                       0x00, 0x00, 0x00, 0x05, 0x03, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,
+                       0x00, 0x00, 0x00, 0x05, 0x04, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x12, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x08, 0x00, 0x12, 0x00, 0x00, 0x00,
                        0x0c, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,

@@ -32,6 +32,7 @@
 #include "dsaga/dataset.hpp"
 #include "dsaga/local_method.hpp"
 #include "dsaga/messages.hpp"
+#include "dsaga/newton.hpp"
 #include "dsaga/objective.hpp"
 #include "dsaga/status.hpp"
 
@@ -92,6 +93,8 @@ class AgentCore {
  private:
   Status on_config(const msg::Config& config, Outbox& out);
   Status on_round(const msg::RoundStart& start, Outbox& out);
+  // Newton-CG rounds (newton.hpp): the gradient and curvature at w, or a Hessian product.
+  Status on_newton_round(const msg::RoundStart& start, Outbox& out);
   Status build_table(Outbox& out);
   // Two-level dSAGA: takes the coarse basis a Config carries (Z_k = X_k U).
   Status take_basis(const msg::Config& config);
@@ -113,6 +116,8 @@ class AgentCore {
   Eigen::VectorXd w_round_, gbar_round_;  // the broadcast state, reused every round
   Eigen::VectorXd eval_w_;  // where an asynchronous hub asks for the loss (RoundStart.eval_w)
   Eigen::VectorXd dw_, ds_, table_sum_, coarse_g_, coarse_h_;
+  newton::AgentCurvature curvature_;  // Newton-CG: the curvature at the last gradient's w
+  Eigen::VectorXd direction_, product_;
   std::uint64_t seq_ = 0;
   std::uint64_t rounds_done_ = 0;
   std::optional<std::uint64_t> answered_round_;  // the newest round answered with an Update

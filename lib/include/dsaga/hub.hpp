@@ -32,6 +32,7 @@
 
 #include "dsaga/coarse.hpp"
 #include "dsaga/messages.hpp"
+#include "dsaga/newton.hpp"
 #include "dsaga/objective.hpp"
 #include "dsaga/status.hpp"
 
@@ -57,11 +58,30 @@ struct Outgoing {
 //          (eta_g = K applies every dw_k in full), and only its sender is answered, with the
 //          fresh (w, gbar). An update whose starting model is more than max_staleness updates
 //          old has its dw_k dropped (its dS_k is still applied, exactly once). dSAGA only.
-//   automatic: two_level for dsaga, mean for the baselines.
-enum class Aggregation : std::uint8_t { mean = 0, async = 1, two_level = 2, automatic = 3 };
+//   newton_cg: distributed Newton-CG (newton.hpp, ALGORITHM.md section 7.3): each outer round
+//          gathers F and the gradient at w_r, then solves the Newton system by preconditioned CG,
+//          one exchange (one protocol round) per CG step; the step is halved while F rises. The
+//          agents' tables are left as they are (no local runs).
+//   automatic: for dsaga two_level, switching to newton_cg once by itself when the rounds show
+//          the flat-curvature regime (hub_two_level.cpp: the median ratio of successive decreases
+//          of F over the last kSwitchWindow rounds above kSwitchRatio); mean for the baselines.
+enum class Aggregation : std::uint8_t {
+  mean = 0,
+  async = 1,
+  two_level = 2,
+  automatic = 3,
+  newton_cg = 4,
+};
 const char* to_string(Aggregation aggregation);
-// "auto" | "two-level" | "mean" | "async"
+// "auto" | "two-level" | "newton-cg" | "mean" | "async"
 Result<Aggregation> parse_aggregation(const std::string& text);
+
+// Newton-CG's preconditioner (newton.hpp): automatic = the Gram bound where its d x d upload is
+// affordable (d <= newton::max_gram_columns()), else the previous CG's curvature pairs.
+enum class Preconditioner : std::uint8_t { automatic = 0, gram = 1, pairs = 2 };
+const char* to_string(Preconditioner preconditioner);
+// "auto" | "gram" | "pairs"
+Result<Preconditioner> parse_preconditioner(const std::string& text);
 
 struct HubOptions {
   msg::Algorithm algorithm = msg::Algorithm::dsaga;
@@ -74,6 +94,9 @@ struct HubOptions {
   // spectrum the agents upload (coarse.hpp), or the whole space when d * C <= 256. A value >= d
   // makes it the whole space (exact distributed Newton steps, no local runs).
   int coarse_rank = 0;
+  // newton_cg (and auto once it runs Newton-CG): the CG's preconditioner. gram is refused for a
+  // model wider than newton::max_gram_columns() (the hub then uses pairs and says so).
+  Preconditioner preconditioner = Preconditioner::automatic;
   // async: the most updates applied between an agent's starting model and its update for the
   // update's dw to be used; 0 = twice the number of agents.
   std::uint64_t max_staleness = 0;
@@ -131,6 +154,11 @@ struct RoundReport {
   // full), and whether it sent the model back to the previous round's w.
   double step_scale = 1.0;
   bool reverted = false;
+  // The mode that ran the round (auto: two-level, then Newton-CG once switched) and what the
+  // round asked of the agents (a local run, or a Newton-CG gradient or product exchange).
+  Aggregation mode = Aggregation::mean;
+  msg::RoundKind kind = msg::RoundKind::run;
+  std::uint64_t cg_steps = 0;  // newton_cg, on a gradient round: the CG steps of the step just taken
 };
 
 // The sampling seed of an agent: a fixed function of the run's seed and the agent id, the same
@@ -221,6 +249,7 @@ class HubCore {
   friend class MeanMode;
   friend class TwoLevelMode;
   friend class AsyncMode;
+  friend class NewtonMode;
 
   struct AgentState {
     std::string agent_id;
@@ -325,6 +354,26 @@ class HubCore {
     Eigen::VectorXd w_prev;       // the last accepted broadcast w (where a revert returns)
     std::uint64_t reverts = 0;
   } coarse_;
+  // newton_cg state (checkpointed but for the factor, rebuilt from the Gram)
+  struct NewtonState {
+    msg::RoundKind stage = msg::RoundKind::gradient;  // what the open round asks
+    bool use_gram = false;          // the preconditioner: the Gram bound, or curvature pairs
+    bool gram_asked = false;        // the open gradient round asks for the agents' Grams
+    Eigen::VectorXd gram;           // sum_k X_k^T X_k, packed upper triangle (empty: none yet)
+    newton::Cg cg;                  // the open round's CG
+    Eigen::VectorXd w_outer;        // the last accepted w (where the CG's Hessian is)
+    double f_outer = std::numeric_limits<double>::infinity();  // F(w_outer)
+    Eigen::VectorXd step;           // the last Newton step x (w = w_outer + t x)
+    double t = 1.0;                 // its length while backtracking
+    std::uint64_t outer = 0;        // outer rounds (gradients accepted)
+    Eigen::MatrixXd pairs_s, pairs_y;  // the last CG's (p_j, H p_j), for the pairs preconditioner
+    Eigen::MatrixXd next_s, next_y;    // ... and the open CG's, for the next one
+    newton::GramPreconditioner factor;  // from `gram` (not checkpointed: refactored on demand)
+  } newton_;
+  // auto: the mode running now (two_level until the switch), and F of the last rounds that the
+  // switch looks at (checkpointed).
+  Aggregation active_ = Aggregation::mean;
+  std::vector<double> f_history_;
   bool commit_ = false;
   std::vector<RoundReport> reports_;
   std::vector<std::string> notes_;

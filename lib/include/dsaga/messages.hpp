@@ -24,7 +24,8 @@
 namespace dsaga::msg {
 
 // Bumped on any incompatible change of the schema or of the meaning of a field.
-inline constexpr std::uint32_t kProtocolVersion = 3;  // 2: two-level dSAGA, 3: restricted vectors
+// 2: two-level dSAGA, 3: restricted vectors, 4: Newton-CG rounds (RoundStart.kind)
+inline constexpr std::uint32_t kProtocolVersion = 4;
 
 enum class Algorithm : std::uint8_t { dsaga = 0, fedavg = 1, scaffold = 2, gd = 3 };
 
@@ -91,6 +92,15 @@ struct InitUpload {
   std::vector<double> eigenvectors;  // on the support, column-major |support| x q
 };
 
+// What a round asks of an agent (newton.hpp for the last two).
+//   run       the algorithm's local run from (w, gbar): Update.dw, dS (and the coarse payload)
+//   gradient  the loss sum and the gradient sum g_k at w, keeping the curvature there:
+//             Update.product = g_k (and Update.gram = its Gram when RoundStart.gram)
+//   product   the data part of the Hessian at w times `direction`: Update.product = (H p)_k
+// Newton rounds carry no gbar and their Updates no dw, dS: they leave the tables alone.
+enum class RoundKind : std::uint8_t { run = 0, gradient = 1, product = 2 };
+const char* to_string(RoundKind kind);
+
 struct RoundStart {
   std::uint64_t round = 0;
   std::vector<double> w;
@@ -99,6 +109,9 @@ struct RoundStart {
   // sends a common point here so that F can be assembled while every agent starts elsewhere.
   std::vector<double> eval_w;
   double eta = 0.0;  // the round's local step; 0 = Config::eta
+  RoundKind kind = RoundKind::run;
+  bool gram = false;              // gradient: also upload the Gram X_k^T X_k (once)
+  std::vector<double> direction;  // product: p (d*C, or restricted like w)
 };
 
 struct Update {
@@ -111,6 +124,9 @@ struct Update {
   std::vector<double> dS;   // change of S_k during the round
   std::vector<double> coarse_g;  // two-level: Z_k^T a (m*C); empty otherwise
   std::vector<double> coarse_h;  // two-level: packed upper triangle of Z_k^T D Z_k
+  // Newton rounds (RoundStart::kind gradient or product; dw and dS are then empty):
+  std::vector<double> product;   // g_k or (H p)_k, d*C (restricted like dw)
+  std::vector<float> gram;       // X_k^T X_k on the support, packed upper triangle; or empty
 };
 
 struct Ack {

@@ -1,0 +1,131 @@
+// Distributed Newton-CG (ALGORITHM.md section 7.3): the math only, no messages.
+//
+// For data whose optimum leaves many directions with almost no curvature, local runs cannot
+// move those directions fast enough; a Newton step can. Each outer round the hub gathers
+// F(w_r) and the gradient g = sum_k g_k / N + lambda w_r, then solves H(w_r) x = -g by
+// preconditioned conjugate gradients, one exchange per CG step: the hub sends p, agent k
+// returns its data part of H p from the curvature it kept at w_r,
+//
+//   g_k = sum_{i in k} x_i (x) a_i(w_r),     (H p)_k = sum_{i in k} x_i (x) (A_i (x_i^T P)),
+//
+// with a_i the loss derivative and A_i its curvature (logistic sigma (1 - sigma), squared 1,
+// softmax diag(p) - p p^T). H p = sum_k (H p)_k / N + lambda p. CG stops at the inexact-Newton
+// tolerance |res| <= min(0.5, sqrt|g|) |g|; then w_{r+1} = w_r + x, halved while F rises.
+//
+// Preconditioners (the hub's choice, from the model's width):
+//   gram   every per-sample curvature is bounded (A_i <= beta I: 1/4, 1, 1/2 by loss), so
+//          H(w) <= M = beta G / N + lambda I for every w, G = sum_k X_k^T X_k: each agent
+//          uploads its Gram once (upper triangle, float32), the hub factors M (one d x d block,
+//          the same for every class) and uses it in every later round.
+//   pairs  nothing uploaded: the curvature pairs (p_j, H p_j) of the previous round's CG in an
+//          L-BFGS two-loop recursion (Morales and Nocedal 2000); the first round runs plain CG.
+//
+// Every function is deterministic (fixed summation order), so a resumed hub and an emulated
+// agent compute bitwise what the originals did on the same build.
+#pragma once
+
+#include <Eigen/Cholesky>
+#include <Eigen/Dense>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "dsaga/dataset.hpp"
+#include "dsaga/objective.hpp"
+#include "dsaga/status.hpp"
+
+namespace dsaga::newton {
+
+// Agent side ----------------------------------------------------------------------------------
+
+// The curvature of the agent's rows at one point, kept between the gradient and the products.
+class AgentCurvature {
+ public:
+  // One pass at w (d*C): returns sum_i loss_i, sets g_sum = sum_i x_i (x) a_i (d*C) and keeps
+  // each row's curvature (n values, or n*C probabilities for the softmax).
+  double gradient(const Dataset& data, const Objective& objective, const Eigen::VectorXd& w,
+                  Eigen::VectorXd& g_sum);
+  // out = sum_i x_i (x) (A_i (x_i^T P)) (d*C) with the curvature of the last gradient().
+  void product(const Dataset& data, const Objective& objective, const Eigen::VectorXd& p,
+               Eigen::VectorXd& out);
+  // Whether the curvature held is the one at w (bitwise).
+  bool at(const Eigen::VectorXd& w) const {
+    return w_.size() == w.size() && w_.size() > 0 && (w_.array() == w.array()).all();
+  }
+  std::size_t bytes() const;
+
+ private:
+  Eigen::VectorXd w_;      // where the curvature was taken
+  Eigen::VectorXd curv_;   // n (C = 1) or n*C row-major probabilities (softmax)
+  Eigen::VectorXd labels_;  // the softmax's y (the probabilities are a + e_y)
+  Eigen::MatrixXd block_;  // scratch of the dense passes
+};
+
+// The packed upper triangle (by rows, see coarse::packed_size) of X^T X on `support` (its
+// columns, ascending; every column for dense data), in float32 (accumulated in double).
+void gram_upper(const Dataset& data, const std::vector<std::uint32_t>& support,
+                std::vector<float>& packed);
+
+// Hub side ------------------------------------------------------------------------------------
+
+// The most columns whose Gram the hub asks for: its float32 upper triangle stays under
+// kMaxGramBytes per agent (a one-time upload; 4 MiB like the two-level setup's eigenvectors, so
+// d <= 1447). Wider models use the pairs preconditioner.
+inline constexpr std::size_t kMaxGramBytes = std::size_t(4) << 20;
+Index max_gram_columns();
+
+// The CG steps of one outer round at most: the step so far is a descent direction, and a round
+// that needs more has a preconditioner that no longer fits (the hub then takes what it has).
+inline constexpr std::uint64_t kMaxCgSteps = 100;
+// Curvature pairs the pairs preconditioner keeps (the most recent of the last round's CG).
+inline constexpr int kPairs = 20;
+
+// The inexact-Newton tolerance on the CG residual: min(0.5, sqrt|g|) |g| (Eisenstat-Walker).
+double cg_tolerance(double gradient_norm);
+
+// M^{-1} r for M = beta G / N + lambda I (x) I_C: G is d x d, r and the result d*C in the
+// feature-major layout of objective.hpp.
+class GramPreconditioner {
+ public:
+  // `gram_packed`: sum_k X_k^T X_k, packed upper triangle of d x d. Fails if M cannot be
+  // factored even with a tiny shift.
+  Status factor(const Eigen::VectorXd& gram_packed, Index d, double beta, double total_samples,
+                double lambda);
+  bool ready() const { return llt_ != nullptr; }
+  Eigen::VectorXd apply(const Eigen::VectorXd& r, int classes) const;
+
+ private:
+  std::shared_ptr<const Eigen::LLT<Eigen::MatrixXd>> llt_;  // null until factored
+};
+
+// The L-BFGS two-loop recursion on pairs (s_j, y_j = H s_j), columns of `s` and `y` (oldest
+// first); the identity when there are none.
+Eigen::VectorXd apply_pairs(const Eigen::MatrixXd& s, const Eigen::MatrixXd& y,
+                            const Eigen::VectorXd& r);
+
+// Preconditioned CG on H x = -g from x = 0, one product at a time (the hub's state: every
+// member is checkpointed).
+struct Cg {
+  Eigen::VectorXd x, r, p;  // iterate, residual -g - H x, search direction
+  double rz = 0.0;          // r . M^{-1} r
+  double tol = 0.0;         // stop at |r| <= tol
+  std::uint64_t steps = 0;  // products taken
+
+  // x = 0, r = -g, p = z = M^{-1} r (z given by the caller).
+  void start(const Eigen::VectorXd& g, const Eigen::VectorXd& z, double tolerance);
+  // Takes q = H p. Returns false when the curvature along p is not positive (x unchanged):
+  // CG ends there.
+  bool take(const Eigen::VectorXd& q);
+  bool converged() const { return r.norm() <= tol; }
+  // p <- z + (r.z / rz) p for z = M^{-1} r of the new residual.
+  void next_direction(const Eigen::VectorXd& z);
+};
+
+// auto's measured switch (hub_two_level.cpp): from consecutive F values f_0..f_n (n >= 2), the
+// median of rho_j = (f_{j-1} - f_j) / (f_{j-2} - f_{j-1}), the fraction of the decrease each
+// round keeps: a linear rate. NaN when some round did not decrease, or the decrease before it was
+// only rounding (1e-10 relative): then there is nothing to judge by.
+double median_decrease_ratio(const std::vector<double>& f);
+
+}  // namespace dsaga::newton

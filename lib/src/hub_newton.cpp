@@ -1,0 +1,280 @@
+// The hub's side of distributed Newton-CG (hub.hpp: Aggregation::newton_cg; newton.hpp has the
+// math, ALGORITHM.md section 7.3 the derivation). Synchronous rounds, each one exchange:
+//
+//   gradient round  every agent sends its loss sum and g_k at w (and, the first time, its Gram).
+//                   F rose against the last accepted point: the step is halved and asked again.
+//                   Otherwise w is accepted and CG starts on H(w) x = -g.
+//   product round   the hub sends p; every agent sends (H p)_k. One CG step; when the residual
+//                   meets the tolerance (or after kMaxCgSteps) w <- w + x and a gradient round
+//                   follows.
+//
+// Missing agents (a round deadline): a gradient round's participants stand for the whole (as in
+// the other synchronous modes; F is then unknown and the step is not checked); a product round
+// with an agent missing ends the CG with the step it has (after no CG step yet: the first
+// direction, the preconditioned gradient step), since a partial product is another matrix. The
+// tables of dSAGA are left as they were: the Updates carry no dS.
+#include <algorithm>
+#include <cmath>
+
+#include "dsaga/support.hpp"
+#include "strings.hpp"
+#include "sync_mode.hpp"
+
+namespace dsaga {
+
+namespace {
+
+// auto's choice at the start (choose_start_mode): Newton-CG when the two-level local runs would
+// move the flattest directions by less than this fraction per round (more than ~230 rounds per
+// decade there: 0.99^230 = 0.1).
+constexpr double kFlatProgress = 0.01;
+
+}  // namespace
+
+class NewtonMode final : public SyncMode {
+ public:
+  void add_to_start(const HubCore& hub, const AgentState* agent,
+                    msg::RoundStart& start) const override;
+  msg::RoundKind round_kind(const HubCore& hub) const override { return hub.newton_.stage; }
+  void start_training(HubCore& hub, double now, std::vector<Outgoing>& out) const override {
+    begin(hub);
+    open_round(hub, now, out);
+  }
+  std::optional<Refusal> check_update(const HubCore& hub, const AgentState& agent,
+                                      const msg::Update& update) const override;
+  // The state for the first gradient round at the hub's w.
+  static void begin(HubCore& hub);
+  static void switch_to(HubCore& hub, const std::string& why);
+  static void choose_at_start(HubCore& hub);
+
+ private:
+  void step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round, double objective,
+            RoundReport& report) const override;
+  static void take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, double n_round,
+                            double objective, bool complete, RoundReport& report);
+  static void take_product(HubCore& hub, bool complete, RoundReport& report);
+  // w <- w_outer + x; the next round is a gradient round.
+  static void end_cg(HubCore& hub, RoundReport& report);
+  static Eigen::VectorXd precondition(HubCore& hub, const Eigen::VectorXd& r);
+};
+
+const HubCore::Mode& newton_mode() {
+  static const NewtonMode mode;
+  return mode;
+}
+
+void switch_to_newton(HubCore& hub, const std::string& why) { NewtonMode::switch_to(hub, why); }
+
+void NewtonMode::switch_to(HubCore& hub, const std::string& why) {
+  hub.active_ = Aggregation::newton_cg;
+  hub.mode_ = &newton_mode();
+  if (hub.phase_ != HubCore::Phase::training) {  // before the first round: start_training begins
+    hub.notes_.push_back(cat("Newton-CG from the start: ", why));
+    return;
+  }
+  hub.notes_.push_back(cat("switching to Newton-CG at round ", hub.round_, ": ", why));
+  begin(hub);
+}
+
+void choose_start_mode(HubCore& hub) { NewtonMode::choose_at_start(hub); }
+
+void NewtonMode::choose_at_start(HubCore& hub) {
+  if (hub.options_.aggregation != Aggregation::automatic || hub.active_ != Aggregation::two_level ||
+      hub.features_ > newton::max_gram_columns() ||
+      hub.options_.preconditioner == Preconditioner::pairs ||
+      coarse::whole_space(hub.features_, hub.options_.objective.classes, hub.options_.coarse_rank))
+    return;
+  // A local run of T steps of size eta moves a direction of curvature c by about eta T c; the
+  // flattest directions have curvature lambda. The longest run's eta T lambda below kFlatProgress
+  // means two-level's local runs leave those directions where they are.
+  double progress = 0.0;
+  for (const auto& [id, a] : hub.agents_)
+    progress = std::max(progress, hub.eta_ * static_cast<double>(hub.local_steps_for(a)) *
+                                      hub.options_.objective.lambda);
+  if (progress >= kFlatProgress) return;
+  switch_to(hub, cat("the local runs would move the flattest directions (curvature lambda) by ",
+                     "eta T lambda = ", progress, " per round at most (below ", kFlatProgress,
+                     "), and the Gram of d = ", hub.features_, " columns is affordable"));
+}
+
+void NewtonMode::begin(HubCore& hub) {
+  HubCore::NewtonState& s = hub.newton_;
+  s = HubCore::NewtonState{};
+  s.stage = msg::RoundKind::gradient;
+  // The Gram bound needs a d x d upload and factor: affordable up to max_gram_columns().
+  const Preconditioner asked = hub.options_.preconditioner;
+  const bool affordable = hub.features_ <= newton::max_gram_columns();
+  s.use_gram = affordable && asked != Preconditioner::pairs;
+  s.gram_asked = s.use_gram;
+  s.w_outer = hub.w_;
+  hub.notes_.push_back(
+      s.use_gram ? cat("Newton-CG: preconditioner M = beta X^T X / N + lambda I from the agents' "
+                       "Grams (d = ", hub.features_, ": one upload each)")
+      : affordable
+          ? std::string("Newton-CG: preconditioner from the last round's CG curvature pairs (as "
+                        "asked)")
+          : cat("Newton-CG: d = ", hub.features_, " is over ", newton::max_gram_columns(),
+                " columns for a Gram upload; preconditioner from the last round's CG curvature "
+                "pairs"));
+}
+
+void NewtonMode::add_to_start(const HubCore& hub, const AgentState* agent,
+                              msg::RoundStart& start) const {
+  const HubCore::NewtonState& s = hub.newton_;
+  start.kind = s.stage;
+  start.gbar.clear();
+  start.eta = 0.0;
+  start.gram = s.stage == msg::RoundKind::gradient && s.gram_asked;
+  start.direction.clear();
+  if (s.stage == msg::RoundKind::product)
+    start.direction = agent != nullptr
+                          ? support::gather(s.cg.p, agent->support, hub.options_.objective.classes)
+                          : to_std(s.cg.p);
+}
+
+std::optional<Refusal> NewtonMode::check_update(const HubCore& hub, const AgentState& agent,
+                                                const msg::Update& update) const {
+  if (auto refusal = SyncMode::check_update(hub, agent, update)) return refusal;
+  if (update.round < hub.round_) return std::nullopt;  // late: nothing but its dS is used
+  if (update.product.empty())
+    return Refusal{msg::ErrorCode::wrong_round,
+                   cat("round ", hub.round_, " is a Newton-CG ", to_string(hub.newton_.stage),
+                       " round: the update must carry `product`, not a local run")};
+  const bool gram = hub.newton_.stage == msg::RoundKind::gradient && hub.newton_.gram_asked;
+  if (update.gram.empty() == gram)
+    return Refusal{msg::ErrorCode::dimension_mismatch,
+                   gram ? "the round asked for the agent's Gram and the update has none"
+                        : "the update carries a Gram the round did not ask for"};
+  return std::nullopt;
+}
+
+void NewtonMode::step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round,
+                      double objective, RoundReport& report) const {
+  const bool complete = hub.pending_.size() == hub.agents_.size();
+  if (hub.newton_.stage == msg::RoundKind::gradient)
+    take_gradient(hub, w_round, n_round, objective, complete, report);
+  else
+    take_product(hub, complete, report);
+}
+
+void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, double n_round,
+                               double objective, bool complete, RoundReport& report) {
+  HubCore::NewtonState& s = hub.newton_;
+  const int C = hub.options_.objective.classes;
+  const double lambda = hub.options_.objective.lambda;
+  // The Grams, once, and only from every agent (a partial sum is no bound).
+  if (s.gram_asked && complete) {
+    const Index d = hub.features_;
+    Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(d)));
+    for (const auto& [id, u] : hub.pending_) {
+      const AgentState& a = hub.agents_.at(id);
+      if (a.support.empty()) {
+        for (std::size_t k = 0; k < u.gram.size(); ++k) sum[static_cast<Index>(k)] += u.gram[k];
+        continue;
+      }
+      // Its support's rows and columns of the upper triangle (the support is ascending).
+      const std::size_t m = a.support.size();
+      std::size_t k = 0;
+      for (std::size_t i = 0; i < m; ++i) {
+        const Index row = a.support[i];
+        const Index base = row * d - row * (row - 1) / 2 - row;  // packed index of (row, 0)
+        for (std::size_t j = i; j < m; ++j) sum[base + a.support[j]] += u.gram[k++];
+      }
+    }
+    s.gram = std::move(sum);
+    s.gram_asked = false;
+    if (const Status f = s.factor.factor(s.gram, d, hub.options_.objective.beta(),
+                                         static_cast<double>(hub.total_samples_), lambda);
+        !f) {
+      s.use_gram = false;
+      hub.notes_.push_back(cat("Newton-CG: ", f.message(), "; curvature pairs instead"));
+    }
+  }
+  // F rose against the last accepted point (by more than rounding): half the step back.
+  if (std::isfinite(objective) && std::isfinite(s.f_outer) &&
+      objective - s.f_outer > 1e-12 * std::abs(s.f_outer)) {
+    s.t *= 0.5;
+    hub.w_ = s.w_outer + s.t * s.step;
+    report.reverted = true;
+    report.step_scale = s.t;
+    hub.notes_.push_back(cat("Newton-CG: F rose to ", objective, " at round ", hub.round_,
+                             " (from ", s.f_outer, "): step length ", s.t));
+    return;
+  }
+  s.w_outer = w_round;
+  if (std::isfinite(objective)) s.f_outer = objective;
+  ++s.outer;
+  s.t = 1.0;
+  Eigen::VectorXd g = Eigen::VectorXd::Zero(w_round.size());
+  for (const auto& [id, u] : hub.pending_) g += view(u.product);
+  g = g / n_round + lambda * w_round;
+  (void)C;
+  s.cg.start(g, precondition(hub, -g), newton::cg_tolerance(g.norm()));
+  s.stage = msg::RoundKind::product;
+}
+
+void NewtonMode::take_product(HubCore& hub, bool complete, RoundReport& report) {
+  HubCore::NewtonState& s = hub.newton_;
+  if (!complete) {
+    if (s.cg.steps == 0) s.cg.x = s.cg.p;  // the preconditioned gradient step
+    end_cg(hub, report);
+    return;
+  }
+  Eigen::VectorXd q = Eigen::VectorXd::Zero(s.cg.p.size());
+  for (const auto& [id, u] : hub.pending_) q += view(u.product);
+  q = q / static_cast<double>(hub.total_samples_) + hub.options_.objective.lambda * s.cg.p;
+  const Eigen::VectorXd p = s.cg.p;
+  if (!s.cg.take(q)) {
+    if (s.cg.x.isZero(0.0)) s.cg.x = p;
+    end_cg(hub, report);
+    return;
+  }
+  // The pair (p, H p) for the next round's pairs preconditioner: the newest kPairs.
+  s.next_s.conservativeResize(p.size(), std::min<Index>(s.next_s.cols() + 1, newton::kPairs));
+  s.next_y.conservativeResize(p.size(), s.next_s.cols());
+  if (s.next_s.cols() == newton::kPairs && s.cg.steps > static_cast<std::uint64_t>(newton::kPairs)) {
+    // Full: drop the oldest (shift left), the newest goes last.
+    for (Index j = 0; j + 1 < s.next_s.cols(); ++j) {
+      s.next_s.col(j) = s.next_s.col(j + 1);
+      s.next_y.col(j) = s.next_y.col(j + 1);
+    }
+  }
+  s.next_s.col(s.next_s.cols() - 1) = p;
+  s.next_y.col(s.next_y.cols() - 1) = q;
+  if (s.cg.converged() || s.cg.steps >= newton::kMaxCgSteps) {
+    end_cg(hub, report);
+    return;
+  }
+  s.cg.next_direction(precondition(hub, s.cg.r));
+}
+
+void NewtonMode::end_cg(HubCore& hub, RoundReport& report) {
+  HubCore::NewtonState& s = hub.newton_;
+  report.cg_steps = s.cg.steps;
+  s.step = s.cg.x;
+  s.t = 1.0;
+  hub.w_ = s.w_outer + s.step;
+  s.stage = msg::RoundKind::gradient;
+  if (s.next_s.cols() > 0) {
+    s.pairs_s = std::move(s.next_s);
+    s.pairs_y = std::move(s.next_y);
+  }
+  s.next_s.resize(0, 0);
+  s.next_y.resize(0, 0);
+}
+
+Eigen::VectorXd NewtonMode::precondition(HubCore& hub, const Eigen::VectorXd& r) {
+  HubCore::NewtonState& s = hub.newton_;
+  if (s.use_gram && s.gram.size() > 0) {
+    if (!s.factor.ready()) {  // a restored hub: the factor again, from the checkpointed Gram
+      const Status f = s.factor.factor(s.gram, hub.features_, hub.options_.objective.beta(),
+                                       static_cast<double>(hub.total_samples_),
+                                       hub.options_.objective.lambda);
+      if (!f) s.use_gram = false;
+    }
+    if (s.factor.ready()) return s.factor.apply(r, hub.options_.objective.classes);
+  }
+  return newton::apply_pairs(s.pairs_s, s.pairs_y, r);
+}
+
+}  // namespace dsaga

@@ -1,0 +1,266 @@
+// Distributed Newton-CG (newton.hpp; ALGORITHM.md section 7.3).
+#include "dsaga/newton.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+#include "dsaga/coarse.hpp"
+
+namespace dsaga::newton {
+
+namespace {
+
+template <class M>
+constexpr bool kIsSparse = std::is_base_of_v<Eigen::SparseMatrixBase<M>, M>;
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Rows per block of the dense passes (a block of rows in double fits in L2 for d ~ 1000).
+constexpr Index kBlock = 256;
+
+// v = A_i u for one row: the loss's curvature (C values at `c`) applied to u.
+inline void apply_curvature(const double* c, int C, bool softmax, const double* u, double* v) {
+  if (!softmax) {
+    v[0] = c[0] * u[0];
+    return;
+  }
+  double pu = 0.0;
+  for (int k = 0; k < C; ++k) pu += c[k] * u[k];
+  for (int k = 0; k < C; ++k) v[k] = c[k] * (u[k] - pu);
+}
+
+}  // namespace
+
+double AgentCurvature::gradient(const Dataset& data, const Objective& objective,
+                                const Eigen::VectorXd& w, Eigen::VectorXd& g_sum) {
+  const int C = std::max(1, objective.classes);
+  const bool softmax = objective.loss == Loss::multinomial;
+  const Index n = data.rows(), d = data.cols();
+  w_ = w;
+  curv_.resize(softmax ? n * C : n);
+  g_sum.setZero(d * C);
+  Eigen::Map<const RowMatrix> W(w.data(), d, C);
+  Eigen::Map<RowMatrix> G(g_sum.data(), d, C);
+  double loss = 0.0;
+  std::vector<double> a(static_cast<std::size_t>(C));
+  // Per row, from its C margins: the loss, the derivative (into `out`) and the curvature.
+  const auto take_row = [&](Index i, const double* z, double* out) {
+    const double y = data.y[i];
+    loss += sample_loss(objective, y, z);
+    sample_derivative(objective, y, z, out);
+    if (softmax) {
+      for (int c = 0; c < C; ++c) curv_[i * C + c] = out[c] + (c == static_cast<int>(y) ? 1.0 : 0.0);
+    } else if (objective.loss == Loss::squared) {
+      curv_[i] = 1.0;
+    } else {
+      const double s = std::abs(out[0]);  // sigma(-y z)
+      curv_[i] = s * (1.0 - s);
+    }
+  };
+  std::visit(
+      [&](const auto& X) {
+        using M = std::decay_t<decltype(X)>;
+        if constexpr (kIsSparse<M>) {
+          std::vector<double> z(static_cast<std::size_t>(C));
+          for (Index i = 0; i < n; ++i) {
+            std::fill(z.begin(), z.end(), 0.0);
+            for (typename M::InnerIterator it(X, i); it; ++it)
+              for (int c = 0; c < C; ++c)
+                z[c] += static_cast<double>(it.value()) * W(it.index(), c);
+            take_row(i, z.data(), a.data());
+            for (typename M::InnerIterator it(X, i); it; ++it)
+              for (int c = 0; c < C; ++c) G(it.index(), c) += static_cast<double>(it.value()) * a[c];
+          }
+        } else {
+          RowMatrix derivative;
+          for (Index i = 0; i < n; i += kBlock) {
+            const Index b = std::min(kBlock, n - i);
+            block_ = X.middleRows(i, b).template cast<double>();
+            const RowMatrix z = block_ * W;
+            derivative.resize(b, C);
+            for (Index r = 0; r < b; ++r) take_row(i + r, z.row(r).data(), derivative.row(r).data());
+            G.noalias() += block_.transpose() * derivative;
+          }
+        }
+      },
+      data.X);
+  return loss;
+}
+
+void AgentCurvature::product(const Dataset& data, const Objective& objective,
+                             const Eigen::VectorXd& p, Eigen::VectorXd& out) {
+  const int C = std::max(1, objective.classes);
+  const bool softmax = objective.loss == Loss::multinomial;
+  const Index n = data.rows(), d = data.cols();
+  out.setZero(d * C);
+  Eigen::Map<const RowMatrix> P(p.data(), d, C);
+  Eigen::Map<RowMatrix> O(out.data(), d, C);
+  const Index stride = softmax ? C : 1;
+  std::visit(
+      [&](const auto& X) {
+        using M = std::decay_t<decltype(X)>;
+        if constexpr (kIsSparse<M>) {
+          std::vector<double> u(static_cast<std::size_t>(C)), v(static_cast<std::size_t>(C));
+          for (Index i = 0; i < n; ++i) {
+            std::fill(u.begin(), u.end(), 0.0);
+            for (typename M::InnerIterator it(X, i); it; ++it)
+              for (int c = 0; c < C; ++c) u[c] += static_cast<double>(it.value()) * P(it.index(), c);
+            apply_curvature(curv_.data() + i * stride, C, softmax, u.data(), v.data());
+            for (typename M::InnerIterator it(X, i); it; ++it)
+              for (int c = 0; c < C; ++c) O(it.index(), c) += static_cast<double>(it.value()) * v[c];
+          }
+        } else {
+          RowMatrix v;
+          for (Index i = 0; i < n; i += kBlock) {
+            const Index b = std::min(kBlock, n - i);
+            block_ = X.middleRows(i, b).template cast<double>();
+            const RowMatrix u = block_ * P;
+            v.resize(b, C);
+            for (Index r = 0; r < b; ++r)
+              apply_curvature(curv_.data() + (i + r) * stride, C, softmax, u.row(r).data(),
+                              v.row(r).data());
+            O.noalias() += block_.transpose() * v;
+          }
+        }
+      },
+      data.X);
+}
+
+std::size_t AgentCurvature::bytes() const {
+  return static_cast<std::size_t>(w_.size() + curv_.size() + block_.size()) *
+         sizeof(double);
+}
+
+void gram_upper(const Dataset& data, const std::vector<std::uint32_t>& support,
+                std::vector<float>& packed) {
+  const Index s = static_cast<Index>(support.size());
+  Eigen::MatrixXd gram = Eigen::MatrixXd::Zero(s, s);
+  std::visit(
+      [&](const auto& X) {
+        using M = std::decay_t<decltype(X)>;
+        if constexpr (kIsSparse<M>) {
+          std::vector<std::int32_t> pos(static_cast<std::size_t>(X.cols()), -1);
+          for (std::size_t k = 0; k < support.size(); ++k)
+            pos[support[k]] = static_cast<std::int32_t>(k);
+          for (Index i = 0; i < X.rows(); ++i)
+            for (typename M::InnerIterator a(X, i); a; ++a) {
+              const Index pa = pos[a.index()];
+              for (typename M::InnerIterator b(X, i); b; ++b) {
+                const Index pb = pos[b.index()];
+                if (pb >= pa)
+                  gram(pa, pb) += static_cast<double>(a.value()) * static_cast<double>(b.value());
+              }
+            }
+        } else {
+          // Dense data: the support is every column.
+          Eigen::MatrixXd block;
+          for (Index i = 0; i < X.rows(); i += kBlock) {
+            const Index b = std::min(kBlock, X.rows() - i);
+            block = X.middleRows(i, b).template cast<double>();
+            gram.selfadjointView<Eigen::Upper>().rankUpdate(block.transpose());
+          }
+        }
+      },
+      data.X);
+  packed.resize(coarse::packed_size(static_cast<std::size_t>(s)));
+  std::size_t k = 0;
+  for (Index i = 0; i < s; ++i)
+    for (Index j = i; j < s; ++j) packed[k++] = static_cast<float>(gram(i, j));
+}
+
+Index max_gram_columns() {
+  // s (s + 1) / 2 * 4 bytes <= kMaxGramBytes.
+  const double s = (std::sqrt(1.0 + 2.0 * static_cast<double>(kMaxGramBytes)) - 1.0) / 2.0;
+  return static_cast<Index>(s);
+}
+
+double cg_tolerance(double gradient_norm) {
+  return std::min(0.5, std::sqrt(gradient_norm)) * gradient_norm;
+}
+
+Status GramPreconditioner::factor(const Eigen::VectorXd& gram_packed, Index d, double beta,
+                                  double total_samples, double lambda) {
+  llt_.reset();
+  if (static_cast<std::size_t>(gram_packed.size()) != coarse::packed_size(static_cast<std::size_t>(d)))
+    return Status::error("the Gram's size does not match the model's width");
+  Eigen::MatrixXd m(d, d);
+  coarse::unpack_upper(gram_packed.data(), m);
+  m *= beta / total_samples;
+  m.diagonal().array() += lambda;
+  auto llt = std::make_shared<Eigen::LLT<Eigen::MatrixXd>>(m);
+  if (llt->info() != Eigen::Success) {
+    // lambda = 0 and a column the data never touches: a tiny shift keeps M definite.
+    m.diagonal().array() += 1e-12 * std::max(1.0, m.diagonal().cwiseAbs().maxCoeff());
+    llt->compute(m);
+    if (llt->info() != Eigen::Success)
+      return Status::error("the Gram preconditioner is not positive definite");
+  }
+  llt_ = std::move(llt);
+  return Status::ok();
+}
+
+Eigen::VectorXd GramPreconditioner::apply(const Eigen::VectorXd& r, int classes) const {
+  const Index C = std::max(1, classes), d = r.size() / C;
+  RowMatrix z = llt_->solve(Eigen::Map<const RowMatrix>(r.data(), d, C));
+  return Eigen::Map<const Eigen::VectorXd>(z.data(), d * C);
+}
+
+Eigen::VectorXd apply_pairs(const Eigen::MatrixXd& s, const Eigen::MatrixXd& y,
+                            const Eigen::VectorXd& r) {
+  const Index m = s.cols();
+  Eigen::VectorXd q = r;
+  if (m == 0) return q;
+  Eigen::VectorXd alpha(m), rho(m);
+  for (Index j = m - 1; j >= 0; --j) {
+    rho[j] = 1.0 / y.col(j).dot(s.col(j));
+    alpha[j] = rho[j] * s.col(j).dot(q);
+    q -= alpha[j] * y.col(j);
+  }
+  q *= s.col(m - 1).dot(y.col(m - 1)) / y.col(m - 1).squaredNorm();
+  for (Index j = 0; j < m; ++j) {
+    const double beta = rho[j] * y.col(j).dot(q);
+    q += (alpha[j] - beta) * s.col(j);
+  }
+  return q;
+}
+
+void Cg::start(const Eigen::VectorXd& g, const Eigen::VectorXd& z, double tolerance) {
+  x = Eigen::VectorXd::Zero(g.size());
+  r = -g;
+  p = z;
+  rz = r.dot(z);
+  tol = tolerance;
+  steps = 0;
+}
+
+bool Cg::take(const Eigen::VectorXd& q) {
+  ++steps;
+  const double pq = p.dot(q);
+  if (!(pq > 0) || !(rz > 0)) return false;
+  const double alpha = rz / pq;
+  x += alpha * p;
+  r -= alpha * q;
+  return true;
+}
+
+void Cg::next_direction(const Eigen::VectorXd& z) {
+  const double next = r.dot(z);
+  p = z + (next / rz) * p;
+  rz = next;
+}
+
+double median_decrease_ratio(const std::vector<double>& f) {
+  std::vector<double> rho;
+  for (std::size_t j = 2; j < f.size(); ++j) {
+    const double before = f[j - 2] - f[j - 1], now = f[j - 1] - f[j];
+    if (!(before > 1e-10 * std::abs(f[j])) || !(now > 0)) return std::nan("");
+    rho.push_back(now / before);
+  }
+  if (rho.empty()) return std::nan("");
+  std::sort(rho.begin(), rho.end());
+  const std::size_t n = rho.size();
+  return n % 2 == 1 ? rho[n / 2] : 0.5 * (rho[n / 2 - 1] + rho[n / 2]);
+}
+
+}  // namespace dsaga::newton

@@ -1,0 +1,246 @@
+// Distributed Newton-CG's math (newton.hpp): the agents' gradient and Hessian products against
+// the objective and finite differences for every loss, dense and sparse; the Gram on a support;
+// the Gram preconditioner bounding every Hessian; CG run to the end equal to the direct Newton
+// step; the pairs preconditioner; and the measured switch's ratio.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "dsaga/coarse.hpp"
+#include "dsaga/newton.hpp"
+#include "dsaga/objective.hpp"
+#include "dsaga/rng.hpp"
+
+namespace dsaga {
+namespace {
+
+// n x d data with a bias column, rows of very different norms, labels for `objective`; sparse:
+// about 40% of the entries kept and column 1 never used (so the support leaves it out).
+Dataset problem(Index n, Index d, const Objective& objective, std::uint64_t seed, bool sparse) {
+  Rng rng(seed);
+  DenseMatrix<double> X = DenseMatrix<double>::Zero(n, d);
+  Eigen::VectorXd y(n);
+  for (Index i = 0; i < n; ++i) {
+    const double scale = 0.2 + 3.0 * rng.uniform() * rng.uniform();
+    for (Index k = 0; k + 1 < d; ++k)
+      if (!sparse || (k != 1 && rng.uniform() < 0.4)) X(i, k) = scale * (rng.uniform() * 2 - 1);
+    X(i, d - 1) = 1.0;
+    const double u = rng.uniform();
+    if (objective.loss == Loss::multinomial)
+      y[i] = std::floor(u * objective.classes);
+    else if (objective.loss == Loss::logistic)
+      y[i] = u < 0.4 ? -1.0 : 1.0;
+    else
+      y[i] = 3 * u - 1;
+  }
+  Dataset data;
+  data.X = X;
+  data.y = y;
+  if (sparse) data = convert(data, Storage::sparse, Precision::f64);
+  data.source = "newton-test";
+  return data;
+}
+
+Eigen::VectorXd random_vector(Index n, std::uint64_t seed) {
+  Rng rng(seed);
+  Eigen::VectorXd v(n);
+  for (Index i = 0; i < n; ++i) v[i] = rng.uniform() * 2 - 1;
+  return v;
+}
+
+struct Case {
+  Loss loss;
+  int classes;
+  bool sparse;
+};
+
+const Case kCases[] = {{Loss::logistic, 1, false}, {Loss::logistic, 1, true},
+                       {Loss::squared, 1, false},  {Loss::multinomial, 3, false},
+                       {Loss::multinomial, 3, true}};
+
+// The data term's gradient sum, n (grad F - lambda w) with objective_value's lambda = 0.
+Eigen::VectorXd gradient_sum(const Dataset& data, Objective objective, const Eigen::VectorXd& w) {
+  objective.lambda = 0.0;
+  Eigen::VectorXd g;
+  objective_value(data, objective, w, &g);
+  return g * static_cast<double>(data.rows());
+}
+
+TEST(NewtonAgent, GradientAndProductsMatchTheObjectiveAndFiniteDifferences) {
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(std::string(to_string(c.loss)) + (c.sparse ? " sparse" : " dense"));
+    Objective objective;
+    objective.loss = c.loss;
+    objective.classes = c.classes;
+    const Dataset data = problem(60, 7, objective, 11, c.sparse);
+    const Index dim = data.cols() * c.classes;
+    const Eigen::VectorXd w = 0.3 * random_vector(dim, 3);
+    newton::AgentCurvature curvature;
+    Eigen::VectorXd g;
+    const double loss = curvature.gradient(data, objective, w, g);
+    EXPECT_NEAR(loss, loss_sum(data, objective, w), 1e-10 * std::abs(loss));
+    EXPECT_LE((g - gradient_sum(data, objective, w)).norm(), 1e-10 * g.norm());
+    EXPECT_TRUE(curvature.at(w));
+    // H p by central differences of the gradient sum.
+    const Eigen::VectorXd p = random_vector(dim, 5);
+    Eigen::VectorXd hp;
+    curvature.product(data, objective, p, hp);
+    const double h = 1e-5;
+    const Eigen::VectorXd fd =
+        (gradient_sum(data, objective, w + h * p) - gradient_sum(data, objective, w - h * p)) /
+        (2 * h);
+    EXPECT_LE((hp - fd).norm(), 1e-6 * fd.norm());
+    // A product is linear in p and symmetric: q^T H p == p^T H q.
+    const Eigen::VectorXd q = random_vector(dim, 6);
+    Eigen::VectorXd hq;
+    curvature.product(data, objective, q, hq);
+    EXPECT_NEAR(q.dot(hp), p.dot(hq), 1e-10 * std::abs(q.dot(hp)));
+  }
+}
+
+TEST(NewtonAgent, GramIsXTransposeXOnTheSupport) {
+  Objective objective;
+  const Dataset data = problem(40, 6, objective, 2, true);
+  const std::vector<std::uint32_t> support = coarse::support_of(data);
+  ASSERT_EQ(support.size(), 5u);  // column 1 is never used
+  std::vector<float> packed;
+  newton::gram_upper(data, support, packed);
+  const auto& X = std::get<SparseMatrix<double>>(data.X);
+  const Eigen::MatrixXd gram = Eigen::MatrixXd(X.transpose() * X);
+  ASSERT_EQ(packed.size(), coarse::packed_size(support.size()));
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < support.size(); ++i)
+    for (std::size_t j = i; j < support.size(); ++j, ++k)
+      EXPECT_NEAR(packed[k], gram(support[i], support[j]), 1e-6 * (1 + std::abs(gram(support[i], support[j]))))
+          << i << "," << j;
+  // Dense: every column.
+  const Dataset dense = problem(40, 6, objective, 2, false);
+  newton::gram_upper(dense, coarse::support_of(dense), packed);
+  EXPECT_EQ(packed.size(), coarse::packed_size(6));
+}
+
+// The Hessian of the data term at w as a matrix, column by column from products.
+Eigen::MatrixXd hessian(const Dataset& data, const Objective& objective, const Eigen::VectorXd& w) {
+  newton::AgentCurvature curvature;
+  Eigen::VectorXd g, column;
+  curvature.gradient(data, objective, w, g);
+  const Index dim = w.size();
+  Eigen::MatrixXd h(dim, dim);
+  for (Index j = 0; j < dim; ++j) {
+    curvature.product(data, objective, Eigen::VectorXd::Unit(dim, j), column);
+    h.col(j) = column;
+  }
+  return h;
+}
+
+// The d x d Gram (every column, the hub's layout), as doubles.
+Eigen::VectorXd packed_gram(const Dataset& data) {
+  std::vector<float> packed;
+  std::vector<std::uint32_t> every(static_cast<std::size_t>(data.cols()));
+  for (std::size_t k = 0; k < every.size(); ++k) every[k] = static_cast<std::uint32_t>(k);
+  newton::gram_upper(data, every, packed);
+  Eigen::VectorXd out(static_cast<Index>(packed.size()));
+  for (std::size_t k = 0; k < packed.size(); ++k) out[static_cast<Index>(k)] = packed[k];
+  return out;
+}
+
+TEST(NewtonHub, GramPreconditionerBoundsEveryHessian) {
+  for (const Case& c : kCases) {
+    if (c.sparse) continue;
+    SCOPED_TRACE(to_string(c.loss));
+    Objective objective;
+    objective.loss = c.loss;
+    objective.classes = c.classes;
+    const Dataset data = problem(80, 5, objective, 9, false);
+    const double n = static_cast<double>(data.rows()), lambda = 1e-3;
+    newton::GramPreconditioner m;
+    ASSERT_TRUE(m.factor(packed_gram(data), data.cols(), objective.beta(), n, lambda));
+    const Index dim = data.cols() * c.classes;
+    // M^{-1} applied to M x gives x back: x^T M x from the solve, against x^T H x at many w.
+    for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+      const Eigen::VectorXd w = 2.0 * random_vector(dim, seed);
+      const Eigen::MatrixXd h = hessian(data, objective, w) / n +
+                                lambda * Eigen::MatrixXd::Identity(dim, dim);
+      const Eigen::VectorXd x = random_vector(dim, seed + 100);
+      const Eigen::VectorXd z = m.apply(h * x, c.classes);  // M^{-1} H x
+      // H <= M  <=>  the eigenvalues of M^{-1} H are <= 1: x^T H M^{-1} H x <= x^T H x.
+      EXPECT_LE((h * x).dot(z), x.dot(h * x) * (1 + 1e-6)) << "seed " << seed;
+    }
+  }
+}
+
+TEST(NewtonHub, CgRunToTheEndIsTheDirectNewtonStep) {
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(std::string(to_string(c.loss)) + (c.sparse ? " sparse" : " dense"));
+    Objective objective;
+    objective.loss = c.loss;
+    objective.classes = c.classes;
+    const Dataset data = problem(80, 6, objective, 4, c.sparse);
+    const double n = static_cast<double>(data.rows()), lambda = 1e-2;
+    const Index dim = data.cols() * c.classes;
+    const Eigen::VectorXd w = 0.5 * random_vector(dim, 8);
+    newton::AgentCurvature curvature;
+    Eigen::VectorXd g;
+    curvature.gradient(data, objective, w, g);
+    g = g / n + lambda * w;
+    const Eigen::MatrixXd h =
+        hessian(data, objective, w) / n + lambda * Eigen::MatrixXd::Identity(dim, dim);
+    const Eigen::VectorXd direct = -h.ldlt().solve(g);
+    for (const bool gram : {true, false}) {
+      SCOPED_TRACE(gram ? "gram" : "no preconditioner");
+      newton::GramPreconditioner m;
+      ASSERT_TRUE(m.factor(packed_gram(data), data.cols(), objective.beta(), n, lambda));
+      const auto precondition = [&](const Eigen::VectorXd& r) {
+        return gram ? m.apply(r, c.classes) : Eigen::VectorXd(r);
+      };
+      newton::Cg cg;
+      cg.start(g, precondition(-g), 1e-13 * g.norm());
+      while (!cg.converged() && cg.steps < 4 * static_cast<std::uint64_t>(dim)) {
+        ASSERT_TRUE(cg.take(h * cg.p)) << cg.steps << " steps, |r| " << cg.r.norm();
+        if (cg.converged()) break;
+        cg.next_direction(precondition(cg.r));
+      }
+      EXPECT_LE((cg.x - direct).norm(), 1e-9 * direct.norm()) << cg.steps << " steps";
+      // In exact arithmetic CG ends within dim steps; rounding may add one or two.
+      EXPECT_LE(cg.steps, static_cast<std::uint64_t>(dim) + 2);
+    }
+  }
+}
+
+TEST(NewtonHub, PairsPreconditionerInvertsTheMatrixOnTheDirectionsItSaw) {
+  // For pairs (s_j, A s_j) of a symmetric positive definite A, the L-BFGS recursion satisfies the
+  // secant condition on the newest pair: apply(A s) = s.
+  const Index n = 6;
+  Eigen::MatrixXd a = Eigen::MatrixXd::Random(n, n);
+  a = a * a.transpose() + Eigen::MatrixXd::Identity(n, n);
+  Eigen::MatrixXd s(n, 3), y(n, 3);
+  for (Index j = 0; j < 3; ++j) {
+    s.col(j) = random_vector(n, 20 + static_cast<std::uint64_t>(j));
+    y.col(j) = a * s.col(j);
+  }
+  EXPECT_LE((newton::apply_pairs(s, y, y.col(2)) - s.col(2)).norm(), 1e-12 * s.col(2).norm());
+  // No pairs: the identity.
+  const Eigen::VectorXd r = random_vector(n, 1);
+  EXPECT_EQ(newton::apply_pairs(Eigen::MatrixXd(n, 0), Eigen::MatrixXd(n, 0), r), r);
+}
+
+TEST(NewtonSwitch, MedianDecreaseRatio) {
+  // F_r - F* = 0.9^r: every ratio 0.9.
+  std::vector<double> slow, fast;
+  for (int r = 0; r < 7; ++r) {
+    slow.push_back(1 + std::pow(0.9, r));
+    fast.push_back(1 + std::pow(0.5, r));
+  }
+  EXPECT_NEAR(newton::median_decrease_ratio(slow), 0.9, 1e-12);
+  EXPECT_NEAR(newton::median_decrease_ratio(fast), 0.5, 1e-12);
+  // One odd ratio does not move the median.
+  slow[3] = slow[2] - 0.99 * (slow[2] - slow[4]);
+  EXPECT_NEAR(newton::median_decrease_ratio(slow), 0.9, 1e-12);
+  // A rise, or a decrease at rounding level: nothing to judge by.
+  EXPECT_TRUE(std::isnan(newton::median_decrease_ratio({1.0, 0.9, 0.95, 0.8})));
+  EXPECT_TRUE(std::isnan(newton::median_decrease_ratio({1.0, 1.0, 1.0 - 1e-16, 1.0 - 2e-16})));
+  EXPECT_TRUE(std::isnan(newton::median_decrease_ratio({1.0, 0.5})));
+}
+
+}  // namespace
+}  // namespace dsaga
