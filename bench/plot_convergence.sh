@@ -7,7 +7,7 @@ out=$1 setting=$2
 # The plot: each method at the step that got lowest at the end. A run that diverged ends in
 # nan or inf, which `sort -g` would put first: only finite final values compete.
 best=()
-for m in dsaga dsaga-plain dsaga-r0.1 dsaga-plain-r0.1 dsaga-g2 dsaga-async dsaga-async-r0.1 fedavg scaffold gd; do
+for m in dsaga dsaga-twolevel dsaga-newton dsaga-newton-pairs dsaga-plain dsaga-r0.1 dsaga-plain-r0.1 dsaga-g2 dsaga-async dsaga-async-r0.1 fedavg scaffold gd; do
   f=$(for c in "$out/$setting-$m-eta"*.csv; do
         [ -f "$c" ] || continue
         last=$(tail -n 1 "$c" | cut -d, -f3)
@@ -27,8 +27,11 @@ fi
 plots=() plots_b=()
 for f in "${best[@]}"; do
   name=$(basename "$f" .csv); name=${name#"$setting-"}
-  plots+=("'$f' every ::1 using 1:(\$3 != \$3 ? 1/0 : \$3 > 0 ? \$3 : 1e-16) with lines lw 2 title '$name'")
-  plots_b+=("'$f' every ::1 using (\$4 / 1e6):(\$3 != \$3 ? 1/0 : \$3 > 0 ? \$3 : 1e-16) with lines lw 2 title '$name'")
+  # Rows without F (Newton-CG's product rounds: message round trips that measure nothing) are
+  # left out, so each line joins the rounds that measured F; x stays the round trip.
+  src="< grep -v ',nan,nan,' '$f'"
+  plots+=("\"$src\" every ::1 using 1:(\$3 != \$3 ? 1/0 : \$3 > 0 ? \$3 : 1e-16) with lines lw 2 title '$name'")
+  plots_b+=("\"$src\" every ::1 using (\$4 / 1e6):(\$3 != \$3 ? 1/0 : \$3 > 0 ? \$3 : 1e-16) with lines lw 2 title '$name'")
 done
 gnuplot <<GP
 set terminal pngcairo size 1200,480 noenhanced
@@ -36,7 +39,7 @@ set output "$out/$setting.png"
 set datafile separator ","
 set multiplot layout 1,2 title "$setting: relative suboptimality (best step of each method)"
 set logscale y; set format y "%.0e"; set grid; set key top right
-set xlabel "round"; set ylabel "(F - F*) / F*"
+set xlabel "round (message round trips)"; set ylabel "(F - F*) / F*"
 plot $(IFS=,; echo "${plots[*]}")
 set xlabel "MB per agent (both directions)"
 plot $(IFS=,; echo "${plots_b[*]}")
