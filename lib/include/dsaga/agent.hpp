@@ -13,7 +13,9 @@
 // built in storage the agent keeps (pending()) and copied into the Outbox's reused slot
 // (tests/unit/agent_alloc_test.cpp; wire.hpp says how the bytes are encoded and decoded the same
 // way). Two-level rounds are the exception: the coarse Hessian's scratch (O(n_k m + (mC)^2)) is
-// allocated per round; Z_k = X_k U (n_k x m doubles) is allocated once per basis.
+// allocated per round; Z_k = X_k U (n_k x m doubles) is allocated once per basis. So are
+// Newton-CG rounds (newton.hpp): their dense passes allocate per block of rows (256 x C), and the
+// curvature kept between them is n_k (softmax: n_k C) doubles.
 //
 // Reliability: the last InitUpload/Update stays pending until the hub acknowledges its seq;
 // after a reconnect the adapter sends Join and then `pending()` again (the hub applies a seq
