@@ -460,6 +460,11 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
     out.push_back(Outgoing{{agent.peer}, config_for(agent, true)});
     return Status::error(why);
   }
+  // A Newton answer to a hub whose rounds are local runs (plain, two-level, async) has no step.
+  if (!update.product.empty() && mode_->round_kind(*this) == msg::RoundKind::run)
+    return fail(msg::ErrorCode::wrong_round,
+                cat("it carries a Newton-CG `product`, and round ", round_, " is a ",
+                    to_string(active_), " round"));
   if (const auto refusal = mode_->check_update(*this, agent, update))
     return fail(refusal->code, refusal->why);
   if (update.samples != agent.samples)

@@ -196,6 +196,24 @@ TEST_F(HubTest, BadUpdatesAreRejectedAndLeaveStateUnchanged) {
   EXPECT_LE(hub.check_invariant(), 1e-15);
 }
 
+TEST_F(HubTest, NewtonAnswersAreRefusedByAHubOfLocalRuns) {
+  start();
+  const Eigen::VectorXd w = hub.w(), gbar = hub.gbar();
+  msg::Update u = update(1, 2, 1, {}, {});
+  u.product = {1, 2, 3};
+  const Status s = hub.on_message("pa", u, 1.0, out);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("Newton-CG `product`"), std::string::npos) << s.message();
+  EXPECT_EQ(hub.w(), w);
+  EXPECT_EQ(hub.gbar(), gbar);
+  EXPECT_EQ(hub.round(), 1u);
+  // A run update with a Gram is refused too.
+  u = update(1, 2, 1, {0, 0, 0}, {0, 0, 0});
+  u.gram = {1, 0, 0, 1, 0, 1};
+  ASSERT_FALSE(hub.on_message("pa", u, 1.0, out));
+  EXPECT_EQ(hub.gbar(), gbar);
+}
+
 TEST_F(HubTest, UpdatesOverTheNormBoundAreRejected) {
   HubOptions o = options();
   o.max_update_norm = 10.0;
