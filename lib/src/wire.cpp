@@ -125,8 +125,12 @@ struct BodyEncoder {
     const auto ds = doubles(m.dS);
     const auto coarse_g = doubles(m.coarse_g);
     const auto coarse_h = doubles(m.coarse_h);
+    const ValidationCounts& v = m.validation;
+    const auto negatives = fbb.CreateVector(v.negatives.data(), v.negatives.size());
+    const auto positives = fbb.CreateVector(v.positives.data(), v.positives.size());
     const auto t = fb::CreateUpdate(fbb, m.round, m.seq, m.samples, m.steps, m.loss_sum, dw, ds,
-                                    coarse_g, coarse_h);
+                                    coarse_g, coarse_h, v.examples, v.loss_sum, v.correct,
+                                    negatives, positives);
     return {fb::Body::Update, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Ack& m) {
@@ -181,10 +185,11 @@ class Checks {
   // its elements: a corrupt offset can place a [double] at 4 mod 8, and reading it is undefined
   // behaviour (a SIGBUS on armhf). The buffer start is 8-aligned here, so the address tells.
   // An empty vector has no element to load, and the builder does not align it.
-  Checks& aligned(const flatbuffers::Vector<double>* v, const char* name) {
+  template <class T>  // double or std::uint64_t: the 8-byte elements
+  Checks& aligned(const flatbuffers::Vector<T>* v, const char* name) {
     if (ok() && v != nullptr && v->size() != 0 &&
-        reinterpret_cast<std::uintptr_t>(v->data()) % alignof(double) != 0) {
-      fail(std::string(name) + " is not " + std::to_string(alignof(double)) +
+        reinterpret_cast<std::uintptr_t>(v->data()) % alignof(T) != 0) {
+      fail(std::string(name) + " is not " + std::to_string(alignof(T)) +
            "-byte aligned (corrupt offset)");
     }
     return *this;
@@ -391,8 +396,18 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
       .finite(t.dw(), "Update.dw")
       .finite(t.ds(), "Update.dS")
       .finite(t.coarse_g(), "Update.coarse_g")
-      .finite(t.coarse_h(), "Update.coarse_h");
+      .finite(t.coarse_h(), "Update.coarse_h")
+      .required(t.val_negatives(), "Update.validation.negatives")
+      .required(t.val_positives(), "Update.validation.positives")
+      .aligned(t.val_negatives(), "Update.validation.negatives")
+      .aligned(t.val_positives(), "Update.validation.positives");
   if (!checks.status()) return checks.status();
+  // The counts are checked in the buffer, before `out` is touched (a refused message leaves it
+  // as it was); a hostile histogram length is refused by its size, before any element is read.
+  if (const Status s = check_counts(t.val_examples(), t.val_loss_sum(), t.val_correct(),
+                                    *t.val_negatives(), *t.val_positives(), "Update.validation: ");
+      !s)
+    return s;
   msg::Update& m = slot<msg::Update>(out);
   m.round = t.round();
   m.seq = t.seq();
@@ -403,6 +418,12 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
   assign(*t.ds(), m.dS);
   assign(*t.coarse_g(), m.coarse_g);
   assign(*t.coarse_h(), m.coarse_h);
+  ValidationCounts& v = m.validation;
+  v.examples = t.val_examples();
+  v.loss_sum = t.val_loss_sum();
+  v.correct = t.val_correct();
+  v.negatives.assign(t.val_negatives()->begin(), t.val_negatives()->end());
+  v.positives.assign(t.val_positives()->begin(), t.val_positives()->end());
   return Status::ok();
 }
 

@@ -9,7 +9,7 @@
 //   hub -> agent   Config      N, lambda, eta, T, seed, w0; whether to (re)build the table
 //   agent -> hub   InitUpload  S_k at w0 and the local loss sum
 //   hub -> agents  RoundStart  (r, w, gbar)
-//   agent -> hub   Update      (r, seq, dw, dS, n_k, steps, loss sum at w_r)
+//   agent -> hub   Update      (r, seq, dw, dS, n_k, steps, loss sum and validation counts at w_r)
 //   hub -> agent   Ack         (r, seq): applied (or already applied: acks are idempotent)
 //   either         Leave, Error, Heartbeat
 #pragma once
@@ -20,11 +20,13 @@
 #include <vector>
 
 #include "dsaga/objective.hpp"
+#include "dsaga/validation.hpp"
 
 namespace dsaga::msg {
 
 // Bumped on any incompatible change of the schema or of the meaning of a field.
-inline constexpr std::uint32_t kProtocolVersion = 3;  // 2: two-level dSAGA, 3: restricted vectors
+// 2: two-level dSAGA, 3: restricted vectors, 4: Update's held-out validation counts.
+inline constexpr std::uint32_t kProtocolVersion = 4;
 
 enum class Algorithm : std::uint8_t { dsaga = 0, fedavg = 1, scaffold = 2, gd = 3 };
 
@@ -111,6 +113,9 @@ struct Update {
   std::vector<double> dS;   // change of S_k during the round
   std::vector<double> coarse_g;  // two-level: Z_k^T a (m*C); empty otherwise
   std::vector<double> coarse_h;  // two-level: packed upper triangle of Z_k^T D Z_k
+  // Counts on the agent's validation rows at the point of loss_sum (validation.hpp); empty when
+  // it has none or skipped the pass this round (--eval-every). Every mode takes them.
+  ValidationCounts validation;
 };
 
 struct Ack {
