@@ -100,7 +100,9 @@ void SyncMode::close_round(HubCore& hub, double now, std::vector<Outgoing>& out)
   for (const auto& [id, u] : hub.pending_) n_round += static_cast<double>(u.samples);
   const Eigen::VectorXd w_round = hub.w_;
   double loss = 0.0;
+  ValidationCounts validation;
   for (const auto& [id, u] : hub.pending_) {
+    validation.add(u.validation);
     AgentState& agent = hub.agents_.at(id);
     agent.last_seq = u.seq;
     agent.table_sum += view(u.dS);
@@ -112,6 +114,7 @@ void SyncMode::close_round(HubCore& hub, double now, std::vector<Outgoing>& out)
   // F(w_r) needs every agent's loss at w_r.
   const bool complete = hub.pending_.size() == hub.agents_.size();
   if (complete) hub.record_objective(report, loss, w_round);
+  report.validation = summarize(validation, hub.options_.objective.loss);
   step(hub, w_round, n_round, complete ? report.objective : NAN, report);
   report.invariant_error = hub.check_invariant();
   hub.reports_.push_back(report);

@@ -186,6 +186,10 @@ std::optional<Refusal> TwoLevelMode::check_update(const HubCore& hub, const Agen
 void TwoLevelMode::step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round,
                         double objective, RoundReport& report) const {
   HubCore::CoarseState& s = hub.coarse_;
+  // Every agent refreshed its whole table at w_round this round, and the round's dS are applied:
+  // with all of them in, gbar is the data term's gradient at w_round (hub.hpp: gradient_norm).
+  if (hub.pending_.size() == hub.agents_.size())
+    report.gradient_norm = (hub.gbar_ + hub.options_.objective.lambda * w_round).norm();
   // The guard (on rounds whose F is known): a rise of F larger than the decrease before it
   // sends the model back to the last accepted w with half the step; a good round grows the
   // step back by 1.25 up to the full one.
