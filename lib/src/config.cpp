@@ -238,8 +238,8 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
 Result<AgentConfig> parse_agent_config(std::string_view text, const std::string& name) {
   auto root = parse_toml(text, name);
   if (!root) return root.status();
-  Status status =
-      check_sections(*root, name, {"agent", "problem", "data", "validation", "transport", "security"});
+  Status status = check_sections(
+      *root, name, {"agent", "problem", "data", "validation", "transport", "security"});
   if (!status) return status;
   AgentConfig c;
   {

@@ -239,7 +239,8 @@ Result<HeldOut> hold_out(const Dataset& data, double fraction, std::uint64_t see
   if (held < 1 || held >= n)
     return Result<HeldOut>::failure(
         "validation.holdout: " + std::to_string(fraction) + " of the " + std::to_string(n) +
-        " rows of " + data.source + " leaves " + (held < 1 ? "no validation row" : "no training row"));
+        " rows of " + data.source + " leaves " +
+        (held < 1 ? "no validation row" : "no training row"));
   // Fisher-Yates with Rng(seed).below, as the iid partition draws (dataset.hpp).
   std::vector<Index> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), Index(0));

@@ -26,7 +26,8 @@ void ValidationCounts::add(const ValidationCounts& other) {
   examples += other.examples;
   loss_sum += other.loss_sum;
   correct += other.correct;
-  const auto add_bins = [](std::vector<std::uint64_t>& into, const std::vector<std::uint64_t>& from) {
+  const auto add_bins = [](std::vector<std::uint64_t>& into,
+                           const std::vector<std::uint64_t>& from) {
     if (from.empty()) return;
     if (into.size() < from.size()) into.resize(from.size(), 0);
     for (std::size_t b = 0; b < from.size(); ++b) into[b] += from[b];

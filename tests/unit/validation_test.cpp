@@ -1,5 +1,7 @@
 // Held-out validation counts and figures (validation.hpp), and the held-out split
 // (data_source.hpp: hold_out).
+#include "dsaga/validation.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,7 +11,6 @@
 
 #include "dsaga/data_source.hpp"
 #include "dsaga/rng.hpp"
-#include "dsaga/validation.hpp"
 
 namespace dsaga {
 namespace {
