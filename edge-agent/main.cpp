@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -80,6 +81,21 @@ int main(int argc, char** argv) try {
   app.add_flag("--allow-plaintext", c.transport.allow_plaintext,
                "Talk to a non-loopback hub without encryption (trusted networks only)");
   cli::DataOptions data_options(app, d, c.objective);
+  ValidationSpec& v = c.validation;
+  auto* held = app.add_option_group("Validation", "Held-out rows it never trains on (one of "
+                                                  "--validation, --holdout)");
+  held->add_option("--validation", v.path,
+                   "Validation file, read with the data options above and cut into the same "
+                   "shards (idx: the images; fashion-mnist: the directory, its test split)");
+  held->add_option("--validation-labels", v.labels_path, "idx: the validation labels file");
+  held->add_option("--holdout", v.holdout,
+                   "Hold out this fraction in (0, 1) of the loaded rows instead (0 = none)")
+      ->capture_default_str();
+  held->add_option("--holdout-seed", v.holdout_seed, "Which rows --holdout takes")
+      ->capture_default_str();
+  held->add_option("--eval-every", v.eval_every,
+                   "Evaluate the validation rows every this many rounds")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -108,10 +124,34 @@ int main(int argc, char** argv) try {
                dataset->precision() == Precision::f32 ? "f32" : "f64",
                monotonic_seconds() - load_start);
 
+  // Held-out rows: a file of their own or a fraction of the loaded ones (never trained on).
+  std::optional<Dataset> validation;
+  if (!v.path.empty()) {
+    auto loaded = load_validation(d, v, c.objective, *dataset);
+    if (!loaded) {
+      spdlog::error("{}", loaded.error());
+      return 1;
+    }
+    validation = std::move(*loaded);
+  } else if (v.holdout > 0) {
+    auto split = hold_out(*dataset, v.holdout, v.holdout_seed);
+    if (!split) {
+      spdlog::error("{}", split.error());
+      return 1;
+    }
+    dataset = std::move(split->train);
+    validation = std::move(split->validation);
+  }
+  if (validation)
+    spdlog::info("validation: {} rows of {}, evaluated every {} round(s)", validation->rows(),
+                 validation->source, v.eval_every);
+
   std::random_device entropy;
   AgentOptions options;
   options.agent_id = c.id;
   options.incarnation = (std::uint64_t(entropy()) << 32) ^ entropy();
+  options.validation = validation ? &*validation : nullptr;
+  options.eval_every = v.eval_every;
   AgentCore core(*dataset, c.objective, options);
 
   TransportContext context;

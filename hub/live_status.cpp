@@ -76,6 +76,14 @@ void LiveStatus::on_report(const RoundReport& r) {
   live_.stale_dropped_total += static_cast<std::uint64_t>(std::max(0, r.stale_dropped));
   live_.reverts_total += r.reverted ? 1 : 0;
   live_.step_scale = r.step_scale;
+  live_.gradient_norm = r.gradient_norm;
+  if (r.validation.examples > 0) {
+    live_.validation_round = static_cast<double>(r.round);
+    live_.validation_examples = static_cast<double>(r.validation.examples);
+    live_.validation_loss = r.validation.loss;
+    live_.validation_accuracy = r.validation.accuracy;
+    live_.validation_auc = r.validation.auc;
+  }
 }
 
 void LiveStatus::on_checkpoint(const Status& saved) {

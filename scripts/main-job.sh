@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job on one machine: a dsaga-hub and 8 dsaga-agent processes on 127.0.0.1 train
 # problem B1 of docs/ALGORITHM.md (Fashion-MNIST, 60,000 x 785, binary logistic, lambda = 1/N)
-# on label-sorted (non-IID) shards to 1e-6 relative suboptimality or the round cap. Shows
-# progress, writes metrics and a PNG convergence plot.
+# on label-sorted (non-IID) shards to 1e-6 relative suboptimality or the round cap, each agent
+# also evaluating its shard of the 10,000 test images (held out, never trained on) every round.
+# Shows progress, writes metrics and a PNG plot: suboptimality against rounds and bytes, and
+# validation accuracy against rounds.
 #
 # The hub runs with its defaults, so this is what a user gets: two-level dSAGA
 # (docs/ALGORITHM.md section 7). Each round every agent recomputes its whole SAGA table at the
@@ -12,7 +14,8 @@
 # sends a round that raised F back to the previous model with a smaller step.
 #
 # Usage: scripts/main-job.sh BUILD_DIR [--partition iid|by-label] [--agents K]
-#                            [--max-rounds R] [--target T] [--out DIR] [extra hub options...]
+#                            [--max-rounds R] [--target T] [--out DIR] [--no-validation]
+#                            [extra hub options...]
 # Extra hub options go to dsaga-hub as they are (plain dSAGA, for comparison:
 # --aggregation mean, which also accepts --table-refresh F).
 set -euo pipefail
@@ -20,7 +23,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:?usage: main-job.sh BUILD_DIR [options]}
 shift
 partition=by-label agents=8 max_rounds=300 target=1e-6 out=$root/out extra=()
-aggregation=auto
+aggregation=auto validation=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --partition) partition=$2; shift 2 ;;
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
     --max-rounds) max_rounds=$2; shift 2 ;;
     --target) target=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --no-validation) validation=0; shift ;;
     --aggregation) aggregation=$2; extra+=("$1" "$2"); shift 2 ;;
     --aggregation=*) aggregation=${1#*=}; extra+=("$1"); shift ;;
     *) extra+=("$1"); shift ;;
@@ -47,6 +51,12 @@ mkdir -p "$run"
 
 DATA=(--format fashion-mnist --split train --scale 0.00392156862745098 --normalize --bias
       --positive 0,2,4,6)
+# Held-out validation: each agent evaluates every round's w on its shard of the 10,000 test
+# images (never trained on); the hub reports validation loss, accuracy and AUC, and the plot
+# shows the accuracy against rounds. The training problem, and so F*, is unchanged.
+# (--no-validation: without, for comparison.)
+VALIDATION=(--validation /usr/share/datasets/fashion-mnist)
+[ "$validation" = 1 ] || VALIDATION=()
 LAMBDA=$(awk 'BEGIN { printf "%.17g", 1 / 60000 }')
 
 # F*: the reference optimum, computed once and kept (it depends only on data and lambda).
@@ -73,7 +83,7 @@ for _ in $(seq 100); do [ -s "$run/endpoint" ] && break; sleep 0.1; done
 [ -s "$run/endpoint" ] || { echo "main-job.sh: the hub did not start (see $run/hub.log)" >&2; exit 1; }
 endpoint=$(cat "$run/endpoint")
 for k in $(seq 0 $((agents - 1))); do
-  "$agent" --hub "$endpoint" --id "agent-$k" "${DATA[@]}" --shards "$agents" --shard "$k" \
+  "$agent" --hub "$endpoint" --id "agent-$k" "${DATA[@]}" "${VALIDATION[@]}" --shards "$agents" --shard "$k" \
     --partition "$partition" --give-up 60 >"$run/agent-$k.log" 2>&1 &
   pids+=($!)
 done
@@ -87,20 +97,34 @@ summary=$(awk -F, 'NR == 2 { t0 = $8 } NR > 1 {
     s = $5 + 0
     if (!a && s <= 1e-3) { a = 1; printf "1e-3: round %d, %.1f MB per agent, %.1f s of training (%.1f s since the hub started)\n", $1, $13 / 1e6, $8 - t0, $8 }
     if (!b && s <= 1e-6) { b = 1; printf "1e-6: round %d, %.1f MB per agent, %.1f s of training (%.1f s since the hub started)\n", $1, $13 / 1e6, $8 - t0, $8 }
-    last = $1; lasts = $5
+    last = $1; lasts = $5; if ($19 != "nan") { acc = $22; auc = $23 }
   } END {
     if (!a) print "1e-3: not reached"
     if (!b) print "1e-6: not reached"
-    printf "final: round %d, (F-F*)/F* = %s\n", last, lasts
+    printf "final: round %d, (F-F*)/F* = %s", last, lasts
+    if (acc != "") printf ", validation accuracy %s, AUC %s", acc, auc
+    printf "\n"
   }' "$run/metrics.csv")
 echo "== $summary" | sed '2,$s/^/== /'
 echo "$summary" >"$run/summary.txt"
 
+# The third panel, validation accuracy against rounds, when the agents held rows out. Column 22,
+# val_accuracy, is "nan" in rounds without validation counts, which gnuplot skips.
+panels=2 width=1200 accuracy_panel=""
+if [ ${#VALIDATION[@]} -gt 0 ]; then
+  panels=3 width=1800
+  accuracy_panel="unset logscale y
+set format y \"%.3f\"
+set key bottom right
+set ylabel \"validation accuracy (10,000 test images)\"
+set xlabel \"round\"
+plot \"$run/metrics.csv\" every ::1 using 1:22 with linespoints pt 7 ps 0.4 title \"$method\""
+fi
 gnuplot <<GP
-set terminal pngcairo size 1200,480 noenhanced
+set terminal pngcairo size $width,480 noenhanced
 set output "$run/convergence.png"
 set datafile separator ","
-set multiplot layout 1,2 title "$method on Fashion-MNIST B1, $agents agents, $partition shards, T = one local epoch"
+set multiplot layout 1,$panels title "$method on Fashion-MNIST B1, $agents agents, $partition shards, T = one local epoch"
 set logscale y
 set format y "%.0e"
 set grid
@@ -110,6 +134,7 @@ set xlabel "round"
 plot "$run/metrics.csv" every ::1 using 1:(\$5 > 0 ? \$5 : 1e-16) with linespoints pt 7 ps 0.4 title "$method"
 set xlabel "MB per agent (both directions)"
 plot "$run/metrics.csv" every ::1 using (\$13 / 1e6):(\$5 > 0 ? \$5 : 1e-16) with linespoints pt 7 ps 0.4 title "$method"
+$accuracy_panel
 unset multiplot
 GP
 echo "== metrics: $run/metrics.csv"

@@ -240,6 +240,14 @@ int main(int argc, char** argv) try {
   app.add_option("--export-liblinear", liblinear,
                  "Write the model in liblinear 2.3's format (logistic, squared; not --normalize)");
   app.add_flag("-q,--quiet", quiet, "No notes on stderr");
+  double holdout = 0.0;
+  std::uint64_t holdout_seed = 0;
+  app.add_option("--holdout", holdout,
+                 "Predict only the rows a dsaga-agent with these data options and the same "
+                 "--holdout and --holdout-seed holds out for validation (0 = every row)")
+      ->capture_default_str();
+  app.add_option("--holdout-seed", holdout_seed, "The agent's --holdout-seed")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -285,6 +293,11 @@ int main(int argc, char** argv) try {
   raw_objective.loss = Loss::squared;
   auto dataset = load_data(spec, raw_objective);
   if (!dataset) return fail(dataset.error(), 1);
+  if (holdout != 0) {  // the agent's split (data_source.hpp: hold_out), on the same rows
+    auto split = hold_out(*dataset, holdout, holdout_seed);
+    if (!split) return fail("--holdout: " + split.error(), 2);
+    dataset = std::move(split->validation);
+  }
   if (const Status s = check_width(*dataset, m, model_path, spec); !s) return fail(s.message(), 1);
   const double first_raw = dataset->y.size() > 0 ? dataset->y[0] : 0.0;
   if (Status s = prepare_labels(*dataset, m.objective, spec.positive, spec.first_class); !s)

@@ -1,5 +1,7 @@
 // The agent's state machine (agent.hpp; ALGORITHM.md section 3, steps 2-3).
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <utility>
 
@@ -55,6 +57,14 @@ AgentCore::AgentCore(const Dataset& data, const Objective& objective, AgentOptio
   no_lambda.lambda = 0.0;
   lmax_ = max_smoothness(data_, no_lambda);
   support_ = coarse::support_of(data_);
+  if (options_.validation != nullptr && data_.is_sparse()) {
+    // The validation rows read w on their columns too: the hub must send those exactly.
+    const std::vector<std::uint32_t> more = coarse::support_of(*options_.validation);
+    std::vector<std::uint32_t> both;
+    std::set_union(support_.begin(), support_.end(), more.begin(), more.end(),
+                   std::back_inserter(both));
+    support_ = std::move(both);
+  }
 }
 
 msg::Join AgentCore::join() const {
@@ -323,6 +333,21 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
   }
   update.product.clear();
   update.gram.clear();
+  // Held-out counts at the point of loss_sum (agent.hpp: AgentOptions::validation). Only an
+  // asynchronous hub names evaluation points; once one has, the other points are not common to
+  // the agents and their counts would be dropped.
+  const bool eval_point = !start.eval_w.empty();
+  if (eval_point) ++eval_requests_;
+  const std::uint64_t every = std::max<std::uint64_t>(1, options_.eval_every);
+  const bool evaluate =
+      options_.validation != nullptr &&
+      (eval_requests_ > 0 ? eval_point && (eval_requests_ - 1) % every == 0
+                          : start.round % every == 0);
+  if (evaluate)
+    count_validation(*options_.validation, objective_, eval_point ? eval_w_ : w_round_,
+                     update.validation);
+  else
+    update.validation.clear();
   has_pending_ = true;
   out.push_back(pending_);
   return Status::ok();
@@ -384,6 +409,13 @@ Status AgentCore::on_newton_round(const msg::RoundStart& start, Outbox& out) {
     newton::gram_upper(data_, support_, update.gram);
   else
     update.gram.clear();
+  // Held-out counts at a gradient round's w (agent.hpp: AgentOptions::validation); a product
+  // round measures nothing.
+  if (!product && options_.validation != nullptr &&
+      start.round % std::max<std::uint64_t>(1, options_.eval_every) == 0)
+    count_validation(*options_.validation, objective_, w_round_, update.validation);
+  else
+    update.validation.clear();
   has_pending_ = true;
   out.push_back(pending_);
   return Status::ok();

@@ -245,8 +245,8 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
 Result<AgentConfig> parse_agent_config(std::string_view text, const std::string& name) {
   auto root = parse_toml(text, name);
   if (!root) return root.status();
-  Status status =
-      check_sections(*root, name, {"agent", "problem", "data", "transport", "security"});
+  Status status = check_sections(
+      *root, name, {"agent", "problem", "data", "validation", "transport", "security"});
   if (!status) return status;
   AgentConfig c;
   {
@@ -307,6 +307,16 @@ Result<AgentConfig> parse_agent_config(std::string_view text, const std::string&
     s.get("features", d.read.features);
     s.get("zero_based", d.read.zero_based);
     s.get("csv_header", d.read.csv_header);
+    s.finish();
+  }
+  {
+    Section s(*root, "validation", name, status);
+    ValidationSpec& v = c.validation;
+    s.get("path", v.path);
+    s.get("labels", v.labels_path);
+    s.get("holdout", v.holdout);
+    s.get("holdout_seed", v.holdout_seed);
+    s.get("eval_every", v.eval_every);
     s.finish();
   }
   {
@@ -428,6 +438,15 @@ Status validate(const AgentConfig& c) {
   if (!(c.data.scale > 0) || !std::isfinite(c.data.scale))
     return Status::error("data.scale: must be > 0");
   if (c.data.limit < 0) return Status::error("data.limit: must be >= 0");
+  const ValidationSpec& v = c.validation;
+  if (v.holdout != 0 && !(v.holdout > 0 && v.holdout < 1))
+    return Status::error(cat("validation.holdout: ", v.holdout, " is not a fraction in (0, 1) "
+                             "(0 = none)"));
+  if (!v.path.empty() && v.holdout > 0)
+    return Status::error("validation.path and validation.holdout: give one, a file or a fraction");
+  if (!v.labels_path.empty() && v.path.empty())
+    return Status::error("validation.labels needs validation.path (the IDX images file)");
+  if (v.eval_every < 1) return Status::error("validation.eval_every: must be >= 1");
   return check_transport(c.transport);
 }
 

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <utility>
 
+#include "dsaga/rng.hpp"
+
 namespace dsaga {
 
 namespace {
@@ -203,6 +205,58 @@ Result<Dataset> load_data(const DataSpec& spec, const Objective& objective) {
   if (Status s = validate(objective, data); !s) return s;
   advise_huge_pages(data);
   return data;
+}
+
+Result<Dataset> load_validation(const DataSpec& data, const ValidationSpec& spec,
+                                const Objective& objective, const Dataset& train) {
+  if (spec.path.empty()) return Result<Dataset>::failure("validation.path: empty");
+  DataSpec v = data;
+  v.path = spec.path;
+  v.labels_path = spec.labels_path;
+  v.limit = 0;
+  auto format = resolve_format(v);
+  if (!format) return Status::error("validation.path: " + format.error());
+  if (*format == "fashion-mnist") v.split = "test";
+  // A missing LIBSVM feature is a zero: a narrower file is padded to the training width.
+  const Index width = train.cols() - (data.bias ? 1 : 0);
+  if (*format == "libsvm" && v.read.features == 0) v.read.features = width;
+  auto loaded = load_data(v, objective);
+  if (!loaded) return Status::error("validation.path (" + spec.path + "): " + loaded.error());
+  if (loaded->cols() != train.cols())
+    return Status::error("validation.path (" + spec.path + "): " +
+                         std::to_string(loaded->cols()) + " columns after the data options, the " +
+                         "training data (" + train.source + ") " + std::to_string(train.cols()));
+  loaded->source = "validation " + loaded->source;
+  return loaded;
+}
+
+Result<HeldOut> hold_out(const Dataset& data, double fraction, std::uint64_t seed) {
+  if (!(fraction > 0 && fraction < 1))
+    return Result<HeldOut>::failure("validation.holdout: " + std::to_string(fraction) +
+                                    " is not a fraction in (0, 1)");
+  const Index n = data.rows();
+  const Index held = static_cast<Index>(std::llround(fraction * static_cast<double>(n)));
+  if (held < 1 || held >= n)
+    return Result<HeldOut>::failure(
+        "validation.holdout: " + std::to_string(fraction) + " of the " + std::to_string(n) +
+        " rows of " + data.source + " leaves " +
+        (held < 1 ? "no validation row" : "no training row"));
+  // Fisher-Yates with Rng(seed).below, as the iid partition draws (dataset.hpp).
+  std::vector<Index> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), Index(0));
+  Rng rng(seed);
+  for (Index i = n - 1; i > 0; --i)
+    std::swap(order[static_cast<std::size_t>(i)],
+              order[static_cast<std::size_t>(rng.below(static_cast<std::uint64_t>(i + 1)))]);
+  std::vector<Index> validation(order.begin(), order.begin() + held);
+  std::vector<Index> train(order.begin() + held, order.end());
+  std::sort(validation.begin(), validation.end());
+  std::sort(train.begin(), train.end());
+  HeldOut out{select_rows(data, train), select_rows(data, validation)};
+  out.train.source = data.source;
+  out.validation.source = data.source + " [held out " + std::to_string(held) + " rows, seed " +
+                          std::to_string(seed) + "]";
+  return out;
 }
 
 }  // namespace dsaga

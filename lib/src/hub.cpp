@@ -495,6 +495,8 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
                     update.gram.empty() ? "" : "; a Gram comes only with a Newton gradient"));
   if (!std::isfinite(update.loss_sum))
     return fail(msg::ErrorCode::invalid_value, "loss_sum is not finite");
+  if (const Status s = check_counts(update.validation, "validation: "); !s)
+    return fail(msg::ErrorCode::invalid_value, s.message());
   // From here on the modes see whole vectors.
   std::optional<msg::Update> widened;
   if (narrow && newton) {

@@ -86,6 +86,7 @@ Status HubCore::apply_async(AgentState& agent, const msg::Update& update, double
   if (agent.eval_round == round_ && agent.eval_version == update.round &&
       eval_reported_.count(agent.agent_id) == 0) {
     eval_loss_ += update.loss_sum;
+    eval_validation_.add(update.validation);
     eval_reported_.emplace(agent.agent_id, true);
   }
   agent.eval_round = 0;
@@ -108,6 +109,7 @@ void HubCore::open_async_round(double now) {
   round_steps_ = 0;
   eval_w_ = w_;
   eval_loss_ = 0.0;
+  eval_validation_.clear();
   eval_reported_.clear();
   commit_ = true;
 }
@@ -133,6 +135,7 @@ void HubCore::maybe_close_async_round(double now, std::vector<Outgoing>& out) {
   report.local_steps = round_steps_;
   report.seconds = now - round_started_;
   if (evaluated) record_objective(report, eval_loss_, eval_w_);
+  report.validation = summarize(eval_validation_, options_.objective.loss);
   report.invariant_error = check_invariant();
   reports_.push_back(report);
   if (!finish_if_done(report, evaluated, out)) open_async_round(now);

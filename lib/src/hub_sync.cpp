@@ -102,7 +102,9 @@ void SyncMode::close_round(HubCore& hub, double now, std::vector<Outgoing>& out)
   for (const auto& [id, u] : hub.pending_) n_round += static_cast<double>(u.samples);
   const Eigen::VectorXd w_round = hub.w_;
   double loss = 0.0;
+  ValidationCounts validation;
   for (const auto& [id, u] : hub.pending_) {
+    validation.add(u.validation);
     AgentState& agent = hub.agents_.at(id);
     agent.last_seq = u.seq;
     if (!u.dS.empty()) {  // (a Newton answer leaves the tables alone)
@@ -117,6 +119,7 @@ void SyncMode::close_round(HubCore& hub, double now, std::vector<Outgoing>& out)
   const bool complete = hub.pending_.size() == hub.agents_.size() &&
                         report.kind != msg::RoundKind::product;
   if (complete) hub.record_objective(report, loss, w_round);
+  report.validation = summarize(validation, hub.options_.objective.loss);
   step(hub, w_round, n_round, complete ? report.objective : NAN, report);
   report.invariant_error = hub.check_invariant();
   hub.reports_.push_back(report);

@@ -96,6 +96,17 @@ std::string format_prometheus(const HubMetrics& m, double now) {
                    m.suboptimality);
   e.gauge_if_known("dsaga_hub_gradient_norm", "||grad F(w)|| at the last closed round",
                    m.gradient_norm);
+  e.gauge_if_known("dsaga_hub_validation_round",
+                   "The last round whose held-out validation counts are below", m.validation_round);
+  e.gauge_if_known("dsaga_hub_validation_examples", "Validation rows the agents evaluated",
+                   m.validation_examples);
+  e.gauge_if_known("dsaga_hub_validation_loss", "Mean loss on the validation rows",
+                   m.validation_loss);
+  e.gauge_if_known("dsaga_hub_validation_accuracy", "Accuracy on the validation rows",
+                   m.validation_accuracy);
+  e.gauge_if_known("dsaga_hub_validation_auc",
+                   "Area under the ROC curve on the validation rows (binary; 256 score bins)",
+                   m.validation_auc);
   e.gauge_if_known("dsaga_hub_last_round_duration_seconds", "Wall time of the last closed round",
                    m.last_round_seconds);
   e.gauge("dsaga_hub_agents_admitted", "Agents admitted to training",

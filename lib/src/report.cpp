@@ -25,6 +25,14 @@ std::string number(double v) {
 
 std::string json_number(double v) { return std::isfinite(v) ? number(v) : "null"; }
 
+// A validation count: unknown (not zero) in a round without counts.
+std::string count(std::uint64_t n, std::uint64_t examples) {
+  return examples > 0 ? std::to_string(n) : "nan";
+}
+std::string json_count(std::uint64_t n, std::uint64_t examples) {
+  return examples > 0 ? std::to_string(n) : "null";
+}
+
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -62,7 +70,8 @@ Result<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& pa
     std::fputs(
         "round,agents,participants,objective,suboptimality,invariant_error,round_seconds,"
         "elapsed_seconds,local_steps,late_updates,bytes_in,bytes_out,bytes_per_agent,updates,"
-        "stale_dropped,step_scale,reverted,mode,kind,cg_steps\n",
+        "stale_dropped,step_scale,reverted,gradient_norm,val_examples,val_correct,val_loss,"
+        "val_accuracy,val_auc,val_auc_error,mode,kind,cg_steps\n",
         file);
     std::fflush(file);
   }
@@ -70,6 +79,7 @@ Result<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& pa
 }
 
 Status MetricsWriter::write(const RoundReport& r, const TrafficCounters& t, double elapsed) {
+  const ValidationFigures& v = r.validation;
   std::ostringstream line;
   if (json_) {
     line << "{\"round\":" << r.round << ",\"agents\":" << r.agents
@@ -83,7 +93,14 @@ Status MetricsWriter::write(const RoundReport& r, const TrafficCounters& t, doub
          << ",\"bytes_per_agent\":" << json_number(per_agent(t, r.agents))
          << ",\"updates\":" << r.updates << ",\"stale_dropped\":" << r.stale_dropped
          << ",\"step_scale\":" << json_number(r.step_scale)
-         << ",\"reverted\":" << (r.reverted ? "true" : "false") << ",\"mode\":\""
+         << ",\"reverted\":" << (r.reverted ? "true" : "false")
+         << ",\"gradient_norm\":" << json_number(r.gradient_norm)
+         << ",\"val_examples\":" << json_count(v.examples, v.examples)
+         << ",\"val_correct\":" << json_count(v.correct, v.examples)
+         << ",\"val_loss\":" << json_number(v.loss)
+         << ",\"val_accuracy\":" << json_number(v.accuracy)
+         << ",\"val_auc\":" << json_number(v.auc)
+         << ",\"val_auc_error\":" << json_number(v.auc_error) << ",\"mode\":\""
          << to_string(r.mode) << "\",\"kind\":\"" << msg::to_string(r.kind)
          << "\",\"cg_steps\":" << r.cg_steps << "}\n";
   } else {
@@ -92,7 +109,10 @@ Status MetricsWriter::write(const RoundReport& r, const TrafficCounters& t, doub
          << number(r.seconds) << ',' << number(elapsed) << ',' << r.local_steps << ','
          << r.late_updates << ',' << t.bytes_in << ',' << t.bytes_out << ','
          << number(per_agent(t, r.agents)) << ',' << r.updates << ',' << r.stale_dropped << ','
-         << number(r.step_scale) << ',' << (r.reverted ? 1 : 0) << ',' << to_string(r.mode) << ','
+         << number(r.step_scale) << ',' << (r.reverted ? 1 : 0) << ','
+         << number(r.gradient_norm) << ',' << count(v.examples, v.examples) << ','
+         << count(v.correct, v.examples) << ',' << number(v.loss) << ',' << number(v.accuracy)
+         << ',' << number(v.auc) << ',' << number(v.auc_error) << ',' << to_string(r.mode) << ','
          << msg::to_string(r.kind) << ',' << r.cg_steps << '\n';
   }
   const std::string s = line.str();
@@ -128,6 +148,26 @@ std::string progress_line(const RoundReport& r, std::uint64_t max_rounds, double
   if (r.reverted) line += " guard: back to the previous model";
   if (r.step_scale < 1.0) {
     std::snprintf(buf, sizeof buf, " step x%.3g", r.step_scale);
+    line += buf;
+  }
+  // What shows progress without F*: the gradient norm where known, the held-out figures.
+  if (std::isfinite(r.gradient_norm)) {
+    std::snprintf(buf, sizeof buf, " |g|=%.2e", r.gradient_norm);
+    line += buf;
+  }
+  const ValidationFigures& v = r.validation;
+  if (v.examples > 0) {
+    std::snprintf(buf, sizeof buf, " val: loss=%.6f", v.loss);
+    line += buf;
+    if (std::isfinite(v.accuracy)) {
+      std::snprintf(buf, sizeof buf, " acc=%.4f", v.accuracy);
+      line += buf;
+    }
+    if (std::isfinite(v.auc)) {
+      std::snprintf(buf, sizeof buf, " auc=%.4f", v.auc);
+      line += buf;
+    }
+    std::snprintf(buf, sizeof buf, " (%llu rows)", static_cast<unsigned long long>(v.examples));
     line += buf;
   }
   return line;

@@ -129,8 +129,12 @@ struct BodyEncoder {
     const auto coarse_h = doubles(m.coarse_h);
     const auto product = doubles(m.product);
     const auto gram = fbb.CreateVector(m.gram.data(), m.gram.size());
+    const ValidationCounts& v = m.validation;
+    const auto negatives = fbb.CreateVector(v.negatives.data(), v.negatives.size());
+    const auto positives = fbb.CreateVector(v.positives.data(), v.positives.size());
     const auto t = fb::CreateUpdate(fbb, m.round, m.seq, m.samples, m.steps, m.loss_sum, dw, ds,
-                                    coarse_g, coarse_h, product, gram);
+                                    coarse_g, coarse_h, product, gram, v.examples, v.loss_sum,
+                                    v.correct, negatives, positives);
     return {fb::Body::Update, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Ack& m) {
@@ -185,7 +189,7 @@ class Checks {
   // its elements: a corrupt offset can place a [double] at 4 mod 8, and reading it is undefined
   // behaviour (a SIGBUS on armhf). The buffer start is 8-aligned here, so the address tells.
   // An empty vector has no element to load, and the builder does not align it.
-  template <class T>
+  template <class T>  // double, float or std::uint64_t
   Checks& aligned(const flatbuffers::Vector<T>* v, const char* name) {
     if (ok() && v != nullptr && v->size() != 0 &&
         reinterpret_cast<std::uintptr_t>(v->data()) % alignof(T) != 0) {
@@ -412,8 +416,18 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
       .aligned(t.product(), "Update.product")
       .aligned(t.gram(), "Update.gram")
       .finite(t.product(), "Update.product")
-      .finite(t.gram(), "Update.gram");
+      .finite(t.gram(), "Update.gram")
+      .required(t.val_negatives(), "Update.validation.negatives")
+      .required(t.val_positives(), "Update.validation.positives")
+      .aligned(t.val_negatives(), "Update.validation.negatives")
+      .aligned(t.val_positives(), "Update.validation.positives");
   if (!checks.status()) return checks.status();
+  // The counts are checked in the buffer, before `out` is touched (a refused message leaves it
+  // as it was); a hostile histogram length is refused by its size, before any element is read.
+  if (const Status s = check_counts(t.val_examples(), t.val_loss_sum(), t.val_correct(),
+                                    *t.val_negatives(), *t.val_positives(), "Update.validation: ");
+      !s)
+    return s;
   msg::Update& m = slot<msg::Update>(out);
   m.round = t.round();
   m.seq = t.seq();
@@ -426,6 +440,12 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
   assign(*t.coarse_h(), m.coarse_h);
   assign(*t.product(), m.product);
   assign(*t.gram(), m.gram);
+  ValidationCounts& v = m.validation;
+  v.examples = t.val_examples();
+  v.loss_sum = t.val_loss_sum();
+  v.correct = t.val_correct();
+  v.negatives.assign(t.val_negatives()->begin(), t.val_negatives()->end());
+  v.positives.assign(t.val_positives()->begin(), t.val_positives()->end());
   return Status::ok();
 }
 

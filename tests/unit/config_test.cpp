@@ -50,6 +50,45 @@ TEST(Config, ShippedAgentFileShowsTheRealDefaults) {
   EXPECT_EQ(c.data.read.force_dense, d.data.read.force_dense);
   EXPECT_EQ(c.data.scale, d.data.scale);
   EXPECT_TRUE(c.data.positive.empty());
+  EXPECT_EQ(c.validation.path, d.validation.path);
+  EXPECT_EQ(c.validation.holdout, d.validation.holdout);
+  EXPECT_EQ(c.validation.holdout_seed, d.validation.holdout_seed);
+  EXPECT_EQ(c.validation.eval_every, d.validation.eval_every);
+  EXPECT_FALSE(c.validation.enabled());
+}
+
+TEST(Config, ValidationIsReadAndChecked) {
+  auto a = parse_agent_config(
+      "[validation]\nholdout = 0.1\nholdout_seed = 7\neval_every = 5\n", "a.toml");
+  ASSERT_TRUE(a) << a.error();
+  EXPECT_EQ(a->validation.holdout, 0.1);
+  EXPECT_EQ(a->validation.holdout_seed, 7u);
+  EXPECT_EQ(a->validation.eval_every, 5u);
+  EXPECT_TRUE(validate(*a));
+  auto file = parse_agent_config("[validation]\npath = \"v.svm\"\n", "a.toml");
+  ASSERT_TRUE(file) << file.error();
+  EXPECT_EQ(file->validation.path, "v.svm");
+  EXPECT_TRUE(validate(*file));
+  const struct {
+    const char* text;
+    const char* message;
+  } bad[] = {
+      {"[validation]\nholdout = 1.0\n", "validation.holdout: 1 is not a fraction in (0, 1)"},
+      {"[validation]\nholdout = -0.2\n", "validation.holdout: -0.2"},
+      {"[validation]\nholdout = 0.1\npath = \"v.svm\"\n", "validation.path and validation.holdout"},
+      {"[validation]\neval_every = 0\n", "validation.eval_every: must be >= 1"},
+      {"[validation]\nlabels = \"l.idx\"\n", "validation.labels needs validation.path"},
+  };
+  for (const auto& c : bad) {
+    auto parsed = parse_agent_config(c.text, "a.toml");
+    ASSERT_TRUE(parsed) << parsed.error();
+    const Status s = validate(*parsed);
+    ASSERT_FALSE(s) << c.text;
+    EXPECT_NE(s.message().find(c.message), std::string::npos) << s.message();
+  }
+  auto typo = parse_agent_config("[validation]\nhold_out = 0.1\n", "a.toml");
+  ASSERT_FALSE(typo);
+  EXPECT_NE(typo.error().find("unknown key 'validation.hold_out'"), std::string::npos);
 }
 
 TEST(Config, ValuesAreRead) {

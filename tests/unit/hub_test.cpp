@@ -129,6 +129,59 @@ TEST_F(HubTest, RoundAggregatesWeightedMeanAndAppliesTableDeltas) {
   EXPECT_NEAR(reports[1].objective, 2.0 / 4.0, 1e-15);  // loss sums 1 + 1 at w_1 = 0
 }
 
+ValidationCounts counts(std::uint64_t examples, std::uint64_t correct, double loss,
+                        std::size_t neg_bin, std::size_t pos_bin) {
+  ValidationCounts c;
+  c.examples = examples;
+  c.correct = correct;
+  c.loss_sum = loss;
+  c.negatives.assign(kAucBins, 0);
+  c.positives.assign(kAucBins, 0);
+  c.negatives[neg_bin] = examples / 2;
+  c.positives[pos_bin] = examples - examples / 2;
+  return c;
+}
+
+TEST_F(HubTest, RoundSumsTheValidationCountsOfItsUpdates) {
+  start();
+  msg::Update a = update(1, 2, 1, {0, 0, 0}, {0, 0, 0});
+  a.validation = counts(4, 3, 2.0, 10, 200);
+  msg::Update b = update(1, 2, 3, {0, 0, 0}, {0, 0, 0});
+  b.validation = counts(6, 6, 1.0, 20, 100);
+  ASSERT_TRUE(hub.on_message("pa", a, 1.0, out));
+  ASSERT_TRUE(hub.on_message("pb", b, 1.0, out));
+  // Round 2 without counts: nothing, not zero.
+  ASSERT_TRUE(hub.on_message("pa", update(2, 3, 1, {0, 0, 0}, {0, 0, 0}), 2.0, out));
+  ASSERT_TRUE(hub.on_message("pb", update(2, 3, 3, {0, 0, 0}, {0, 0, 0}), 2.0, out));
+  const auto reports = hub.take_reports();
+  ASSERT_EQ(reports.size(), 3u);
+  const ValidationFigures& v = reports[1].validation;
+  EXPECT_EQ(v.examples, 10u);
+  EXPECT_EQ(v.correct, 9u);
+  EXPECT_DOUBLE_EQ(v.loss, 0.3);
+  EXPECT_DOUBLE_EQ(v.accuracy, 0.9);
+  // Negatives in bins 10 (2) and 20 (3), positives in 200 (2) and 100 (3): all pairs ordered.
+  EXPECT_DOUBLE_EQ(v.auc, 1.0);
+  EXPECT_DOUBLE_EQ(v.auc_error, 0.0);
+  EXPECT_TRUE(std::isnan(reports[1].gradient_norm));  // plain dSAGA knows no gradient
+  EXPECT_EQ(reports[2].validation.examples, 0u);
+  EXPECT_TRUE(std::isnan(reports[2].validation.accuracy));
+}
+
+TEST_F(HubTest, InconsistentValidationCountsAreRefusedAndChangeNothing) {
+  start();
+  msg::Update a = update(1, 2, 1, {4, 0, 0}, {4, 0, 0});
+  a.validation = counts(4, 5, 2.0, 10, 200);
+  const Status s = hub.on_message("pa", a, 1.0, out);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("correct 5 > examples 4"), std::string::npos) << s.message();
+  ASSERT_EQ(sent<msg::Error>(out, "pa").size(), 1u);
+  EXPECT_EQ(sent<msg::Error>(out, "pa")[0]->code, msg::ErrorCode::invalid_value);
+  EXPECT_EQ(hub.gbar(), Eigen::Vector3d(1, 1, 1));
+  a.validation.correct = 4;
+  ASSERT_TRUE(hub.on_message("pa", a, 1.0, out));  // the same seq, now consistent
+}
+
 TEST_F(HubTest, ServerStepScalesTheMean) {
   HubOptions o = options();
   o.server_step = 2.0;
@@ -530,6 +583,27 @@ TEST_F(AsyncHubTest, EachUpdateIsAppliedOnArrivalAndOnlyItsSenderIsAnswered) {
   EXPECT_EQ(b_next[0]->eval_w, std::vector<double>({1, 3, 0}));
 }
 
+// Only the counts of updates whose loss is at the round's evaluation point are summed.
+TEST_F(AsyncHubTest, RoundSumsTheCountsAtItsEvaluationPointOnly) {
+  HubCore h(async_options());
+  start_async(h);
+  msg::Update a = update(1, 2, 1, {4, 0, 0}, {4, 0, 0}, 0.25);
+  a.validation = counts(2, 1, 1.0, 10, 200);
+  ASSERT_TRUE(h.on_message("pa", a, 1.0, out));
+  // a again, from version 2 (not asked for its loss): its counts are not at the point.
+  msg::Update a2 = update(2, 3, 1, {0, 0, 0}, {0, 0, 0}, 9.0);
+  a2.validation = counts(2, 0, 5.0, 10, 200);
+  ASSERT_TRUE(h.on_message("pa", a2, 1.5, out));
+  msg::Update b = update(1, 2, 3, {0, 4, 0}, {0, 0, 8}, 0.75);
+  b.validation = counts(4, 4, 1.0, 10, 200);
+  ASSERT_TRUE(h.on_message("pb", b, 2.0, out));
+  const auto reports = h.take_reports();
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(reports[1].validation.examples, 6u);
+  EXPECT_EQ(reports[1].validation.correct, 5u);
+  EXPECT_DOUBLE_EQ(reports[1].validation.loss, 2.0 / 6);
+}
+
 TEST_F(AsyncHubTest, TooStaleUpdateKeepsItsTableDeltaAndDropsItsStep) {
   HubCore h(async_options(1));
   start_async(h);
@@ -680,6 +754,20 @@ TEST(HubTwoLevel, RoundTakesTheNewtonStepOfTheCoarseModel) {
   const Eigen::Vector3d h2(2.5, 1.5, 1.5);
   const Eigen::Vector3d w3 = w2 - g2.cwiseQuotient(h2);
   EXPECT_NEAR((hub.w() - w3).norm(), 0.0, 1e-15);
+}
+
+// After a round with every agent in, gbar is the data term's gradient at the broadcast w.
+TEST(HubTwoLevel, CompleteRoundReportsTheGradientNormAtItsBroadcastW) {
+  HubCore hub(options());
+  std::vector<Outgoing> out;
+  start(hub, out);
+  ASSERT_TRUE(hub.on_message("pa", update(1, 2, 1, {1, 0, 0}, kIdentity, 1.0), 1.0, out));
+  const std::vector<double> h3 = {3, 0, 0, 3, 0, 3};
+  ASSERT_TRUE(hub.on_message("pb", update(1, 2, 3, {0, 2, 0}, h3, 1.0, {4, 0, 0}), 1.0, out));
+  const auto reports = hub.take_reports();
+  ASSERT_EQ(reports.size(), 2u);
+  // gbar after the round's dS: (2, 1, 1); w_1 = 0, so no lambda w term.
+  EXPECT_DOUBLE_EQ(reports[1].gradient_norm, std::sqrt(6.0));
 }
 
 TEST(HubTwoLevel, CoarsePayloadOfTheWrongSizeIsRejectedAndChangesNothing) {

@@ -68,7 +68,8 @@ TEST(Metrics, FreshHubIsValidExpositionWithoutUnknownGauges) {
   for (const char* absent :
        {"dsaga_hub_objective", "dsaga_hub_suboptimality", "dsaga_hub_gradient_norm",
         "dsaga_hub_last_round_duration_seconds", "dsaga_hub_checkpoints_total",
-        "dsaga_hub_checkpoint_age_seconds", "dsaga_hub_two_level_reverts_total"})
+        "dsaga_hub_checkpoint_age_seconds", "dsaga_hub_two_level_reverts_total",
+        "dsaga_hub_validation_round", "dsaga_hub_validation_accuracy", "dsaga_hub_validation_auc"})
     EXPECT_EQ(s.count(absent), 0u) << absent;
 }
 
@@ -91,7 +92,19 @@ TEST(Metrics, TrainingHubReportsEveryNumber) {
   m.two_level = true;
   m.reverts_total = 1;
   m.step_scale = 0.5;
+  m.gradient_norm = 2.5e-3;
+  m.validation_round = 10;
+  m.validation_examples = 10000;
+  m.validation_loss = 0.125;
+  m.validation_accuracy = 0.9487;
+  m.validation_auc = 0.9895;
   const auto s = parse_exposition(format_prometheus(m, 100.5));
+  EXPECT_EQ(s.at("dsaga_hub_gradient_norm"), 2.5e-3);
+  EXPECT_EQ(s.at("dsaga_hub_validation_round"), 10);
+  EXPECT_EQ(s.at("dsaga_hub_validation_examples"), 10000);
+  EXPECT_EQ(s.at("dsaga_hub_validation_loss"), 0.125);
+  EXPECT_EQ(s.at("dsaga_hub_validation_accuracy"), 0.9487);
+  EXPECT_EQ(s.at("dsaga_hub_validation_auc"), 0.9895);
   EXPECT_EQ(s.at("dsaga_hub_round"), 12);
   EXPECT_EQ(s.at("dsaga_hub_objective"), 0.3125);
   EXPECT_EQ(s.at("dsaga_hub_suboptimality"), 1.5e-4);

@@ -12,6 +12,7 @@
 #include "dsaga/reference.hpp"
 #include "dsaga/rng.hpp"
 #include "dsaga/saga.hpp"
+#include "dsaga/validation.hpp"
 #include "dsaga_generated.h"
 #include "strings.hpp"
 
@@ -46,8 +47,10 @@ struct TrainingRun {
 
 // Trains `shards` over inproc://; `meddle` (optional) runs with the hub's endpoint once the hub
 // serves, before the agents join.
+// `validation` (optional): agent k's held-out rows, validation[k].
 TrainingRun train(const std::vector<Dataset>& shards, const HubOptions& options,
-          const std::function<void(TransportContext&, const std::string&)>& meddle = {}) {
+          const std::function<void(TransportContext&, const std::string&)>& meddle = {},
+          const std::vector<Dataset>* validation = nullptr) {
   TransportContext context;
   TransportOptions transport;
   static int counter = 0;
@@ -77,7 +80,9 @@ TrainingRun train(const std::vector<Dataset>& shards, const HubOptions& options,
   std::vector<Status> agent_status(shards.size());
   for (std::size_t k = 0; k < shards.size(); ++k) {
     agents.emplace_back([&, k] {
-      AgentCore core(shards[k], objective, AgentOptions{"agent-" + std::to_string(k), 1 + k});
+      AgentOptions agent{"agent-" + std::to_string(k), 1 + k};
+      if (validation != nullptr) agent.validation = &(*validation)[k];
+      AgentCore core(shards[k], objective, agent);
       auto client = ClientSocket::connect(context, endpoint, transport);
       ASSERT_TRUE(client) << client.error();
       AgentServiceOptions service;
@@ -332,6 +337,74 @@ TEST(Service, NewtonCgReachesTheReferenceOptimumForEveryLoss) {
     EXPECT_LE(gradients, 15);  // Newton: a handful of outer rounds
     // The optimum itself, not only its value.
     EXPECT_LE((run.best_w - reference->w).norm(), 1e-4 * std::max(1.0, reference->w.norm()));
+  }
+}
+
+// Held-out validation end to end in every mode: the hub's figures of a round are those of the
+// union of the agents' validation rows at the round's broadcast w, computed directly. The
+// validation rows touch every column while the (sparse, restricted) training shards miss some:
+// the agents' support must cover them for the restricted w to be exact there.
+TEST(Service, ValidationFiguresAreThoseOfTheUnionAtTheBroadcastWInEveryMode) {
+  const Dataset data = synthetic(480, 12, 11);
+  std::vector<Index> train_rows, held_rows;
+  for (Index i = 0; i < data.rows(); ++i) (i % 4 == 0 ? held_rows : train_rows).push_back(i);
+  const auto shards = narrow_shards(select_rows(data, train_rows), 3);
+  const Dataset held = select_rows(data, held_rows);
+  std::vector<Dataset> validation;
+  for (const auto& rows : partition(held, 3, PartitionKind::iid, 1))
+    validation.push_back(convert(select_rows(held, rows), Storage::sparse, Precision::f64));
+  for (const Aggregation aggregation :
+       {Aggregation::two_level, Aggregation::mean, Aggregation::async}) {
+    SCOPED_TRACE(to_string(aggregation));
+    HubOptions options = logistic_options(3, 6);
+    options.aggregation = aggregation;
+    options.coarse_rank = 3;
+    const TrainingRun run = train(shards, options, {}, &validation);
+    int compared = 0;
+    for (std::size_t i = 1; i < run.reports.size(); ++i) {
+      const RoundReport& r = run.reports[i];
+      if (r.validation.examples == 0) continue;
+      ASSERT_EQ(r.validation.examples, static_cast<std::uint64_t>(held.rows())) << r.round;
+      // The round's broadcast (sync) or evaluation point (async): the w when the round before
+      // closed.
+      const Eigen::VectorXd& w = run.w_after_round[i - 1];
+      ValidationCounts direct;
+      count_validation(held, options.objective, w, direct);
+      const ValidationFigures f = summarize(direct, Loss::logistic);
+      EXPECT_EQ(r.validation.correct, f.correct) << r.round;
+      EXPECT_NEAR(r.validation.loss, f.loss, 1e-12) << r.round;
+      EXPECT_NEAR(r.validation.auc, f.auc, 1e-12) << r.round;
+      ++compared;
+    }
+    EXPECT_GE(compared, aggregation == Aggregation::async ? 1 : 6);
+  }
+}
+
+// The gradient norm a two-level round reports is ||grad F(w_r)|| of the whole problem; the other
+// modes do not know one and report none.
+TEST(Service, TwoLevelReportsTheTrueGradientNormAtTheBroadcastW) {
+  const Dataset data = synthetic(400, 12, 3);
+  std::vector<Dataset> shards;
+  for (const auto& rows : partition(data, 3, PartitionKind::by_label, 0))
+    shards.push_back(select_rows(data, rows));
+  for (const Aggregation aggregation : {Aggregation::two_level, Aggregation::mean}) {
+    SCOPED_TRACE(to_string(aggregation));
+    HubOptions options = logistic_options(3, 5);
+    options.aggregation = aggregation;
+    options.coarse_rank = 3;
+    const TrainingRun run = train(shards, options);
+    ASSERT_GE(run.reports.size(), 6u);
+    for (std::size_t i = 1; i < run.reports.size(); ++i) {
+      const RoundReport& r = run.reports[i];
+      if (aggregation != Aggregation::two_level) {
+        EXPECT_TRUE(std::isnan(r.gradient_norm)) << r.round;
+        continue;
+      }
+      Eigen::VectorXd gradient;
+      objective_value(data, options.objective, run.w_after_round[i - 1], &gradient);
+      EXPECT_NEAR(r.gradient_norm, gradient.norm(), 1e-12 * std::max(1.0, gradient.norm()))
+          << r.round;
+    }
   }
 }
 

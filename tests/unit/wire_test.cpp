@@ -105,6 +105,11 @@ void expect_same(const msg::Update& a, const msg::Update& b) {
   expect_same_bits(a.coarse_h, b.coarse_h, "coarse_h");
   expect_same_bits(a.product, b.product, "product");
   EXPECT_EQ(a.gram, b.gram);
+  EXPECT_EQ(a.validation.examples, b.validation.examples);
+  expect_same_bits(a.validation.loss_sum, b.validation.loss_sum, "validation.loss_sum");
+  EXPECT_EQ(a.validation.correct, b.validation.correct);
+  EXPECT_EQ(a.validation.negatives, b.validation.negatives);
+  EXPECT_EQ(a.validation.positives, b.validation.positives);
 }
 void expect_same(const msg::Ack& a, const msg::Ack& b) {
   EXPECT_EQ(a.round, b.round);
@@ -208,6 +213,14 @@ std::vector<msg::Message> samples(std::size_t n) {
   update.coarse_h = ramp(10, -3.0);
   update.product = ramp(n, 0.75);
   update.gram = {1.5f, -2.25f, 3.0e-38f};
+  update.validation.examples = 7;
+  update.validation.loss_sum = 3.25;
+  update.validation.correct = 5;
+  update.validation.negatives.assign(kAucBins, 0);
+  update.validation.positives.assign(kAucBins, 0);
+  update.validation.negatives[3] = 2;
+  update.validation.positives[kAucBins - 1] = 4;
+  update.validation.positives[200] = 1;
 
   msg::Ack ack;
   ack.round = 0xFFFFFFFFFFull;
@@ -358,7 +371,7 @@ TEST(WireEncode, UpdateOfModelSize785IsPayloadPlusSmallOverhead) {
   std::cout << "[ wire     ] Update d=785: " << size << " bytes, payload " << payload
             << " bytes, overhead " << size - payload << " bytes\n";
   EXPECT_GE(size, payload);
-  EXPECT_LE(size, payload + 176);  // (the empty Newton fields, protocol 4, are 8 bytes each)
+  EXPECT_LE(size, payload + 208);  // version 4: two empty Newton vectors, two empty histograms
 }
 
 // ---- Alignment -------------------------------------------------------------------------------
@@ -431,7 +444,7 @@ TEST(WireDecode, RejectsWrongIdentifier) {
 
 TEST(WireDecode, RejectsOtherProtocolVersions) {
   // 1: a peer from before two-level dSAGA, 2: from before restricted vectors, 3: from before
-  // Newton-CG rounds; all are refused with a clear reason.
+  // Newton-CG rounds and the validation counts; each is refused with a clear reason.
   for (std::uint32_t version : {0u, 1u, 2u, 3u, 5u, 7u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
@@ -677,10 +690,61 @@ TEST(WireDecode, RejectsNonFiniteScalars) {
   }
 }
 
+// Version 4's validation counts: inconsistent counts are refused by name, consistent ones pass.
+TEST(WireDecode, RejectsInconsistentValidationCounts) {
+  const auto with = [](auto change) {
+    msg::Update u;
+    u.validation.examples = 4;
+    u.validation.loss_sum = 1.5;
+    u.validation.correct = 3;
+    u.validation.negatives.assign(kAucBins, 0);
+    u.validation.positives.assign(kAucBins, 0);
+    u.validation.negatives[0] = 1;
+    u.validation.positives[kAucBins - 1] = 3;
+    change(u.validation);
+    return encode(u);
+  };
+  EXPECT_TRUE(decode_copy(with([](ValidationCounts&) {})).is_ok());
+  // No histograms (multinomial, squared) and no counts at all are fine too.
+  EXPECT_TRUE(decode_copy(with([](ValidationCounts& v) {
+                v.negatives.clear();
+                v.positives.clear();
+              })).is_ok());
+  EXPECT_TRUE(decode_copy(encode(msg::Update{})).is_ok());
+  expect_error(decode_copy(with([](ValidationCounts& v) { v.correct = 5; })),
+               "Update.validation: correct 5 > examples 4");
+  for (double bad : {kNaN, kInf, -kInf})
+    expect_error(decode_copy(with([&](ValidationCounts& v) { v.loss_sum = bad; })),
+                 "Update.validation: loss_sum is not finite");
+  expect_error_containing(decode_copy(with([](ValidationCounts& v) { v.loss_sum = -0.5; })),
+               "Update.validation: loss_sum -0.5");
+  expect_error_containing(decode_copy(with([](ValidationCounts& v) { v.positives[7] = 1; })),
+               "the score histograms hold more rows than examples 4");
+  expect_error_containing(decode_copy(with([](ValidationCounts& v) { v.positives[kAucBins - 1] = 2; })),
+               "the score histograms hold 3 rows, examples 4");
+  expect_error_containing(decode_copy(with([](ValidationCounts& v) { v.positives[7] = ~std::uint64_t(0); })),
+               "the score histograms hold more rows than examples 4");
+  expect_error_containing(decode_copy(with([](ValidationCounts& v) { v.negatives.pop_back(); })),
+               "score histograms of 255 and 256 bins");
+  expect_error_containing(decode_copy(with([](ValidationCounts& v) { v.positives.clear(); })),
+               "score histograms of 256 and 0 bins");
+  expect_error_containing(decode_copy(with([](ValidationCounts& v) {
+                 v.examples = 0;
+                 v.correct = 0;
+                 v.negatives.clear();
+                 v.positives.clear();
+               })),
+               "examples 0 with a loss_sum");
+  // A hostile length is refused by its size (a vector of 2^20 bins is not read element-wise).
+  expect_error_containing(decode_copy(with([](ValidationCounts& v) { v.negatives.assign(1 << 20, 0); })),
+               "bins, expected 256 each or none");
+}
+
 TEST(WireDecode, RejectsDoubleVectorsMisalignedWithinTheBuffer) {
   // Found by fuzzing: an Update whose dw offset puts the doubles at 4 mod 8 from the (aligned)
   // buffer start. The FlatBuffers verifier accepts it (it checks only the length prefix's
-  // alignment); reading it would be a misaligned double load, a SIGBUS on armhf.
+  // alignment); reading it would be a misaligned double load, a SIGBUS on armhf. (Byte 28 is the
+  // envelope's protocol version, kept current.)
   const Bytes bytes = {0x14, 0x00, 0x00, 0x00, 0x44, 0x53, 0x47, 0x41, 0x00, 0x00, 0x0a, 0x00,
                        0x12, 0x00, 0x08, 0x00, 0x07, 0x00, 0x0c, 0x00, 0x0a, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x00, 0x05, 0x04, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,

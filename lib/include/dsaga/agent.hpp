@@ -37,6 +37,7 @@
 #include "dsaga/newton.hpp"
 #include "dsaga/objective.hpp"
 #include "dsaga/status.hpp"
+#include "dsaga/validation.hpp"
 
 namespace dsaga {
 
@@ -65,6 +66,14 @@ class Outbox {
 struct AgentOptions {
   std::string agent_id;
   std::uint64_t incarnation = 0;  // random per process start (the daemon draws it)
+  // Held-out rows it never trains on (validation.hpp; same width, labels prepared for the same
+  // loss), or nullptr. Must outlive the agent. Its Updates carry their counts at the point of
+  // loss_sum every `eval_every`-th evaluation: synchronous rounds r with r % eval_every == 0
+  // (the same rounds on every agent), and in async aggregation every eval_every-th RoundStart
+  // that names an evaluation point. A sparse agent's Join support covers the validation rows'
+  // columns too, so that a restricted w is exact wherever they read it.
+  const Dataset* validation = nullptr;
+  std::uint64_t eval_every = 1;
 };
 
 class AgentCore {
@@ -120,6 +129,7 @@ class AgentCore {
   Eigen::VectorXd dw_, ds_, table_sum_, coarse_g_, coarse_h_;
   newton::AgentCurvature curvature_;  // Newton-CG: the curvature at the last gradient's w
   Eigen::VectorXd direction_, product_;
+  std::uint64_t eval_requests_ = 0;  // async: RoundStarts that named an evaluation point
   std::uint64_t seq_ = 0;
   std::uint64_t rounds_done_ = 0;
   std::optional<std::uint64_t> answered_round_;  // the newest round answered with an Update

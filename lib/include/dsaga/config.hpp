@@ -44,6 +44,7 @@ struct AgentConfig {
   double give_up = 0.0;       // seconds without the hub before exiting with an error; 0 = never
   Objective objective;        // loss and classes (lambda comes from the hub)
   DataSpec data;
+  ValidationSpec validation;  // [validation]: held-out rows, never trained on (data_source.hpp)
   TransportOptions transport;
   // [security]: CurveZMQ. Required (or allow_plaintext) whenever `hub` is not loopback.
   std::string key_file;      // this agent's key pair (dsaga-keygen agent-3 -> agent-3.key)

@@ -56,6 +56,38 @@ struct DataSpec {
 // numbered from 0 as in `shard`).
 Result<Dataset> load_data(const DataSpec& spec, const Objective& objective);
 
+// An agent's held-out validation rows (validation.hpp), which it never trains on: a file of its
+// own, or a seeded fraction of the rows load_data gave it. The TOML table [validation] of
+// config/agent.toml; the options --validation, --validation-labels, --holdout, --holdout-seed
+// and --eval-every.
+struct ValidationSpec {
+  // A file read with the training DataSpec's options (format, transforms, label mapping,
+  // features, storage) and cut into the same shards (shards, shard, partition, seed: each row of
+  // a file the agents share is evaluated by one agent); `limit` is not applied. idx: the images
+  // file; fashion-mnist: the directory whose test split (t10k files) is read.
+  std::string path;
+  std::string labels_path;       // idx only: the labels file
+  double holdout = 0.0;          // a fraction in (0, 1) of the loaded rows instead (0 = none)
+  std::uint64_t holdout_seed = 0;
+  std::uint64_t eval_every = 1;  // evaluate every this many rounds (>= 1)
+  bool enabled() const { return !path.empty() || holdout > 0; }
+};
+
+// The validation file of `spec` for a training set `train` loaded with `data` (width and labels
+// checked against it: a LIBSVM file may be narrower, its missing columns are zero). Errors name
+// "validation.path" and the file.
+Result<Dataset> load_validation(const DataSpec& data, const ValidationSpec& spec,
+                                const Objective& objective, const Dataset& train);
+
+// Splits `data` into training rows and round(fraction * n) held-out rows drawn by a seeded
+// shuffle (Rng(seed), the same rows on every platform); both keep file order. Errors name
+// "validation.holdout" when a part would be empty or the fraction is outside (0, 1).
+struct HeldOut {
+  Dataset train;
+  Dataset validation;
+};
+Result<HeldOut> hold_out(const Dataset& data, double fraction, std::uint64_t seed);
+
 // "iid", "by-label" (also accepted: "by_label") or "dirichlet:ALPHA" (ALPHA a finite number > 0,
 // e.g. "dirichlet:0.3"; stored in *alpha when alpha is given). The error quotes the name and
 // lists the choices.

@@ -35,6 +35,7 @@
 #include "dsaga/newton.hpp"
 #include "dsaga/objective.hpp"
 #include "dsaga/status.hpp"
+#include "dsaga/validation.hpp"
 
 namespace dsaga {
 
@@ -159,6 +160,15 @@ struct RoundReport {
   Aggregation mode = Aggregation::mean;
   msg::RoundKind kind = msg::RoundKind::run;
   std::uint64_t cg_steps = 0;  // newton_cg, on a gradient round: the CG steps of the step just taken
+  // Held-out validation at the round's broadcast w (the point of `objective`), from the counts
+  // the agents' updates of this round carried (validation.hpp); examples 0 when none did.
+  // Sync modes sum the updates the round aggregates; async the updates whose loss went into F.
+  ValidationFigures validation;
+  // ||grad F(w_r)||_2 where the hub knows it exactly, else NaN. Only two-level rounds in which
+  // every agent's update arrived: each agent recomputed its whole table at w_r, so after the
+  // round's dS, gbar = (1/N) sum_i grad loss_i(w_r) and grad F(w_r) = gbar + lambda w_r. In the
+  // other modes the table holds gradients at older points (gbar is not a gradient at any w).
+  double gradient_norm = std::numeric_limits<double>::quiet_NaN();
 };
 
 // The sampling seed of an agent: a fixed function of the run's seed and the agent id, the same
@@ -342,6 +352,7 @@ class HubCore {
   Eigen::VectorXd eval_w_;              // w when the round opened: where F is measured
   double eval_loss_ = 0.0;              // sum of the agents' loss sums at eval_w_
   std::map<std::string, bool> eval_reported_;  // agents whose loss at eval_w_ is in eval_loss_
+  ValidationCounts eval_validation_;    // their validation counts at eval_w_ (not checkpointed)
   // two_level state (checkpointed)
   struct CoarseState {
     coarse::Basis basis;

@@ -9,7 +9,7 @@
 //   hub -> agent   Config      N, lambda, eta, T, seed, w0; whether to (re)build the table
 //   agent -> hub   InitUpload  S_k at w0 and the local loss sum
 //   hub -> agents  RoundStart  (r, w, gbar)
-//   agent -> hub   Update      (r, seq, dw, dS, n_k, steps, loss sum at w_r)
+//   agent -> hub   Update      (r, seq, dw, dS, n_k, steps, loss sum and validation counts at w_r)
 //   hub -> agent   Ack         (r, seq): applied (or already applied: acks are idempotent)
 //   either         Leave, Error, Heartbeat
 #pragma once
@@ -20,11 +20,13 @@
 #include <vector>
 
 #include "dsaga/objective.hpp"
+#include "dsaga/validation.hpp"
 
 namespace dsaga::msg {
 
 // Bumped on any incompatible change of the schema or of the meaning of a field.
-// 2: two-level dSAGA, 3: restricted vectors, 4: Newton-CG rounds (RoundStart.kind)
+// 2: two-level dSAGA, 3: restricted vectors, 4: Newton-CG rounds (RoundStart.kind) and the
+// Update's held-out validation counts
 inline constexpr std::uint32_t kProtocolVersion = 4;
 
 enum class Algorithm : std::uint8_t { dsaga = 0, fedavg = 1, scaffold = 2, gd = 3 };
@@ -127,6 +129,9 @@ struct Update {
   // Newton rounds (RoundStart::kind gradient or product; dw and dS are then empty):
   std::vector<double> product;   // g_k or (H p)_k, d*C (restricted like dw)
   std::vector<float> gram;       // X_k^T X_k on the support, packed upper triangle; or empty
+  // Counts on the agent's validation rows at the point of loss_sum (validation.hpp); empty when
+  // it has none or skipped the pass this round (--eval-every). Every mode takes them.
+  ValidationCounts validation;
 };
 
 struct Ack {

@@ -29,7 +29,7 @@ struct HubMetrics {
   std::uint64_t round = 0;          // the last closed round
   double objective = kUnknown;      // F at that round's broadcast w
   double suboptimality = kUnknown;  // (F - F*) / F*, when F* is known
-  double gradient_norm = kUnknown;  // ||grad F(w)||, when known (no round reports it today)
+  double gradient_norm = kUnknown;  // ||grad F(w)||, when known (RoundReport::gradient_norm)
   double last_round_seconds = kUnknown;
   int agents_admitted = 0;
   int agents_connected = 0;
@@ -51,6 +51,13 @@ struct HubMetrics {
   bool two_level = false;
   std::uint64_t reverts_total = 0;
   double step_scale = kUnknown;
+  // Held-out validation (validation.hpp) of the last round that had counts, and that round: a
+  // round without counts (--eval-every) leaves them as they were.
+  double validation_round = kUnknown;
+  double validation_examples = kUnknown;
+  double validation_loss = kUnknown;
+  double validation_accuracy = kUnknown;
+  double validation_auc = kUnknown;
 };
 
 // The exposition text: for each metric "# HELP", "# TYPE" and its samples, '\n'-terminated.

@@ -20,8 +20,12 @@ namespace dsaga {
 
 // Columns: round, agents, participants, objective, suboptimality, invariant_error,
 // round_seconds, elapsed_seconds, local_steps, late_updates, bytes_in, bytes_out,
-// bytes_per_agent (cumulative bytes_in + bytes_out over admitted agents). NaN is written as
-// "nan" (CSV) or null (JSON). Every line is flushed, so a crash loses at most the line in hand.
+// bytes_per_agent (cumulative bytes_in + bytes_out over admitted agents), updates,
+// stale_dropped, step_scale, reverted, and (appended for issue 16, so earlier columns keep their
+// numbers) gradient_norm, val_examples, val_correct, val_loss, val_accuracy, val_auc,
+// val_auc_error (RoundReport; validation.hpp). NaN is written as "nan" (CSV) or null (JSON); a
+// round without validation counts has every val_ column unknown, not zero. Every line is
+// flushed, so a crash loses at most the line in hand.
 class MetricsWriter {
  public:
   // *.jsonl / *.json: JSON lines; anything else: CSV with a header line.
