@@ -61,7 +61,9 @@ for setting in $settings; do
   "$root/bench/plot_convergence.sh" "$out" "$tag" || true
 done
 # liblinear's Newton on B1r, against the F* the benchmark computed.
-fstar_file=$out/B1r$([ "$limit" -gt 0 ] && echo "-limit$limit")-fstar.txt
+suffix=""
+if [ "$limit" -gt 0 ]; then suffix="-limit$limit"; fi
+fstar_file=$out/B1r$suffix-fstar.txt
 if [ -f "$fstar_file" ] && command -v liblinear-train >/dev/null; then
   echo "== b1r liblinear"
   /usr/bin/python3 "$root/bench/single_node.py" --problem B1r --methods liblinear \

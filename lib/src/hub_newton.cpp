@@ -209,6 +209,7 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
   for (const auto& [id, u] : hub.pending_) g += view(u.product);
   g = g / n_round + lambda * w_round;
   (void)C;
+  if (complete) report.gradient_norm = g.norm();  // the whole gradient at w: exact
   s.cg.start(g, precondition(hub, -g), newton::cg_tolerance(g.norm()));
   s.stage = msg::RoundKind::product;
 }
@@ -241,6 +242,7 @@ void NewtonMode::take_product(HubCore& hub, bool complete, RoundReport& report) 
   }
   s.next_s.col(s.next_s.cols() - 1) = p;
   s.next_y.col(s.next_y.cols() - 1) = q;
+  report.cg_steps = s.cg.steps;
   if (s.cg.converged() || s.cg.steps >= newton::kMaxCgSteps) {
     end_cg(hub, report);
     return;

@@ -133,17 +133,19 @@ std::string progress_line(const RoundReport& r, std::uint64_t max_rounds, double
   const int width = 20;
   const int filled = static_cast<int>(std::lround(fraction * width));
   char buf[256];
-  std::snprintf(buf, sizeof buf, "round %4llu/%llu [%s%s] F=%.10f (F-F*)/F*=%.3e inv=%.1e %.2f s %s/agent",
+  // Newton-CG's product rounds (one CG step each) measure no F.
+  const std::string measured =
+      r.kind == msg::RoundKind::product
+          ? cat("newton-cg CG step ", r.cg_steps)
+          : (std::snprintf(buf, sizeof buf, "F=%.10f (F-F*)/F*=%.3e", r.objective, r.suboptimality),
+             std::string(buf));
+  std::snprintf(buf, sizeof buf, "round %4llu/%llu [%s%s] %s inv=%.1e %.2f s %s/agent",
                 static_cast<unsigned long long>(r.round),
                 static_cast<unsigned long long>(max_rounds), std::string(filled, '#').c_str(),
-                std::string(width - filled, '.').c_str(), r.objective, r.suboptimality,
-                r.invariant_error, r.seconds, human_bytes(per_agent(traffic, r.agents)).c_str());
+                std::string(width - filled, '.').c_str(), measured.c_str(), r.invariant_error,
+                r.seconds, human_bytes(per_agent(traffic, r.agents)).c_str());
   std::string line = buf;
-  // Newton-CG's exchanges: a product round measures no F.
-  if (r.kind != msg::RoundKind::run) {
-    line += cat(" newton-cg ", msg::to_string(r.kind));
-    if (r.cg_steps > 0) line += cat(" (step after ", r.cg_steps, " CG steps)");
-  }
+  if (r.kind == msg::RoundKind::gradient) line += " newton-cg gradient";
   // Two-level's guard, when it acts: the step it left and whether it went back a round.
   if (r.reverted) line += " guard: back to the previous model";
   if (r.step_scale < 1.0) {

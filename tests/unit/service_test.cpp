@@ -321,8 +321,16 @@ TEST(Service, NewtonCgReachesTheReferenceOptimumForEveryLoss) {
     ASSERT_FALSE(run.reports.empty());
     const double start = run.reports.front().objective;
     int gradients = 0, products = 0;
-    for (const RoundReport& r : run.reports) {
+    for (std::size_t i = 0; i < run.reports.size(); ++i) {
+      const RoundReport& r = run.reports[i];
       EXPECT_LE(r.invariant_error, 1e-12) << r.round;
+      // A gradient round reports ||grad F|| at its broadcast w (the w after the round before).
+      if (r.kind == msg::RoundKind::gradient) {
+        Eigen::VectorXd gradient;
+        objective_value(data, options.objective, run.w_after_round[i - 1], &gradient);
+        EXPECT_NEAR(r.gradient_norm, gradient.norm(), 1e-10 * std::max(1.0, gradient.norm()))
+            << r.round;
+      }
       if (r.round > 0) {
         EXPECT_EQ(r.mode, Aggregation::newton_cg);
         gradients += r.kind == msg::RoundKind::gradient;

@@ -159,15 +159,16 @@ struct RoundReport {
   // round asked of the agents (a local run, or a Newton-CG gradient or product exchange).
   Aggregation mode = Aggregation::mean;
   msg::RoundKind kind = msg::RoundKind::run;
-  std::uint64_t cg_steps = 0;  // newton_cg, on a gradient round: the CG steps of the step just taken
+  std::uint64_t cg_steps = 0;  // newton_cg, on a product round: the CG steps of this outer round so far
   // Held-out validation at the round's broadcast w (the point of `objective`), from the counts
   // the agents' updates of this round carried (validation.hpp); examples 0 when none did.
   // Sync modes sum the updates the round aggregates; async the updates whose loss went into F.
   ValidationFigures validation;
-  // ||grad F(w_r)||_2 where the hub knows it exactly, else NaN. Only two-level rounds in which
-  // every agent's update arrived: each agent recomputed its whole table at w_r, so after the
-  // round's dS, gbar = (1/N) sum_i grad loss_i(w_r) and grad F(w_r) = gbar + lambda w_r. In the
-  // other modes the table holds gradients at older points (gbar is not a gradient at any w).
+  // ||grad F(w_r)||_2 where the hub knows it exactly, else NaN. Two-level rounds in which every
+  // agent's update arrived: each agent recomputed its whole table at w_r, so after the round's
+  // dS, gbar = (1/N) sum_i grad loss_i(w_r) and grad F(w_r) = gbar + lambda w_r. Newton-CG
+  // gradient rounds with every agent: the gradient they sent. In the other modes the table
+  // holds gradients at older points (gbar is not a gradient at any w).
   double gradient_norm = std::numeric_limits<double>::quiet_NaN();
 };
 
