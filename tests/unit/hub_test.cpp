@@ -1054,6 +1054,40 @@ TEST(HubNewton, ResumedMidCgContinuesBitIdentically) {
   }
 }
 
+// A round deadline with an agent missing: a partial product is another matrix, so the CG ends
+// with the step it has (before any CG step: the first direction, the preconditioned gradient
+// step); the next round is a gradient round at w_outer + that step.
+TEST(HubNewton, AProductRoundMissingAnAgentEndsTheCgWithTheStepSoFar) {
+  HubOptions o = options();
+  o.round_deadline = 1.0;
+  HubCore hub(o);
+  std::vector<Outgoing> out;
+  start(hub, out);
+  const std::vector<float> gram_a = {1, 0, 0, 1, 0, 1}, gram_b = {2, 0, 0, 2, 0, 2};
+  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 2.0, gram_a), 1.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(1, 2, 3, {3, -6, 1.5}, 2.0, gram_b), 1.0, out));
+  const auto starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.back()->kind, msg::RoundKind::product);
+  const std::vector<double> p = starts.back()->direction;
+  out.clear();
+  // Round 2 opened at t = 1.
+  ASSERT_TRUE(hub.on_message("pa", answer(2, 3, 1, {0.1, 0.2, 0.3}, 0), 1.5, out));
+  hub.on_tick(1.9, out);  // within the deadline: still open
+  ASSERT_EQ(hub.round(), 2u);
+  hub.on_tick(2.1, out);  // past it, with one of two answers
+  ASSERT_EQ(hub.round(), 3u);
+  const auto next = sent<msg::RoundStart>(out, "pa");
+  ASSERT_FALSE(next.empty());
+  EXPECT_EQ(next.back()->kind, msg::RoundKind::gradient);
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(hub.w()[k], p[static_cast<std::size_t>(k)]) << k;
+  // The missing agent's late answer is acknowledged and changes nothing.
+  const Eigen::VectorXd w = hub.w();
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pb", answer(2, 3, 3, {0.3, 0.6, 0.9}, 0), 4.0, out));
+  EXPECT_EQ(sent<msg::Ack>(out, "pb").size(), 1u);
+  EXPECT_EQ(hub.w(), w);
+}
+
 // auto chooses before the first round: Newton-CG where eta T lambda is tiny (a large L_max and a
 // small lambda), two-level otherwise.
 TEST(HubNewton, AutoStartsWithNewtonCgOnlyWhereLocalRunsCannotMoveFlatDirections) {
