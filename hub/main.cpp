@@ -56,6 +56,10 @@ int main(int argc, char** argv) try {
   app.add_option("--model", c.model, "Write the trained model (text) here at the end");
   app.add_option("--checkpoint-dir", c.checkpoint_dir,
                  "Save the hub's state here every round; resume from the newest valid one");
+  app.add_option("--checkpoint-retry", c.checkpoint_retry,
+                 "Seconds a failed checkpoint save (disk full, read-only) is retried, with every "
+                 "acknowledgement held, before the hub stops with an error (0 = retry forever)")
+      ->capture_default_str();
   app.add_option("--key", c.key_file, "CurveZMQ: the hub's key file (dsaga-keygen hub)");
   app.add_option("--allowlist", c.allowlist_file,
                  "CurveZMQ: the agents admitted, one 'agent_id public_key' line each");
@@ -252,6 +256,7 @@ int main(int argc, char** argv) try {
   HubServiceOptions service;
   service.limits.max_message_bytes = c.transport.max_message_bytes;
   service.stop_requested = [] { return cli::stop_flag().load(); };
+  service.checkpoint_retry_seconds = c.checkpoint_retry;
   if (!c.checkpoint_dir.empty())
     service.checkpoint = [&](const HubCore& hub) {
       const Status s =
