@@ -300,9 +300,17 @@ int main(int argc, char** argv) try {
     spdlog::info("model of round {} (F = {:.12g}) written to {}", core.best_round(),
                  core.best_objective(), c.model);
   }
-  const bool diverged = core.finish_reason().find("diverged") != std::string::npos ||
-                        core.finish_reason().find("not finite") != std::string::npos;
-  return diverged || !metrics_status ? 1 : 0;
+  bool failed = !metrics_status;
+  switch (core.outcome()) {
+    case Outcome::diverged: failed = true; break;
+    // A wrong F* ends training early but is the operator's input, reported in the log.
+    case Outcome::running:
+    case Outcome::target_reached:
+    case Outcome::round_cap:
+    case Outcome::below_f_star:
+    case Outcome::stopped: break;
+  }
+  return failed ? 1 : 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "dsaga-hub: internal error: %s\n", e.what());
   return 70;
