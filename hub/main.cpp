@@ -13,7 +13,7 @@
 #include "daemon.hpp"
 #include "dsaga/checkpoint.hpp"
 #include "dsaga/config.hpp"
-#include "dsaga/io.hpp"
+#include "dsaga/files.hpp"
 #include "dsaga/local_method.hpp"
 #include "dsaga/report.hpp"
 #include "dsaga/service.hpp"

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "dsaga/files.hpp"
 #include "dsaga/io.hpp"
 #include "dsaga/keys.hpp"
 #include "dsaga/local_method.hpp"

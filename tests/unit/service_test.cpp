@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "dsaga/checkpoint.hpp"
-#include "dsaga/io.hpp"
+#include "dsaga/files.hpp"
 #include "dsaga/reference.hpp"
 #include "dsaga/rng.hpp"
 #include "dsaga/saga.hpp"
