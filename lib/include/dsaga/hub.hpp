@@ -33,12 +33,10 @@
 #include "dsaga/coarse.hpp"
 #include "dsaga/messages.hpp"
 #include "dsaga/objective.hpp"
+#include "dsaga/peer.hpp"
 #include "dsaga/status.hpp"
 
 namespace dsaga {
-
-// Opaque identity of a connected peer, assigned by the transport (ZeroMQ routing id).
-using PeerId = std::string;
 
 struct Outgoing {
   std::vector<PeerId> to;  // one message, encoded once, sent to each
