@@ -77,7 +77,8 @@ class Reader {
     std::uint64_t n = 0;
     if (!get(n) || n > static_cast<std::uint64_t>(end_ - p_) / 8) return false;
     v.resize(static_cast<Eigen::Index>(n));
-    std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 8);
+    // memcpy's pointers must not be null even for 0 bytes, and an empty vector's data() is.
+    if (n > 0) std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 8);
     p_ += n * 8;
     return true;
   }
@@ -87,7 +88,7 @@ class Reader {
     const std::uint64_t left = static_cast<std::uint64_t>(end_ - p_) / 8;
     if (rows > left || (rows > 0 && cols > left / rows)) return false;
     m.resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
-    std::memcpy(m.data(), p_, static_cast<std::size_t>(rows * cols) * 8);
+    if (rows * cols > 0) std::memcpy(m.data(), p_, static_cast<std::size_t>(rows * cols) * 8);
     p_ += rows * cols * 8;
     return true;
   }
@@ -95,7 +96,7 @@ class Reader {
     std::uint64_t n = 0;
     if (!get(n) || n > static_cast<std::uint64_t>(end_ - p_) / 4) return false;
     v.resize(static_cast<std::size_t>(n));
-    std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 4);
+    if (n > 0) std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 4);
     p_ += n * 4;
     return true;
   }
