@@ -13,7 +13,7 @@
 #include "daemon.hpp"
 #include "dsaga/checkpoint.hpp"
 #include "dsaga/config.hpp"
-#include "dsaga/io.hpp"
+#include "dsaga/files.hpp"
 #include "dsaga/local_method.hpp"
 #include "dsaga/report.hpp"
 #include "dsaga/service.hpp"
@@ -57,6 +57,10 @@ int main(int argc, char** argv) try {
   app.add_option("--model", c.model, "Write the trained model (text) here at the end");
   app.add_option("--checkpoint-dir", c.checkpoint_dir,
                  "Save the hub's state here every round; resume from the newest valid one");
+  app.add_option("--checkpoint-retry", c.checkpoint_retry,
+                 "Seconds a failed checkpoint save (disk full, read-only) is retried, with every "
+                 "acknowledgement held, before the hub stops with an error (0 = retry forever)")
+      ->capture_default_str();
   app.add_option("--key", c.key_file, "CurveZMQ: the hub's key file (dsaga-keygen hub)");
   app.add_option("--allowlist", c.allowlist_file,
                  "CurveZMQ: the agents admitted, one 'agent_id public_key' line each");
@@ -268,6 +272,7 @@ int main(int argc, char** argv) try {
   HubServiceOptions service;
   service.limits.max_message_bytes = c.transport.max_message_bytes;
   service.stop_requested = [] { return cli::stop_flag().load(); };
+  service.checkpoint_retry_seconds = c.checkpoint_retry;
   if (!c.checkpoint_dir.empty())
     service.checkpoint = [&](const HubCore& hub) {
       const Status s =
@@ -311,9 +316,17 @@ int main(int argc, char** argv) try {
     spdlog::info("model of round {} (F = {:.12g}) written to {}", core.best_round(),
                  core.best_objective(), c.model);
   }
-  const bool diverged = core.finish_reason().find("diverged") != std::string::npos ||
-                        core.finish_reason().find("not finite") != std::string::npos;
-  return diverged || !metrics_status ? 1 : 0;
+  bool failed = !metrics_status;
+  switch (core.outcome()) {
+    case Outcome::diverged: failed = true; break;
+    // A wrong F* ends training early but is the operator's input, reported in the log.
+    case Outcome::running:
+    case Outcome::target_reached:
+    case Outcome::round_cap:
+    case Outcome::below_f_star:
+    case Outcome::stopped: break;
+  }
+  return failed ? 1 : 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "dsaga-hub: internal error: %s\n", e.what());
   return 70;

@@ -22,6 +22,7 @@
 
 #include "data_options.hpp"
 #include "dsaga/data_source.hpp"
+#include "dsaga/files.hpp"
 #include "dsaga/model.hpp"
 #include "dsaga/report.hpp"
 #include "dsaga/version.hpp"

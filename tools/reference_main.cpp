@@ -8,6 +8,7 @@
 
 #include "data_options.hpp"
 #include "dsaga/data_source.hpp"
+#include "dsaga/files.hpp"
 #include "dsaga/model.hpp"
 #include "dsaga/reference.hpp"
 #include "dsaga/report.hpp"

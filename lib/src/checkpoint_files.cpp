@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "dsaga/checkpoint.hpp"
-#include "dsaga/report.hpp"
+#include "dsaga/files.hpp"
 
 namespace dsaga {
 

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "dsaga/files.hpp"
 #include "dsaga/io.hpp"
 #include "dsaga/keys.hpp"
 #include "dsaga/local_method.hpp"
@@ -174,6 +175,7 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
     s.get("model", c.model);
     s.get("checkpoint_dir", c.checkpoint_dir);
     s.get("checkpoint_keep", c.checkpoint_keep);
+    s.get("checkpoint_retry", c.checkpoint_retry);
     s.get("log_level", c.log_level);
     s.get("progress", c.progress);
     s.get("agents", c.hub.expected_agents);
@@ -376,6 +378,8 @@ Status validate(const HubConfig& c) {
       return Status::error("hub.metrics_listen: " + address.error());
   if (c.checkpoint_keep < 1 || c.checkpoint_keep > 1000)
     return Status::error("hub.checkpoint_keep: expected 1 to 1000");
+  if (!finite_nonneg(c.checkpoint_retry))
+    return Status::error("hub.checkpoint_retry: must be >= 0 seconds (0 = retry forever)");
   if (h.expected_agents < 1 || h.expected_agents > 100000)
     return Status::error(cat("hub.agents: ", h.expected_agents, ", expected 1 to 100000"));
   if (h.min_agents < 0 || h.min_agents > h.expected_agents)

@@ -16,7 +16,7 @@
 #include <utility>
 
 #include "dsaga/rng.hpp"
-#include "prefetch.hpp"
+#include "huge_pages.hpp"
 
 namespace dsaga {
 

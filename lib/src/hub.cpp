@@ -71,6 +71,18 @@ Result<Preconditioner> parse_preconditioner(const std::string& text) {
       cat("'", text, "' is not a preconditioner (auto, gram, pairs)"));
 }
 
+const char* to_string(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::running: return "running";
+    case Outcome::target_reached: return "target reached";
+    case Outcome::round_cap: return "round cap";
+    case Outcome::below_f_star: return "below F*";
+    case Outcome::diverged: return "diverged";
+    case Outcome::stopped: return "stopped";
+  }
+  return "unknown";
+}
+
 std::uint64_t agent_seed(std::uint64_t run_seed, const std::string& agent_id) {
   // FNV-1a over the id, then one SplitMix64 step mixing in the run seed: fixed arithmetic on
   // 64-bit unsigned integers, so the same on every platform.
@@ -207,7 +219,7 @@ Status HubCore::on_message(const PeerId& from, const msg::Message& message, doub
     // An agent whose local iterate is no longer finite: the run has diverged, and waiting for
     // its update would wait forever.
     if (error->code == msg::ErrorCode::invalid_value && phase_ == Phase::training)
-      finish(cat("training diverged: ", text, " (try a smaller eta or server_step)"), out);
+      finish(Outcome::diverged, cat("training diverged: ", text, " (try a smaller eta or server_step)"), out);
     return Status::error(text);
   }
   return reject(from, msg::ErrorCode::malformed,
@@ -555,17 +567,20 @@ bool HubCore::finish_if_done(const RoundReport& report, bool evaluated,
   // F below F* by more than rounding: the F* given is not this problem's optimum, and a target
   // measured from it would stop training at a meaningless point.
   if (std::isfinite(report.suboptimality) && report.suboptimality < -1e-9) {
-    finish(cat("F = ", report.objective, " at round ", round_, " is below the given F* = ",
+    finish(Outcome::below_f_star,
+           cat("F = ", report.objective, " at round ", round_, " is below the given F* = ",
                options_.f_star, ": that is not this problem's optimum (check --f-star against "
                "--lambda, the loss and the agents' data options)"),
            out);
   } else if (std::isfinite(report.suboptimality) && report.suboptimality <= options_.target) {
-    finish(cat("target relative suboptimality ", options_.target, " reached at round ", round_),
+    finish(Outcome::target_reached,
+           cat("target relative suboptimality ", options_.target, " reached at round ", round_),
            out);
   } else if (round_ >= options_.max_rounds) {
-    finish(cat("round cap ", options_.max_rounds, " reached"), out);
+    finish(Outcome::round_cap, cat("round cap ", options_.max_rounds, " reached"), out);
   } else if (evaluated && !std::isfinite(report.objective)) {
-    finish("the objective is not finite: training diverged (try a smaller eta or server_step)",
+    finish(Outcome::diverged,
+           "the objective is not finite: training diverged (try a smaller eta or server_step)",
            out);
   } else {
     return false;
@@ -573,15 +588,16 @@ bool HubCore::finish_if_done(const RoundReport& report, bool evaluated,
   return true;
 }
 
-void HubCore::finish(const std::string& reason, std::vector<Outgoing>& out) {
+void HubCore::finish(Outcome outcome, const std::string& reason, std::vector<Outgoing>& out) {
   commit_ = true;
   phase_ = Phase::finished;
+  outcome_ = outcome;
   finish_reason_ = reason;
   out.push_back(Outgoing{connected_peers(), msg::Leave{reason}});
 }
 
 void HubCore::stop(const std::string& reason, std::vector<Outgoing>& out) {
-  if (phase_ != Phase::finished) finish(reason, out);
+  if (phase_ != Phase::finished) finish(Outcome::stopped, reason, out);
 }
 
 Result<std::string> HubCore::retire(const std::string& agent_id) {

@@ -19,8 +19,9 @@ namespace {
 
 constexpr char kMagic[8] = {'D', 'S', 'G', 'A', 'C', 'K', 'P', 'T'};
 // 2: aggregation, max_staleness, version; 3: table_refresh; 4: two-level (coarse_rank, the
-// coarse state, the agents' supports); 5: the round's broadcast; 6: Newton-CG and auto's switch
-constexpr std::uint32_t kFormat = 6;
+// coarse state, the agents' supports); 5: the round's broadcast; 6: the outcome; 7: Newton-CG and
+// auto's switch
+constexpr std::uint32_t kFormat = 7;
 constexpr std::size_t kHeader = 8 + 4 + 8 + 4;
 
 class Writer {
@@ -82,7 +83,8 @@ class Reader {
     std::uint64_t n = 0;
     if (!get(n) || n > static_cast<std::uint64_t>(end_ - p_) / 8) return false;
     v.resize(static_cast<Eigen::Index>(n));
-    std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 8);
+    // memcpy's pointers must not be null even for 0 bytes, and an empty vector's data() is.
+    if (n > 0) std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 8);
     p_ += n * 8;
     return true;
   }
@@ -92,7 +94,7 @@ class Reader {
     const std::uint64_t left = static_cast<std::uint64_t>(end_ - p_) / 8;
     if (rows > left || (rows > 0 && cols > left / rows)) return false;
     m.resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
-    std::memcpy(m.data(), p_, static_cast<std::size_t>(rows * cols) * 8);
+    if (rows * cols > 0) std::memcpy(m.data(), p_, static_cast<std::size_t>(rows * cols) * 8);
     p_ += rows * cols * 8;
     return true;
   }
@@ -100,7 +102,7 @@ class Reader {
     std::uint64_t n = 0;
     if (!get(n) || n > static_cast<std::uint64_t>(end_ - p_) / 4) return false;
     v.resize(static_cast<std::size_t>(n));
-    std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 4);
+    if (n > 0) std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 4);
     p_ += n * 4;
     return true;
   }
@@ -139,6 +141,7 @@ std::string HubCore::snapshot() const {
   // The state.
   w.put<std::uint8_t>(static_cast<std::uint8_t>(phase_));
   w.put(finish_reason_);
+  w.put<std::uint8_t>(static_cast<std::uint8_t>(outcome_));
   w.put<std::uint64_t>(round_);
   w.put<std::int64_t>(total_samples_);
   w.put<std::int64_t>(features_);
@@ -228,7 +231,7 @@ Status HubCore::restore(const std::string& bytes) {
     return Status::error("checkpoint corrupt: checksum mismatch");
 
   Reader r(payload, static_cast<std::size_t>(size));
-  std::uint8_t algorithm = 0, loss = 0, phase = 0;
+  std::uint8_t algorithm = 0, loss = 0, phase = 0, outcome = 0;
   std::int32_t classes = 0, expected = 0;
   double lambda = 0, server_step = 0, prox = 0;
   std::uint64_t seed = 0, max_staleness = 0;
@@ -256,7 +259,7 @@ Status HubCore::restore(const std::string& bytes) {
   // Read into a fresh core's fields, then swap: a failure leaves this hub untouched.
   HubCore next(options_);
   std::uint64_t agent_count = 0;
-  ok = r.get(phase) && r.get(next.finish_reason_) && r.get(next.round_) &&
+  ok = r.get(phase) && r.get(next.finish_reason_) && r.get(outcome) && r.get(next.round_) &&
        r.get(next.total_samples_) && r.get(next.features_) && r.get(next.eta_) && r.get(next.w_) &&
        r.get(next.gbar_) && r.get(next.best_w_) && r.get(next.best_objective_) &&
        r.get(next.best_round_) && r.get(next.version_) && r.get(next.round_gbar_) &&
@@ -291,7 +294,10 @@ Status HubCore::restore(const std::string& bytes) {
     ok = stage == static_cast<std::uint8_t>(msg::RoundKind::gradient) ||
          stage == static_cast<std::uint8_t>(msg::RoundKind::product);
   }
-  if (!ok || phase > static_cast<std::uint8_t>(Phase::finished))
+  if (!ok || phase > static_cast<std::uint8_t>(Phase::finished) ||
+      outcome > static_cast<std::uint8_t>(Outcome::stopped) ||
+      (phase == static_cast<std::uint8_t>(Phase::finished)) !=
+          (outcome != static_cast<std::uint8_t>(Outcome::running)))
     return Status::error("checkpoint corrupt: short or invalid state");
   const Index dim = next.w_.size();
   if (next.gbar_.size() != dim || next.best_w_.size() != dim || next.features_ <= 0 ||
@@ -332,6 +338,7 @@ Status HubCore::restore(const std::string& bytes) {
   }
   if (!r.done()) return Status::error("checkpoint corrupt: trailing bytes");
   next.phase_ = static_cast<Phase>(phase);
+  next.outcome_ = static_cast<Outcome>(outcome);
   // The agents the run was admitted with (fewer after an operator retired some).
   next.options_.expected_agents = expected;
   // async: the open round's evaluation starts again at the restored w (the losses gathered

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <set>
 
-#include "dsaga/io.hpp"
+#include "dsaga/files.hpp"
 
 namespace dsaga {
 
@@ -36,8 +36,8 @@ const std::array<int, 256>& z85_values() {
 
 // Key files and allowlists are a few hundred bytes; the bound keeps a wrong path (a device
 // file, a dataset) from being read into memory whole.
-constexpr Index kMaxKeyFileBytes = Index(1) << 20;
-constexpr Index kMaxAllowlistBytes = Index(16) << 20;
+constexpr std::int64_t kMaxKeyFileBytes = std::int64_t(1) << 20;
+constexpr std::int64_t kMaxAllowlistBytes = std::int64_t(16) << 20;
 constexpr std::size_t kMaxAgentIdBytes = 255;
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }

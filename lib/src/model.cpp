@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <system_error>
 
+#include "dsaga/files.hpp"
 #include "dsaga/io.hpp"
 #include "dsaga/report.hpp"
 

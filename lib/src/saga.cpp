@@ -33,7 +33,7 @@
 #include <type_traits>
 
 #include "dsaga/saga.hpp"
-#include "prefetch.hpp"
+#include "huge_pages.hpp"
 #include "simd.hpp"
 
 namespace dsaga {
@@ -114,7 +114,7 @@ SagaSolver::SagaSolver(const Dataset& data, const Objective& objective, const Sa
   diff_.setZero(C_);
   if (sparse_) {
     record_size_ = 1 + 3 * Index(C_);
-    // Allocated, advised (huge pages: see prefetch.hpp), then first written.
+    // Allocated, advised (huge pages: see huge_pages.hpp), then first written.
     rec_.resize(d_ * record_size_);
     hint::huge_pages(rec_.data(), static_cast<std::size_t>(rec_.size()) * sizeof(double));
     rec_.setZero();

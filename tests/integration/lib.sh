@@ -16,6 +16,16 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# predict_setup DSAGA_PREDICT DSAGA_REFERENCE (predict*.sh): PREDICT and REFERENCE; SEED from
+# DSAGA_TEST_SEED (to repeat a run) or random, said on stdout; then into the scratch directory.
+predict_setup() {
+  PREDICT=$1
+  REFERENCE=$2
+  SEED=${DSAGA_TEST_SEED:-$RANDOM}
+  echo "seed $SEED (DSAGA_TEST_SEED to repeat)"
+  cd "$WORK"
+}
+
 # wait_for_file FILE SECONDS
 wait_for_file() {
   local i=0

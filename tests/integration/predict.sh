@@ -6,11 +6,7 @@
 # status 1 and a message naming the file or option at fault, never a crash.
 # Usage: predict.sh DSAGA_PREDICT DSAGA_REFERENCE
 source "$(dirname "$0")/lib.sh"
-PREDICT=$1
-REFERENCE=$2
-SEED=${DSAGA_TEST_SEED:-$RANDOM}
-echo "seed $SEED (DSAGA_TEST_SEED to repeat)"
-cd "$WORK"
+predict_setup "$@"
 
 # gen_data FILE ROWS D KIND SEED: LIBSVM rows over features 1..D (each present with p = 0.8),
 # labels: binary -1/+1, multi 0..2, real values.

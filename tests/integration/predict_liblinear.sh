@@ -7,12 +7,8 @@
 # (scripts/install-deps.sh installs liblinear-tools).
 # Usage: predict_liblinear.sh DSAGA_PREDICT DSAGA_REFERENCE
 source "$(dirname "$0")/lib.sh"
-PREDICT=$1
-REFERENCE=$2
 command -v liblinear-predict >/dev/null || { echo "SKIP: no liblinear-predict (liblinear-tools)"; exit 77; }
-SEED=${DSAGA_TEST_SEED:-$RANDOM}
-echo "seed $SEED (DSAGA_TEST_SEED to repeat)"
-cd "$WORK"
+predict_setup "$@"
 
 # gen_data FILE ROWS D KIND SEED: LIBSVM rows, features present with p = 0.7; binary labels
 # -1/+1 from a noisy linear rule (so the model is not trivial), real labels likewise.

@@ -4,6 +4,9 @@
 // one source file of an executable (each tests/unit/*_test.cpp is its own executable); the tests
 // that use it also assert that the counter sees an allocation, so a no-allocation check cannot
 // pass vacuously. Counting is on while g_counting is true.
+//
+// A sanitized build (DSAGA_SANITIZE: ASan, TSan) owns malloc and operator new itself: the
+// counter is then compiled out, kCountsAllocations is false and the tests that need it skip.
 #pragma once
 
 #include <atomic>
@@ -11,9 +14,26 @@
 #include <cstdlib>
 #include <new>
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define DSAGA_ALLOC_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define DSAGA_ALLOC_SANITIZED 1
+#endif
+#endif
+
 namespace {
+#if defined(DSAGA_ALLOC_SANITIZED)
+constexpr bool kCountsAllocations = false;
+#else
+constexpr bool kCountsAllocations = true;
+#endif
 std::atomic<bool> g_counting{false};
 std::atomic<long> g_allocations{0};
+}  // namespace
+
+#if !defined(DSAGA_ALLOC_SANITIZED)
+namespace {
 void note_allocation() {
   if (g_counting.load(std::memory_order_relaxed))
     g_allocations.fetch_add(1, std::memory_order_relaxed);
@@ -64,3 +84,4 @@ void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#endif  // !DSAGA_ALLOC_SANITIZED

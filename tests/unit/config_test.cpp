@@ -19,6 +19,8 @@ TEST(Config, ShippedHubFileShowsTheRealDefaults) {
   EXPECT_EQ(c.listen, d.listen);
   EXPECT_EQ(c.metrics_listen, d.metrics_listen);
   EXPECT_EQ(c.progress, d.progress);
+  EXPECT_EQ(c.checkpoint_keep, d.checkpoint_keep);
+  EXPECT_EQ(c.checkpoint_retry, d.checkpoint_retry);
   EXPECT_EQ(c.hub.expected_agents, d.hub.expected_agents);
   EXPECT_EQ(c.hub.objective.loss, d.hub.objective.loss);
   EXPECT_EQ(c.hub.objective.lambda, d.hub.objective.lambda);

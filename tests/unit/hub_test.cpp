@@ -383,6 +383,7 @@ TEST_F(HubTest, StopsAtTargetAndAtRoundCapAndTellsAgentsToLeave) {
   std::vector<Outgoing> o2;
   run_round_one(reached, o2);
   EXPECT_TRUE(reached.finished());
+  EXPECT_EQ(reached.outcome(), Outcome::target_reached);
   EXPECT_EQ(sent<msg::Leave>(o2, "pa").size(), 1u);
   EXPECT_EQ(reached.best_round(), 1u);
   EXPECT_EQ(reached.best_w(), Eigen::Vector3d::Zero().eval());
@@ -392,6 +393,7 @@ TEST_F(HubTest, StopsAtTargetAndAtRoundCapAndTellsAgentsToLeave) {
   o2.clear();
   run_round_one(not_yet, o2);
   EXPECT_FALSE(not_yet.finished());
+  EXPECT_EQ(not_yet.outcome(), Outcome::running);
   EXPECT_EQ(sent<msg::RoundStart>(o2, "pa").size(), 1u);
 
   HubOptions c = options();
@@ -400,8 +402,36 @@ TEST_F(HubTest, StopsAtTargetAndAtRoundCapAndTellsAgentsToLeave) {
   o2.clear();
   run_round_one(capped, o2);
   EXPECT_TRUE(capped.finished());
+  EXPECT_EQ(capped.outcome(), Outcome::round_cap);
   EXPECT_EQ(sent<msg::Leave>(o2, "pa").size(), 1u);
   EXPECT_EQ(sent<msg::Leave>(o2, "pb").size(), 1u);
+  // A hub restored from the end of training knows how it ended.
+  HubCore restored(c);
+  ASSERT_TRUE(restored.restore(capped.snapshot()));
+  EXPECT_TRUE(restored.finished());
+  EXPECT_EQ(restored.outcome(), Outcome::round_cap);
+
+  // F below the given F*: that F* is wrong.
+  o.f_star = 0.3;
+  HubCore below(o);
+  o2.clear();
+  run_round_one(below, o2);
+  EXPECT_EQ(below.outcome(), Outcome::below_f_star);
+
+  // An agent whose local iterate is no longer finite: diverged, whatever the words say.
+  HubCore diverging(options());
+  o2.clear();
+  diverging.on_message("pa", make_join("a", 1), 0, o2);
+  diverging.on_message("pb", make_join("b", 3), 0, o2);
+  diverging.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0.5, {}, 0, {}}, 0, o2);
+  diverging.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0.5, {}, 0, {}}, 0, o2);
+  diverging.on_message("pa", msg::Error{msg::ErrorCode::invalid_value, "w is not finite"}, 0, o2);
+  EXPECT_TRUE(diverging.finished());
+  EXPECT_EQ(diverging.outcome(), Outcome::diverged);
+
+  HubCore stopped(options());
+  stopped.stop("operator", o2);
+  EXPECT_EQ(stopped.outcome(), Outcome::stopped);
 }
 
 TEST_F(HubTest, SnapshotRestoresTheCommittedStateAndRejectsCorruption) {

@@ -6,9 +6,15 @@
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 
+#include "dsaga/checkpoint.hpp"
+#include "dsaga/files.hpp"
 #include "dsaga/reference.hpp"
 #include "dsaga/rng.hpp"
 #include "dsaga/saga.hpp"
@@ -541,6 +547,89 @@ TEST(Service, FailedCheckpointHoldsAcknowledgementsAndStopsAfterItsBound) {
     }
     EXPECT_GE(attempts.load(), 2);  // retried
   }
+}
+
+// The disk fills mid-run: rounds are saved (to real files) and acknowledged until the third
+// save, then every save fails. The hub must acknowledge nothing more, stop after its bound with
+// the OS error, and a hub restarted from the directory must hold every update it acknowledged.
+TEST(Service, DiskFullMidRunLosesNothingAcknowledged) {
+  char dir_template[] = "/tmp/dsaga-service-ckpt-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  TransportContext context;
+  const std::string endpoint = "inproc://service-test-disk-full";
+  auto server = ServerSocket::bind(context, endpoint, TransportOptions{});
+  ASSERT_TRUE(server) << server.error();
+  HubOptions options = logistic_options(1, 50);
+  options.aggregation = Aggregation::mean;
+  HubCore hub(options);
+  std::atomic<int> saves{0}, failures{0};
+  HubServiceOptions service;
+  service.checkpoint_retry_seconds = 0.5;
+  service.checkpoint = [&](const HubCore& h) {
+    if (saves.load() >= 3) {
+      ++failures;
+      return Status::error(dir + "/hub-x.ckpt.tmp: write failed: No space left on device");
+    }
+    const Status s = save_checkpoint(dir, h.round(), h.snapshot());
+    if (s) ++saves;
+    return s;
+  };
+  Status hub_status;
+  std::atomic<bool> hub_done{false};
+  std::thread hub_thread([&] {
+    hub_status = run_hub(hub, **server, service);
+    hub_done = true;
+  });
+
+  // One agent driven by hand, so that every Ack it receives is seen.
+  auto agent = ClientSocket::connect(context, endpoint, TransportOptions{});
+  ASSERT_TRUE(agent) << agent.error();
+  const Dataset data = synthetic(40, 4, 7);
+  AgentCore core(data, options.objective, AgentOptions{"agent-0", 1});
+  std::vector<std::uint8_t> bytes, reply;
+  std::vector<msg::Message> replies;
+  wire::encode(core.join(), bytes);
+  ASSERT_TRUE((*agent)->send(bytes.data(), bytes.size()));
+  std::uint64_t acks = 0, last_acked_round = 0;
+  while (!hub_done) {
+    auto got = (*agent)->receive(reply, 100);
+    ASSERT_TRUE(got);
+    if (!*got) continue;
+    auto m = wire::decode(reply.data(), reply.size());
+    ASSERT_TRUE(m) << m.error();
+    if (const auto* ack = std::get_if<msg::Ack>(&*m)) {
+      ++acks;
+      last_acked_round = std::max(last_acked_round, ack->round);
+    }
+    replies.clear();
+    ASSERT_TRUE(core.on_message(*m, replies));
+    for (const msg::Message& r : replies) {
+      wire::encode(r, bytes);
+      ASSERT_TRUE((*agent)->send(bytes.data(), bytes.size()));
+    }
+  }
+  hub_thread.join();
+  ASSERT_FALSE(hub_status) << "the hub kept running on a full disk";
+  EXPECT_NE(hub_status.message().find("No space left on device"), std::string::npos)
+      << hub_status.message();
+  EXPECT_NE(hub_status.message().find(dir), std::string::npos) << hub_status.message();
+  EXPECT_EQ(saves.load(), 3);
+  EXPECT_GE(failures.load(), 2);  // retried
+  ASSERT_GE(acks, 2u) << "the failure did not come mid-run";
+
+  // A hub restarted from the directory: the round each acknowledged update closed is in it.
+  const auto files = list_checkpoints(dir);
+  ASSERT_FALSE(files.empty());
+  auto saved = read_file_bytes(files.front(), false);
+  ASSERT_TRUE(saved) << saved.error();
+  HubCore restarted(options);
+  ASSERT_TRUE(restarted.restore(*saved));
+  EXPECT_GT(restarted.round(), last_acked_round)
+      << "round " << last_acked_round << " was acknowledged but the checkpoint holds round "
+      << restarted.round();
+  for (const std::string& f : files) std::remove(f.c_str());
+  ::rmdir(dir.c_str());
 }
 
 TEST(Service, HostileMessagesAreRejectedWithAReasonAndChangeNothing) {

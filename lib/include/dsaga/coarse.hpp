@@ -125,9 +125,9 @@ Basis build_basis(Index d, const std::vector<AgentBasis>& agents, int max_rank,
 // How many eigenvectors an agent with `columns` columns (its support) uploads, one of K:
 // q = min(clamp(kMaxUnion / K, 4, kMaxRank), kMaxUploadBytes / (8 * columns), columns), at least
 // 4 (or columns). The union is ordered by the approximate global Gram and cut to m <= kMaxRank:
-// the more each agent offers, the closer that is to the global top-m. With q = 8 per agent (the
-// earlier rule) B1 by label needed 24 rounds to 1e-6, with q = 64 it needs 20 (docs/ALGORITHM.md
-// section 7). The byte bound keeps a wide sparse agent's one-time upload near 4 MiB.
+// the more each agent offers, the closer that is to the global top-m (docs/ALGORITHM.md section
+// 7; the rounds it saves are in bench/RESULTS.md). The byte bound keeps a wide sparse agent's
+// one-time upload near 4 MiB.
 inline constexpr Index kMaxUnion = 512;
 inline constexpr std::size_t kMaxUploadBytes = std::size_t(4) << 20;
 int vectors_per_agent(int agents, Index columns);

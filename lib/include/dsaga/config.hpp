@@ -26,6 +26,10 @@ struct HubConfig {
   std::string model;          // the trained model (plain text) at the end; empty = none
   std::string checkpoint_dir; // save the hub's state here every round and resume from it
   int checkpoint_keep = 3;    // newest checkpoint files kept
+  // A failed save holds every acknowledgement and is retried each tick; after this many seconds
+  // of failures the hub stops with an error naming the directory and the OS error (0 = retry
+  // forever).
+  double checkpoint_retry = 60.0;
   std::string log_level = "info";
   bool progress = true;       // a progress line per round on stderr
   HubOptions hub;

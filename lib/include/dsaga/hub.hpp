@@ -34,13 +34,11 @@
 #include "dsaga/messages.hpp"
 #include "dsaga/newton.hpp"
 #include "dsaga/objective.hpp"
+#include "dsaga/peer.hpp"
 #include "dsaga/status.hpp"
 #include "dsaga/validation.hpp"
 
 namespace dsaga {
-
-// Opaque identity of a connected peer, assigned by the transport (ZeroMQ routing id).
-using PeerId = std::string;
 
 struct Outgoing {
   std::vector<PeerId> to;  // one message, encoded once, sent to each
@@ -176,6 +174,18 @@ struct RoundReport {
 // on every platform.
 std::uint64_t agent_seed(std::uint64_t run_seed, const std::string& agent_id);
 
+// How training ended, for what a daemon decides (exit status, alerts); finish_reason() is the
+// same in words, for people.
+enum class Outcome : std::uint8_t {
+  running,         // not finished
+  target_reached,  // (F - F*) / F* <= target
+  round_cap,       // max_rounds rounds closed
+  below_f_star,    // F fell below the given F*: it is not this problem's optimum
+  diverged,        // F, or an agent's local iterate, is no longer finite
+  stopped,         // HubCore::stop: an operator ended training
+};
+const char* to_string(Outcome outcome);
+
 class HubCore {
  public:
   enum class Phase { admitting, initializing, training, finished };
@@ -205,6 +215,8 @@ class HubCore {
   Phase phase() const { return phase_; }
   bool finished() const { return phase_ == Phase::finished; }
   const std::string& finish_reason() const { return finish_reason_; }
+  // Outcome::running until finished().
+  Outcome outcome() const { return outcome_; }
   // mean: the open round. async: the reporting period (a round closes after as many applied
   // updates as there are agents, once F at its evaluation point is known).
   std::uint64_t round() const { return round_; }
@@ -301,7 +313,7 @@ class HubCore {
   // off it by the closed form of support.hpp from the round's broadcast).
   msg::Update whole_update(const AgentState& agent, const msg::Update& update) const;
   void start_initialization(double now, std::vector<Outgoing>& out);
-  void finish(const std::string& reason, std::vector<Outgoing>& out);
+  void finish(Outcome outcome, const std::string& reason, std::vector<Outgoing>& out);
   // F at w from the agents' loss sums, into the report and as the model to save.
   void record_objective(RoundReport& report, double loss_sum, const Eigen::VectorXd& w);
   // After a round's report: finishes on target, round cap or divergence; true if it did.
@@ -323,6 +335,7 @@ class HubCore {
   const Mode* mode_;  // mode_for(options_.effective_aggregation())
   Phase phase_ = Phase::admitting;
   std::string finish_reason_;
+  Outcome outcome_ = Outcome::running;
   // Keyed by agent id: iteration (and so aggregation) order is deterministic.
   std::map<std::string, AgentState> agents_;
   std::map<PeerId, std::string> agent_of_peer_;

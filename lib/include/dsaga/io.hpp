@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "dsaga/dataset.hpp"
+#include "dsaga/files.hpp"
 #include "dsaga/status.hpp"
 
 namespace dsaga {
@@ -31,7 +32,7 @@ struct ReadOptions {
   // Upper bound on the bytes of a file, and on what a gzip-compressed file inflates to: a
   // decompression bomb (a few kB that inflate to terabytes) fails once it passes this many bytes
   // instead of exhausting memory. 2 GiB, generous for one shard; raise it for larger files.
-  Index max_file_bytes = Index(1) << 31;
+  Index max_file_bytes = kDefaultMaxFileBytes;
 };
 
 Result<Dataset> read_libsvm(const std::string& path, const ReadOptions& options = {});
@@ -50,13 +51,6 @@ Result<Dataset> parse_csv(std::string_view text, const std::string& name,
 Result<Dataset> parse_idx(std::string_view images, std::string_view labels,
                           const std::string& images_name, const std::string& labels_name,
                           const ReadOptions& options = {});
-
-// Whole file into memory, gunzipped when it starts with the gzip magic (concatenated gzip members
-// are joined, as gzip -d does). The error names the file, and for corrupt or truncated gzip data
-// the byte offset in the compressed file. Neither the file nor its decompressed content may
-// exceed `max_bytes`.
-Result<std::string> read_file_bytes(const std::string& path, bool gunzip = true,
-                                    Index max_bytes = ReadOptions{}.max_file_bytes);
 
 // Error messages: "<file>:<line>: <what>" for the text formats (lines count from 1),
 // "<file>: byte <offset>: <what>" for IDX and gzip, "<file>: <what>" for whole-file problems

@@ -66,9 +66,9 @@ struct LocalMethodOptions {
   // is filled along its own local trajectory, not at the averaged w, and the agents' lags
   // cancel in the mean, leaving gbar + lambda w ~ 0 while grad F is not: a slow tail that
   // serial SAGA does not have (bench/RESULTS.md, issue 4). Refreshing a fraction f per round
-  // makes that mode decay at about 1 - f per round. Too large a fraction (measured: 0.25 on
-  // label-sorted B1) removes the damping the stale tables give to long local epochs on
-  // non-IID shards and can diverge. 0 = plain dSAGA.
+  // makes that mode decay at about 1 - f per round. Too large a fraction removes the damping
+  // the stale tables give to long local epochs on non-IID shards and can diverge (the fractions
+  // tried are in bench/RESULTS.md). 0 = plain dSAGA.
   double refresh = 0.0;
   // dSAGA: two-level rounds (see the top of this file; refresh is then the whole table).
   bool two_level = false;

@@ -1,7 +1,6 @@
 // What the hub writes for people and other tools: per-round metrics (CSV or JSON lines), a
 // progress line, and the trained model as plain text. Files that must survive a crash are
-// written atomically (temporary file, fsync, rename): a reader sees the old or the new
-// version, never a torn one.
+// written with write_file_atomic (files.hpp).
 #pragma once
 
 #include <Eigen/Dense>
@@ -43,8 +42,5 @@ class MetricsWriter {
 // "round  12/300 [#######.......] F=0.31234567 (F-F*)/F*=1.2e-04 inv=3e-17 0.21 s 1.2 MB/agent"
 std::string progress_line(const RoundReport& report, std::uint64_t max_rounds, double target,
                           const TrafficCounters& traffic);
-
-// Writes `contents` to `path` atomically: path.tmp, fsync, rename, fsync of the directory.
-Status write_file_atomic(const std::string& path, const std::string& contents);
 
 }  // namespace dsaga

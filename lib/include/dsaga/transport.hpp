@@ -36,13 +36,10 @@
 #include <vector>
 
 #include "dsaga/keys.hpp"
+#include "dsaga/peer.hpp"
 #include "dsaga/status.hpp"
 
 namespace dsaga {
-
-// Opaque identity of a connected peer: the ROUTER's routing id (binary bytes). The same alias
-// is declared in hub.hpp. A DEALER that reconnects gets a new one.
-using PeerId = std::string;
 
 struct TransportOptions {
   // Largest inbound frame accepted (ZMQ_MAXMSGSIZE over tcp/ipc, checked by receive() over

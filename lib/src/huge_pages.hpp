@@ -1,7 +1,8 @@
-// Memory hints for the sparse SAGA step (private to the library): which pages back the
-// per-coordinate records. Only hints: every function here may do nothing, and no result
-// depends on them. The one #if for the operating system is here, so that saga.cpp compiles
-// unchanged on every target (x86-64, aarch64, armhf; Linux or not).
+// Huge-page advice for the memory the SAGA steps read at random (private to the library): the
+// sparse step's per-coordinate records and the dense data. Only hints: every function here may
+// do nothing, and no result depends on them. The one #if for the operating system is here, so
+// that saga.cpp and dataset.cpp compile unchanged on every target (x86-64, aarch64, armhf;
+// Linux or not).
 #pragma once
 
 #include <cstddef>
@@ -42,10 +43,10 @@ inline void huge_pages(void* begin, std::size_t bytes) {
 }
 
 // The same for memory that is already written: advises huge pages, then asks the kernel to
-// collapse the range into huge pages now (MADV_COLLAPSE, Linux 6.1 and later; a one-off copy,
-// about 0.1 s per 200 MB). Why: the dense SAGA step reads a whole row at a random place in the
-// data set; on 4 KiB pages nearly every row costs a TLB miss and a page walk, and measured on
-// B1 that was a fifth of the epoch (bench/RESULTS.md, issue 6). Contents are unchanged; where
+// collapse the range into huge pages now (MADV_COLLAPSE, Linux 6.1 and later; a one-off copy of
+// the range). Why: the dense SAGA step reads a whole row at a random place in the data set; on
+// 4 KiB pages nearly every row costs a TLB miss and a page walk (what that costs an epoch, and
+// what the copy costs: bench/RESULTS.md, issue 6). Contents are unchanged; where
 // the kernel cannot or will not (older kernel, transparent huge pages off, no memory), nothing
 // happens and the data keeps its pages.
 inline void huge_pages_now(const void* begin, std::size_t bytes) {
