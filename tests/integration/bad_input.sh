@@ -30,7 +30,7 @@ expect 2 "--loss" -- "$HUB" --loss hinge
 # The default aggregation (auto: two-level for dsaga) refreshes the whole table every round.
 expect 2 "training.table_refresh: two-level rounds refresh the whole table" -- \
   "$HUB" --table-refresh 0.1
-expect 2 "'bogus' is not an aggregation \(auto, two-level, mean, async\)" -- \
+expect 2 "'bogus' is not an aggregation \(auto, two-level, newton-cg, mean, async\)" -- \
   "$HUB" --aggregation bogus
 expect 2 "two-level is for dsaga" -- "$HUB" --algorithm fedavg --aggregation two-level
 expect 1 "nohost" -- "$HUB" --listen "tcp://nohost:abc"

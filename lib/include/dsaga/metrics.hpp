@@ -22,7 +22,7 @@ struct HubMetrics {
   // Build and run info (a constant "info" gauge with labels).
   std::string version;
   std::string algorithm;                 // dsaga, fedavg, ...
-  std::string aggregation;               // the effective one: two-level, mean, async
+  std::string aggregation;               // the mode running: two-level, newton-cg, mean, async
   double start_time_seconds = kUnknown;  // Unix time the hub started
   // The service loop.
   std::string phase = "admitting";  // admitting, initializing, training, finished
