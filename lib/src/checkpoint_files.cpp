@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include <spdlog/spdlog.h>
+
 #include "dsaga/checkpoint.hpp"
 #include "dsaga/files.hpp"
 
@@ -33,8 +35,16 @@ bool is_checkpoint_name(const std::string& name) {
 std::vector<std::string> list_checkpoints(const std::string& dir) {
   std::vector<std::string> names;
   if (DIR* d = ::opendir(dir.c_str())) {
-    while (const dirent* e = ::readdir(d))
+    // readdir() returns null at the end and on an error; only errno tells them apart. A listing
+    // cut short must not read as "no checkpoint" (a hub would start afresh): an error is logged
+    // and the entries read so far are kept.
+    errno = 0;
+    while (const dirent* e = ::readdir(d)) {
       if (is_checkpoint_name(e->d_name)) names.emplace_back(e->d_name);
+      errno = 0;
+    }
+    if (errno != 0)
+      spdlog::error("{}: reading the checkpoint directory failed: {}", dir, std::strerror(errno));
     ::closedir(d);
   }
   std::sort(names.rbegin(), names.rend());
