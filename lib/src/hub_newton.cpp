@@ -160,7 +160,6 @@ void NewtonMode::step(HubCore& hub, const Eigen::VectorXd& w_round, double n_rou
 void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, double n_round,
                                double objective, bool complete, RoundReport& report) {
   HubCore::NewtonState& s = hub.newton_;
-  const int C = hub.options_.objective.classes;
   const double lambda = hub.options_.objective.lambda;
   // The Grams, once, and only from every agent (a partial sum is no bound).
   if (s.gram_asked && complete) {
@@ -208,7 +207,6 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
   Eigen::VectorXd g = Eigen::VectorXd::Zero(w_round.size());
   for (const auto& [id, u] : hub.pending_) g += view(u.product);
   g = g / n_round + lambda * w_round;
-  (void)C;
   if (complete) report.gradient_norm = g.norm();  // the whole gradient at w: exact
   s.cg.start(g, precondition(hub, -g), newton::cg_tolerance(g.norm()));
   s.stage = msg::RoundKind::product;
