@@ -37,6 +37,7 @@ int main(int argc, char** argv) try {
   std::string algorithm = to_string(h.algorithm);
   std::string aggregation = to_string(h.aggregation);
   std::string preconditioner = to_string(h.preconditioner);
+  std::string compression = compress::to_string(h.compression);
   std::string unused_config;
 
   CLI::App app{
@@ -103,6 +104,10 @@ int main(int argc, char** argv) try {
                  "newton-cg: auto (the Gram bound where its one-time d x d upload is affordable, "
                  "d <= 1447; else curvature pairs); gram; pairs (no upload: the last round's CG "
                  "pairs)")
+      ->capture_default_str();
+  app.add_option("--compression", compression,
+                 "how agents round the deltas they send, with error feedback (exact table "
+                 "accounting): f64 (as they are), f32, q8 (8 bits per entry and a scale per 64)")
       ->capture_default_str();
   app.add_option("--coarse-rank", h.coarse_rank,
                  "two-level: dimension m of the coarse space (0 = chosen from the spectrum the "
@@ -175,6 +180,15 @@ int main(int argc, char** argv) try {
       return 2;
     }
     h.preconditioner = *parsed;
+  }
+  {
+    auto parsed = compress::parse_encoding(compression);
+    if (!parsed) {
+      std::fprintf(stderr, "dsaga-hub: --compression: '%s' is not an encoding (f64, f32, q8)\n",
+                   compression.c_str());
+      return 2;
+    }
+    h.compression = *parsed;
   }
   if (const Status s = validate(c); !s) {
     std::fprintf(stderr, "dsaga-hub: %s\n", s.message().c_str());

@@ -292,6 +292,17 @@ int main(int argc, char** argv) try {
     // "dsaga[-async][-gX][-rX][-pX]": dSAGA with the asynchronous aggregation, server step X,
     // table refresh fraction X (the hub's default otherwise), local proximal term X.
     std::string base_name = name;
+    // "...-f32" / "...-q8" (any algorithm): the agents' deltas in that encoding (compress.hpp).
+    msg::Encoding compression = msg::Encoding::f64;
+    for (msg::Encoding e : {msg::Encoding::f32, msg::Encoding::q8}) {
+      const std::string suffix = std::string("-") + compress::to_string(e);
+      if (base_name.size() > suffix.size() &&
+          base_name.compare(base_name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        compression = e;
+        base_name.resize(base_name.size() - suffix.size());
+      }
+    }
+    const std::string variant = base_name;
     Aggregation aggregation = Aggregation::automatic;
     int coarse_rank = 0;
     Preconditioner preconditioner = Preconditioner::automatic;
@@ -299,9 +310,9 @@ int main(int argc, char** argv) try {
     double method_server_step = server_step;
     double refresh = 0.0;  // plain dSAGA unless -rX
     double prox = 0.0;
-    if (name.rfind("dsaga-", 0) == 0) {
+    if (variant.rfind("dsaga-", 0) == 0) {
       base_name = "dsaga";
-      std::stringstream parts(name.substr(6));
+      std::stringstream parts(variant.substr(6));
       std::string part;
       while (std::getline(parts, part, '-')) {
         char* end = nullptr;
@@ -332,7 +343,7 @@ int main(int argc, char** argv) try {
         } else if (end != nullptr && *end == '\0' && part[0] == 'p' && value >= 0) {
           prox = value;
         } else {
-          std::fprintf(stderr, "--algorithms: '%s' is not dsaga[-async][-plain][-twolevel][-newton][-pairs][-whole][-gX][-rX][-pX][-mX]\n",
+          std::fprintf(stderr, "--algorithms: '%s' is not dsaga[-async][-plain][-twolevel][-newton][-pairs][-whole][-gX][-rX][-pX][-mX][-f32|-q8]\n",
                        name.c_str());
           return 2;
         }
@@ -356,6 +367,7 @@ int main(int argc, char** argv) try {
       options.aggregation = aggregation;
       options.coarse_rank = coarse_rank;
       options.preconditioner = preconditioner;
+      options.compression = compression;
       options.restrict_to_support = restrict_to_support;
       options.table_refresh = refresh;
       options.prox = prox;

@@ -205,6 +205,10 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
     ds_.resize(dim);
     table_sum_.resize(dim);
   }
+  if (residual_dw_.size() != static_cast<std::size_t>(wire)) {
+    residual_dw_.assign(wire, 0.0);
+    residual_ds_.assign(wire, 0.0);
+  }
   if (const Status s = take_basis(config); !s) return s;
   if (config.build_table || !same_solver) {
     // A new table (possibly for a restarted hub whose rounds count from 1 again): any round
@@ -254,6 +258,9 @@ Status AgentCore::build_table(Outbox& out) {
   init.seq = ++seq_;
   init.samples = static_cast<std::uint64_t>(data_.rows());
   to_wire(table_sum_, init.table_sum);
+  // The hub now holds S_k exactly: nothing is owed to it.
+  std::fill(residual_dw_.begin(), residual_dw_.end(), 0.0);
+  std::fill(residual_ds_.begin(), residual_ds_.end(), 0.0);
   init.eigenvalues.clear();
   init.eigenvectors.clear();
   init.eigen_next = 0.0;
@@ -324,6 +331,12 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
   update.loss_sum = loss;
   to_wire(dw_, update.dw);
   to_wire(ds_, update.dS);
+  // Rounded to the hub's encoding with error feedback: exactly what the hub will account.
+  update.encoding = config_->encoding;
+  compress::round_with_feedback(update.encoding, update.dw.data(), residual_dw_.data(),
+                                update.dw.size());
+  compress::round_with_feedback(update.encoding, update.dS.data(), residual_ds_.data(),
+                                update.dS.size());
   if (method_->coarse(space_, coarse_g_, coarse_h_)) {
     assign(coarse_g_, update.coarse_g);
     assign(coarse_h_, update.coarse_h);
@@ -402,6 +415,7 @@ Status AgentCore::on_newton_round(const msg::RoundStart& start, Outbox& out) {
   update.loss_sum = product ? 0.0 : loss;
   update.dw.clear();
   update.dS.clear();
+  update.encoding = msg::Encoding::f64;
   update.coarse_g.clear();
   update.coarse_h.clear();
   to_wire(product_, update.product);

@@ -214,6 +214,13 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
       if (!parsed) s.fail(*node, "training.preconditioner: " + parsed.error());
       else c.hub.preconditioner = *parsed;
     }
+    std::string compression = compress::to_string(c.hub.compression);
+    s.get("compression", compression);
+    if (const toml::node* node = s.find("compression")) {
+      auto parsed = compress::parse_encoding(compression);
+      if (!parsed) s.fail(*node, "training.compression: '" + compression + "' is not an encoding (f64, f32, q8)");
+      else c.hub.compression = *parsed;
+    }
     s.get("eta", c.hub.eta);
     s.get("server_step", c.hub.server_step);
     s.get("prox", c.hub.prox);

@@ -129,6 +129,7 @@ msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const
   config.build_table = build_table;
   config.round = round_;
   config.restricted = restricted(agent);
+  config.encoding = options_.compression;
   config.w = config.restricted ? support::gather(w_, agent.support, options_.objective.classes)
                                : to_std(w_);
   config.prox = options_.prox;

@@ -62,10 +62,12 @@ static_assert(fb::ErrorCode::MAX == fb::ErrorCode::internal,
 fb::Loss to_fb(Loss v) { return static_cast<fb::Loss>(static_cast<std::uint8_t>(v)); }
 fb::Algorithm to_fb(msg::Algorithm v) { return static_cast<fb::Algorithm>(v); }
 fb::ErrorCode to_fb(msg::ErrorCode v) { return static_cast<fb::ErrorCode>(v); }
+fb::Encoding to_fb(msg::Encoding v) { return static_cast<fb::Encoding>(v); }
 // Only called after check_enum() accepted the value.
 Loss from_fb(fb::Loss v) { return static_cast<Loss>(static_cast<int>(v)); }
 msg::Algorithm from_fb(fb::Algorithm v) { return static_cast<msg::Algorithm>(v); }
 msg::ErrorCode from_fb(fb::ErrorCode v) { return static_cast<msg::ErrorCode>(v); }
+msg::Encoding from_fb(fb::Encoding v) { return static_cast<msg::Encoding>(v); }
 
 // ---- Encoding ------------------------------------------------------------------------------
 
@@ -100,7 +102,8 @@ struct BodyEncoder {
     const auto t = fb::CreateConfig(fbb, to_fb(m.algorithm), m.total_samples, m.features, m.classes,
                                     to_fb(m.loss), m.lambda, m.eta, m.steps, m.seed, m.build_table,
                                     m.round, w, m.prox, m.refresh, m.two_level, m.basis_rank,
-                                    m.basis_id, m.basis_identity, m.basis_dim, basis, m.restricted);
+                                    m.basis_id, m.basis_identity, m.basis_dim, basis, m.restricted,
+                                    to_fb(m.encoding));
     return {fb::Body::Config, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::InitUpload& m) {
@@ -122,9 +125,61 @@ struct BodyEncoder {
                                         static_cast<std::uint8_t>(m.kind), m.gram, direction);
     return {fb::Body::RoundStart, t.Union()};
   }
+  // The thread's scratch for a packed vector: its capacity is kept, so the steady state of an
+  // agent's Updates allocates nothing.
+  struct Scratch {
+    std::vector<float> f32;
+    std::vector<float> scales;
+    std::vector<std::int8_t> q8;
+  };
+  static Scratch& scratch() {
+    thread_local Scratch s;
+    return s;
+  }
+
+  // Fills the scratch with `v` in `encoding`; false when v is not exactly representable in it.
+  static bool fill(msg::Encoding encoding, const std::vector<double>& v, Scratch& s) {
+    const std::size_t n = v.size();
+    switch (encoding) {
+      case msg::Encoding::f64: return false;
+      case msg::Encoding::f32:
+        if (!compress::fits_f32(v.data(), n)) return false;
+        s.f32.resize(n);
+        for (std::size_t i = 0; i < n; ++i) s.f32[i] = static_cast<float>(v[i]);
+        return true;
+      case msg::Encoding::q8:
+        s.scales.resize(compress::q8_blocks(n));
+        s.q8.resize(n);
+        return compress::to_q8(v.data(), n, s.scales.data(), s.q8.data());
+    }
+    return false;
+  }
+
+  // dw and dS are exactly representable in the Update's encoding (the agent rounded them so,
+  // compress.hpp); if one is not, both travel as f64, so the receiver still decodes exactly them.
+  static bool packable(const msg::Update& m) {
+    return fill(m.encoding, m.dw, scratch()) && fill(m.encoding, m.dS, scratch());
+  }
+
+  flatbuffers::Offset<fb::Packed> packed(msg::Encoding encoding, const std::vector<double>& v) {
+    Scratch& s = scratch();
+    fill(encoding, v, s);
+    const std::size_t n = v.size();
+    const bool f32 = encoding == msg::Encoding::f32;
+    const auto values = fbb.CreateVector(s.f32.data(), f32 ? n : 0);
+    const auto q8 = fbb.CreateVector(s.q8.data(), f32 ? 0 : n);
+    const auto scales = fbb.CreateVector(s.scales.data(), f32 ? 0 : compress::q8_blocks(n));
+    return fb::CreatePacked(fbb, to_fb(encoding), static_cast<std::uint32_t>(n), values, q8,
+                            scales);
+  }
+
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Update& m) {
-    const auto dw = doubles(m.dw);
-    const auto ds = doubles(m.dS);
+    const bool pack = packable(m);
+    static const std::vector<double> none;
+    const auto dw = doubles(pack ? none : m.dw);
+    const auto ds = doubles(pack ? none : m.dS);
+    const auto dw_packed = pack ? packed(m.encoding, m.dw) : flatbuffers::Offset<fb::Packed>();
+    const auto ds_packed = pack ? packed(m.encoding, m.dS) : flatbuffers::Offset<fb::Packed>();
     const auto coarse_g = doubles(m.coarse_g);
     const auto coarse_h = doubles(m.coarse_h);
     const auto product = doubles(m.product);
@@ -134,7 +189,7 @@ struct BodyEncoder {
     const auto positives = fbb.CreateVector(v.positives.data(), v.positives.size());
     const auto t = fb::CreateUpdate(fbb, m.round, m.seq, m.samples, m.steps, m.loss_sum, dw, ds,
                                     coarse_g, coarse_h, product, gram, v.examples, v.loss_sum,
-                                    v.correct, negatives, positives);
+                                    v.correct, negatives, positives, dw_packed, ds_packed);
     return {fb::Body::Update, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Ack& m) {
@@ -309,6 +364,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
       .aligned(t.basis(), "Config.basis")
       .known(t.algorithm(), fb::EnumNameAlgorithm, "Config.algorithm")
       .known(t.loss(), fb::EnumNameLoss, "Config.loss")
+      .known(t.encoding(), fb::EnumNameEncoding, "Config.encoding")
       .finite(t.lambda(), "Config.lambda")
       .finite(t.eta(), "Config.eta")
       .finite(t.prox(), "Config.prox")
@@ -338,6 +394,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
   m.basis_dim = t.basis_dim();
   assign(*t.basis(), m.basis);
   m.restricted = t.restricted();
+  m.encoding = from_fb(t.encoding());
   return Status::ok();
 }
 
@@ -396,6 +453,82 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
   return Status::ok();
 }
 
+// One packed vector (Packed in the schema): its form consistent with its encoding and count,
+// every value finite, every integer in -127..127. Nothing is read before the checks guarding it.
+Status check_packed(const fb::Packed& p, const Limits& limits, const char* name) {
+  const auto bad = [name](const std::string& why) {
+    return Status::error(std::string(name) + " " + why);
+  };
+  Checks checks(limits);
+  checks.required(p.f32(), name).required(p.q8(), name).required(p.scales(), name);
+  if (!checks.status()) return bad("lacks one of f32, q8, scales");
+  checks.aligned(p.f32(), name).aligned(p.scales(), name).finite(p.f32(), name).finite(p.scales(), name);
+  if (!checks.status()) return checks.status();
+  // The decoded doubles are no more than a message of max_message_bytes could hold as [double].
+  const std::size_t n = p.count();
+  if (n > limits.max_message_bytes / sizeof(double))
+    return bad("has " + std::to_string(n) + " entries, over the limit of " +
+               std::to_string(limits.max_message_bytes / sizeof(double)));
+  switch (p.encoding()) {
+    case fb::Encoding::f32:
+      if (p.f32()->size() != n || p.q8()->size() != 0 || p.scales()->size() != 0)
+        return bad("(f32) holds " + std::to_string(p.f32()->size()) + " floats, " +
+                   std::to_string(p.q8()->size()) + " integers and " +
+                   std::to_string(p.scales()->size()) + " scales for " + std::to_string(n) +
+                   " entries");
+      return Status::ok();
+    case fb::Encoding::q8: {
+      const std::size_t blocks = compress::q8_blocks(n);
+      if (p.q8()->size() != n || p.scales()->size() != blocks || p.f32()->size() != 0)
+        return bad("(q8) holds " + std::to_string(p.q8()->size()) + " integers, " +
+                   std::to_string(p.scales()->size()) + " scales and " +
+                   std::to_string(p.f32()->size()) + " floats for " + std::to_string(n) +
+                   " entries (expected " + std::to_string(n) + ", " + std::to_string(blocks) +
+                   ", 0)");
+      for (flatbuffers::uoffset_t i = 0; i < blocks; ++i)
+        if (!(p.scales()->Get(i) >= 0.0f))
+          return bad("scale " + std::to_string(i) + " is negative");
+      for (flatbuffers::uoffset_t i = 0; i < n; ++i)
+        if (p.q8()->Get(i) < -compress::kLevels)
+          return bad("integer " + std::to_string(i) + " is " + std::to_string(p.q8()->Get(i)) +
+                     ", outside -127..127");
+      return Status::ok();
+    }
+    case fb::Encoding::f64: break;
+  }
+  return bad("has encoding " + std::to_string(static_cast<int>(p.encoding())) +
+             " (only f32 = 1 and q8 = 2 are packed)");
+}
+
+// Update's packed deltas: both or neither, of one encoding, and then instead of dw and dS.
+Status check_packed(const fb::Update& t, const Limits& limits) {
+  const fb::Packed* dw = t.dw_packed();
+  const fb::Packed* ds = t.ds_packed();
+  if (dw == nullptr && ds == nullptr) return Status::ok();
+  if (dw == nullptr || ds == nullptr)
+    return Status::error(std::string("Update.") + (dw ? "ds_packed" : "dw_packed") +
+                         " is missing (dw and dS are packed together)");
+  if (dw->encoding() != ds->encoding())
+    return Status::error("Update.dw_packed and Update.ds_packed have different encodings");
+  if (t.dw()->size() != 0 || t.ds()->size() != 0)
+    return Status::error("Update.dw and Update.dS must be empty when they travel packed");
+  if (const Status s = check_packed(*dw, limits, "Update.dw_packed"); !s) return s;
+  return check_packed(*ds, limits, "Update.ds_packed");
+}
+
+// Only called on a Packed that check_packed() accepted.
+void unpack(const fb::Packed& p, std::vector<double>& out) {
+  const std::size_t n = p.count();
+  out.resize(n);
+  if (p.encoding() == fb::Encoding::f32) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<double>(p.f32()->Get(static_cast<flatbuffers::uoffset_t>(i)));
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    out[i] = static_cast<double>(p.scales()->Get(static_cast<flatbuffers::uoffset_t>(i / compress::kBlock))) *
+             static_cast<double>(p.q8()->Get(static_cast<flatbuffers::uoffset_t>(i)));
+}
+
 Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.dw(), "Update.dw")
@@ -422,6 +555,7 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
       .aligned(t.val_negatives(), "Update.validation.negatives")
       .aligned(t.val_positives(), "Update.validation.positives");
   if (!checks.status()) return checks.status();
+  if (const Status s = check_packed(t, limits); !s) return s;
   // The counts are checked in the buffer, before `out` is touched (a refused message leaves it
   // as it was); a hostile histogram length is refused by its size, before any element is read.
   if (const Status s = check_counts(t.val_examples(), t.val_loss_sum(), t.val_correct(),
@@ -434,8 +568,15 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
   m.samples = t.samples();
   m.steps = t.steps();
   m.loss_sum = t.loss_sum();
-  assign(*t.dw(), m.dw);
-  assign(*t.ds(), m.dS);
+  if (t.dw_packed() != nullptr) {
+    m.encoding = from_fb(t.dw_packed()->encoding());
+    unpack(*t.dw_packed(), m.dw);
+    unpack(*t.ds_packed(), m.dS);
+  } else {
+    m.encoding = msg::Encoding::f64;
+    assign(*t.dw(), m.dw);
+    assign(*t.ds(), m.dS);
+  }
   assign(*t.coarse_g(), m.coarse_g);
   assign(*t.coarse_h(), m.coarse_h);
   assign(*t.product(), m.product);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -18,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "dsaga/compress.hpp"
 #include "dsaga_generated.h"
 
 namespace dsaga::wire {
@@ -73,6 +75,7 @@ void expect_same(const msg::Config& a, const msg::Config& b) {
   EXPECT_EQ(a.basis_dim, b.basis_dim);
   expect_same_bits(a.basis, b.basis, "basis");
   EXPECT_EQ(a.restricted, b.restricted);
+  EXPECT_EQ(a.encoding, b.encoding);
 }
 void expect_same(const msg::InitUpload& a, const msg::InitUpload& b) {
   EXPECT_EQ(a.seq, b.seq);
@@ -101,6 +104,7 @@ void expect_same(const msg::Update& a, const msg::Update& b) {
   expect_same_bits(a.loss_sum, b.loss_sum, "loss_sum");
   expect_same_bits(a.dw, b.dw, "dw");
   expect_same_bits(a.dS, b.dS, "dS");
+  EXPECT_EQ(a.encoding, b.encoding);
   expect_same_bits(a.coarse_g, b.coarse_g, "coarse_g");
   expect_same_bits(a.coarse_h, b.coarse_h, "coarse_h");
   expect_same_bits(a.product, b.product, "product");
@@ -181,6 +185,7 @@ std::vector<msg::Message> samples(std::size_t n) {
   config.basis_dim = 2;
   config.basis = ramp(2 * n, 0.75);
   config.restricted = true;
+  config.encoding = msg::Encoding::q8;
 
   msg::InitUpload init;
   init.seq = 3;
@@ -237,6 +242,24 @@ std::vector<msg::Message> samples(std::size_t n) {
   heartbeat.round = std::numeric_limits<std::uint64_t>::max();
 
   return {join, config, init, start, update, ack, leave, error, heartbeat};
+}
+
+// An Update whose dw and dS an agent rounded to `encoding` (compress.hpp): it travels packed.
+msg::Update packed_update(msg::Encoding encoding, std::size_t n) {
+  msg::Update u;
+  u.round = 5;
+  u.seq = 6;
+  u.samples = 7;
+  u.steps = 8;
+  u.loss_sum = 2.5;
+  u.encoding = encoding;
+  u.dw = ramp(n, 3.0);
+  u.dS = ramp(n, -1e-7);
+  std::vector<double> residual(n, 0.0);
+  compress::round_with_feedback(encoding, u.dw.data(), residual.data(), n);
+  std::fill(residual.begin(), residual.end(), 0.0);
+  compress::round_with_feedback(encoding, u.dS.data(), residual.data(), n);
+  return u;
 }
 
 // Every type with the struct defaults (empty strings and vectors, zero scalars).
@@ -374,6 +397,117 @@ TEST(WireEncode, UpdateOfModelSize785IsPayloadPlusSmallOverhead) {
   EXPECT_LE(size, payload + 208);  // version 4: two empty Newton vectors, two empty histograms
 }
 
+// Rounded deltas travel packed, decode to the same doubles bit for bit, and are smaller by about
+// the ratio of the encodings (8 : 4 : 1 + 4/64 bytes an entry).
+TEST(WireRoundTrip, PackedUpdatesAreExactAndSmaller) {
+  const std::size_t n = 7850;
+  const std::size_t dense = encode(packed_update(msg::Encoding::f64, n)).size();
+  for (msg::Encoding e : {msg::Encoding::f32, msg::Encoding::q8}) {
+    SCOPED_TRACE(compress::to_string(e));
+    for (std::size_t len : {std::size_t(0), std::size_t(1), std::size_t(64), std::size_t(65), n}) {
+      const msg::Update u = packed_update(e, len);
+      const Bytes bytes = encode(u);
+      const auto decoded = decode_copy(bytes);
+      ASSERT_TRUE(decoded.is_ok()) << decoded.error();
+      expect_same(msg::Message(u), *decoded);
+    }
+    const std::size_t size = encode(packed_update(e, n)).size();
+    std::cout << "[ wire     ] Update d=" << n << " " << compress::to_string(e) << ": " << size
+              << " bytes, f64 " << dense << "\n";
+    EXPECT_LT(size, dense / (e == msg::Encoding::f32 ? 1.9 : 7.0));
+  }
+}
+
+// Values the agent did not round to its encoding cannot travel packed without loss: the encoder
+// sends them as f64, so the receiver still has exactly the sender's doubles.
+TEST(WireEncode, UnroundedDeltasTravelAsF64) {
+  for (msg::Encoding e : {msg::Encoding::f32, msg::Encoding::q8}) {
+    msg::Update u;
+    u.encoding = e;
+    u.dw = ramp(100, 1.0 / 3.0);
+    u.dS = ramp(100, 1.0);
+    const auto decoded = decode_copy(encode(u));
+    ASSERT_TRUE(decoded.is_ok()) << decoded.error();
+    const auto& back = std::get<msg::Update>(*decoded);
+    EXPECT_EQ(back.encoding, msg::Encoding::f64);
+    expect_same_bits(back.dw, u.dw, "dw");
+    expect_same_bits(back.dS, u.dS, "dS");
+  }
+}
+
+// A packed payload that is inconsistent in any way is refused, naming the field.
+TEST(WireDecode, RejectsInconsistentPackedVectors) {
+  struct Form {
+    fb::Encoding encoding = fb::Encoding::q8;
+    std::uint32_t count = 3;
+    std::vector<float> f32;
+    std::vector<std::int8_t> q8 = {1, -127, 0};
+    std::vector<float> scales = {0.5f};
+    bool f32_present = true;
+  };
+  struct Case {
+    Form dw, ds;
+    bool dw_present = true, ds_present = true;
+    std::vector<double> dense_dw;
+    fb::Encoding ds_encoding_override = fb::Encoding::q8;
+  };
+  const auto build = [](const Case& c) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto pack = [&](const Form& f) {
+      const auto f32 = f.f32_present ? fbb.CreateVector(f.f32) : flatbuffers::Offset<flatbuffers::Vector<float>>();
+      const auto q8 = fbb.CreateVector(f.q8);
+      const auto scales = fbb.CreateVector(f.scales);
+      return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales);
+    };
+    const auto dwp = c.dw_present ? pack(c.dw) : flatbuffers::Offset<fb::Packed>();
+    const auto dsp = c.ds_present ? pack(c.ds) : flatbuffers::Offset<fb::Packed>();
+    const auto dw = fbb.CreateVector(c.dense_dw);
+    const auto none = fbb.CreateVector(std::vector<double>{});
+    const auto gram = fbb.CreateVector(std::vector<float>{});
+    const auto bins = fbb.CreateVector(std::vector<std::uint64_t>{});
+    const auto t = fb::CreateUpdate(fbb, 1, 1, 1, 1, 0.0, dw, none, none, none, none, gram, 0, 0.0,
+                                    0, bins, bins, dwp, dsp);
+    return finish(fbb, fb::Body::Update, t.Union());
+  };
+  {
+    const auto ok = decode_copy(build(Case{}));
+    ASSERT_TRUE(ok.is_ok()) << ok.error();
+    const auto& u = std::get<msg::Update>(*ok);
+    EXPECT_EQ(u.encoding, msg::Encoding::q8);
+    EXPECT_EQ(u.dw, (std::vector<double>{0.5, -63.5, 0.0}));
+  }
+  const auto refused = [&](const std::function<void(Case&)>& change, const std::string& part) {
+    Case c;
+    change(c);
+    expect_error_containing(decode_copy(build(c)), part);
+  };
+  refused([](Case& c) { c.ds_present = false; }, "Update.ds_packed is missing");
+  refused([](Case& c) { c.dw_present = false; }, "Update.dw_packed is missing");
+  refused([](Case& c) { c.ds.encoding = fb::Encoding::f32; }, "different encodings");
+  refused([](Case& c) { c.dense_dw = {1.0}; }, "must be empty when they travel packed");
+  refused([](Case& c) { c.dw.count = 4; }, "Update.dw_packed (q8) holds 3 integers");
+  refused([](Case& c) { c.ds.scales = {0.5f, 0.5f}; }, "Update.ds_packed (q8) holds 3 integers, 2 scales");
+  refused([](Case& c) { c.dw.q8[1] = -128; }, "Update.dw_packed integer 1 is -128");
+  refused([](Case& c) { c.dw.scales[0] = -0.5f; }, "Update.dw_packed scale 0 is negative");
+  refused([](Case& c) { c.dw.scales[0] = std::nanf(""); }, "Update.dw_packed[0] is not finite");
+  refused([](Case& c) { c.dw.f32_present = false; }, "Update.dw_packed lacks one of");
+  refused([](Case& c) {
+            c.dw.encoding = c.ds.encoding = fb::Encoding::f64;
+          }, "Update.dw_packed has encoding 0");
+  refused([](Case& c) {
+            c.dw.encoding = c.ds.encoding = static_cast<fb::Encoding>(7);
+          }, "Update.dw_packed has encoding 7");
+  refused([](Case& c) {
+            for (Form* f : {&c.dw, &c.ds}) {
+              f->encoding = fb::Encoding::f32;
+              f->f32 = {1.0f, std::numeric_limits<float>::infinity(), 0.0f};
+              f->q8.clear();
+              f->scales.clear();
+            }
+          }, "Update.dw_packed[1] is not finite");
+  refused([](Case& c) { c.dw.count = 0xFFFFFFFFu; }, "entries, over the limit");
+}
+
 // ---- Alignment -------------------------------------------------------------------------------
 
 TEST(WireDecode, MisalignedBuffersDecodeToTheSameValues) {
@@ -444,8 +578,9 @@ TEST(WireDecode, RejectsWrongIdentifier) {
 
 TEST(WireDecode, RejectsOtherProtocolVersions) {
   // 1: a peer from before two-level dSAGA, 2: from before restricted vectors, 3: from before
-  // Newton-CG rounds and the validation counts; each is refused with a clear reason.
-  for (std::uint32_t version : {0u, 1u, 2u, 3u, 5u, 7u, 0xFFFFFFFFu}) {
+  // Newton-CG rounds and the validation counts, 4: from before packed deltas; each is refused
+  // with a clear reason.
+  for (std::uint32_t version : {0u, 1u, 2u, 3u, 4u, 6u, 7u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
         finish(fbb, fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, 3).Union(), version);
@@ -571,6 +706,9 @@ TEST(WireDecode, RejectsEnumValuesOutOfRange) {
     c.loss = Loss::logistic;
     c.algorithm = static_cast<msg::Algorithm>(4);
     expect_error(decode_copy(encode(c)), "Config.algorithm has unknown value 4");
+    c.algorithm = msg::Algorithm::dsaga;
+    c.encoding = static_cast<msg::Encoding>(3);
+    expect_error(decode_copy(encode(c)), "Config.encoding has unknown value 3");
   }
   {
     msg::Error e;
@@ -747,7 +885,7 @@ TEST(WireDecode, RejectsDoubleVectorsMisalignedWithinTheBuffer) {
   // envelope's protocol version, kept current.)
   const Bytes bytes = {0x14, 0x00, 0x00, 0x00, 0x44, 0x53, 0x47, 0x41, 0x00, 0x00, 0x0a, 0x00,
                        0x12, 0x00, 0x08, 0x00, 0x07, 0x00, 0x0c, 0x00, 0x0a, 0x00, 0x00, 0x00,
-                       0x00, 0x00, 0x00, 0x05, 0x04, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,
+                       0x00, 0x00, 0x00, 0x05, 0x05, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x12, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x08, 0x00, 0x12, 0x00, 0x00, 0x00,
                        0x0c, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
@@ -845,6 +983,8 @@ TEST(WireCorpus, CommittedSeedsMatchTheEncoder) {
   };
   check(samples(8), "small");
   check(defaults(), "default");
+  check({packed_update(msg::Encoding::f32, 8)}, "f32");
+  check({packed_update(msg::Encoding::q8, 70)}, "q8");
 }
 
 // ---- Decoding into reused storage (decode_into, Decoder) -------------------------------------

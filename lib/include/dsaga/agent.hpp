@@ -127,6 +127,9 @@ class AgentCore {
   Eigen::VectorXd w_round_, gbar_round_;  // the broadcast state, reused every round
   Eigen::VectorXd eval_w_;  // where an asynchronous hub asks for the loss (RoundStart.eval_w)
   Eigen::VectorXd dw_, ds_, table_sum_, coarse_g_, coarse_h_;
+  // What rounding dw and dS to Config::encoding has left out so far, wire-shaped (compress.hpp):
+  // added to the next round's. Zero after each InitUpload, which gives the hub S_k exactly.
+  std::vector<double> residual_dw_, residual_ds_;
   newton::AgentCurvature curvature_;  // Newton-CG: the curvature at the last gradient's w
   Eigen::VectorXd direction_, product_;
   std::uint64_t eval_requests_ = 0;  // async: RoundStarts that named an evaluation point

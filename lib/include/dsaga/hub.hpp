@@ -96,6 +96,10 @@ struct HubOptions {
   // newton_cg (and auto once it runs Newton-CG): the CG's preconditioner. gram is refused for a
   // model wider than newton::max_gram_columns() (the hub then uses pairs and says so).
   Preconditioner preconditioner = Preconditioner::automatic;
+  // How the agents round the deltas they send (Update.dw, dS), with error feedback so the
+  // accounting stays exact (compress.hpp): f64 (as they are), f32, q8 (8 bits and a scale per
+  // 64 entries).
+  msg::Encoding compression = msg::Encoding::f64;
   // async: the most updates applied between an agent's starting model and its update for the
   // update's dw to be used; 0 = twice the number of agents.
   std::uint64_t max_staleness = 0;

@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "dsaga/compress.hpp"
 #include "dsaga/objective.hpp"
 #include "dsaga/validation.hpp"
 
@@ -26,8 +27,11 @@ namespace dsaga::msg {
 
 // Bumped on any incompatible change of the schema or of the meaning of a field.
 // 2: two-level dSAGA, 3: restricted vectors, 4: Newton-CG rounds (RoundStart.kind) and the
-// Update's held-out validation counts
-inline constexpr std::uint32_t kProtocolVersion = 4;
+// Update's held-out validation counts, 5: compact encodings of Update.dw and Update.dS
+inline constexpr std::uint32_t kProtocolVersion = 5;
+
+// How an agent rounds dw and dS before sending them, with error feedback (compress.hpp).
+using compress::Encoding;
 
 enum class Algorithm : std::uint8_t { dsaga = 0, fedavg = 1, scaffold = 2, gd = 3 };
 
@@ -82,6 +86,9 @@ struct Config {
   // The d*C vectors of this agent's messages travel restricted to its Join::support
   // (|support| * C entries; support.hpp), Config::w included.
   bool restricted = false;
+  // How the agent's Update::dw and Update::dS travel: rounded by the agent with error feedback,
+  // so they are exactly what the hub receives and accounts (compress.hpp).
+  Encoding encoding = Encoding::f64;
 };
 
 struct InitUpload {
@@ -124,6 +131,10 @@ struct Update {
   double loss_sum = 0.0;    // sum of local losses at the round's broadcast w
   std::vector<double> dw;   // w_k - w
   std::vector<double> dS;   // change of S_k during the round
+  // How dw and dS travel. Their values are exactly representable in it (the agent rounded them,
+  // compress.hpp); an encoder that finds one that is not sends both as f64, so the receiver
+  // always decodes exactly these doubles.
+  Encoding encoding = Encoding::f64;
   std::vector<double> coarse_g;  // two-level: Z_k^T a (m*C); empty otherwise
   std::vector<double> coarse_h;  // two-level: packed upper triangle of Z_k^T D Z_k
   // Newton rounds (RoundStart::kind gradient or product; dw and dS are then empty):

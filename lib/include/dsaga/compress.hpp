@@ -1,0 +1,52 @@
+// Compact encodings of the per-round deltas an agent sends (Update.dw and Update.dS; issue 15),
+// with error feedback, so that the table accounting stays exact:
+//   - the agent rounds v + e (its delta plus what earlier rounds left out) to the nearest vector
+//     the encoding represents exactly, sends that, and keeps the rest as its new residual e;
+//   - the wire carries the rounded vector without loss (wire.cpp), so the hub receives bit for
+//     bit what the agent accounted for: the hub's gbar is exactly the sum of what it received
+//     over N, and the agent's true table sum is the hub's view plus the agent's residual;
+//   - nothing is ever dropped, only delayed: sum of sent = sum of deltas - current residual, and
+//     the residual is at most one rounding of the current delta, which vanishes as the deltas do.
+// Encodings:
+//   f64  the values as they are (8 bytes an entry): rounding is the identity, the residual 0;
+//   f32  the nearest float (4 bytes an entry);
+//   q8   blocks of kBlock entries, each entry an integer q in -127..127 times its block's float
+//        scale max|block| / 127 (1 byte an entry and 4 a block: 8.5 bits).
+// Math only: no messages, no wire (messages.hpp carries the Encoding, wire.cpp the bytes).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace dsaga::compress {
+
+enum class Encoding : std::uint8_t { f64 = 0, f32 = 1, q8 = 2 };
+
+const char* to_string(Encoding encoding);                    // "f64", "f32", "q8"
+std::optional<Encoding> parse_encoding(std::string_view text);  // the inverse
+
+inline constexpr std::size_t kBlock = 64;  // q8 entries per scale
+inline constexpr int kLevels = 127;        // q8 integers are in -kLevels..kLevels
+
+inline std::size_t q8_blocks(std::size_t n) { return (n + kBlock - 1) / kBlock; }
+
+// Bytes of n entries' payload in `encoding` (the vectors alone, without FlatBuffers framing).
+std::size_t payload_bytes(Encoding encoding, std::size_t n);
+
+// v <- the vector nearest v + residual that `encoding` represents exactly (f32: each entry
+// rounded to float; q8: each block to multiples of its scale); residual <- (v + residual) - v.
+// Every value stays finite for finite input. f64 adds the residual in and zeroes it.
+void round_with_feedback(Encoding encoding, double* v, double* residual, std::size_t n);
+
+// The wire forms, exact both ways for vectors that round_with_feedback produced.
+// f32: true when every entry is exactly a float.
+bool fits_f32(const double* v, std::size_t n);
+// q8: writes q8_blocks(n) scales and n integers; false (and the outputs unspecified) when v is not
+// exactly such a vector.
+bool to_q8(const double* v, std::size_t n, float* scales, std::int8_t* q);
+// v[i] = scales[i / kBlock] * q[i], exact in double.
+void from_q8(const float* scales, const std::int8_t* q, std::size_t n, double* v);
+
+}  // namespace dsaga::compress

@@ -1,0 +1,122 @@
+#include "dsaga/compress.hpp"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+
+namespace dsaga::compress {
+
+const char* to_string(Encoding encoding) {
+  switch (encoding) {
+    case Encoding::f64: return "f64";
+    case Encoding::f32: return "f32";
+    case Encoding::q8: return "q8";
+  }
+  return "?";
+}
+
+std::optional<Encoding> parse_encoding(std::string_view text) {
+  for (Encoding e : {Encoding::f64, Encoding::f32, Encoding::q8})
+    if (text == to_string(e)) return e;
+  return std::nullopt;
+}
+
+std::size_t payload_bytes(Encoding encoding, std::size_t n) {
+  switch (encoding) {
+    case Encoding::f64: return 8 * n;
+    case Encoding::f32: return 4 * n;
+    case Encoding::q8: return n + 4 * q8_blocks(n);
+  }
+  return 8 * n;
+}
+
+namespace {
+
+// The nearest float, saturated at the largest (the residual keeps what is over).
+float to_float(double x) {
+  return static_cast<float>(std::clamp(x, -static_cast<double>(FLT_MAX), static_cast<double>(FLT_MAX)));
+}
+
+// The scale of a q8 block whose largest magnitude is m: the float nearest m / 127, saturated;
+// 0 when the block is zero or so small that its scale is not a normal float (it then sends zeros
+// and its residual keeps the values). Then the largest entry is q = +-127 exactly, which is what
+// lets to_q8 read the scale back from the rounded values.
+float q8_scale(double m) {
+  const double s = m / kLevels;
+  if (!(s >= static_cast<double>(FLT_MIN))) return 0.0f;
+  return to_float(s);
+}
+
+void round_block_q8(double* v, double* residual, std::size_t n) {
+  double m = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    v[i] += residual[i];
+    m = std::max(m, std::abs(v[i]));
+  }
+  const double s = q8_scale(m);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double x = v[i];
+    // + 0.0 turns -0 into +0: the integer on the wire has no sign of zero.
+    const double q =
+        s == 0.0 ? 0.0 : std::clamp(std::nearbyint(x / s), -double(kLevels), double(kLevels)) + 0.0;
+    v[i] = s * q;            // exact: a 24-bit scale times a 7-bit integer
+    residual[i] = x - v[i];  // exact (Sterbenz: v is 0 or within a factor 2 of x)
+  }
+}
+
+}  // namespace
+
+void round_with_feedback(Encoding encoding, double* v, double* residual, std::size_t n) {
+  switch (encoding) {
+    case Encoding::f64:
+      for (std::size_t i = 0; i < n; ++i) {
+        v[i] += residual[i];
+        residual[i] = 0.0;
+      }
+      return;
+    case Encoding::f32:
+      for (std::size_t i = 0; i < n; ++i) {
+        const double x = v[i] + residual[i];
+        v[i] = to_float(x);
+        residual[i] = x - v[i];
+      }
+      return;
+    case Encoding::q8:
+      for (std::size_t b = 0; b < n; b += kBlock)
+        round_block_q8(v + b, residual + b, std::min(kBlock, n - b));
+      return;
+  }
+}
+
+bool fits_f32(const double* v, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (static_cast<double>(static_cast<float>(v[i])) != v[i]) return false;
+  return true;
+}
+
+bool to_q8(const double* v, std::size_t n, float* scales, std::int8_t* q) {
+  for (std::size_t b = 0, block = 0; b < n; b += kBlock, ++block) {
+    const std::size_t len = std::min(kBlock, n - b);
+    double m = 0.0;
+    for (std::size_t i = 0; i < len; ++i) m = std::max(m, std::abs(v[b + i]));
+    // round_block_q8 put the largest entry at 127 * scale, so m / 127 is the scale exactly.
+    const double s = m / kLevels;
+    if (m != 0.0 && !(std::isfinite(s) && static_cast<double>(static_cast<float>(s)) == s))
+      return false;
+    scales[block] = static_cast<float>(s);
+    for (std::size_t i = 0; i < len; ++i) {
+      const double x = v[b + i];
+      const double k = s == 0.0 ? 0.0 : std::nearbyint(x / s);
+      if (!(std::abs(k) <= kLevels) || s * k != x) return false;
+      q[b + i] = static_cast<std::int8_t>(k);
+    }
+  }
+  return true;
+}
+
+void from_q8(const float* scales, const std::int8_t* q, std::size_t n, double* v) {
+  for (std::size_t i = 0; i < n; ++i)
+    v[i] = static_cast<double>(scales[i / kBlock]) * static_cast<double>(q[i]);
+}
+
+}  // namespace dsaga::compress

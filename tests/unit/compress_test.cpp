@@ -1,0 +1,150 @@
+// Compact encodings of the agents' deltas with error feedback (compress.hpp): what is sent is
+// exactly representable and travels without loss, and sent + residual is exactly what was owed.
+#include "dsaga/compress.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <vector>
+
+#include "dsaga/rng.hpp"
+
+namespace dsaga {
+namespace {
+
+using compress::Encoding;
+
+// Values over many orders of magnitude, both signs, zeros, and blocks of one scale.
+std::vector<double> awkward(std::size_t n, std::uint64_t seed) {
+  Rng rng(seed);
+  std::vector<double> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double sign = rng.uniform() < 0.5 ? -1.0 : 1.0;
+    v[i] = sign * std::pow(10.0, -12.0 + 16.0 * rng.uniform());
+    if (i % 17 == 0) v[i] = 0.0;
+  }
+  for (std::size_t i = 128; i < std::min<std::size_t>(n, 192); ++i) v[i] = 3.0;  // a flat block
+  return v;
+}
+
+TEST(Compress, NamesRoundTrip) {
+  for (Encoding e : {Encoding::f64, Encoding::f32, Encoding::q8})
+    EXPECT_EQ(compress::parse_encoding(compress::to_string(e)), e);
+  EXPECT_FALSE(compress::parse_encoding("int8"));
+  EXPECT_EQ(compress::payload_bytes(Encoding::q8, 130), 130u + 4 * 3);
+  EXPECT_EQ(compress::payload_bytes(Encoding::f32, 130), 520u);
+}
+
+// What is sent plus the new residual is what was owed (the delta plus the old residual), to the
+// one rounding of that sum; and what is sent is exactly representable.
+TEST(Compress, SentPlusResidualIsWhatWasOwed) {
+  const std::size_t n = 1000;  // not a multiple of the block
+  for (Encoding e : {Encoding::f64, Encoding::f32, Encoding::q8}) {
+    SCOPED_TRACE(compress::to_string(e));
+    std::vector<double> residual = awkward(n, 9);
+    for (double& r : residual) r *= 1e-3;
+    const std::vector<double> delta = awkward(n, 4);
+    std::vector<double> sent = delta;
+    const std::vector<double> old = residual;
+    compress::round_with_feedback(e, sent.data(), residual.data(), n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double owed = delta[i] + old[i];
+      EXPECT_EQ(sent[i] + residual[i], owed) << i;  // the residual is exact (Sterbenz)
+    }
+    if (e == Encoding::f64) {
+      for (double r : residual) EXPECT_EQ(r, 0.0);
+    }
+    if (e == Encoding::f32) {
+      EXPECT_TRUE(compress::fits_f32(sent.data(), n));
+    }
+    std::vector<float> scales(compress::q8_blocks(n));
+    std::vector<std::int8_t> q(n);
+    if (e == Encoding::q8) {
+      ASSERT_TRUE(compress::to_q8(sent.data(), n, scales.data(), q.data()));
+      std::vector<double> back(n);
+      compress::from_q8(scales.data(), q.data(), n, back.data());
+      EXPECT_EQ(back, sent);
+      // The rounding is to the nearest level: the residual is at most half a step of its block.
+      for (std::size_t i = 0; i < n; ++i)
+        EXPECT_LE(std::abs(residual[i]), 0.5 * scales[i / compress::kBlock] * (1 + 1e-6)) << i;
+    }
+  }
+}
+
+// Error feedback: summed over rounds, what was sent follows what was owed within one residual,
+// so nothing is lost, only delayed, even when every delta is below the quantization step.
+TEST(Compress, FeedbackLosesNothingOverRounds) {
+  const std::size_t n = 200;
+  for (Encoding e : {Encoding::f32, Encoding::q8}) {
+    SCOPED_TRACE(compress::to_string(e));
+    Rng rng(5);
+    std::vector<double> residual(n, 0.0), owed(n, 0.0), sent_sum(n, 0.0);
+    for (int round = 0; round < 300; ++round) {
+      std::vector<double> delta(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        // One large entry per block sets the scale; the others are far under its step.
+        delta[i] = (i % compress::kBlock == 0) ? 1.0 : 1e-4 * (rng.uniform() + 0.2);
+        owed[i] += delta[i];
+      }
+      compress::round_with_feedback(e, delta.data(), residual.data(), n);
+      for (std::size_t i = 0; i < n; ++i) sent_sum[i] += delta[i];
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      EXPECT_NEAR(sent_sum[i] + residual[i], owed[i], 1e-12 * (1 + std::abs(owed[i]))) << i;
+    // Each small entry is under half a step of 1/127, so alone it would round to 0 every round;
+    // summed, it gets through (owed is about 2.7 steps), within half a step.
+    EXPECT_GT(owed[1], 2.0 / 127);
+    EXPECT_NEAR(sent_sum[1], owed[1], 0.5 / 127);
+  }
+}
+
+TEST(Compress, ExtremesStayFiniteAndExact) {
+  std::vector<double> v = {1e300, -1e300, 1e-320, 0.0, -0.0, 3e38, 5e-46};
+  const std::vector<double> owed = v;
+  for (Encoding e : {Encoding::f32, Encoding::q8}) {
+    SCOPED_TRACE(compress::to_string(e));
+    std::vector<double> sent = owed;
+    std::vector<double> residual(sent.size(), 0.0);
+    compress::round_with_feedback(e, sent.data(), residual.data(), sent.size());
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      EXPECT_TRUE(std::isfinite(sent[i]) && std::isfinite(residual[i])) << i;
+      EXPECT_EQ(sent[i] + residual[i], owed[i]) << i;
+    }
+    if (e == Encoding::f32) {
+      EXPECT_TRUE(compress::fits_f32(sent.data(), sent.size()));
+    }
+    std::vector<float> scales(1);
+    std::vector<std::int8_t> q(sent.size());
+    if (e == Encoding::q8) {
+      EXPECT_TRUE(compress::to_q8(sent.data(), sent.size(), scales.data(), q.data()));
+    }
+  }
+  // A block of values too small for a normal float scale sends zeros and keeps them all.
+  std::vector<double> tiny(10, 1e-300), residual(10, 0.0);
+  compress::round_with_feedback(Encoding::q8, tiny.data(), residual.data(), 10);
+  for (std::size_t i = 0; i < 10; ++i) {
+    EXPECT_EQ(tiny[i], 0.0);
+    EXPECT_EQ(residual[i], 1e-300);
+  }
+}
+
+// A vector the agent did not round is refused by the wire's exact forms (the encoder then sends
+// f64): a q8 block whose largest entry is not 127 steps, or a step that is not a float.
+TEST(Compress, NotRoundedIsNotRepresentable) {
+  std::vector<float> scales(1);
+  std::vector<std::int8_t> q(3);
+  const std::vector<double> off_grid = {1.0, 0.5, 0.3};
+  EXPECT_FALSE(compress::to_q8(off_grid.data(), 3, scales.data(), q.data()));
+  const std::vector<double> third = {1.0 / 3.0};
+  EXPECT_FALSE(compress::fits_f32(third.data(), 1));
+  EXPECT_FALSE(compress::to_q8(third.data(), 1, scales.data(), q.data()));
+  const std::vector<double> on_grid = {127.0 * 0.25, -3 * 0.25, 0.0};
+  ASSERT_TRUE(compress::to_q8(on_grid.data(), 3, scales.data(), q.data()));
+  EXPECT_EQ(scales[0], 0.25f);
+  EXPECT_EQ(q[0], 127);
+  EXPECT_EQ(q[1], -3);
+}
+
+}  // namespace
+}  // namespace dsaga
