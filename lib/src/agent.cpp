@@ -271,6 +271,8 @@ Status AgentCore::build_table(Outbox& out) {
     assign(pairs.values, init.eigenvalues);
     init.eigen_next = pairs.next;
     init.eigenvectors.assign(pairs.vectors.data(), pairs.vectors.data() + pairs.vectors.size());
+    if (config_->encoding != msg::Encoding::f64)  // they only shape the coarse space
+      compress::round_to_float(init.eigenvectors.data(), init.eigenvectors.size());
   }
   has_pending_ = true;
   out.push_back(pending_);
@@ -340,6 +342,9 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
   if (method_->coarse(space_, coarse_g_, coarse_h_)) {
     assign(coarse_g_, update.coarse_g);
     assign(coarse_h_, update.coarse_h);
+    // The coarse Hessian only preconditions the coarse step (the gradient stays f64).
+    if (update.encoding != msg::Encoding::f64)
+      compress::round_to_float(update.coarse_h.data(), update.coarse_h.size());
   } else {
     update.coarse_g.clear();
     update.coarse_h.clear();

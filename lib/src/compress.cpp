@@ -88,6 +88,10 @@ void round_with_feedback(Encoding encoding, double* v, double* residual, std::si
   }
 }
 
+void round_to_float(double* v, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) v[i] = to_float(v[i]);
+}
+
 bool fits_f32(const double* v, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i)
     if (static_cast<double>(static_cast<float>(v[i])) != v[i]) return false;

@@ -126,13 +126,20 @@ void TwoLevelMode::build_coarse_space(HubCore& hub) {
     for (const auto& a : uploads)
       widest = std::max(widest, a.support.empty() ? static_cast<std::size_t>(hub.features_)
                                                   : a.support.size());
-    const int byte_cap = static_cast<int>(
-        std::max<std::size_t>(1, (std::size_t(32) << 20) / (sizeof(double) * widest)));
+    // (Rounded to float, with --compression, it is 4 bytes an entry.)
+    const bool floats = hub.options_.compression != msg::Encoding::f64;
+    const int byte_cap = static_cast<int>(std::max<std::size_t>(
+        1, (std::size_t(32) << 20) / ((floats ? sizeof(float) : sizeof(double)) * widest)));
     const int rank = std::min(hub.options_.coarse_rank > 0 ? hub.options_.coarse_rank
                                                            : coarse::kMaxRank,
                               byte_cap);
     hub.coarse_.basis =
         coarse::build_basis(hub.features_, uploads, rank, hub.options_.objective.classes);
+    // The agents get U in floats (wire.cpp sends it so, at half the bytes); the hub's coarse
+    // step uses the same rounded U, so both sides work in one coarse space.
+    if (floats)
+      compress::round_to_float(hub.coarse_.basis.u.data(),
+                               static_cast<std::size_t>(hub.coarse_.basis.u.size()));
     // Where even the whole union leaves too much curvature to the local runs, the step shrinks
     // until eta * T * beta * curvature meets the bound (the rule of coarse.hpp).
     // An agent whose run would leave too much curvature to itself (eta * T * beta * c_fine over

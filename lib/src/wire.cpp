@@ -88,6 +88,21 @@ struct BodyEncoder {
     return fbb.CreateVector(v.data(), v.size());
   }
 
+  // A curvature vector (basis, eigenvectors, coarse_h) as {[double], [float]}: the floats when
+  // every value is exactly a float (its sender rounded it, Config::encoding), else the doubles;
+  // the other one empty. Lossless either way.
+  using Either = std::pair<flatbuffers::Offset<flatbuffers::Vector<double>>,
+                           flatbuffers::Offset<flatbuffers::Vector<float>>>;
+  Either doubles_or_floats(const std::vector<double>& v) {
+    static const std::vector<double> none_d;
+    if (v.empty() || !compress::fits_f32(v.data(), v.size()))
+      return {doubles(v), fbb.CreateVector(static_cast<const float*>(nullptr), 0)};
+    thread_local std::vector<float> floats;
+    floats.assign(v.begin(), v.end());
+    const auto f = fbb.CreateVector(floats.data(), floats.size());
+    return {doubles(none_d), f};
+  }
+
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Join& m) {
     const auto agent_id = fbb.CreateString(m.agent_id);
     const auto software_version = fbb.CreateString(m.software_version);
@@ -98,20 +113,20 @@ struct BodyEncoder {
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Config& m) {
     const auto w = doubles(m.w);
-    const auto basis = doubles(m.basis);
+    const auto [basis, basis_f32] = doubles_or_floats(m.basis);
     const auto t = fb::CreateConfig(fbb, to_fb(m.algorithm), m.total_samples, m.features, m.classes,
                                     to_fb(m.loss), m.lambda, m.eta, m.steps, m.seed, m.build_table,
                                     m.round, w, m.prox, m.refresh, m.two_level, m.basis_rank,
                                     m.basis_id, m.basis_identity, m.basis_dim, basis, m.restricted,
-                                    to_fb(m.encoding));
+                                    to_fb(m.encoding), basis_f32);
     return {fb::Body::Config, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::InitUpload& m) {
     const auto table_sum = doubles(m.table_sum);
     const auto values = doubles(m.eigenvalues);
-    const auto vectors = doubles(m.eigenvectors);
+    const auto [vectors, vectors_f32] = doubles_or_floats(m.eigenvectors);
     const auto t = fb::CreateInitUpload(fbb, m.seq, m.samples, table_sum, m.loss_sum, values,
-                                        m.eigen_next, vectors);
+                                        m.eigen_next, vectors, vectors_f32);
     return {fb::Body::InitUpload, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::RoundStart& m) {
@@ -181,7 +196,7 @@ struct BodyEncoder {
     const auto dw_packed = pack ? packed(m.encoding, m.dw) : flatbuffers::Offset<fb::Packed>();
     const auto ds_packed = pack ? packed(m.encoding, m.dS) : flatbuffers::Offset<fb::Packed>();
     const auto coarse_g = doubles(m.coarse_g);
-    const auto coarse_h = doubles(m.coarse_h);
+    const auto [coarse_h, coarse_h_f32] = doubles_or_floats(m.coarse_h);
     const auto product = doubles(m.product);
     const auto gram = fbb.CreateVector(m.gram.data(), m.gram.size());
     const ValidationCounts& v = m.validation;
@@ -189,7 +204,8 @@ struct BodyEncoder {
     const auto positives = fbb.CreateVector(v.positives.data(), v.positives.size());
     const auto t = fb::CreateUpdate(fbb, m.round, m.seq, m.samples, m.steps, m.loss_sum, dw, ds,
                                     coarse_g, coarse_h, product, gram, v.examples, v.loss_sum,
-                                    v.correct, negatives, positives, dw_packed, ds_packed);
+                                    v.correct, negatives, positives, dw_packed, ds_packed,
+                                    coarse_h_f32);
     return {fb::Body::Update, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Ack& m) {
@@ -272,6 +288,14 @@ class Checks {
     return *this;
   }
 
+  // A curvature vector sent as [double] or as [float] (doubles_or_floats): not both.
+  Checks& one_of(const flatbuffers::Vector<double>* d, const flatbuffers::Vector<float>* f,
+                 const char* name) {
+    if (ok() && d != nullptr && f != nullptr && d->size() != 0 && f->size() != 0)
+      fail(std::string(name) + " and " + name + "_f32 both hold values");
+    return *this;
+  }
+
   Checks& finite(double x, const char* name) {
     if (ok() && !std::isfinite(x)) fail(std::string(name) + " is not finite");
     return *this;
@@ -328,6 +352,14 @@ void assign(const flatbuffers::Vector<T>& v, std::vector<T>& out) {
 #endif
 }
 
+// A vector that travels as [double] or as [float] (one_of() checked that one is empty).
+void assign_either(const flatbuffers::Vector<double>& d, const flatbuffers::Vector<float>& f,
+                   std::vector<double>& out) {
+  if (f.size() == 0) return assign(d, out);
+  out.resize(f.size());
+  for (flatbuffers::uoffset_t i = 0; i < f.size(); ++i) out[i] = static_cast<double>(f.Get(i));
+}
+
 // ---- Per-message conversion ----------------------------------------------------------------
 // Checks in the order of wire.hpp: required fields (and vector alignment), enums, string
 // lengths, finiteness. Nothing reads a field before the checks that guard it, and `out` is not
@@ -370,7 +402,11 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
       .finite(t.prox(), "Config.prox")
       .finite(t.refresh(), "Config.refresh")
       .finite(t.w(), "Config.w")
-      .finite(t.basis(), "Config.basis");
+      .finite(t.basis(), "Config.basis")
+      .required(t.basis_f32(), "Config.basis_f32")
+      .aligned(t.basis_f32(), "Config.basis_f32")
+      .finite(t.basis_f32(), "Config.basis_f32")
+      .one_of(t.basis(), t.basis_f32(), "Config.basis");
   if (!checks.status()) return checks.status();
   msg::Config& m = slot<msg::Config>(out);
   m.algorithm = from_fb(t.algorithm());
@@ -392,7 +428,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
   m.basis_id = t.basis_id();
   m.basis_identity = t.basis_identity();
   m.basis_dim = t.basis_dim();
-  assign(*t.basis(), m.basis);
+  assign_either(*t.basis(), *t.basis_f32(), m.basis);
   m.restricted = t.restricted();
   m.encoding = from_fb(t.encoding());
   return Status::ok();
@@ -410,7 +446,11 @@ Status convert(const fb::InitUpload& t, const Limits& limits, msg::Message& out)
       .finite(t.loss_sum(), "InitUpload.loss_sum")
       .finite(t.eigenvalues(), "InitUpload.eigenvalues")
       .finite(t.eigen_next(), "InitUpload.eigen_next")
-      .finite(t.eigenvectors(), "InitUpload.eigenvectors");
+      .finite(t.eigenvectors(), "InitUpload.eigenvectors")
+      .required(t.eigenvectors_f32(), "InitUpload.eigenvectors_f32")
+      .aligned(t.eigenvectors_f32(), "InitUpload.eigenvectors_f32")
+      .finite(t.eigenvectors_f32(), "InitUpload.eigenvectors_f32")
+      .one_of(t.eigenvectors(), t.eigenvectors_f32(), "InitUpload.eigenvectors");
   if (!checks.status()) return checks.status();
   msg::InitUpload& m = slot<msg::InitUpload>(out);
   m.seq = t.seq();
@@ -419,7 +459,7 @@ Status convert(const fb::InitUpload& t, const Limits& limits, msg::Message& out)
   m.loss_sum = t.loss_sum();
   assign(*t.eigenvalues(), m.eigenvalues);
   m.eigen_next = t.eigen_next();
-  assign(*t.eigenvectors(), m.eigenvectors);
+  assign_either(*t.eigenvectors(), *t.eigenvectors_f32(), m.eigenvectors);
   return Status::ok();
 }
 
@@ -544,6 +584,10 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
       .finite(t.ds(), "Update.dS")
       .finite(t.coarse_g(), "Update.coarse_g")
       .finite(t.coarse_h(), "Update.coarse_h")
+      .required(t.coarse_h_f32(), "Update.coarse_h_f32")
+      .aligned(t.coarse_h_f32(), "Update.coarse_h_f32")
+      .finite(t.coarse_h_f32(), "Update.coarse_h_f32")
+      .one_of(t.coarse_h(), t.coarse_h_f32(), "Update.coarse_h")
       .required(t.product(), "Update.product")
       .required(t.gram(), "Update.gram")
       .aligned(t.product(), "Update.product")
@@ -578,7 +622,7 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
     assign(*t.ds(), m.dS);
   }
   assign(*t.coarse_g(), m.coarse_g);
-  assign(*t.coarse_h(), m.coarse_h);
+  assign_either(*t.coarse_h(), *t.coarse_h_f32(), m.coarse_h);
   assign(*t.product(), m.product);
   assign(*t.gram(), m.gram);
   ValidationCounts& v = m.validation;

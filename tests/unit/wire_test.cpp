@@ -418,6 +418,38 @@ TEST(WireRoundTrip, PackedUpdatesAreExactAndSmaller) {
   }
 }
 
+// The curvature payloads (Config.basis, InitUpload.eigenvectors, Update.coarse_h) travel as
+// floats when their sender rounded them to floats, decode to the same doubles, in half the bytes;
+// a message holding both forms is refused.
+TEST(WireRoundTrip, CurvatureRoundedToFloatsTravelsAsFloats) {
+  const std::size_t n = 4000;
+  std::vector<double> values = ramp(n, 0.5);
+  values[2] = 1e30;  // finite floats only: ramp's extremes are not floats
+  values[3] = -1e30;
+  compress::round_to_float(values.data(), n);
+  msg::Config config;
+  config.basis = values;
+  msg::InitUpload init;
+  init.eigenvectors = values;
+  msg::Update update;
+  update.coarse_h = values;
+  for (const msg::Message& m : std::vector<msg::Message>{config, init, update}) {
+    SCOPED_TRACE(msg::name_of(m));
+    const Bytes bytes = encode(m);
+    EXPECT_LT(bytes.size(), n * sizeof(float) + 400);
+    const auto decoded = decode_copy(bytes);
+    ASSERT_TRUE(decoded.is_ok()) << decoded.error();
+    expect_same(m, *decoded);
+  }
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto d = fbb.CreateVector(std::vector<double>{1.0});
+  const auto f = fbb.CreateVector(std::vector<float>{2.0f});
+  const auto none = fbb.CreateVector(std::vector<double>{});
+  const auto t = fb::CreateInitUpload(fbb, 1, 1, none, 0.0, none, 0.0, d, f);
+  expect_error(decode_copy(finish(fbb, fb::Body::InitUpload, t.Union())),
+               "InitUpload.eigenvectors and InitUpload.eigenvectors_f32 both hold values");
+}
+
 // Values the agent did not round to its encoding cannot travel packed without loss: the encoder
 // sends them as f64, so the receiver still has exactly the sender's doubles.
 TEST(WireEncode, UnroundedDeltasTravelAsF64) {
@@ -466,7 +498,7 @@ TEST(WireDecode, RejectsInconsistentPackedVectors) {
     const auto gram = fbb.CreateVector(std::vector<float>{});
     const auto bins = fbb.CreateVector(std::vector<std::uint64_t>{});
     const auto t = fb::CreateUpdate(fbb, 1, 1, 1, 1, 0.0, dw, none, none, none, none, gram, 0, 0.0,
-                                    0, bins, bins, dwp, dsp);
+                                    0, bins, bins, dwp, dsp, gram);
     return finish(fbb, fb::Body::Update, t.Union());
   };
   {

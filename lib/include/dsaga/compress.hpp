@@ -40,6 +40,11 @@ std::size_t payload_bytes(Encoding encoding, std::size_t n);
 // Every value stays finite for finite input. f64 adds the residual in and zeroes it.
 void round_with_feedback(Encoding encoding, double* v, double* residual, std::size_t n);
 
+// v <- each entry rounded to the nearest float (saturated), no feedback: for the curvature
+// payloads (two-level's basis, eigenvectors and coarse Hessians), which only shape the coarse
+// step; the sender uses the rounded values itself wherever the receiver will.
+void round_to_float(double* v, std::size_t n);
+
 // The wire forms, exact both ways for vectors that round_with_feedback produced.
 // f32: true when every entry is exactly a float.
 bool fits_f32(const double* v, std::size_t n);
