@@ -107,7 +107,9 @@ int main(int argc, char** argv) try {
       ->capture_default_str();
   app.add_option("--compression", compression,
                  "how agents round the deltas they send, with error feedback (exact table "
-                 "accounting): f64 (as they are), f32, q8 (8 bits per entry and a scale per 64)")
+                 "accounting): q8 (8 bits an entry and a float scale per 64), f32, f64 (as they "
+                 "are); other than f64, two-level's basis, eigenvectors and coarse Hessians "
+                 "travel as floats")
       ->capture_default_str();
   app.add_option("--coarse-rank", h.coarse_rank,
                  "two-level: dimension m of the coarse space (0 = chosen from the spectrum the "

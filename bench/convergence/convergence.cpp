@@ -292,9 +292,10 @@ int main(int argc, char** argv) try {
     // "dsaga[-async][-gX][-rX][-pX]": dSAGA with the asynchronous aggregation, server step X,
     // table refresh fraction X (the hub's default otherwise), local proximal term X.
     std::string base_name = name;
-    // "...-f32" / "...-q8" (any algorithm): the agents' deltas in that encoding (compress.hpp).
-    msg::Encoding compression = msg::Encoding::f64;
-    for (msg::Encoding e : {msg::Encoding::f32, msg::Encoding::q8}) {
+    // "...-f64" / "...-f32" / "...-q8" (any algorithm): the agents' deltas in that encoding
+    // (compress.hpp); the hub's default otherwise.
+    msg::Encoding compression = HubOptions{}.compression;
+    for (msg::Encoding e : {msg::Encoding::f64, msg::Encoding::f32, msg::Encoding::q8}) {
       const std::string suffix = std::string("-") + compress::to_string(e);
       if (base_name.size() > suffix.size() &&
           base_name.compare(base_name.size() - suffix.size(), suffix.size(), suffix) == 0) {
@@ -343,7 +344,7 @@ int main(int argc, char** argv) try {
         } else if (end != nullptr && *end == '\0' && part[0] == 'p' && value >= 0) {
           prox = value;
         } else {
-          std::fprintf(stderr, "--algorithms: '%s' is not dsaga[-async][-plain][-twolevel][-newton][-pairs][-whole][-gX][-rX][-pX][-mX][-f32|-q8]\n",
+          std::fprintf(stderr, "--algorithms: '%s' is not dsaga[-async][-plain][-twolevel][-newton][-pairs][-whole][-gX][-rX][-pX][-mX][-f64|-f32|-q8]\n",
                        name.c_str());
           return 2;
         }

@@ -68,7 +68,8 @@ Result<std::unique_ptr<MetricsWriter>> MetricsWriter::open(const std::string& pa
         "round,agents,participants,objective,suboptimality,invariant_error,round_seconds,"
         "elapsed_seconds,local_steps,late_updates,bytes_in,bytes_out,bytes_per_agent,updates,"
         "stale_dropped,step_scale,reverted,gradient_norm,val_examples,val_correct,val_loss,"
-        "val_accuracy,val_auc,val_auc_error,mode,kind,cg_steps\n",
+        "val_accuracy,val_auc,val_auc_error,mode,kind,cg_steps,up_deltas,up_coarse,up_newton,"
+        "up_setup,down_broadcast,down_newton,down_setup\n",
         file);
     std::fflush(file);
   }
@@ -99,7 +100,12 @@ Status MetricsWriter::write(const RoundReport& r, const TrafficCounters& t, doub
          << ",\"val_auc\":" << json_number(v.auc)
          << ",\"val_auc_error\":" << json_number(v.auc_error) << ",\"mode\":\""
          << to_string(r.mode) << "\",\"kind\":\"" << msg::to_string(r.kind)
-         << "\",\"cg_steps\":" << r.cg_steps << "}\n";
+         << "\",\"cg_steps\":" << r.cg_steps << ",\"up_deltas\":" << r.parts_up.deltas
+         << ",\"up_coarse\":" << r.parts_up.coarse << ",\"up_newton\":" << r.parts_up.newton
+         << ",\"up_setup\":" << r.parts_up.setup
+         << ",\"down_broadcast\":" << r.parts_down.broadcast
+         << ",\"down_newton\":" << r.parts_down.newton
+         << ",\"down_setup\":" << r.parts_down.setup << "}\n";
   } else {
     line << r.round << ',' << r.agents << ',' << r.participants << ',' << number(r.objective)
          << ',' << number(r.suboptimality) << ',' << number(r.invariant_error) << ','
@@ -110,7 +116,10 @@ Status MetricsWriter::write(const RoundReport& r, const TrafficCounters& t, doub
          << number(r.gradient_norm) << ',' << count(v.examples, v.examples) << ','
          << count(v.correct, v.examples) << ',' << number(v.loss) << ',' << number(v.accuracy)
          << ',' << number(v.auc) << ',' << number(v.auc_error) << ',' << to_string(r.mode) << ','
-         << msg::to_string(r.kind) << ',' << r.cg_steps << '\n';
+         << msg::to_string(r.kind) << ',' << r.cg_steps << ',' << r.parts_up.deltas << ','
+         << r.parts_up.coarse << ',' << r.parts_up.newton << ',' << r.parts_up.setup << ','
+         << r.parts_down.broadcast << ',' << r.parts_down.newton << ',' << r.parts_down.setup
+         << '\n';
   }
   const std::string s = line.str();
   if (std::fwrite(s.data(), 1, s.size(), file_) != s.size() || std::fflush(file_) != 0)
@@ -142,6 +151,21 @@ std::string progress_line(const RoundReport& r, std::uint64_t max_rounds, double
                 std::string(width - filled, '.').c_str(), measured.c_str(), r.invariant_error,
                 r.seconds, human_bytes(per_agent(traffic, r.agents)).c_str());
   std::string line = buf;
+  // Where the bytes went, by part of the protocol (both directions, per agent, so far).
+  if (r.agents > 0) {
+    std::string parts;
+    const auto part = [&](const char* name, std::uint64_t bytes) {
+      if (bytes == 0) return;
+      parts += cat(parts.empty() ? "" : ", ", name, " ",
+                   human_bytes(static_cast<double>(bytes) / r.agents));
+    };
+    part("deltas", r.parts_up.deltas);
+    part("coarse", r.parts_up.coarse);
+    part("broadcast", r.parts_down.broadcast);
+    part("newton", r.parts_up.newton + r.parts_down.newton);
+    part("setup", r.parts_up.setup + r.parts_down.setup);
+    if (!parts.empty()) line += " (" + parts + ")";
+  }
   if (r.kind == msg::RoundKind::gradient) line += " newton-cg gradient";
   // Two-level's guard, when it acts: the step it left and whether it went back a round.
   if (r.reverted) line += " guard: back to the previous model";

@@ -39,10 +39,13 @@ namespace {
 
 // Encodes each outgoing message once and sends it to every recipient. A failed send (peer gone,
 // queue full) is logged; the protocol recovers (the agent's retry and the hub's deadline).
-void send_all(ServerSocket& socket, std::vector<Outgoing>& out, std::vector<std::uint8_t>& buffer) {
+// `sent` (optional) adds each message's vector bytes by part, once per recipient.
+void send_all(ServerSocket& socket, std::vector<Outgoing>& out, std::vector<std::uint8_t>& buffer,
+              msg::PartBytes* sent = nullptr) {
   for (const Outgoing& o : out) {
     if (o.to.empty()) continue;
     wire::encode(o.message, buffer);
+    if (sent != nullptr) wire::add_part_bytes(o.message, o.to.size(), *sent);
     for (const PeerId& peer : o.to) {
       if (!socket.send(peer, buffer.data(), buffer.size()))
         spdlog::debug("hub: {} to peer {} not sent (peer gone or queue full)",
@@ -62,7 +65,7 @@ class Committer {
   // Saves if the core committed (or an earlier save failed), then sends `out` and what was held,
   // or holds them. An error once saves have failed for too long.
   Status commit_and_send(HubCore& core, ServerSocket& socket, std::vector<Outgoing>& out,
-                         std::vector<std::uint8_t>& buffer, double now) {
+                         std::vector<std::uint8_t>& buffer, double now, msg::PartBytes& sent) {
     if (core.take_commit() && options_.checkpoint) unsaved_ = true;
     if (unsaved_) {
       if (const Status s = options_.checkpoint(core); !s) {
@@ -95,7 +98,7 @@ class Committer {
       out.swap(held_);
       held_.clear();
     }
-    send_all(socket, out, buffer);
+    send_all(socket, out, buffer, &sent);
     return Status::ok();
   }
   bool holding() const { return unsaved_; }
@@ -119,12 +122,15 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
   const bool finished_at_start = core.finished();
   Committer committer(options);
   HubLoopCounters counters;
+  msg::PartBytes received, sent;  // vector bytes by part, for the reports (RoundReport::parts_*)
   const auto tick = [&] {
     if (options.on_tick) options.on_tick(core, socket.totals(), counters);
   };
   const auto pump_reports = [&] {
     for (const std::string& note : core.take_notes()) spdlog::info("hub: {}", note);
-    for (const RoundReport& report : core.take_reports()) {
+    for (RoundReport& report : core.take_reports()) {
+      report.parts_up = received;
+      report.parts_down = sent;
       if (report.invariant_error > core.options().invariant_tolerance)
         spdlog::error("round {}: invariant violated: ||gbar - sum_k S_k / N|| = {:.3e} > {:.1e}",
                       report.round, report.invariant_error, core.options().invariant_tolerance);
@@ -144,6 +150,7 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
     const double now = monotonic_seconds();
     if (*got) {
       auto message = wire::decode(payload.data(), payload.size(), options.limits);
+      if (message) wire::add_part_bytes(*message, 1, received);
       const auto* join = message ? std::get_if<msg::Join>(&*message) : nullptr;
       if (!message) {
         if (const auto version = wire::foreign_version(payload.data(), payload.size())) {
@@ -183,13 +190,14 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
     pump_reports();
     tick();
     // Saved before the acknowledgements go out.
-    if (const Status s = committer.commit_and_send(core, socket, out, buffer, now); !s) return s;
+    if (const Status s = committer.commit_and_send(core, socket, out, buffer, now, sent); !s)
+      return s;
   }
   pump_reports();
   tick();
   // The end of training is committed too: retried until saved or the bound runs out.
   for (;;) {
-    if (const Status s = committer.commit_and_send(core, socket, out, buffer, monotonic_seconds());
+    if (const Status s = committer.commit_and_send(core, socket, out, buffer, monotonic_seconds(), sent);
         !s)
       return s;
     if (!committer.holding()) break;

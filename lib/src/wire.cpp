@@ -834,6 +834,29 @@ std::optional<std::uint32_t> foreign_version(const void* data, std::size_t size)
   return version;
 }
 
+void add_part_bytes(const msg::Message& message, std::uint64_t copies, msg::PartBytes& parts) {
+  // As BodyEncoder writes them: doubles, floats where every value is one, packed deltas.
+  const auto plain = [](const std::vector<double>& v) -> std::uint64_t { return 8 * v.size(); };
+  const auto either = [](const std::vector<double>& v) -> std::uint64_t {
+    return (!v.empty() && compress::fits_f32(v.data(), v.size()) ? 4 : 8) * v.size();
+  };
+  if (const auto* u = std::get_if<msg::Update>(&message)) {
+    const bool packed = BodyEncoder::packable(*u);
+    const msg::Encoding e = packed ? u->encoding : msg::Encoding::f64;
+    parts.deltas += copies * (compress::payload_bytes(e, u->dw.size()) +
+                              compress::payload_bytes(e, u->dS.size()));
+    parts.coarse += copies * (plain(u->coarse_g) + either(u->coarse_h));
+    parts.newton += copies * (plain(u->product) + 4 * u->gram.size());
+  } else if (const auto* r = std::get_if<msg::RoundStart>(&message)) {
+    parts.broadcast += copies * (plain(r->w) + plain(r->gbar) + plain(r->eval_w));
+    parts.newton += copies * plain(r->direction);
+  } else if (const auto* c = std::get_if<msg::Config>(&message)) {
+    parts.setup += copies * (plain(c->w) + either(c->basis));
+  } else if (const auto* i = std::get_if<msg::InitUpload>(&message)) {
+    parts.setup += copies * (plain(i->table_sum) + plain(i->eigenvalues) + either(i->eigenvectors));
+  }
+}
+
 void encode_version_refusal(const std::string& text, std::uint32_t version,
                             std::vector<std::uint8_t>& out) {
   flatbuffers::FlatBufferBuilder fbb(256);

@@ -32,6 +32,12 @@ RoundReport with_validation() {
   r.validation.accuracy = 0.9;
   r.validation.auc = 0.75;
   r.validation.auc_error = 0.0625;
+  r.agents = 2;
+  r.parts_up.deltas = 100;
+  r.parts_up.coarse = 200;
+  r.parts_up.setup = 300;
+  r.parts_down.broadcast = 400;
+  r.parts_down.setup = 500;
   return r;
 }
 
@@ -50,7 +56,7 @@ TEST(MetricsWriter, CsvAppendsTheValidationColumnsAfterTheExistingOnes) {
   ASSERT_TRUE(std::getline(in, header) && std::getline(in, first) && std::getline(in, second));
   const auto names = split(header, ',');
   // The columns before issue 16 keep their numbers (scripts read them by number).
-  ASSERT_EQ(names.size(), 27u);
+  ASSERT_EQ(names.size(), 34u);
   EXPECT_EQ(names[4], "suboptimality");
   EXPECT_EQ(names[12], "bytes_per_agent");
   EXPECT_EQ(names[16], "reverted");
@@ -59,17 +65,22 @@ TEST(MetricsWriter, CsvAppendsTheValidationColumnsAfterTheExistingOnes) {
                                              "val_auc_error"};
   EXPECT_EQ(std::vector<std::string>(names.begin() + 17, names.begin() + 24), appended);
   // Then the round's mode and kind (issue 18).
-  EXPECT_EQ(std::vector<std::string>(names.begin() + 24, names.end()),
+  EXPECT_EQ(std::vector<std::string>(names.begin() + 24, names.begin() + 27),
             (std::vector<std::string>{"mode", "kind", "cg_steps"}));
+  // Then the bytes by part of the protocol (issue 15).
+  EXPECT_EQ(std::vector<std::string>(names.begin() + 27, names.end()),
+            (std::vector<std::string>{"up_deltas", "up_coarse", "up_newton", "up_setup",
+                                      "down_broadcast", "down_newton", "down_setup"}));
   const auto a = split(first, ',');
-  ASSERT_EQ(a.size(), 27u);
+  ASSERT_EQ(a.size(), 34u);
   EXPECT_EQ(std::vector<std::string>(a.begin() + 17, a.begin() + 24),
             (std::vector<std::string>{"0.25", "10", "9", "0.125", "0.90000000000000002", "0.75",
                                       "0.0625"}));
   EXPECT_EQ(std::vector<std::string>(a.begin() + 24, a.end()),
-            (std::vector<std::string>{"mean", "run", "0"}));
+            (std::vector<std::string>{"mean", "run", "0", "100", "200", "0", "300", "400", "0",
+                                      "500"}));
   const auto b = split(second, ',');
-  ASSERT_EQ(b.size(), 27u);
+  ASSERT_EQ(b.size(), 34u);
   for (std::size_t i = 17; i < 24; ++i) EXPECT_EQ(b[i], "nan") << names[i];
   std::remove(path.c_str());
 }
@@ -95,7 +106,12 @@ TEST(ProgressLine, ShowsTheGradientNormAndValidationOnlyWhenKnown) {
   EXPECT_NE(with.find("|g|=2.50e-01"), std::string::npos) << with;
   EXPECT_NE(with.find("val: loss=0.125000 acc=0.9000 auc=0.7500 (10 rows)"), std::string::npos)
       << with;
+  // Where the bytes went, per agent, only the parts that moved any.
+  EXPECT_NE(with.find("(deltas 50 B, coarse 100 B, broadcast 200 B, setup 400 B)"),
+            std::string::npos)
+      << with;
   const std::string without = progress_line(RoundReport{}, 10, 0.0, TrafficCounters{});
+  EXPECT_EQ(without.find("deltas"), std::string::npos) << without;
   EXPECT_EQ(without.find("|g|"), std::string::npos) << without;
   EXPECT_EQ(without.find("val:"), std::string::npos) << without;
 }

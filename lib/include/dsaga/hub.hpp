@@ -98,8 +98,9 @@ struct HubOptions {
   Preconditioner preconditioner = Preconditioner::automatic;
   // How the agents round the deltas they send (Update.dw, dS), with error feedback so the
   // accounting stays exact (compress.hpp): f64 (as they are), f32, q8 (8 bits and a scale per
-  // 64 entries).
-  msg::Encoding compression = msg::Encoding::f64;
+  // 64 entries). Other than f64, two-level's curvature payloads (basis, eigenvectors, coarse
+  // Hessians) travel in floats too.
+  msg::Encoding compression = msg::Encoding::q8;
   // async: the most updates applied between an agent's starting model and its update for the
   // update's dw to be used; 0 = twice the number of agents.
   std::uint64_t max_staleness = 0;
@@ -140,6 +141,9 @@ struct HubOptions {
 // One line of progress, produced when a round closes.
 struct RoundReport {
   std::uint64_t round = 0;
+  // The vector bytes of every message so far by part, received from and sent to all agents
+  // (msg::PartBytes; filled in by the hub's service loop, which sees the wire).
+  msg::PartBytes parts_up, parts_down;
   int agents = 0;        // admitted
   int participants = 0;  // updates aggregated into this round's w
   // F(w_r) at the round's broadcast w, from the agents' loss sums; NaN unless every agent
@@ -170,7 +174,10 @@ struct RoundReport {
   // agent's update arrived: each agent recomputed its whole table at w_r, so after the round's
   // dS, gbar = (1/N) sum_i grad loss_i(w_r) and grad F(w_r) = gbar + lambda w_r. Newton-CG
   // gradient rounds with every agent: the gradient they sent. In the other modes the table
-  // holds gradients at older points (gbar is not a gradient at any w).
+  // holds gradients at older points (gbar is not a gradient at any w). With a compressed
+  // encoding (compression q8 or f32) the two-level figure is that of the gbar the hub holds,
+  // which lags the exact one by the agents' residuals (sum_k r_k / N, each entry of r_k at most
+  // half a rounding step of the agent's last dS, compress.hpp); Newton-CG's stays exact.
   double gradient_norm = std::numeric_limits<double>::quiet_NaN();
 };
 

@@ -166,6 +166,18 @@ struct Heartbeat {
 using Message =
     std::variant<Join, Config, InitUpload, RoundStart, Update, Ack, Leave, Error, Heartbeat>;
 
+// Bytes of the vectors of messages by part of the protocol, as the wire sends them (in their
+// encoding: packed, floats or doubles; wire::add_part_bytes). Framing, ids, scalars and the
+// validation counts are the rest of a message.
+struct PartBytes {
+  std::uint64_t deltas = 0;     // Update dw, dS (the tables' accounting)
+  std::uint64_t coarse = 0;     // Update coarse_g, coarse_h (two-level)
+  std::uint64_t newton = 0;     // Update product, gram; RoundStart direction (Newton-CG)
+  std::uint64_t broadcast = 0;  // RoundStart w, gbar, eval_w
+  std::uint64_t setup = 0;      // Config w, basis; InitUpload table_sum, eigenpairs
+  std::uint64_t total() const { return deltas + coarse + newton + broadcast + setup; }
+};
+
 const char* name_of(const Message& message);  // "Join", "Update", ...
 
 }  // namespace dsaga::msg

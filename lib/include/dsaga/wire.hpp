@@ -43,6 +43,10 @@ struct Limits {
 void encode(const msg::Message& message, std::vector<std::uint8_t>& out);
 std::vector<std::uint8_t> encode(const msg::Message& message);
 
+// Adds the vector bytes of `message`, as encode() writes them, times `copies` (its recipients)
+// to `parts` (msg::PartBytes: the metrics' split of the traffic by part).
+void add_part_bytes(const msg::Message& message, std::uint64_t copies, msg::PartBytes& parts);
+
 // Verifies and decodes; never throws, crashes or reads outside [data, data + size) on any input,
 // and allocates at most a few times `size`. Checks, in order: size (empty, under the 8-byte
 // FlatBuffers header, over limits.max_message_bytes), alignment (copies a misaligned buffer),

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Issue 15's benchmark: bytes per agent with the agents' deltas in each encoding, through the
+# real hub/agent code (one process over ZeroMQ inproc, dsaga-bench-convergence), every variant of
+# a setting in one run:
+#   b1-label   B1 (dense, d = 785) by label, K = 8
+#   b2-label   B2 (10 classes, d*C = 7850) by label, K = 8
+#   s1-label   S1 (sparse, d = 2^18 + 1, each agent one class: its own column support) K = 10
+# Variants (dSAGA with the default aggregation, two-level here):
+#   dsaga-whole-f64  every vector dense f64 over the whole model (what every message was before)
+#   dsaga-f64        vectors restricted to each sparse agent's support, f64 (dense = the same)
+#   dsaga-f32        ... deltas rounded to float, curvature payloads in floats
+#   dsaga-q8         ... deltas as 8-bit integers and a float scale per 64 entries (the default),
+#                    curvature payloads in floats; error feedback keeps the tables exact
+# MB are per agent, both directions, measured on the sockets (ZMTP framing included); "setup"
+# is round 1's bytes less one round's. Writes OUT/<setting>.txt, OUT/*.csv (per round, with the
+# bytes by part of the protocol), OUT/<tag>.png and OUT/summary.txt.
+#
+# Usage: bench/compression.sh [BUILD_DIR] [--rounds 80] [--out DIR] [--limit ROWS]
+#                             [--settings "b1-label b2-label s1-label"]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$root/build-bench
+if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then build=$1; shift; fi
+rounds=80 out=$root/bench/results/compression limit=0
+all_settings="b1-label b2-label s1-label"
+settings=$all_settings
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --limit) limit=$2; shift 2 ;;
+    --settings) settings=$2; shift 2 ;;
+    *) echo "compression.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+"$root/scripts/install-deps.sh"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDSAGA_BUILD_BENCH=ON \
+  -DBUILD_TESTING=OFF >"$build.configure.log" 2>&1 ||
+  { cat "$build.configure.log"; echo "compression.sh: configure failed (log above)" >&2; exit 1; }
+cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target dsaga-bench-convergence >/dev/null
+tool=$build/bench/convergence/dsaga-bench-convergence
+mkdir -p "$out"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" |
+  tee "$out/machine.txt"
+start=$(date +%s)
+for setting in $settings; do
+  case "$setting" in
+    b1-label) args=(--problem B1 --partition by-label --agents 8) variants=dsaga-f64,dsaga-f32,dsaga-q8 ;;
+    b2-label) args=(--problem B2 --partition by-label --agents 8) variants=dsaga-f64,dsaga-f32,dsaga-q8 ;;
+    s1-label) args=(--problem S1 --partition by-label --agents 10)
+              variants=dsaga-whole-f64,dsaga-f64,dsaga-f32,dsaga-q8 ;;
+    *) echo "compression.sh: unknown setting $setting" >&2; exit 2 ;;
+  esac
+  echo "== $setting"
+  t0=$(date +%s)
+  rm -f "$out/$setting.tsv" "$out/$setting.txt"
+  "$tool" "${args[@]}" --algorithms "$variants" --max-rounds "$rounds" --eta-grid 1 \
+    --limit "$limit" --out "$out" --summary "$out/$setting.tsv" 2>&1 | tee -a "$out/$setting.txt"
+  echo "($setting: $(( $(date +%s) - t0 )) s)" | tee -a "$out/$setting.txt"
+  tag=$(sed -n 's/^# \([^ :]*\): N = .*/\1/p' "$out/$setting.txt" | head -n 1)
+  "$root/bench/plot_convergence.sh" "$out" "$tag" || true
+done
+{
+  printf 'setting\talgorithm\teta\tr(1e-3)\tMB(1e-3)\tr(1e-6)\tMB(1e-6)\tfinal\t@round\tpeak\tsetupMB\tMB/round\ts\n'
+  for setting in $all_settings; do if [ -f "$out/$setting.tsv" ]; then cat "$out/$setting.tsv"; fi; done
+} | column -t -s $'\t' | tee "$out/summary.txt"
+echo "total: $(( $(date +%s) - start )) s (rounds cap $rounds, limit $limit)" | tee -a "$out/summary.txt"
