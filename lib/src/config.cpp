@@ -3,6 +3,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -13,6 +14,7 @@
 #include "dsaga/keys.hpp"
 #include "dsaga/local_method.hpp"
 #include "dsaga/metrics.hpp"
+#include "dsaga/options.hpp"
 #include "strings.hpp"
 
 namespace dsaga {
@@ -116,19 +118,53 @@ Result<toml::table> parse_toml(std::string_view text, const std::string& name) {
 }
 
 Status check_sections(const toml::table& root, const std::string& name,
-                      std::initializer_list<const char*> known) {
+                      const std::vector<std::string>& known) {
   for (const auto& [key, node] : root) {
-    bool ok = false;
-    for (const char* k : known) ok |= key.str() == k;
-    if (!ok) {
+    if (std::find(known.begin(), known.end(), key.str()) == known.end()) {
       const auto& begin = key.source().begin;
       std::string list;
-      for (const char* k : known) list += cat(list.empty() ? "" : ", ", "[", k, "]");
+      for (const std::string& k : known) list += cat(list.empty() ? "" : ", ", "[", k, "]");
       return Status::error(cat(name, ":", begin.line, ":", begin.column, ": unknown section or key '",
                                key.str(), "' (sections: ", list, ")"));
     }
   }
   return Status::ok();
+}
+
+// One row of an option table (options.hpp) from its section: std::visit over its member.
+struct ReadOption {
+  Section& s;
+  const OptionSpec& o;
+  template <class T>
+  void operator()(T* member) const { s.get(o.key, *member); }
+  void operator()(std::vector<double>* member) const { s.get_numbers(o.key, *member); }
+  void operator()(const TextRef& ref) const {
+    std::string text = ref.get();
+    s.get(o.key, text);
+    if (const toml::node* node = s.find(o.key))
+      if (const Status set = ref.set(text); !set)
+        s.fail(*node, cat(o.section, ".", o.key, ": ", set.message()));
+  }
+  void operator()(const MebibyteRef& ref) const {
+    double mb = static_cast<double>(*ref.bytes) / (1 << 20);
+    s.get(o.key, mb);
+    if (mb > 0 && mb < 4096) *ref.bytes = static_cast<std::size_t>(mb * (1 << 20));
+  }
+};
+
+// Every row of `options` from the file's tables. A section or key no row names is an error.
+Status read_options(const toml::table& root, const std::string& name,
+                    const std::vector<OptionSpec>& options) {
+  const std::vector<std::string> sections = option_sections(options);
+  Status status = check_sections(root, name, sections);
+  for (const std::string& section : sections) {
+    if (!status) break;
+    Section s(root, section, name, status);
+    for (const OptionSpec& o : options)
+      if (section == o.section) std::visit(ReadOption{s, o}, o.value);
+    s.finish();
+  }
+  return status;
 }
 
 void read_transport(Section& s, TransportOptions& t) {
@@ -162,92 +198,8 @@ void read_problem(Section& s, Objective& objective, bool with_lambda) {
 Result<HubConfig> parse_hub_config(std::string_view text, const std::string& name) {
   auto root = parse_toml(text, name);
   if (!root) return root.status();
-  Status status =
-      check_sections(*root, name, {"hub", "problem", "training", "transport", "security"});
-  if (!status) return status;
   HubConfig c;
-  {
-    Section s(*root, "hub", name, status);
-    s.get("listen", c.listen);
-    s.get("endpoint_file", c.endpoint_file);
-    s.get("metrics", c.metrics);
-    s.get("metrics_listen", c.metrics_listen);
-    s.get("model", c.model);
-    s.get("checkpoint_dir", c.checkpoint_dir);
-    s.get("checkpoint_keep", c.checkpoint_keep);
-    s.get("checkpoint_retry", c.checkpoint_retry);
-    s.get("log_level", c.log_level);
-    s.get("progress", c.progress);
-    s.get("agents", c.hub.expected_agents);
-    s.get("min_agents", c.hub.min_agents);
-    s.get("admission_timeout", c.hub.admission_timeout);
-    s.finish();
-  }
-  {
-    Section s(*root, "problem", name, status);
-    read_problem(s, c.hub.objective, true);
-    s.get("features", c.hub.features);
-    s.finish();
-  }
-  {
-    Section s(*root, "training", name, status);
-    std::string algorithm = to_string(c.hub.algorithm);
-    s.get("algorithm", algorithm);
-    if (const toml::node* node = s.find("algorithm")) {
-      auto parsed = parse_algorithm(algorithm);
-      if (!parsed) s.fail(*node, "training.algorithm: " + parsed.error());
-      else c.hub.algorithm = *parsed;
-    }
-    std::string aggregation = to_string(c.hub.aggregation);
-    s.get("aggregation", aggregation);
-    if (const toml::node* node = s.find("aggregation")) {
-      auto parsed = parse_aggregation(aggregation);
-      if (!parsed) s.fail(*node, "training.aggregation: " + parsed.error());
-      else c.hub.aggregation = *parsed;
-    }
-    s.get("max_staleness", c.hub.max_staleness);
-    s.get("coarse_rank", c.hub.coarse_rank);
-    std::string preconditioner = to_string(c.hub.preconditioner);
-    s.get("preconditioner", preconditioner);
-    if (const toml::node* node = s.find("preconditioner")) {
-      auto parsed = parse_preconditioner(preconditioner);
-      if (!parsed) s.fail(*node, "training.preconditioner: " + parsed.error());
-      else c.hub.preconditioner = *parsed;
-    }
-    std::string compression = compress::to_string(c.hub.compression);
-    s.get("compression", compression);
-    if (const toml::node* node = s.find("compression")) {
-      auto parsed = compress::parse_encoding(compression);
-      if (!parsed) s.fail(*node, "training.compression: '" + compression + "' is not an encoding (f64, f32, q8)");
-      else c.hub.compression = *parsed;
-    }
-    s.get("eta", c.hub.eta);
-    s.get("server_step", c.hub.server_step);
-    s.get("prox", c.hub.prox);
-    s.get("table_refresh", c.hub.table_refresh);
-    s.get("local_steps", c.hub.local_steps);
-    s.get("seed", c.hub.seed);
-    s.get("max_rounds", c.hub.max_rounds);
-    s.get("target", c.hub.target);
-    s.get("f_star", c.hub.f_star);
-    s.get("round_deadline", c.hub.round_deadline);
-    s.get("min_participants", c.hub.min_participants);
-    s.get("invariant_tolerance", c.hub.invariant_tolerance);
-    s.get("max_update_norm", c.hub.max_update_norm);
-    s.finish();
-  }
-  {
-    Section s(*root, "transport", name, status);
-    read_transport(s, c.transport);
-  }
-  {
-    Section s(*root, "security", name, status);
-    s.get("key", c.key_file);
-    s.get("allowlist", c.allowlist_file);
-    s.get("allow_plaintext", c.transport.allow_plaintext);
-    s.finish();
-  }
-  if (!status) return status;
+  if (Status s = read_options(*root, name, hub_options(c)); !s) return s;
   return c;
 }
 

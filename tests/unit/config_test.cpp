@@ -1,40 +1,71 @@
 #include "dsaga/config.hpp"
 
 #include <gtest/gtest.h>
+#include <toml++/toml.h>
 
 #include <cmath>
+#include <set>
 
 namespace dsaga {
 namespace {
 
 const std::string kConfigDir = std::string(DSAGA_TEST_DATA_DIR) + "/../../config/";
 
-// The annotated example files document every key with its default: they must parse, and the
-// values they show must be the defaults the code really uses.
-TEST(Config, ShippedHubFileShowsTheRealDefaults) {
-  auto parsed = load_hub_config(kConfigDir + "hub.toml");
-  ASSERT_TRUE(parsed) << parsed.error();
-  const HubConfig d;
-  const HubConfig& c = *parsed;
-  EXPECT_EQ(c.listen, d.listen);
-  EXPECT_EQ(c.metrics_listen, d.metrics_listen);
-  EXPECT_EQ(c.progress, d.progress);
-  EXPECT_EQ(c.checkpoint_keep, d.checkpoint_keep);
-  EXPECT_EQ(c.checkpoint_retry, d.checkpoint_retry);
-  EXPECT_EQ(c.hub.expected_agents, d.hub.expected_agents);
-  EXPECT_EQ(c.hub.objective.loss, d.hub.objective.loss);
-  EXPECT_EQ(c.hub.objective.lambda, d.hub.objective.lambda);
-  EXPECT_EQ(c.hub.eta, d.hub.eta);
-  EXPECT_EQ(c.hub.server_step, d.hub.server_step);
-  EXPECT_EQ(c.hub.aggregation, d.hub.aggregation);
-  EXPECT_EQ(c.hub.max_staleness, d.hub.max_staleness);
-  EXPECT_EQ(c.hub.table_refresh, d.hub.table_refresh);
-  EXPECT_EQ(c.hub.max_rounds, d.hub.max_rounds);
-  EXPECT_TRUE(std::isnan(c.hub.f_star));
-  EXPECT_EQ(c.hub.invariant_tolerance, d.hub.invariant_tolerance);
-  EXPECT_EQ(c.transport.max_message_bytes, d.transport.max_message_bytes);
-  EXPECT_EQ(c.transport.heartbeat_timeout_ms, d.transport.heartbeat_timeout_ms);
-  EXPECT_TRUE(validate(c)) << validate(c).message();
+// "section.key" of every key in a TOML file.
+std::set<std::string> keys_of_file(const std::string& path) {
+  std::set<std::string> keys;
+  const toml::table root = toml::parse_file(path);
+  for (const auto& [section, node] : root) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      keys.insert(std::string(section.str()));
+      continue;
+    }
+    for (const auto& [key, value] : *table)
+      keys.insert(std::string(section.str()) + "." + std::string(key.str()));
+  }
+  return keys;
+}
+
+// The annotated example file documents every option of the table with its default and nothing
+// else, and the table names each option, key and flag once: a new option missing from either
+// fails here, whose message says which.
+template <class Config>
+void expect_file_matches_table(const std::string& file, std::vector<OptionSpec> (*table)(Config&),
+                               Status (*load)(const std::string&, Config&)) {
+  Config defaults, shown;
+  const Status loaded = load(file, shown);
+  ASSERT_TRUE(loaded) << loaded.message();
+  const std::vector<OptionSpec> options = table(defaults);
+  const std::vector<OptionSpec> in_file = table(shown);
+  ASSERT_EQ(options.size(), in_file.size());
+  const std::set<std::string> keys = keys_of_file(file);
+  std::set<std::string> names, flags;
+  for (std::size_t i = 0; i < options.size(); ++i) {
+    const OptionSpec& o = options[i];
+    const std::string name = std::string(o.section) + "." + o.key;
+    EXPECT_TRUE(names.insert(name).second) << name << " is in the table twice";
+    EXPECT_EQ(keys.count(name), 1u) << name << " is not in " << file;
+    EXPECT_EQ(option_text(in_file[i].value), option_text(o.value))
+        << file << " shows " << name << " = " << option_text(in_file[i].value)
+        << ", its default is " << option_text(o.value);
+    EXPECT_EQ(o.flag == nullptr, o.help == nullptr) << name << ": a flag needs its help";
+    if (o.flag != nullptr) {
+      EXPECT_TRUE(flags.insert(o.flag).second) << o.flag << " twice";
+    }
+  }
+  for (const std::string& key : keys) EXPECT_EQ(names.count(key), 1u) << key << " is no option";
+}
+
+Status load_hub(const std::string& path, HubConfig& c) {
+  auto loaded = load_hub_config(path);
+  if (!loaded) return loaded.status();
+  c = *loaded;
+  return validate(c);
+}
+
+TEST(Config, ShippedHubFileShowsEveryOptionWithItsDefault) {
+  expect_file_matches_table<HubConfig>(kConfigDir + "hub.toml", hub_options, load_hub);
 }
 
 TEST(Config, ShippedAgentFileShowsTheRealDefaults) {
