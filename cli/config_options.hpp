@@ -66,7 +66,9 @@ class ConfigOptions {
         option->capture_default_str();
       }
       // CLI11 would otherwise wrap a negative value around to a huge unsigned one.
-      if (std::is_unsigned_v<T> || o.non_negative) option->check(CLI::NonNegativeNumber);
+      if (std::is_unsigned_v<T> || o.check == OptionCheck::non_negative)
+        option->check(CLI::NonNegativeNumber);
+      if (o.check == OptionCheck::zero_or_one) option->check(CLI::IsMember({0, 1}));
     }
     void operator()(std::vector<double>* member) const {
       app.add_option(o.flag, *member, o.help)->delimiter(',');

@@ -136,7 +136,14 @@ struct ReadOption {
   Section& s;
   const OptionSpec& o;
   template <class T>
-  void operator()(T* member) const { s.get(o.key, *member); }
+  void operator()(T* member) const {
+    s.get(o.key, *member);
+    if constexpr (std::is_integral_v<T>) {
+      if (o.check != OptionCheck::zero_or_one) return;
+      if (const toml::node* node = s.find(o.key); node && *member != 0 && *member != 1)
+        s.fail(*node, cat(o.section, ".", o.key, ": ", *member, ", expected 0 or 1"));
+    }
+  }
   void operator()(std::vector<double>* member) const { s.get_numbers(o.key, *member); }
   void operator()(const TextRef& ref) const {
     std::string text = ref.get();
@@ -167,32 +174,6 @@ Status read_options(const toml::table& root, const std::string& name,
   return status;
 }
 
-void read_transport(Section& s, TransportOptions& t) {
-  double max_mb = static_cast<double>(t.max_message_bytes) / (1 << 20);
-  s.get("max_message_mb", max_mb);
-  if (max_mb > 0 && max_mb < 4096) t.max_message_bytes = static_cast<std::size_t>(max_mb * (1 << 20));
-  s.get("send_queue", t.send_queue);
-  s.get("receive_queue", t.receive_queue);
-  s.get("heartbeat_ms", t.heartbeat_ms);
-  s.get("heartbeat_timeout_ms", t.heartbeat_timeout_ms);
-  s.get("reconnect_ms", t.reconnect_ms);
-  s.get("reconnect_max_ms", t.reconnect_max_ms);
-  s.get("linger_ms", t.linger_ms);
-  s.finish();
-}
-
-void read_problem(Section& s, Objective& objective, bool with_lambda) {
-  std::string loss = to_string(objective.loss);
-  s.get("loss", loss);
-  if (const toml::node* node = s.find("loss")) {
-    auto parsed = parse_loss(loss);
-    if (!parsed) s.fail(*node, "problem.loss: " + parsed.error());
-    else objective.loss = *parsed;
-  }
-  s.get("classes", objective.classes);
-  if (with_lambda) s.get("lambda", objective.lambda);
-}
-
 }  // namespace
 
 Result<HubConfig> parse_hub_config(std::string_view text, const std::string& name) {
@@ -206,92 +187,8 @@ Result<HubConfig> parse_hub_config(std::string_view text, const std::string& nam
 Result<AgentConfig> parse_agent_config(std::string_view text, const std::string& name) {
   auto root = parse_toml(text, name);
   if (!root) return root.status();
-  Status status = check_sections(
-      *root, name, {"agent", "problem", "data", "validation", "transport", "security"});
-  if (!status) return status;
   AgentConfig c;
-  {
-    Section s(*root, "agent", name, status);
-    s.get("hub", c.hub);
-    s.get("id", c.id);
-    s.get("log_level", c.log_level);
-    s.get("heartbeat", c.heartbeat);
-    s.get("hub_timeout", c.hub_timeout);
-    s.get("give_up", c.give_up);
-    s.finish();
-  }
-  {
-    Section s(*root, "problem", name, status);
-    read_problem(s, c.objective, false);
-    s.finish();
-  }
-  {
-    Section s(*root, "data", name, status);
-    DataSpec& d = c.data;
-    s.get("format", d.format);
-    s.get("path", d.path);
-    s.get("labels", d.labels_path);
-    s.get("split", d.split);
-    s.get("limit", d.limit);
-    s.get("scale", d.scale);
-    s.get("normalize", d.normalize_rows);
-    s.get("bias", d.bias);
-    s.get_numbers("positive", d.positive);
-    s.get("first_class", d.first_class);
-    if (const toml::node* node = s.find("first_class"); node && d.first_class != 0 && d.first_class != 1)
-      s.fail(*node, "data.first_class: " + std::to_string(d.first_class) + ", expected 0 or 1");
-    s.get("shards", d.shards);
-    s.get("shard", d.shard);
-    std::string partition = partition_name(d.partition, d.dirichlet_alpha);
-    s.get("partition", partition);
-    if (const toml::node* node = s.find("partition")) {
-      auto parsed = parse_partition(partition, &d.dirichlet_alpha);
-      if (!parsed) s.fail(*node, "data.partition: " + parsed.error());
-      else d.partition = *parsed;
-    }
-    s.get("seed", d.seed);
-    std::string precision = d.read.precision == Precision::f32 ? "f32" : "f64";
-    s.get("precision", precision);
-    if (const toml::node* node = s.find("precision")) {
-      if (precision == "f32") d.read.precision = Precision::f32;
-      else if (precision == "f64") d.read.precision = Precision::f64;
-      else s.fail(*node, "data.precision: '" + precision + "', expected \"f32\" or \"f64\"");
-    }
-    std::string storage = "auto";
-    s.get("storage", storage);
-    if (const toml::node* node = s.find("storage")) {
-      d.read.force_dense = storage == "dense";
-      d.read.force_sparse = storage == "sparse";
-      if (storage != "auto" && storage != "dense" && storage != "sparse")
-        s.fail(*node, "data.storage: '" + storage + "', expected \"auto\", \"dense\" or \"sparse\"");
-    }
-    s.get("features", d.read.features);
-    s.get("zero_based", d.read.zero_based);
-    s.get("csv_header", d.read.csv_header);
-    s.finish();
-  }
-  {
-    Section s(*root, "validation", name, status);
-    ValidationSpec& v = c.validation;
-    s.get("path", v.path);
-    s.get("labels", v.labels_path);
-    s.get("holdout", v.holdout);
-    s.get("holdout_seed", v.holdout_seed);
-    s.get("eval_every", v.eval_every);
-    s.finish();
-  }
-  {
-    Section s(*root, "transport", name, status);
-    read_transport(s, c.transport);
-  }
-  {
-    Section s(*root, "security", name, status);
-    s.get("key", c.key_file);
-    s.get("hub_key", c.hub_key_file);
-    s.get("allow_plaintext", c.transport.allow_plaintext);
-    s.finish();
-  }
-  if (!status) return status;
+  if (Status s = read_options(*root, name, agent_options(c)); !s) return s;
   return c;
 }
 

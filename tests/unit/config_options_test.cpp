@@ -43,9 +43,9 @@ TEST(ConfigOptions, CommandLineOverridesTheFileWhichOverridesTheDefault) {
 
 TEST(ConfigOptions, FlagsOfEveryType) {
   HubConfig c;
-  ASSERT_TRUE(parse_hub_args(c, {"--listen", "tcp://127.0.0.1:*", "--agents", "8", "--seed",
-                                 "42", "--local-steps", "5", "--aggregation", "mean",
-                                 "--no-progress", "--allow-plaintext"}));
+  ASSERT_TRUE(parse_hub_args(
+      c, {"--listen", "tcp://127.0.0.1:*", "--agents", "8", "--seed", "42", "--local-steps", "5",
+          "--aggregation", "mean", "--no-progress", "--allow-plaintext"}));
   EXPECT_EQ(c.listen, "tcp://127.0.0.1:*");
   EXPECT_EQ(c.hub.expected_agents, 8);
   EXPECT_EQ(c.hub.seed, 42u);
@@ -58,8 +58,9 @@ TEST(ConfigOptions, FlagsOfEveryType) {
 TEST(ConfigOptions, BadValuesNameTheFlag) {
   HubConfig c;
   const Status s = parse_hub_args(c, {"--aggregation", "bogus"});
-  EXPECT_EQ(s.message(),
-            "--aggregation: 'bogus' is not an aggregation (auto, two-level, newton-cg, mean, async)");
+  EXPECT_EQ(
+      s.message(),
+      "--aggregation: 'bogus' is not an aggregation (auto, two-level, newton-cg, mean, async)");
   EXPECT_FALSE(parse_hub_args(c, {"--seed", "-1"}));         // unsigned: no wrap-around
   EXPECT_FALSE(parse_hub_args(c, {"--coarse-rank", "-1"}));  // non_negative
   EXPECT_FALSE(parse_hub_args(c, {"--eta", "fast"}));
@@ -83,6 +84,54 @@ TEST(ConfigOptions, HelpListsEveryFlagWithItsDefault) {
   }
   EXPECT_NE(help.find("=tcp://127.0.0.1:5555"), std::string::npos) << help;
   EXPECT_NE(help.find("--aggregation TEXT=auto"), std::string::npos) << help;
+}
+
+// Parses `args` over `c` as dsaga-agent does.
+Status parse_agent_args(AgentConfig& c, const std::vector<std::string>& args) {
+  CLI::App app;
+  const cli::ConfigOptions options(app, agent_options(c));
+  std::vector<const char*> argv{"dsaga-agent"};
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    return Status::error(e.what());
+  }
+  return options.apply();
+}
+
+TEST(ConfigOptions, AgentDataOptions) {
+  AgentConfig c;
+  ASSERT_TRUE(parse_agent_args(
+      c, {"--data", "a.svm", "--positive", "0,2", "--partition", "dirichlet:0.5", "--precision",
+          "f32", "--storage", "dense", "--first-class", "1", "--data-seed", "3", "--normalize",
+          "--validation", "v.svm", "--eval-every", "2"}));
+  EXPECT_EQ(c.data.path, "a.svm");
+  EXPECT_EQ(c.data.positive, std::vector<double>({0, 2}));
+  EXPECT_EQ(c.data.partition, PartitionKind::dirichlet);
+  EXPECT_EQ(c.data.dirichlet_alpha, 0.5);
+  EXPECT_EQ(c.data.read.precision, Precision::f32);
+  EXPECT_TRUE(c.data.read.force_dense);
+  EXPECT_FALSE(c.data.read.force_sparse);
+  EXPECT_EQ(c.data.first_class, 1);
+  EXPECT_EQ(c.data.seed, 3u);
+  EXPECT_TRUE(c.data.normalize_rows);
+  EXPECT_EQ(c.validation.path, "v.svm");
+  EXPECT_EQ(c.validation.eval_every, 2u);
+}
+
+TEST(ConfigOptions, AgentBadValuesNameTheFlag) {
+  AgentConfig c;
+  EXPECT_EQ(parse_agent_args(c, {"--precision", "f16"}).message(),
+            "--precision: 'f16', expected f32 or f64");
+  EXPECT_EQ(parse_agent_args(c, {"--storage", "x"}).message(),
+            "--storage: 'x', expected auto, dense or sparse");
+  EXPECT_NE(parse_agent_args(c, {"--partition", "x"}).message().find("--partition: 'x'"),
+            std::string::npos);
+  EXPECT_FALSE(parse_agent_args(c, {"--first-class", "2"}));
+  EXPECT_FALSE(parse_agent_args(c, {"--features", "-1"}));
+  EXPECT_FALSE(parse_agent_args(c, {"--eval-every", "-1"}));  // unsigned: no wrap-around
+  EXPECT_FALSE(parse_agent_args(c, {"--zero-based"}));        // file only
 }
 
 }  // namespace

@@ -68,26 +68,18 @@ TEST(Config, ShippedHubFileShowsEveryOptionWithItsDefault) {
   expect_file_matches_table<HubConfig>(kConfigDir + "hub.toml", hub_options, load_hub);
 }
 
-TEST(Config, ShippedAgentFileShowsTheRealDefaults) {
-  auto parsed = load_agent_config(kConfigDir + "agent.toml");
-  ASSERT_TRUE(parsed) << parsed.error();
-  const AgentConfig d;
-  const AgentConfig& c = *parsed;
-  EXPECT_EQ(c.hub, d.hub);
-  EXPECT_EQ(c.heartbeat, d.heartbeat);
-  EXPECT_EQ(c.hub_timeout, d.hub_timeout);
-  EXPECT_EQ(c.data.format, d.data.format);
-  EXPECT_EQ(c.data.shards, d.data.shards);
-  EXPECT_EQ(c.data.partition, d.data.partition);
-  EXPECT_EQ(c.data.read.precision, d.data.read.precision);
-  EXPECT_EQ(c.data.read.force_dense, d.data.read.force_dense);
-  EXPECT_EQ(c.data.scale, d.data.scale);
-  EXPECT_TRUE(c.data.positive.empty());
-  EXPECT_EQ(c.validation.path, d.validation.path);
-  EXPECT_EQ(c.validation.holdout, d.validation.holdout);
-  EXPECT_EQ(c.validation.holdout_seed, d.validation.holdout_seed);
-  EXPECT_EQ(c.validation.eval_every, d.validation.eval_every);
-  EXPECT_FALSE(c.validation.enabled());
+Status load_agent(const std::string& path, AgentConfig& c) {
+  auto loaded = load_agent_config(path);
+  if (!loaded) return loaded.status();
+  c = *loaded;
+  return validate(c);
+}
+
+TEST(Config, ShippedAgentFileShowsEveryOptionWithItsDefault) {
+  expect_file_matches_table<AgentConfig>(kConfigDir + "agent.toml", agent_options, load_agent);
+  auto c = load_agent_config(kConfigDir + "agent.toml");
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_FALSE(c->validation.enabled());
 }
 
 TEST(Config, ValidationIsReadAndChecked) {
@@ -168,6 +160,28 @@ TEST(Config, ErrorsNameFileLineAndKey) {
   };
   for (const auto& c : cases) {
     auto parsed = parse_hub_config(c.text, "h.toml");
+    ASSERT_FALSE(parsed) << c.text;
+    EXPECT_NE(parsed.error().find(c.message), std::string::npos)
+        << "got: " << parsed.error() << "\nwanted: " << c.message;
+  }
+}
+
+TEST(Config, AgentErrorsNameFileLineAndKey) {
+  const struct {
+    const char* text;
+    const char* message;
+  } cases[] = {
+      {"[data]\nfirst_class = 2\n", "a.toml:2:15: data.first_class: 2, expected 0 or 1"},
+      {"[data]\nprecision = \"f16\"\n", "a.toml:2:13: data.precision: 'f16', expected f32 or f64"},
+      {"[data]\nstorage = \"x\"\n", "data.storage: 'x', expected auto, dense or sparse"},
+      {"[data]\npartition = \"x\"\n", "data.partition: 'x' is not a partition"},
+      {"[data]\npositive = [1, \"a\"]\n", "data.positive: expected an array of numbers"},
+      {"[transport]\nmax_message_mb = \"x\"\n", "transport.max_message_mb: expected a number"},
+      {"[agent]\nlambda = 1\n", "unknown key 'agent.lambda'"},
+      {"[problem]\nlambda = 1\n", "unknown key 'problem.lambda'"},  // the hub's
+  };
+  for (const auto& c : cases) {
+    auto parsed = parse_agent_config(c.text, "a.toml");
     ASSERT_FALSE(parsed) << c.text;
     EXPECT_NE(parsed.error().find(c.message), std::string::npos)
         << "got: " << parsed.error() << "\nwanted: " << c.message;

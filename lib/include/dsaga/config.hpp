@@ -60,6 +60,10 @@ struct AgentConfig {
 // reader, the command line and the example files' test share. The rows refer to `config`, which
 // must outlive them; the values it holds when they are read are the defaults.
 std::vector<OptionSpec> hub_options(HubConfig& config);
+std::vector<OptionSpec> agent_options(AgentConfig& config);
+// The agent's [problem] (loss, classes) and [data] rows, which every program that loads data
+// shares (cli/data_options.hpp).
+std::vector<OptionSpec> data_options(DataSpec& data, Objective& objective);
 
 // `name` is the file name used in messages.
 Result<HubConfig> parse_hub_config(std::string_view text, const std::string& name);

@@ -42,10 +42,17 @@ struct MebibyteRef {
   std::size_t* bytes;
 };
 
-// The member an option sets. Integers are range-checked against their type when read from a
-// file; unsigned ones refuse a negative value on the command line too.
+// The member an option sets.
 using OptionValue = std::variant<bool*, int*, std::int64_t*, std::uint64_t*, double*, std::string*,
                                  std::vector<double>*, TextRef, MebibyteRef>;
+
+// What is checked beyond the member's type (integers are range-checked against it in a file;
+// unsigned ones refuse a negative value on the command line too).
+enum class OptionCheck : std::uint8_t {
+  none,
+  non_negative,  // the command line refuses a negative number; a file's is validate()'s to refuse
+  zero_or_one,   // both refuse anything but 0 and 1
+};
 
 struct OptionSpec {
   const char* section;  // [section] of the TOML file
@@ -53,9 +60,9 @@ struct OptionSpec {
   // Command-line names in CLI11's syntax ("--eta", "--progress,!--no-progress"); nullptr: the
   // option is read from the file only.
   const char* flag;
-  const char* help;     // --help text (with flag)
+  const char* help;  // --help text (with flag)
   OptionValue value;
-  bool non_negative = false;  // command line: refuse a negative number (for signed members)
+  OptionCheck check = OptionCheck::none;
 };
 
 // The value as the example files write it (strings unquoted, "nan", "[1, 2]").
