@@ -58,31 +58,19 @@ std::string host_name() {
 // checks the result. Returns the exit status when the program ends here (--help, --version, an
 // error).
 std::optional<int> parse_command_line(int argc, char** argv, AgentConfig& c) {
-  const std::string config_path = cli::find_config_arg(argc, argv);
-  if (!config_path.empty() && !cli::wants_help(argc, argv)) {
-    auto loaded = load_agent_config(config_path);
-    if (!loaded) return usage_error(loaded.error());
-    c = std::move(*loaded);
-  }
   CLI::App app{
       "dsaga-agent " DSAGA_VERSION ": an edge agent of distributed SAGA. Loads its local data, "
       "keeps the SAGA table of its own samples (fixed memory), joins the hub and answers each "
       "round with local variance-reduced steps. Reconnects by itself when the hub goes away.\n"
       "Options override the --config file (TOML; see config/agent.toml for every key)."};
-  app.set_help_flag("-h,--help", "Print this help and exit");
-  app.set_version_flag("--version", DSAGA_VERSION);
-  std::string unused_config;
-  app.add_option("-c,--config", unused_config, "TOML configuration file");
+  if (const Status s = cli::read_config_file(app, argc, argv, load_agent_config, c); !s)
+    return usage_error(s.message());
   const cli::ConfigOptions options(
       app, agent_options(c),
       {{"data", cli::data_group(app)},
        {"validation", app.add_option_group("Validation", "Held-out rows it never trains on (one "
                                                          "of --validation, --holdout)")}});
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (const auto done = cli::parse(app, argc, argv)) return *done;
   if (const Status s = options.apply(); !s) return usage_error(s.message());
   if (c.id.empty()) c.id = host_name();
   if (const Status s = validate(c); !s) return usage_error(s.message());

@@ -47,30 +47,18 @@ struct Invocation {
 // the result. Returns the exit status when the program ends here (--help, --version, an error).
 std::optional<int> parse_command_line(int argc, char** argv, Invocation& run) {
   HubConfig& c = run.config;
-  const std::string config_path = cli::find_config_arg(argc, argv);
-  if (!config_path.empty() && !cli::wants_help(argc, argv)) {
-    auto loaded = load_hub_config(config_path);
-    if (!loaded) return usage_error(loaded.error());
-    c = std::move(*loaded);
-  }
   CLI::App app{
       "dsaga-hub " DSAGA_VERSION ": the hub of distributed SAGA. Admits edge agents, runs the "
       "init round and synchronous rounds (broadcast w and gbar, collect updates, aggregate), "
       "keeps the table average gbar == sum_k S_k / N, and writes metrics and the model.\n"
       "Options override the --config file (TOML; see config/hub.toml for every key)."};
-  app.set_help_flag("-h,--help", "Print this help and exit");
-  app.set_version_flag("--version", DSAGA_VERSION);
-  std::string unused_config;
-  app.add_option("-c,--config", unused_config, "TOML configuration file");
+  if (const Status s = cli::read_config_file(app, argc, argv, load_hub_config, c); !s)
+    return usage_error(s.message());
   app.add_option("--retire", run.retire,
                  "Operator command, with the hub stopped: remove AGENT (gone for good) from the "
                  "newest checkpoint in --checkpoint-dir, save it and exit");
   const cli::ConfigOptions options(app, hub_options(c));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (const auto done = cli::parse(app, argc, argv)) return *done;
   if (const Status s = options.apply(); !s) return usage_error(s.message());
   if (const Status s = validate(c); !s) return usage_error(s.message());
   if (const Status s = load_security(c); !s) return usage_error(s.message());

@@ -58,6 +58,15 @@ TextRef precision_ref(Precision& precision) {
           }};
 }
 
+// [problem] loss and classes: the hub's, the agent's and every data tool's.
+void add_problem_options(std::vector<OptionSpec>& rows, Objective& objective) {
+  rows.insert(rows.end(), {
+      {"problem", "loss", "--loss", "logistic, squared or multinomial",
+       enum_ref(objective.loss, parse_loss, to_string)},
+      {"problem", "classes", "--classes", "Classes (multinomial)", &objective.classes},
+  });
+}
+
 // [transport]: the same keys for both daemons; file only.
 void add_transport_options(std::vector<OptionSpec>& rows, TransportOptions& t) {
   const char* s = "transport";
@@ -106,10 +115,9 @@ std::vector<OptionSpec> hub_options(HubConfig& c) {
        "Start with this many after --admission-timeout (0 = wait for all)", &h.min_agents},
       {"hub", "admission_timeout", "--admission-timeout", "Seconds (with --min-agents)",
        &h.admission_timeout},
-
-      {"problem", "loss", "--loss", "logistic, squared or multinomial",
-       enum_ref(h.objective.loss, parse_loss, to_string)},
-      {"problem", "classes", "--classes", "Classes (multinomial)", &h.objective.classes},
+  };
+  add_problem_options(rows, h.objective);
+  rows.insert(rows.end(), {
       {"problem", "lambda", "--lambda", "L2 regularisation", &h.objective.lambda},
       {"problem", "features", "--features", "Model dimension d (0 = from the first agent)",
        &h.features},
@@ -165,7 +173,7 @@ std::vector<OptionSpec> hub_options(HubConfig& c) {
        "Updates a round needs to close at its deadline", &h.min_participants},
       {"training", "invariant_tolerance", nullptr, nullptr, &h.invariant_tolerance},
       {"training", "max_update_norm", nullptr, nullptr, &h.max_update_norm},
-  };
+  });
   add_transport_options(rows, c.transport);
   rows.insert(rows.end(), {
       {"security", "key", "--key", "CurveZMQ: the hub's key file (dsaga-keygen hub)", &c.key_file},
@@ -179,11 +187,9 @@ std::vector<OptionSpec> hub_options(HubConfig& c) {
 }
 
 std::vector<OptionSpec> data_options(DataSpec& d, Objective& objective) {
-  return {
-      {"problem", "loss", "--loss", "logistic, squared or multinomial",
-       enum_ref(objective.loss, parse_loss, to_string)},
-      {"problem", "classes", "--classes", "Classes (multinomial)", &objective.classes},
-
+  std::vector<OptionSpec> rows;
+  add_problem_options(rows, objective);
+  rows.insert(rows.end(), {
       {"data", "format", "--format", "auto, libsvm, csv, idx, fashion-mnist", &d.format},
       {"data", "path", "--data",
        "Data file (LIBSVM, CSV, IDX images) or the fashion-mnist directory", &d.path},
@@ -218,7 +224,8 @@ std::vector<OptionSpec> data_options(DataSpec& d, Objective& objective) {
        &d.read.features, OptionCheck::non_negative},
       {"data", "zero_based", nullptr, nullptr, &d.read.zero_based},
       {"data", "csv_header", nullptr, nullptr, &d.read.csv_header},
-  };
+  });
+  return rows;
 }
 
 std::vector<OptionSpec> agent_options(AgentConfig& c) {

@@ -11,11 +11,13 @@
 namespace dsaga {
 namespace {
 
-// Parses `args` over `c` as dsaga-hub does after reading its --config file.
-Status parse_hub_args(HubConfig& c, const std::vector<std::string>& args) {
+// Parses `args` over `c` as the daemons do after reading their --config file.
+template <class Config>
+Status parse_args(Config& c, std::vector<OptionSpec> (*table)(Config&),
+                  const std::vector<std::string>& args) {
   CLI::App app;
-  const cli::ConfigOptions options(app, hub_options(c));
-  std::vector<const char*> argv{"dsaga-hub"};
+  const cli::ConfigOptions options(app, table(c));
+  std::vector<const char*> argv{"dsaga"};
   for (const std::string& a : args) argv.push_back(a.c_str());
   try {
     app.parse(static_cast<int>(argv.size()), argv.data());
@@ -23,6 +25,14 @@ Status parse_hub_args(HubConfig& c, const std::vector<std::string>& args) {
     return Status::error(e.what());
   }
   return options.apply();
+}
+
+Status parse_hub_args(HubConfig& c, const std::vector<std::string>& args) {
+  return parse_args(c, hub_options, args);
+}
+
+Status parse_agent_args(AgentConfig& c, const std::vector<std::string>& args) {
+  return parse_args(c, agent_options, args);
 }
 
 HubConfig hub_file(const char* text) {
@@ -84,20 +94,6 @@ TEST(ConfigOptions, HelpListsEveryFlagWithItsDefault) {
   }
   EXPECT_NE(help.find("=tcp://127.0.0.1:5555"), std::string::npos) << help;
   EXPECT_NE(help.find("--aggregation TEXT=auto"), std::string::npos) << help;
-}
-
-// Parses `args` over `c` as dsaga-agent does.
-Status parse_agent_args(AgentConfig& c, const std::vector<std::string>& args) {
-  CLI::App app;
-  const cli::ConfigOptions options(app, agent_options(c));
-  std::vector<const char*> argv{"dsaga-agent"};
-  for (const std::string& a : args) argv.push_back(a.c_str());
-  try {
-    app.parse(static_cast<int>(argv.size()), argv.data());
-  } catch (const CLI::ParseError& e) {
-    return Status::error(e.what());
-  }
-  return options.apply();
 }
 
 TEST(ConfigOptions, AgentDataOptions) {

@@ -28,14 +28,15 @@ std::set<std::string> keys_of_file(const std::string& path) {
 }
 
 // The annotated example file documents every option of the table with its default and nothing
-// else, and the table names each option, key and flag once: a new option missing from either
-// fails here, whose message says which.
+// else (and is a valid configuration), and the table names each option, key and flag once: a
+// new option missing from either fails here, whose message says which.
 template <class Config>
 void expect_file_matches_table(const std::string& file, std::vector<OptionSpec> (*table)(Config&),
-                               Status (*load)(const std::string&, Config&)) {
-  Config defaults, shown;
-  const Status loaded = load(file, shown);
-  ASSERT_TRUE(loaded) << loaded.message();
+                               Result<Config> (*load)(const std::string&)) {
+  auto loaded = load(file);
+  ASSERT_TRUE(loaded) << loaded.error();
+  ASSERT_TRUE(validate(*loaded)) << validate(*loaded).message();
+  Config defaults, shown = *loaded;
   const std::vector<OptionSpec> options = table(defaults);
   const std::vector<OptionSpec> in_file = table(shown);
   ASSERT_EQ(options.size(), in_file.size());
@@ -57,26 +58,17 @@ void expect_file_matches_table(const std::string& file, std::vector<OptionSpec> 
   for (const std::string& key : keys) EXPECT_EQ(names.count(key), 1u) << key << " is no option";
 }
 
-Status load_hub(const std::string& path, HubConfig& c) {
-  auto loaded = load_hub_config(path);
-  if (!loaded) return loaded.status();
-  c = *loaded;
-  return validate(c);
-}
+struct BadText {
+  const char* text;
+  const char* message;
+};
 
 TEST(Config, ShippedHubFileShowsEveryOptionWithItsDefault) {
-  expect_file_matches_table<HubConfig>(kConfigDir + "hub.toml", hub_options, load_hub);
-}
-
-Status load_agent(const std::string& path, AgentConfig& c) {
-  auto loaded = load_agent_config(path);
-  if (!loaded) return loaded.status();
-  c = *loaded;
-  return validate(c);
+  expect_file_matches_table(kConfigDir + "hub.toml", hub_options, load_hub_config);
 }
 
 TEST(Config, ShippedAgentFileShowsEveryOptionWithItsDefault) {
-  expect_file_matches_table<AgentConfig>(kConfigDir + "agent.toml", agent_options, load_agent);
+  expect_file_matches_table(kConfigDir + "agent.toml", agent_options, load_agent_config);
   auto c = load_agent_config(kConfigDir + "agent.toml");
   ASSERT_TRUE(c) << c.error();
   EXPECT_FALSE(c->validation.enabled());
@@ -144,11 +136,20 @@ TEST(Config, ValuesAreRead) {
   EXPECT_EQ(dirichlet->data.dirichlet_alpha, 0.3);
 }
 
+// Each text fails to parse, with an error that says what `message` says.
+template <class Config>
+void expect_errors(Result<Config> (*parse)(std::string_view, const std::string&),
+                   const std::string& name, const std::vector<BadText>& cases) {
+  for (const BadText& c : cases) {
+    auto parsed = parse(c.text, name);
+    ASSERT_FALSE(parsed) << c.text;
+    EXPECT_NE(parsed.error().find(c.message), std::string::npos)
+        << "got: " << parsed.error() << "\nwanted: " << c.message;
+  }
+}
+
 TEST(Config, ErrorsNameFileLineAndKey) {
-  const struct {
-    const char* text;
-    const char* message;
-  } cases[] = {
+  expect_errors(parse_hub_config, "h.toml", {
       {"[hub]\nagents = 2\n[training]\netaa = 0.1\n", "h.toml:4:1: unknown key 'training.etaa'"},
       {"[hub]\nagents = \"two\"\n", "h.toml:2:10: hub.agents: expected an integer"},
       {"[hubb]\n", "h.toml:1:2: unknown section or key 'hubb'"},
@@ -157,20 +158,8 @@ TEST(Config, ErrorsNameFileLineAndKey) {
       {"[hub]\nagents = 1e3\n", "hub.agents: expected an integer"},
       {"[hub]\nagents = 99999999999999\n", "hub.agents: 99999999999999 is out of range"},
       {"[training]\nalgorithm = \"fedprox\"\n", "training.algorithm: unknown algorithm 'fedprox'"},
-  };
-  for (const auto& c : cases) {
-    auto parsed = parse_hub_config(c.text, "h.toml");
-    ASSERT_FALSE(parsed) << c.text;
-    EXPECT_NE(parsed.error().find(c.message), std::string::npos)
-        << "got: " << parsed.error() << "\nwanted: " << c.message;
-  }
-}
-
-TEST(Config, AgentErrorsNameFileLineAndKey) {
-  const struct {
-    const char* text;
-    const char* message;
-  } cases[] = {
+  });
+  expect_errors(parse_agent_config, "a.toml", {
       {"[data]\nfirst_class = 2\n", "a.toml:2:15: data.first_class: 2, expected 0 or 1"},
       {"[data]\nprecision = \"f16\"\n", "a.toml:2:13: data.precision: 'f16', expected f32 or f64"},
       {"[data]\nstorage = \"x\"\n", "data.storage: 'x', expected auto, dense or sparse"},
@@ -179,13 +168,7 @@ TEST(Config, AgentErrorsNameFileLineAndKey) {
       {"[transport]\nmax_message_mb = \"x\"\n", "transport.max_message_mb: expected a number"},
       {"[agent]\nlambda = 1\n", "unknown key 'agent.lambda'"},
       {"[problem]\nlambda = 1\n", "unknown key 'problem.lambda'"},  // the hub's
-  };
-  for (const auto& c : cases) {
-    auto parsed = parse_agent_config(c.text, "a.toml");
-    ASSERT_FALSE(parsed) << c.text;
-    EXPECT_NE(parsed.error().find(c.message), std::string::npos)
-        << "got: " << parsed.error() << "\nwanted: " << c.message;
-  }
+  });
 }
 
 TEST(Config, CrossFieldChecksNameTheKey) {
