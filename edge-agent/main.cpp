@@ -1,15 +1,12 @@
 // dsaga-agent: the edge agent. Loads its local data (a file, or a deterministic shard of a data
 // set), keeps its SAGA table, joins the hub and answers every round with T local steps.
-// A thin main over the library: configuration (config.hpp), data (data_source.hpp), socket
-// (transport.hpp), loop (service.hpp), state machine (agent.hpp).
+// A thin main over the library: configuration (config.hpp, its options in one table), data
+// (data_source.hpp), socket (transport.hpp), loop (service.hpp), state machine (agent.hpp).
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -23,7 +20,22 @@
 #include "dsaga/version.hpp"
 #include "service_notify.hpp"
 
+namespace dsaga {
 namespace {
+
+// Exit statuses: 0 done (training finished, or a signal stopped the agent).
+constexpr int kFailed = 1;      // the data, the hub or the run failed
+constexpr int kUsageError = 2;  // bad options or configuration: nothing was started
+
+int usage_error(const std::string& what) {
+  std::fprintf(stderr, "dsaga-agent: %s\n", what.c_str());
+  return kUsageError;
+}
+
+int failed(const std::string& what) {
+  spdlog::error("{}", what);
+  return kFailed;
+}
 
 // Resident memory in bytes (Linux /proc), 0 if unknown.
 std::size_t resident_bytes() {
@@ -42,127 +54,67 @@ std::string host_name() {
   return id.empty() ? "agent" : id.substr(0, 64);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) try {
-  using namespace dsaga;
-  const std::string config_path = cli::find_config_arg(argc, argv);
-  AgentConfig c;
-  if (!config_path.empty() && !cli::wants_help(argc, argv)) {
-    auto loaded = load_agent_config(config_path);
-    if (!loaded) {
-      std::fprintf(stderr, "dsaga-agent: %s\n", loaded.error().c_str());
-      return 2;
-    }
-    c = std::move(*loaded);
-  }
-  DataSpec& d = c.data;
-  std::string unused_config;
-
+// Reads the --config file, then the options over it (agent_options: every option once), and
+// checks the result. Returns the exit status when the program ends here (--help, --version, an
+// error).
+std::optional<int> parse_command_line(int argc, char** argv, AgentConfig& c) {
   CLI::App app{
       "dsaga-agent " DSAGA_VERSION ": an edge agent of distributed SAGA. Loads its local data, "
       "keeps the SAGA table of its own samples (fixed memory), joins the hub and answers each "
       "round with local variance-reduced steps. Reconnects by itself when the hub goes away.\n"
       "Options override the --config file (TOML; see config/agent.toml for every key)."};
-  app.set_help_flag("-h,--help", "Print this help and exit");
-  app.set_version_flag("--version", DSAGA_VERSION);
-  app.add_option("-c,--config", unused_config, "TOML configuration file");
-  app.add_option("--hub", c.hub, "Hub endpoint (tcp://HOST:PORT)")->capture_default_str();
-  app.add_option("--id", c.id, "Agent id, unique per hub (default: the host name)");
-  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")->capture_default_str();
-  app.add_option("--heartbeat", c.heartbeat, "Seconds of silence before pinging the hub")
-      ->capture_default_str();
-  app.add_option("--hub-timeout", c.hub_timeout, "Seconds without an answer before reconnecting")
-      ->capture_default_str();
-  app.add_option("--give-up", c.give_up, "Exit with an error after the hub is away this long (0 = never)")
-      ->capture_default_str();
-  app.add_option("--key", c.key_file, "CurveZMQ: this agent's key file (dsaga-keygen NAME)");
-  app.add_option("--hub-key", c.hub_key_file, "CurveZMQ: the hub's public key file (hub.pub)");
-  app.add_flag("--allow-plaintext", c.transport.allow_plaintext,
-               "Talk to a non-loopback hub without encryption (trusted networks only)");
-  cli::DataOptions data_options(app, d, c.objective);
-  ValidationSpec& v = c.validation;
-  auto* held = app.add_option_group("Validation", "Held-out rows it never trains on (one of "
-                                                  "--validation, --holdout)");
-  held->add_option("--validation", v.path,
-                   "Validation file, read with the data options above and cut into the same "
-                   "shards (idx: the images; fashion-mnist: the directory, its test split)");
-  held->add_option("--validation-labels", v.labels_path, "idx: the validation labels file");
-  held->add_option("--holdout", v.holdout,
-                   "Hold out this fraction in (0, 1) of the loaded rows instead (0 = none)")
-      ->capture_default_str();
-  held->add_option("--holdout-seed", v.holdout_seed, "Which rows --holdout takes")
-      ->capture_default_str();
-  held->add_option("--eval-every", v.eval_every,
-                   "Evaluate the validation rows every this many rounds")
-      ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  const auto usage_error = [](const std::string& what) {
-    std::fprintf(stderr, "dsaga-agent: %s\n", what.c_str());
-    return 2;
-  };
-  if (const Status s = data_options.apply(); !s) return usage_error(s.message());
+  if (const Status s = cli::read_config_file(app, argc, argv, load_agent_config, c); !s)
+    return usage_error(s.message());
+  const cli::ConfigOptions options(
+      app, agent_options(c),
+      {{"data", cli::data_group(app)},
+       {"validation", app.add_option_group("Validation", "Held-out rows it never trains on (one "
+                                                         "of --validation, --holdout)")}});
+  if (const auto done = cli::parse(app, argc, argv)) return *done;
+  if (const Status s = options.apply(); !s) return usage_error(s.message());
   if (c.id.empty()) c.id = host_name();
   if (const Status s = validate(c); !s) return usage_error(s.message());
   if (const Status s = load_security(c); !s) return usage_error(s.message());
+  return std::nullopt;
+}
 
-  spdlog::set_level(spdlog::level::from_str(c.log_level));
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e agent " + c.id + " %^%l%$: %v");
+// The training rows and the held-out ones (a file of their own or a fraction of the loaded
+// rows; none without either), which the agent never trains on.
+struct LocalData {
+  Dataset train;
+  std::optional<Dataset> validation;
+};
 
+Result<LocalData> load_local_data(const AgentConfig& c) {
+  const DataSpec& d = c.data;
+  const ValidationSpec& v = c.validation;
   const double load_start = monotonic_seconds();
   auto dataset = load_data(d, c.objective);
-  if (!dataset) {
-    spdlog::error("{}", dataset.error());
-    return 1;
-  }
+  if (!dataset) return dataset.status();
   spdlog::info("loaded {}: {} samples x {} features ({}, {}) in {:.2f} s", dataset->source,
                dataset->rows(), dataset->cols(), dataset->is_sparse() ? "sparse" : "dense",
                dataset->precision() == Precision::f32 ? "f32" : "f64",
                monotonic_seconds() - load_start);
-
-  // Held-out rows: a file of their own or a fraction of the loaded ones (never trained on).
-  std::optional<Dataset> validation;
+  LocalData data{std::move(*dataset), std::nullopt};
   if (!v.path.empty()) {
-    auto loaded = load_validation(d, v, c.objective, *dataset);
-    if (!loaded) {
-      spdlog::error("{}", loaded.error());
-      return 1;
-    }
-    validation = std::move(*loaded);
+    auto loaded = load_validation(d, v, c.objective, data.train);
+    if (!loaded) return loaded.status();
+    data.validation = std::move(*loaded);
   } else if (v.holdout > 0) {
-    auto split = hold_out(*dataset, v.holdout, v.holdout_seed);
-    if (!split) {
-      spdlog::error("{}", split.error());
-      return 1;
-    }
-    dataset = std::move(split->train);
-    validation = std::move(split->validation);
+    auto split = hold_out(data.train, v.holdout, v.holdout_seed);
+    if (!split) return split.status();
+    data.train = std::move(split->train);
+    data.validation = std::move(split->validation);
   }
-  if (validation)
-    spdlog::info("validation: {} rows of {}, evaluated every {} round(s)", validation->rows(),
-                 validation->source, v.eval_every);
+  if (data.validation)
+    spdlog::info("validation: {} rows of {}, evaluated every {} round(s)",
+                 data.validation->rows(), data.validation->source, v.eval_every);
+  return data;
+}
 
-  std::random_device entropy;
-  AgentOptions options;
-  options.agent_id = c.id;
-  options.incarnation = (std::uint64_t(entropy()) << 32) ^ entropy();
-  options.validation = validation ? &*validation : nullptr;
-  options.eval_every = v.eval_every;
-  AgentCore core(*dataset, c.objective, options);
-
-  TransportContext context;
-  auto socket = ClientSocket::connect(context, c.hub, c.transport);
-  if (!socket) {
-    spdlog::error("{}", socket.error());
-    return 1;
-  }
-  cli::install_stop_signals();
-  spdlog::info("joining the hub at {}", c.hub);
-
+// The service loop until training ends, a signal stops the agent or the hub stays away
+// (give_up); the service manager hears of each step.
+int serve(AgentCore& core, ClientSocket& socket, const AgentConfig& c, const Dataset& data) {
   AgentServiceOptions service;
   service.limits.max_message_bytes = c.transport.max_message_bytes;
   service.heartbeat_seconds = c.heartbeat;
@@ -173,7 +125,7 @@ int main(int argc, char** argv) try {
   // Ready (Type=notify units) once the hub has admitted and configured this agent.
   service.on_tick = [&](const AgentCore& agent) {
     if (!notifier.is_ready() && agent.state_bytes() > 0)
-      notifier.ready("joined the hub at " + c.hub + ": " + std::to_string(dataset->rows()) +
+      notifier.ready("joined the hub at " + c.hub + ": " + std::to_string(data.rows()) +
                      " samples");
     notifier.watchdog(monotonic_seconds());
   };
@@ -185,24 +137,52 @@ int main(int argc, char** argv) try {
       spdlog::info(
           "table: {} x {} scalars; solver state {:.1f} MB; data {:.1f} MB; resident {:.1f} MB; "
           "kernels {}",
-          dataset->rows(), c.objective.classes, agent.state_bytes() / 1e6, dataset->bytes() / 1e6,
+          data.rows(), c.objective.classes, agent.state_bytes() / 1e6, data.bytes() / 1e6,
           resident_bytes() / 1e6, dsaga::dense_kernels());
       first = false;
     }
     spdlog::debug("round {} answered ({} rounds so far)", agent.last_round(), agent.rounds_done());
   };
   notifier.status_line("joining the hub at " + c.hub);
-  const Status run = run_agent(core, **socket, service);
+  const Status run = run_agent(core, socket, service);
   notifier.stopping(run ? "done after " + std::to_string(core.rounds_done()) + " rounds"
                         : run.message());
-  if (!run) {
-    spdlog::error("{}", run.message());
-    return 1;
-  }
+  if (!run) return failed(run.message());
   spdlog::info("done after {} rounds: {}; resident memory {:.1f} MB", core.rounds_done(),
                core.finish_reason().empty() ? "stopped" : core.finish_reason(),
                resident_bytes() / 1e6);
   return 0;
+}
+
+int run_agent_daemon(int argc, char** argv) {
+  AgentConfig c;
+  if (const auto done = parse_command_line(argc, argv, c)) return *done;
+  spdlog::set_level(spdlog::level::from_str(c.log_level));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e agent " + c.id + " %^%l%$: %v");
+
+  auto data = load_local_data(c);
+  if (!data) return failed(data.error());
+  std::random_device entropy;
+  AgentOptions options;
+  options.agent_id = c.id;
+  options.incarnation = (std::uint64_t(entropy()) << 32) ^ entropy();
+  options.validation = data->validation ? &*data->validation : nullptr;
+  options.eval_every = c.validation.eval_every;
+  AgentCore core(data->train, c.objective, options);
+
+  TransportContext context;
+  auto socket = ClientSocket::connect(context, c.hub, c.transport);
+  if (!socket) return failed(socket.error());
+  cli::install_stop_signals();
+  spdlog::info("joining the hub at {}", c.hub);
+  return serve(core, **socket, c, data->train);
+}
+
+}  // namespace
+}  // namespace dsaga
+
+int main(int argc, char** argv) try {
+  return dsaga::run_agent_daemon(argc, argv);
 } catch (const std::exception& e) {
   std::fprintf(stderr, "dsaga-agent: internal error: %s\n", e.what());
   return 70;

@@ -3,6 +3,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -13,6 +14,7 @@
 #include "dsaga/keys.hpp"
 #include "dsaga/local_method.hpp"
 #include "dsaga/metrics.hpp"
+#include "dsaga/options.hpp"
 #include "strings.hpp"
 
 namespace dsaga {
@@ -116,14 +118,12 @@ Result<toml::table> parse_toml(std::string_view text, const std::string& name) {
 }
 
 Status check_sections(const toml::table& root, const std::string& name,
-                      std::initializer_list<const char*> known) {
+                      const std::vector<std::string>& known) {
   for (const auto& [key, node] : root) {
-    bool ok = false;
-    for (const char* k : known) ok |= key.str() == k;
-    if (!ok) {
+    if (std::find(known.begin(), known.end(), key.str()) == known.end()) {
       const auto& begin = key.source().begin;
       std::string list;
-      for (const char* k : known) list += cat(list.empty() ? "" : ", ", "[", k, "]");
+      for (const std::string& k : known) list += cat(list.empty() ? "" : ", ", "[", k, "]");
       return Status::error(cat(name, ":", begin.line, ":", begin.column, ": unknown section or key '",
                                key.str(), "' (sections: ", list, ")"));
     }
@@ -131,30 +131,47 @@ Status check_sections(const toml::table& root, const std::string& name,
   return Status::ok();
 }
 
-void read_transport(Section& s, TransportOptions& t) {
-  double max_mb = static_cast<double>(t.max_message_bytes) / (1 << 20);
-  s.get("max_message_mb", max_mb);
-  if (max_mb > 0 && max_mb < 4096) t.max_message_bytes = static_cast<std::size_t>(max_mb * (1 << 20));
-  s.get("send_queue", t.send_queue);
-  s.get("receive_queue", t.receive_queue);
-  s.get("heartbeat_ms", t.heartbeat_ms);
-  s.get("heartbeat_timeout_ms", t.heartbeat_timeout_ms);
-  s.get("reconnect_ms", t.reconnect_ms);
-  s.get("reconnect_max_ms", t.reconnect_max_ms);
-  s.get("linger_ms", t.linger_ms);
-  s.finish();
-}
-
-void read_problem(Section& s, Objective& objective, bool with_lambda) {
-  std::string loss = to_string(objective.loss);
-  s.get("loss", loss);
-  if (const toml::node* node = s.find("loss")) {
-    auto parsed = parse_loss(loss);
-    if (!parsed) s.fail(*node, "problem.loss: " + parsed.error());
-    else objective.loss = *parsed;
+// One row of an option table (options.hpp) from its section: std::visit over its member.
+struct ReadOption {
+  Section& s;
+  const OptionSpec& o;
+  template <class T>
+  void operator()(T* member) const {
+    s.get(o.key, *member);
+    if constexpr (std::is_integral_v<T>) {
+      if (o.check != OptionCheck::zero_or_one) return;
+      if (const toml::node* node = s.find(o.key); node && *member != 0 && *member != 1)
+        s.fail(*node, cat(o.section, ".", o.key, ": ", *member, ", expected 0 or 1"));
+    }
   }
-  s.get("classes", objective.classes);
-  if (with_lambda) s.get("lambda", objective.lambda);
+  void operator()(std::vector<double>* member) const { s.get_numbers(o.key, *member); }
+  void operator()(const TextRef& ref) const {
+    std::string text = ref.get();
+    s.get(o.key, text);
+    if (const toml::node* node = s.find(o.key))
+      if (const Status set = ref.set(text); !set)
+        s.fail(*node, cat(o.section, ".", o.key, ": ", set.message()));
+  }
+  void operator()(const MebibyteRef& ref) const {
+    double mb = static_cast<double>(*ref.bytes) / (1 << 20);
+    s.get(o.key, mb);
+    if (mb > 0 && mb < 4096) *ref.bytes = static_cast<std::size_t>(mb * (1 << 20));
+  }
+};
+
+// Every row of `options` from the file's tables. A section or key no row names is an error.
+Status read_options(const toml::table& root, const std::string& name,
+                    const std::vector<OptionSpec>& options) {
+  const std::vector<std::string> sections = option_sections(options);
+  Status status = check_sections(root, name, sections);
+  for (const std::string& section : sections) {
+    if (!status) break;
+    Section s(root, section, name, status);
+    for (const OptionSpec& o : options)
+      if (section == o.section) std::visit(ReadOption{s, o}, o.value);
+    s.finish();
+  }
+  return status;
 }
 
 }  // namespace
@@ -162,184 +179,16 @@ void read_problem(Section& s, Objective& objective, bool with_lambda) {
 Result<HubConfig> parse_hub_config(std::string_view text, const std::string& name) {
   auto root = parse_toml(text, name);
   if (!root) return root.status();
-  Status status =
-      check_sections(*root, name, {"hub", "problem", "training", "transport", "security"});
-  if (!status) return status;
   HubConfig c;
-  {
-    Section s(*root, "hub", name, status);
-    s.get("listen", c.listen);
-    s.get("endpoint_file", c.endpoint_file);
-    s.get("metrics", c.metrics);
-    s.get("metrics_listen", c.metrics_listen);
-    s.get("model", c.model);
-    s.get("checkpoint_dir", c.checkpoint_dir);
-    s.get("checkpoint_keep", c.checkpoint_keep);
-    s.get("checkpoint_retry", c.checkpoint_retry);
-    s.get("log_level", c.log_level);
-    s.get("progress", c.progress);
-    s.get("agents", c.hub.expected_agents);
-    s.get("min_agents", c.hub.min_agents);
-    s.get("admission_timeout", c.hub.admission_timeout);
-    s.finish();
-  }
-  {
-    Section s(*root, "problem", name, status);
-    read_problem(s, c.hub.objective, true);
-    s.get("features", c.hub.features);
-    s.finish();
-  }
-  {
-    Section s(*root, "training", name, status);
-    std::string algorithm = to_string(c.hub.algorithm);
-    s.get("algorithm", algorithm);
-    if (const toml::node* node = s.find("algorithm")) {
-      auto parsed = parse_algorithm(algorithm);
-      if (!parsed) s.fail(*node, "training.algorithm: " + parsed.error());
-      else c.hub.algorithm = *parsed;
-    }
-    std::string aggregation = to_string(c.hub.aggregation);
-    s.get("aggregation", aggregation);
-    if (const toml::node* node = s.find("aggregation")) {
-      auto parsed = parse_aggregation(aggregation);
-      if (!parsed) s.fail(*node, "training.aggregation: " + parsed.error());
-      else c.hub.aggregation = *parsed;
-    }
-    s.get("max_staleness", c.hub.max_staleness);
-    s.get("coarse_rank", c.hub.coarse_rank);
-    std::string preconditioner = to_string(c.hub.preconditioner);
-    s.get("preconditioner", preconditioner);
-    if (const toml::node* node = s.find("preconditioner")) {
-      auto parsed = parse_preconditioner(preconditioner);
-      if (!parsed) s.fail(*node, "training.preconditioner: " + parsed.error());
-      else c.hub.preconditioner = *parsed;
-    }
-    std::string compression = compress::to_string(c.hub.compression);
-    s.get("compression", compression);
-    if (const toml::node* node = s.find("compression")) {
-      auto parsed = compress::parse_encoding(compression);
-      if (!parsed) s.fail(*node, "training.compression: '" + compression + "' is not an encoding (f64, f32, q8)");
-      else c.hub.compression = *parsed;
-    }
-    s.get("eta", c.hub.eta);
-    s.get("server_step", c.hub.server_step);
-    s.get("prox", c.hub.prox);
-    s.get("table_refresh", c.hub.table_refresh);
-    s.get("local_steps", c.hub.local_steps);
-    s.get("seed", c.hub.seed);
-    s.get("max_rounds", c.hub.max_rounds);
-    s.get("target", c.hub.target);
-    s.get("f_star", c.hub.f_star);
-    s.get("round_deadline", c.hub.round_deadline);
-    s.get("min_participants", c.hub.min_participants);
-    s.get("invariant_tolerance", c.hub.invariant_tolerance);
-    s.get("max_update_norm", c.hub.max_update_norm);
-    s.finish();
-  }
-  {
-    Section s(*root, "transport", name, status);
-    read_transport(s, c.transport);
-  }
-  {
-    Section s(*root, "security", name, status);
-    s.get("key", c.key_file);
-    s.get("allowlist", c.allowlist_file);
-    s.get("allow_plaintext", c.transport.allow_plaintext);
-    s.finish();
-  }
-  if (!status) return status;
+  if (Status s = read_options(*root, name, hub_options(c)); !s) return s;
   return c;
 }
 
 Result<AgentConfig> parse_agent_config(std::string_view text, const std::string& name) {
   auto root = parse_toml(text, name);
   if (!root) return root.status();
-  Status status = check_sections(
-      *root, name, {"agent", "problem", "data", "validation", "transport", "security"});
-  if (!status) return status;
   AgentConfig c;
-  {
-    Section s(*root, "agent", name, status);
-    s.get("hub", c.hub);
-    s.get("id", c.id);
-    s.get("log_level", c.log_level);
-    s.get("heartbeat", c.heartbeat);
-    s.get("hub_timeout", c.hub_timeout);
-    s.get("give_up", c.give_up);
-    s.finish();
-  }
-  {
-    Section s(*root, "problem", name, status);
-    read_problem(s, c.objective, false);
-    s.finish();
-  }
-  {
-    Section s(*root, "data", name, status);
-    DataSpec& d = c.data;
-    s.get("format", d.format);
-    s.get("path", d.path);
-    s.get("labels", d.labels_path);
-    s.get("split", d.split);
-    s.get("limit", d.limit);
-    s.get("scale", d.scale);
-    s.get("normalize", d.normalize_rows);
-    s.get("bias", d.bias);
-    s.get_numbers("positive", d.positive);
-    s.get("first_class", d.first_class);
-    if (const toml::node* node = s.find("first_class"); node && d.first_class != 0 && d.first_class != 1)
-      s.fail(*node, "data.first_class: " + std::to_string(d.first_class) + ", expected 0 or 1");
-    s.get("shards", d.shards);
-    s.get("shard", d.shard);
-    std::string partition = partition_name(d.partition, d.dirichlet_alpha);
-    s.get("partition", partition);
-    if (const toml::node* node = s.find("partition")) {
-      auto parsed = parse_partition(partition, &d.dirichlet_alpha);
-      if (!parsed) s.fail(*node, "data.partition: " + parsed.error());
-      else d.partition = *parsed;
-    }
-    s.get("seed", d.seed);
-    std::string precision = d.read.precision == Precision::f32 ? "f32" : "f64";
-    s.get("precision", precision);
-    if (const toml::node* node = s.find("precision")) {
-      if (precision == "f32") d.read.precision = Precision::f32;
-      else if (precision == "f64") d.read.precision = Precision::f64;
-      else s.fail(*node, "data.precision: '" + precision + "', expected \"f32\" or \"f64\"");
-    }
-    std::string storage = "auto";
-    s.get("storage", storage);
-    if (const toml::node* node = s.find("storage")) {
-      d.read.force_dense = storage == "dense";
-      d.read.force_sparse = storage == "sparse";
-      if (storage != "auto" && storage != "dense" && storage != "sparse")
-        s.fail(*node, "data.storage: '" + storage + "', expected \"auto\", \"dense\" or \"sparse\"");
-    }
-    s.get("features", d.read.features);
-    s.get("zero_based", d.read.zero_based);
-    s.get("csv_header", d.read.csv_header);
-    s.finish();
-  }
-  {
-    Section s(*root, "validation", name, status);
-    ValidationSpec& v = c.validation;
-    s.get("path", v.path);
-    s.get("labels", v.labels_path);
-    s.get("holdout", v.holdout);
-    s.get("holdout_seed", v.holdout_seed);
-    s.get("eval_every", v.eval_every);
-    s.finish();
-  }
-  {
-    Section s(*root, "transport", name, status);
-    read_transport(s, c.transport);
-  }
-  {
-    Section s(*root, "security", name, status);
-    s.get("key", c.key_file);
-    s.get("hub_key", c.hub_key_file);
-    s.get("allow_plaintext", c.transport.allow_plaintext);
-    s.finish();
-  }
-  if (!status) return status;
+  if (Status s = read_options(*root, name, agent_options(c)); !s) return s;
   return c;
 }
 

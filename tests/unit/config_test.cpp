@@ -1,62 +1,77 @@
 #include "dsaga/config.hpp"
 
 #include <gtest/gtest.h>
+#include <toml++/toml.h>
 
 #include <cmath>
+#include <set>
 
 namespace dsaga {
 namespace {
 
 const std::string kConfigDir = std::string(DSAGA_TEST_DATA_DIR) + "/../../config/";
 
-// The annotated example files document every key with its default: they must parse, and the
-// values they show must be the defaults the code really uses.
-TEST(Config, ShippedHubFileShowsTheRealDefaults) {
-  auto parsed = load_hub_config(kConfigDir + "hub.toml");
-  ASSERT_TRUE(parsed) << parsed.error();
-  const HubConfig d;
-  const HubConfig& c = *parsed;
-  EXPECT_EQ(c.listen, d.listen);
-  EXPECT_EQ(c.metrics_listen, d.metrics_listen);
-  EXPECT_EQ(c.progress, d.progress);
-  EXPECT_EQ(c.checkpoint_keep, d.checkpoint_keep);
-  EXPECT_EQ(c.checkpoint_retry, d.checkpoint_retry);
-  EXPECT_EQ(c.hub.expected_agents, d.hub.expected_agents);
-  EXPECT_EQ(c.hub.objective.loss, d.hub.objective.loss);
-  EXPECT_EQ(c.hub.objective.lambda, d.hub.objective.lambda);
-  EXPECT_EQ(c.hub.eta, d.hub.eta);
-  EXPECT_EQ(c.hub.server_step, d.hub.server_step);
-  EXPECT_EQ(c.hub.aggregation, d.hub.aggregation);
-  EXPECT_EQ(c.hub.max_staleness, d.hub.max_staleness);
-  EXPECT_EQ(c.hub.table_refresh, d.hub.table_refresh);
-  EXPECT_EQ(c.hub.max_rounds, d.hub.max_rounds);
-  EXPECT_TRUE(std::isnan(c.hub.f_star));
-  EXPECT_EQ(c.hub.invariant_tolerance, d.hub.invariant_tolerance);
-  EXPECT_EQ(c.transport.max_message_bytes, d.transport.max_message_bytes);
-  EXPECT_EQ(c.transport.heartbeat_timeout_ms, d.transport.heartbeat_timeout_ms);
-  EXPECT_TRUE(validate(c)) << validate(c).message();
+// "section.key" of every key in a TOML file.
+std::set<std::string> keys_of_file(const std::string& path) {
+  std::set<std::string> keys;
+  const toml::table root = toml::parse_file(path);
+  for (const auto& [section, node] : root) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      keys.insert(std::string(section.str()));
+      continue;
+    }
+    for (const auto& [key, value] : *table)
+      keys.insert(std::string(section.str()) + "." + std::string(key.str()));
+  }
+  return keys;
 }
 
-TEST(Config, ShippedAgentFileShowsTheRealDefaults) {
-  auto parsed = load_agent_config(kConfigDir + "agent.toml");
-  ASSERT_TRUE(parsed) << parsed.error();
-  const AgentConfig d;
-  const AgentConfig& c = *parsed;
-  EXPECT_EQ(c.hub, d.hub);
-  EXPECT_EQ(c.heartbeat, d.heartbeat);
-  EXPECT_EQ(c.hub_timeout, d.hub_timeout);
-  EXPECT_EQ(c.data.format, d.data.format);
-  EXPECT_EQ(c.data.shards, d.data.shards);
-  EXPECT_EQ(c.data.partition, d.data.partition);
-  EXPECT_EQ(c.data.read.precision, d.data.read.precision);
-  EXPECT_EQ(c.data.read.force_dense, d.data.read.force_dense);
-  EXPECT_EQ(c.data.scale, d.data.scale);
-  EXPECT_TRUE(c.data.positive.empty());
-  EXPECT_EQ(c.validation.path, d.validation.path);
-  EXPECT_EQ(c.validation.holdout, d.validation.holdout);
-  EXPECT_EQ(c.validation.holdout_seed, d.validation.holdout_seed);
-  EXPECT_EQ(c.validation.eval_every, d.validation.eval_every);
-  EXPECT_FALSE(c.validation.enabled());
+// The annotated example file documents every option of the table with its default and nothing
+// else (and is a valid configuration), and the table names each option, key and flag once: a
+// new option missing from either fails here, whose message says which.
+template <class Config>
+void expect_file_matches_table(const std::string& file, std::vector<OptionSpec> (*table)(Config&),
+                               Result<Config> (*load)(const std::string&)) {
+  auto loaded = load(file);
+  ASSERT_TRUE(loaded) << loaded.error();
+  ASSERT_TRUE(validate(*loaded)) << validate(*loaded).message();
+  Config defaults, shown = *loaded;
+  const std::vector<OptionSpec> options = table(defaults);
+  const std::vector<OptionSpec> in_file = table(shown);
+  ASSERT_EQ(options.size(), in_file.size());
+  const std::set<std::string> keys = keys_of_file(file);
+  std::set<std::string> names, flags;
+  for (std::size_t i = 0; i < options.size(); ++i) {
+    const OptionSpec& o = options[i];
+    const std::string name = std::string(o.section) + "." + o.key;
+    EXPECT_TRUE(names.insert(name).second) << name << " is in the table twice";
+    EXPECT_EQ(keys.count(name), 1u) << name << " is not in " << file;
+    EXPECT_EQ(option_text(in_file[i].value), option_text(o.value))
+        << file << " shows " << name << " = " << option_text(in_file[i].value)
+        << ", its default is " << option_text(o.value);
+    EXPECT_EQ(o.flag == nullptr, o.help == nullptr) << name << ": a flag needs its help";
+    if (o.flag != nullptr) {
+      EXPECT_TRUE(flags.insert(o.flag).second) << o.flag << " twice";
+    }
+  }
+  for (const std::string& key : keys) EXPECT_EQ(names.count(key), 1u) << key << " is no option";
+}
+
+struct BadText {
+  const char* text;
+  const char* message;
+};
+
+TEST(Config, ShippedHubFileShowsEveryOptionWithItsDefault) {
+  expect_file_matches_table(kConfigDir + "hub.toml", hub_options, load_hub_config);
+}
+
+TEST(Config, ShippedAgentFileShowsEveryOptionWithItsDefault) {
+  expect_file_matches_table(kConfigDir + "agent.toml", agent_options, load_agent_config);
+  auto c = load_agent_config(kConfigDir + "agent.toml");
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_FALSE(c->validation.enabled());
 }
 
 TEST(Config, ValidationIsReadAndChecked) {
@@ -121,11 +136,20 @@ TEST(Config, ValuesAreRead) {
   EXPECT_EQ(dirichlet->data.dirichlet_alpha, 0.3);
 }
 
+// Each text fails to parse, with an error that says what `message` says.
+template <class Config>
+void expect_errors(Result<Config> (*parse)(std::string_view, const std::string&),
+                   const std::string& name, const std::vector<BadText>& cases) {
+  for (const BadText& c : cases) {
+    auto parsed = parse(c.text, name);
+    ASSERT_FALSE(parsed) << c.text;
+    EXPECT_NE(parsed.error().find(c.message), std::string::npos)
+        << "got: " << parsed.error() << "\nwanted: " << c.message;
+  }
+}
+
 TEST(Config, ErrorsNameFileLineAndKey) {
-  const struct {
-    const char* text;
-    const char* message;
-  } cases[] = {
+  expect_errors(parse_hub_config, "h.toml", {
       {"[hub]\nagents = 2\n[training]\netaa = 0.1\n", "h.toml:4:1: unknown key 'training.etaa'"},
       {"[hub]\nagents = \"two\"\n", "h.toml:2:10: hub.agents: expected an integer"},
       {"[hubb]\n", "h.toml:1:2: unknown section or key 'hubb'"},
@@ -134,13 +158,17 @@ TEST(Config, ErrorsNameFileLineAndKey) {
       {"[hub]\nagents = 1e3\n", "hub.agents: expected an integer"},
       {"[hub]\nagents = 99999999999999\n", "hub.agents: 99999999999999 is out of range"},
       {"[training]\nalgorithm = \"fedprox\"\n", "training.algorithm: unknown algorithm 'fedprox'"},
-  };
-  for (const auto& c : cases) {
-    auto parsed = parse_hub_config(c.text, "h.toml");
-    ASSERT_FALSE(parsed) << c.text;
-    EXPECT_NE(parsed.error().find(c.message), std::string::npos)
-        << "got: " << parsed.error() << "\nwanted: " << c.message;
-  }
+  });
+  expect_errors(parse_agent_config, "a.toml", {
+      {"[data]\nfirst_class = 2\n", "a.toml:2:15: data.first_class: 2, expected 0 or 1"},
+      {"[data]\nprecision = \"f16\"\n", "a.toml:2:13: data.precision: 'f16', expected f32 or f64"},
+      {"[data]\nstorage = \"x\"\n", "data.storage: 'x', expected auto, dense or sparse"},
+      {"[data]\npartition = \"x\"\n", "data.partition: 'x' is not a partition"},
+      {"[data]\npositive = [1, \"a\"]\n", "data.positive: expected an array of numbers"},
+      {"[transport]\nmax_message_mb = \"x\"\n", "transport.max_message_mb: expected a number"},
+      {"[agent]\nlambda = 1\n", "unknown key 'agent.lambda'"},
+      {"[problem]\nlambda = 1\n", "unknown key 'problem.lambda'"},  // the hub's
+  });
 }
 
 TEST(Config, CrossFieldChecksNameTheKey) {

@@ -11,6 +11,7 @@
 #include "dsaga/data_source.hpp"
 #include "dsaga/hub.hpp"
 #include "dsaga/objective.hpp"
+#include "dsaga/options.hpp"
 #include "dsaga/status.hpp"
 #include "dsaga/transport.hpp"
 
@@ -54,6 +55,15 @@ struct AgentConfig {
   std::string key_file;      // this agent's key pair (dsaga-keygen agent-3 -> agent-3.key)
   std::string hub_key_file;  // the hub's public key (hub.pub): an impostor hub cannot answer
 };
+
+// Every option of the daemon, bound to the members of `config` (options.hpp): the rows the TOML
+// reader, the command line and the example files' test share. The rows refer to `config`, which
+// must outlive them; the values it holds when they are read are the defaults.
+std::vector<OptionSpec> hub_options(HubConfig& config);
+std::vector<OptionSpec> agent_options(AgentConfig& config);
+// The agent's [problem] (loss, classes) and [data] rows, which every program that loads data
+// shares (cli/data_options.hpp).
+std::vector<OptionSpec> data_options(DataSpec& data, Objective& objective);
 
 // `name` is the file name used in messages.
 Result<HubConfig> parse_hub_config(std::string_view text, const std::string& name);
