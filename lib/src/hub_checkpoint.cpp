@@ -110,7 +110,7 @@ class Reader {
     std::uint64_t n = 0;
     if (!get(n) || n > static_cast<std::uint64_t>(end_ - p_) / 8) return false;
     v.resize(static_cast<std::size_t>(n));
-    std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 8);
+    if (n > 0) std::memcpy(v.data(), p_, static_cast<std::size_t>(n) * 8);
     p_ += n * 8;
     return true;
   }
