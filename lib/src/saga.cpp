@@ -181,8 +181,8 @@ void SagaSolver::restart(const Eigen::VectorXd& w) {
   const int C = C_;
   for (Index k = 0; k < d_; ++k) {
     double* r = record(k);
-    r[0] = 0.0;
-    for (int c = 0; c < C; ++c) r[1 + c] = w[k * C + c];
+    r[kMark] = 0.0;
+    for (int c = 0; c < C; ++c) r[kV + c] = w[k * C + c];
   }
 }
 
@@ -196,12 +196,12 @@ void SagaSolver::renormalize() {
   const double inv_N = this->inv_N();
   for (Index k = 0; k < d_; ++k) {
     double* r = record(k);
-    const double D = cum_ - r[0];
+    const double D = cum_ - r[kMark];
     for (int c = 0; c < C; ++c) {
-      const double g = r[1 + C + c] + r[1 + 2 * C + c] * inv_N;
-      r[1 + c] = scale_ * (r[1 + c] - g * D);
+      const double g = r[gbar0_at(C) + c] + r[delta_at(C) + c] * inv_N;
+      r[kV + c] = scale_ * (r[kV + c] - g * D);
     }
-    r[0] = 0.0;
+    r[kMark] = 0.0;
   }
   scale_ = 1.0;
   cum_ = 0.0;
@@ -224,9 +224,9 @@ void SagaSolver::fold_delta() {
   for (Index k = 0; k < d_; ++k) {
     double* r = record(k);
     for (int c = 0; c < C; ++c) {
-      double& dk = r[1 + 2 * C + c];
+      double& dk = r[delta_at(C) + c];
       table_sum0_[k * C + c] += dk;
-      r[1 + C + c] += dk * inv_N;
+      r[gbar0_at(C) + c] += dk * inv_N;
       dk = 0.0;
     }
   }
@@ -285,8 +285,8 @@ double SagaSolver::init_table(const Eigen::VectorXd& w0) {
     for (Index k = 0; k < d_; ++k) {
       double* r = record(k);
       for (int c = 0; c < C; ++c) {
-        r[1 + C + c] = S[k * C + c] * inv_N;
-        r[1 + 2 * C + c] = 0.0;
+        r[gbar0_at(C) + c] = S[k * C + c] * inv_N;
+        r[delta_at(C) + c] = 0.0;
       }
     }
   } else {
@@ -321,9 +321,9 @@ void SagaSolver::set_state(const Eigen::VectorXd& w, const Eigen::VectorXd& gbar
     for (Index k = 0; k < d_; ++k) {
       double* r = record(k);
       for (int c = 0; c < C; ++c) {
-        double& dk = r[1 + 2 * C + c];
+        double& dk = r[delta_at(C) + c];
         table_sum0_[k * C + c] += dk;
-        r[1 + C + c] = gbar[k * C + c];
+        r[gbar0_at(C) + c] = gbar[k * C + c];
         dk = 0.0;
       }
     }
@@ -346,10 +346,10 @@ const Eigen::VectorXd& SagaSolver::w() const {
   const double inv_N = this->inv_N();
   for (Index k = 0; k < d_; ++k) {
     const double* r = record(k);
-    const double D = cum_ - r[0];
+    const double D = cum_ - r[kMark];
     for (int c = 0; c < C; ++c) {
-      const double g = r[1 + C + c] + r[1 + 2 * C + c] * inv_N;
-      w_[k * C + c] = scale_ * (r[1 + c] - g * D);
+      const double g = r[gbar0_at(C) + c] + r[delta_at(C) + c] * inv_N;
+      w_[k * C + c] = scale_ * (r[kV + c] - g * D);
     }
   }
   return w_;
@@ -362,7 +362,7 @@ const Eigen::VectorXd& SagaSolver::delta_sum() const {
   }
   const int C = C_;
   for (Index k = 0; k < d_; ++k)
-    for (int c = 0; c < C; ++c) delta_[k * C + c] = record(k)[1 + 2 * C + c];
+    for (int c = 0; c < C; ++c) delta_[k * C + c] = record(k)[delta_at(C) + c];
   return delta_;
 }
 
@@ -375,7 +375,7 @@ const Eigen::VectorXd& SagaSolver::gbar() const {
   const int C = C_;
   for (Index k = 0; k < d_; ++k)
     for (int c = 0; c < C; ++c)
-      gbar_[k * C + c] = record(k)[1 + C + c] + record(k)[1 + 2 * C + c] * inv_N;
+      gbar_[k * C + c] = record(k)[gbar0_at(C) + c] + record(k)[delta_at(C) + c] * inv_N;
   return gbar_;
 }
 
@@ -459,7 +459,7 @@ double SagaSolver::refresh_all(double* margins_out) {
             for (typename M::InnerIterator it(X, i); it; ++it) {
               double* r = record(static_cast<Index>(it.index()));
               const double x = static_cast<double>(it.value());
-              for (int c = 0; c < C; ++c) r[1 + 2 * C + c] += diff[c] * x;
+              for (int c = 0; c < C; ++c) r[delta_at(C) + c] += diff[c] * x;
             }
           } else {
             const auto* x = X.data() + i * d_;
@@ -484,7 +484,7 @@ SagaStats SagaSolver::run_held(Index steps) {
   if (sparse_) {
     const int C = C_;
     for (Index k = 0; k < d_; ++k)
-      for (int c = 0; c < C; ++c) record(k)[1 + 2 * C + c] = 0.0;
+      for (int c = 0; c < C; ++c) record(k)[delta_at(C) + c] = 0.0;
   } else {
     live_delta_.setZero();
   }
@@ -675,8 +675,8 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
       // loads, bounds this loop otherwise.
       const auto catch_up = [&](Index p) {  // brings entry p's coordinate up to date: x * v
         double* r = rec + Index(inner[p]) * R;
-        const double vk = r[1] - (r[2] + r[3] * inv_N) * (A - r[0]);
-        r[1] = vk;
+        const double vk = r[kV] - (r[gbar0_at(1)] + r[delta_at(1)] * inv_N) * (A - r[kMark]);
+        r[kV] = vk;
         return static_cast<double>(values[p]) * vk;
       };
       double z_even = 0.0, z_odd = 0.0;
@@ -695,11 +695,11 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
         prefetch_next_record();
         double* r = rec + Index(inner[p]) * R;
         const double x = static_cast<double>(values[p]);
-        const double D = A - r[0];
+        const double D = A - r[kMark];
         for (int c = 0; c < C; ++c) {
-          const double g = r[1 + C + c] + r[1 + 2 * C + c] * inv_N;
-          const double vk = r[1 + c] - g * D;
-          r[1 + c] = vk;
+          const double g = r[gbar0_at(C) + c] + r[delta_at(C) + c] * inv_N;
+          const double vk = r[kV + c] - g * D;
+          r[kV + c] = vk;
           z[c] += x * vk;
         }
       }
@@ -719,8 +719,8 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
       for (Index k = 0; k < d_; ++k) {
         double* r = rec + k * R;
         for (int c = 0; c < C; ++c) {
-          const double g = r[1 + C + c] + r[1 + 2 * C + c] * inv_N;
-          r[1 + c] -= eta * (g + lambda * r[1 + c]);
+          const double g = r[gbar0_at(C) + c] + r[delta_at(C) + c] * inv_N;
+          r[kV + c] -= eta * (g + lambda * r[kV + c]);
         }
       }
       for (Index p = begin; p < end; ++p) {
@@ -728,8 +728,8 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
         const double x = static_cast<double>(values[p]);
         for (int c = 0; c < C; ++c) {
           const double u = diff[c] * x;
-          r[1 + c] -= eta * u;
-          r[1 + 2 * C + c] += u;
+          r[kV + c] -= eta * u;
+          r[delta_at(C) + c] += u;
         }
       }
       continue;
@@ -751,11 +751,11 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
       const double x = static_cast<double>(values[p]);
       for (int c = 0; c < C; ++c) {
         const double u = diff[c] * x;
-        const double g = r[1 + C + c] + r[1 + 2 * C + c] * inv_N;
-        r[1 + c] -= inc * (g + u);
-        r[1 + 2 * C + c] += u;
+        const double g = r[gbar0_at(C) + c] + r[delta_at(C) + c] * inv_N;
+        r[kV + c] -= inc * (g + u);
+        r[delta_at(C) + c] += u;
       }
-      r[0] = cum_;
+      r[kMark] = cum_;
     }
     scale_ = s_next;
     if (++since_restart_ >= restart_period_ || !(scale_ >= 1e-100 && scale_ <= 1e100)) {

@@ -170,7 +170,12 @@ class SagaSolver {
   // delta_sum()'s buffer, filled from live_delta_ (dense) or the records (sparse).
   mutable Eigen::VectorXd delta_;
   // Step state, sparse path: d records of record_size_ = 1 + 3C doubles,
-  // [mark, v (C), gbar0 (C), delta (C)]; see the invariant in saga.cpp.
+  // [mark, v (C), gbar0 (C), delta (C)]; see the invariant in saga.cpp. The fields' offsets:
+  // r[kMark], r[kV + c], r[gbar0_at(C) + c], r[delta_at(C) + c] (free at run time).
+  static constexpr Index kMark = 0;
+  static constexpr Index kV = 1;
+  static constexpr Index gbar0_at(Index C) { return 1 + C; }
+  static constexpr Index delta_at(Index C) { return 1 + 2 * C; }
   Eigen::VectorXd rec_;
   Index record_size_ = 0;
   Eigen::VectorXd table_sum0_;  // table_sum at the last reset (both paths)
