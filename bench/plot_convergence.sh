@@ -7,7 +7,12 @@ out=$1 setting=$2
 # The plot: each method at the step that got lowest at the end. A run that diverged ends in
 # nan or inf, which `sort -g` would put first: only finite final values compete.
 best=()
-for m in dsaga dsaga-twolevel dsaga-newton dsaga-newton-pairs dsaga-plain dsaga-r0.1 dsaga-plain-r0.1 dsaga-g2 dsaga-async dsaga-async-r0.1 fedavg scaffold gd; do
+# Every method with a file here (the benchmark names them SETTING-METHOD-eta<x>.csv).
+methods=$(for c in "$out/$setting"-*-eta*.csv; do
+            [ -f "$c" ] || continue
+            c=${c##*/}; c=${c#"$setting-"}; echo "${c%-eta*}"
+          done | sort -u)
+for m in $methods; do
   f=$(for c in "$out/$setting-$m-eta"*.csv; do
         [ -f "$c" ] || continue
         last=$(tail -n 1 "$c" | cut -d, -f3)
