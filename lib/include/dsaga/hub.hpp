@@ -266,7 +266,7 @@ class HubCore {
     return c;
   }
   // The whole committed state (model, gbar, every agent's S_k, seq and incarnation, round,
-  // options fingerprint) as bytes with a checksum (hub_checkpoint.cpp). Call at a commit point.
+  // options fingerprint) as bytes with a checksum (hub_snapshot.cpp). Call at a commit point.
   std::string snapshot() const;
   // Replaces the state with a snapshot's. Fails, changing nothing, when the bytes are corrupt or
   // were written for another problem (loss, C, lambda, algorithm, agents...). Agents are then

@@ -1,4 +1,5 @@
-// Hub checkpoint files (checkpoint.hpp).
+// Hub checkpoint files on disk (checkpoint.hpp): naming, atomic writes, keeping the newest,
+// restoring the newest that verifies. What a file holds is HubCore::snapshot (hub_snapshot.cpp).
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
