@@ -134,7 +134,8 @@ Status AgentCore::on_message(const msg::Message& message, Outbox& out) {
   return Status::error(cat("the hub does not send ", msg::name_of(message)));
 }
 
-Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
+// The checks of a Config against this agent's data and the bounds, before anything changes.
+Status AgentCore::check_config(const msg::Config& config) const {
   const Index d = data_.cols();
   const auto bad = [&](const std::string& why) {
     return Status::error(cat("Config from the hub rejected: ", why));
@@ -180,6 +181,14 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
   if (config.algorithm != msg::Algorithm::dsaga && config.algorithm != msg::Algorithm::fedavg &&
       config.algorithm != msg::Algorithm::scaffold && config.algorithm != msg::Algorithm::gd)
     return bad(cat("unknown algorithm ", static_cast<int>(config.algorithm)));
+  return Status::ok();
+}
+
+Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
+  if (const Status s = check_config(config); !s) return s;
+  const Index d = data_.cols();
+  const Index wire = (config.restricted ? static_cast<Index>(support_.size()) : d) *
+                     objective_.classes;
 
   const bool same_solver =
       method_ && config_ && config_->algorithm == config.algorithm && config_->eta == config.eta &&

@@ -227,6 +227,47 @@ Status HubCore::on_message(const PeerId& from, const msg::Message& message, doub
                 cat("agents do not send ", msg::name_of(message)), out);
 }
 
+namespace {
+
+// The checks of a Join that need no state beyond the model (its width `features`, 0 = not yet
+// known): a refusal's code and reason, or nothing.
+std::optional<Refusal> check_join(const HubOptions& options, Index features,
+                                  const msg::Join& join) {
+  if (!valid_agent_id(join.agent_id))
+    return Refusal{msg::ErrorCode::refused, "the id must be 1 to 64 characters of [A-Za-z0-9._-]"};
+  if (join.loss != options.objective.loss)
+    return Refusal{msg::ErrorCode::dimension_mismatch,
+                   cat("loss ", to_string(join.loss), ", this hub trains ",
+                       to_string(options.objective.loss))};
+  if (static_cast<int>(join.classes) != options.objective.classes)
+    return Refusal{msg::ErrorCode::dimension_mismatch,
+                   cat(join.classes, " classes, this hub trains ", options.objective.classes)};
+  const Index d = static_cast<Index>(join.features);
+  if (d <= 0) return Refusal{msg::ErrorCode::dimension_mismatch, "0 features"};
+  if (features != 0 && d != features)
+    return Refusal{msg::ErrorCode::dimension_mismatch,
+                   cat(d, " features, the model has ", features,
+                       d < features ? "; a narrower LIBSVM shard is padded by the agent's "
+                                      "--features (the model's width without a --bias column)"
+                                    : "; every agent's data must have the model's width")};
+  if (join.samples == 0 || join.samples > kMaxSamples)
+    return Refusal{msg::ErrorCode::invalid_value, cat(join.samples, " samples")};
+  if (!std::isfinite(join.lmax) || join.lmax < 0)
+    return Refusal{msg::ErrorCode::invalid_value, cat("L_max ", join.lmax)};
+  if (join.support.size() > static_cast<std::size_t>(d))
+    return Refusal{msg::ErrorCode::invalid_value,
+                   cat("its support lists ", join.support.size(), " columns of ", d)};
+  for (std::size_t i = 0; i < join.support.size(); ++i)
+    if (join.support[i] >= static_cast<std::uint64_t>(d) ||
+        (i > 0 && join.support[i] <= join.support[i - 1]))
+      return Refusal{msg::ErrorCode::invalid_value,
+                     cat("support[", i, "] = ", join.support[i],
+                         ": the support must be strictly ascending columns below ", d)};
+  return std::nullopt;
+}
+
+}  // namespace
+
 Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
                         std::vector<Outgoing>& out) {
   const auto refuse = [&](msg::ErrorCode code, const std::string& why) {
@@ -239,36 +280,9 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
     return reject(from, code, cat("Join of agent '", join.agent_id, "' refused: ", why, waiting),
                   out);
   };
-  if (!valid_agent_id(join.agent_id))
-    return refuse(msg::ErrorCode::refused, "the id must be 1 to 64 characters of [A-Za-z0-9._-]");
-  if (join.loss != options_.objective.loss)
-    return refuse(msg::ErrorCode::dimension_mismatch,
-                  cat("loss ", to_string(join.loss), ", this hub trains ",
-                      to_string(options_.objective.loss)));
-  if (static_cast<int>(join.classes) != options_.objective.classes)
-    return refuse(msg::ErrorCode::dimension_mismatch,
-                  cat(join.classes, " classes, this hub trains ", options_.objective.classes));
+  if (const auto refusal = check_join(options_, features_, join))
+    return refuse(refusal->code, refusal->why);
   const Index d = static_cast<Index>(join.features);
-  if (d <= 0) return refuse(msg::ErrorCode::dimension_mismatch, "0 features");
-  if (features_ != 0 && d != features_)
-    return refuse(msg::ErrorCode::dimension_mismatch,
-                  cat(d, " features, the model has ", features_,
-                      d < features_ ? "; a narrower LIBSVM shard is padded by the agent's "
-                                      "--features (the model's width without a --bias column)"
-                                    : "; every agent's data must have the model's width"));
-  if (join.samples == 0 || join.samples > kMaxSamples)
-    return refuse(msg::ErrorCode::invalid_value, cat(join.samples, " samples"));
-  if (!std::isfinite(join.lmax) || join.lmax < 0)
-    return refuse(msg::ErrorCode::invalid_value, cat("L_max ", join.lmax));
-  if (join.support.size() > static_cast<std::size_t>(d))
-    return refuse(msg::ErrorCode::invalid_value,
-                  cat("its support lists ", join.support.size(), " columns of ", d));
-  for (std::size_t i = 0; i < join.support.size(); ++i)
-    if (join.support[i] >= static_cast<std::uint64_t>(d) ||
-        (i > 0 && join.support[i] <= join.support[i - 1]))
-      return refuse(msg::ErrorCode::invalid_value,
-                    cat("support[", i, "] = ", join.support[i],
-                        ": the support must be strictly ascending columns below ", d));
 
   auto it = agents_.find(join.agent_id);
   if (it != agents_.end()) {

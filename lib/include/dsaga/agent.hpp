@@ -103,6 +103,7 @@ class AgentCore {
 
  private:
   Status on_config(const msg::Config& config, Outbox& out);
+  Status check_config(const msg::Config& config) const;  // before on_config changes anything
   Status on_round(const msg::RoundStart& start, Outbox& out);
   // Newton-CG rounds (newton.hpp): the gradient and curvature at w, or a Hessian product.
   Status on_newton_round(const msg::RoundStart& start, Outbox& out);
