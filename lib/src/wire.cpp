@@ -140,16 +140,16 @@ struct BodyEncoder {
                                         static_cast<std::uint8_t>(m.kind), m.gram, direction);
     return {fb::Body::RoundStart, t.Union()};
   }
-  // The thread's scratch for a packed vector: its capacity is kept, so the steady state of an
-  // agent's Updates allocates nothing.
+  // A packed vector's wire form, kept per thread (dw and dS each their own): the capacity is
+  // kept, so the steady state of an agent's Updates allocates nothing.
   struct Scratch {
     std::vector<float> f32;
     std::vector<float> scales;
     std::vector<std::int8_t> q8;
   };
-  static Scratch& scratch() {
-    thread_local Scratch s;
-    return s;
+  static Scratch& scratch(int which) {
+    thread_local Scratch s[2];
+    return s[which];
   }
 
   // Fills the scratch with `v` in `encoding`; false when v is not exactly representable in it.
@@ -170,16 +170,8 @@ struct BodyEncoder {
     return false;
   }
 
-  // dw and dS are exactly representable in the Update's encoding (the agent rounded them so,
-  // compress.hpp); if one is not, both travel as f64, so the receiver still decodes exactly them.
-  static bool packable(const msg::Update& m) {
-    return fill(m.encoding, m.dw, scratch()) && fill(m.encoding, m.dS, scratch());
-  }
-
-  flatbuffers::Offset<fb::Packed> packed(msg::Encoding encoding, const std::vector<double>& v) {
-    Scratch& s = scratch();
-    fill(encoding, v, s);
-    const std::size_t n = v.size();
+  // The filled scratch `s` of n entries as a Packed table.
+  flatbuffers::Offset<fb::Packed> packed(msg::Encoding encoding, std::size_t n, const Scratch& s) {
     const bool f32 = encoding == msg::Encoding::f32;
     const auto values = fbb.CreateVector(s.f32.data(), f32 ? n : 0);
     const auto q8 = fbb.CreateVector(s.q8.data(), f32 ? 0 : n);
@@ -189,12 +181,17 @@ struct BodyEncoder {
   }
 
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Update& m) {
-    const bool pack = packable(m);
+    // dw and dS are exactly representable in the Update's encoding (the agent rounded them so,
+    // compress.hpp); if one is not, both travel as f64, so the receiver still decodes exactly
+    // them. Each is converted once.
+    const bool pack = fill(m.encoding, m.dw, scratch(0)) && fill(m.encoding, m.dS, scratch(1));
     static const std::vector<double> none;
     const auto dw = doubles(pack ? none : m.dw);
     const auto ds = doubles(pack ? none : m.dS);
-    const auto dw_packed = pack ? packed(m.encoding, m.dw) : flatbuffers::Offset<fb::Packed>();
-    const auto ds_packed = pack ? packed(m.encoding, m.dS) : flatbuffers::Offset<fb::Packed>();
+    const auto dw_packed =
+        pack ? packed(m.encoding, m.dw.size(), scratch(0)) : flatbuffers::Offset<fb::Packed>();
+    const auto ds_packed =
+        pack ? packed(m.encoding, m.dS.size(), scratch(1)) : flatbuffers::Offset<fb::Packed>();
     const auto coarse_g = doubles(m.coarse_g);
     const auto [coarse_h, coarse_h_f32] = doubles_or_floats(m.coarse_h);
     const auto product = doubles(m.product);
@@ -841,8 +838,8 @@ void add_part_bytes(const msg::Message& message, std::uint64_t copies, msg::Part
     return (!v.empty() && compress::fits_f32(v.data(), v.size()) ? 4 : 8) * v.size();
   };
   if (const auto* u = std::get_if<msg::Update>(&message)) {
-    const bool packed = BodyEncoder::packable(*u);
-    const msg::Encoding e = packed ? u->encoding : msg::Encoding::f64;
+    // A decoded Update's encoding is the one it travelled in (f64 when it was not packed).
+    const msg::Encoding e = u->encoding;
     parts.deltas += copies * (compress::payload_bytes(e, u->dw.size()) +
                               compress::payload_bytes(e, u->dS.size()));
     parts.coarse += copies * (plain(u->coarse_g) + either(u->coarse_h));

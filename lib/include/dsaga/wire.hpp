@@ -44,7 +44,9 @@ void encode(const msg::Message& message, std::vector<std::uint8_t>& out);
 std::vector<std::uint8_t> encode(const msg::Message& message);
 
 // Adds the vector bytes of `message`, as encode() writes them, times `copies` (its recipients)
-// to `parts` (msg::PartBytes: the metrics' split of the traffic by part).
+// to `parts` (msg::PartBytes: the metrics' split of the traffic by part). An Update's deltas are
+// counted in its `encoding`, which for a decoded Update is the one it travelled in (the hub
+// counts only Updates it received).
 void add_part_bytes(const msg::Message& message, std::uint64_t copies, msg::PartBytes& parts);
 
 // Verifies and decodes; never throws, crashes or reads outside [data, data + size) on any input,
