@@ -186,6 +186,7 @@ Status AgentCore::check_config(const msg::Config& config) const {
 
 Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
   if (const Status s = check_config(config); !s) return s;
+  held_round_ = 0;  // the hub sends the next broadcast whole
   const Index d = data_.cols();
   const Index wire = (config.restricted ? static_cast<Index>(support_.size()) : d) *
                      objective_.classes;
@@ -294,20 +295,12 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
     return Status::ok();  // a repeat of a round already answered (after a reconnect)
   if (start.kind != msg::RoundKind::run) return on_newton_round(start, out);
   const Index dim = w_round_.size();
-  const Index wire = wire_width();
-  if (static_cast<Index>(start.w.size()) != wire || static_cast<Index>(start.gbar.size()) != wire)
-    return Status::error(cat("RoundStart ", start.round, " rejected: w has ", start.w.size(),
-                             " and gbar ", start.gbar.size(), " entries, expected ", wire));
   if (!start.eval_w.empty() && (config_->restricted || static_cast<Index>(start.eval_w.size()) != dim))
     return Status::error(cat("RoundStart ", start.round, " rejected: eval_w has ",
                              start.eval_w.size(), " entries, expected ", config_->restricted ? 0 : dim));
-  // Restricted: what the run does off the support is the hub's to compute (support.hpp); zeros
-  // there keep this agent's part of it inert.
-  from_wire(start.w, w_round_);
-  from_wire(start.gbar, gbar_round_);
-
   if (!(start.eta >= 0) || !std::isfinite(start.eta))
     return Status::error(cat("RoundStart ", start.round, " rejected: eta = ", start.eta));
+  if (const Status s = take_broadcast(start, out); !s) return s;
   const double step = start.eta > 0 ? start.eta : config_->eta;
   if (step != step_) {
     method_->set_step(step);
@@ -380,6 +373,49 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
   return Status::ok();
 }
 
+Status AgentCore::take_broadcast(const msg::RoundStart& start, Outbox& out) {
+  const Index wire = wire_width();
+  if (start.base == 0) {
+    if (static_cast<Index>(start.w.size()) != wire || static_cast<Index>(start.gbar.size()) != wire)
+      return Status::error(cat("RoundStart ", start.round, " rejected: w has ", start.w.size(),
+                               " and gbar ", start.gbar.size(), " entries, expected ", wire));
+    // Restricted: what the run does off the support is the hub's to compute (support.hpp);
+    // zeros there keep this agent's part of it inert.
+    from_wire(start.w, w_round_);
+    from_wire(start.gbar, gbar_round_);
+    held_round_ = start.round;
+    return Status::ok();
+  }
+  if (static_cast<Index>(start.w_delta.size()) != wire ||
+      static_cast<Index>(start.gbar_delta.size()) != wire)
+    return Status::error(cat("RoundStart ", start.round, " rejected: its changes have ",
+                             start.w_delta.size(), " and ", start.gbar_delta.size(),
+                             " entries, expected ", wire));
+  if (start.base != held_round_) {
+    const std::string why =
+        cat("RoundStart ", start.round, " holds changes on round ", start.base,
+            "'s broadcast and this agent holds ",
+            held_round_ == 0 ? std::string("none") : cat("round ", held_round_, "'s"));
+    held_round_ = 0;
+    out.push_back(msg::Error{msg::ErrorCode::stale_broadcast, why});
+    return Status::error(why + ": asked the hub for the vectors");
+  }
+  // The hub adds the same changes to the same doubles (hub.cpp: advance_broadcast): both sides
+  // hold the same broadcast, bit for bit.
+  const int C = objective_.classes;
+  const auto add = [&](const compress::Q8& x, Eigen::VectorXd& full) {
+    if (!config_->restricted) return compress::add(x, full.data());
+    change_.assign(x.size(), 0.0);
+    compress::add(x, change_.data());
+    for (std::size_t k = 0; k < change_.size(); ++k)
+      full[static_cast<Index>(support_[k / C]) * C + static_cast<Index>(k % C)] += change_[k];
+  };
+  add(start.w_delta, w_round_);
+  add(start.gbar_delta, gbar_round_);
+  held_round_ = start.round;
+  return Status::ok();
+}
+
 Status AgentCore::on_newton_round(const msg::RoundStart& start, Outbox& out) {
   const Index wire = wire_width();
   const bool product = start.kind == msg::RoundKind::product;
@@ -398,6 +434,7 @@ Status AgentCore::on_newton_round(const msg::RoundStart& start, Outbox& out) {
     return Status::error(cat("RoundStart ", start.round, " rejected: a Gram of ", support_.size(),
                              " columns (the most is ", newton::max_gram_columns(), ")"));
   from_wire(start.w, w_round_);
+  held_round_ = 0;  // (no gbar)
   double loss = 0.0;
   std::uint64_t passes = 0;
   // A product needs the curvature at w: an agent that restarted since the gradient round (or

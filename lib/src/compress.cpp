@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstdint>
 
 namespace dsaga::compress {
 
@@ -121,6 +122,79 @@ bool to_q8(const double* v, std::size_t n, float* scales, std::int8_t* q) {
 void from_q8(const float* scales, const std::int8_t* q, std::size_t n, double* v) {
   for (std::size_t i = 0; i < n; ++i)
     v[i] = static_cast<double>(scales[i / kBlock]) * static_cast<double>(q[i]);
+}
+
+void quantize(const double* v, std::size_t n, Q8& out) {
+  out.runs.clear();
+  out.q.resize(n);
+  out.scales.resize(q8_blocks(n));
+  for (std::size_t b = 0, block = 0; b < n; b += kBlock, ++block) {
+    const std::size_t len = std::min(kBlock, n - b);
+    double m = 0.0;
+    for (std::size_t i = 0; i < len; ++i) m = std::max(m, std::abs(v[b + i]));
+    const float s = q8_scale(m);
+    out.scales[block] = s;
+    for (std::size_t i = 0; i < len; ++i) {
+      const double k = s == 0.0f ? 0.0
+                                 : std::clamp(std::nearbyint(v[b + i] / static_cast<double>(s)),
+                                              -double(kLevels), double(kLevels));
+      out.q[b + i] = static_cast<std::int8_t>(k);
+    }
+  }
+}
+
+void add(const Q8& x, double* v) {
+  const std::size_t n = x.q.size();
+  if (x.runs.empty()) {
+    for (std::size_t i = 0; i < n; ++i)
+      v[i] += static_cast<double>(x.scales[i / kBlock]) * static_cast<double>(x.q[i]);
+    return;
+  }
+  std::size_t i = 0;
+  for (std::size_t s = 0; s < x.runs.size(); ++s) {
+    const double scale = static_cast<double>(x.scales[s]);
+    for (std::size_t end = i + x.runs[s]; i < end; ++i) v[i] += scale * static_cast<double>(x.q[i]);
+  }
+}
+
+void gather(const Q8& whole, const std::vector<std::uint32_t>& columns, int classes, Q8& out) {
+  const std::size_t C = static_cast<std::size_t>(classes);
+  out.q.resize(columns.size() * C);
+  out.scales.clear();
+  out.runs.clear();
+  std::size_t last_block = SIZE_MAX, k = 0;
+  for (const std::uint32_t col : columns)
+    for (std::size_t c = 0; c < C; ++c, ++k) {
+      const std::size_t i = static_cast<std::size_t>(col) * C + c;
+      const std::size_t block = i / kBlock;
+      if (block != last_block) {
+        out.scales.push_back(whole.scales[block]);
+        out.runs.push_back(0);
+        last_block = block;
+      }
+      ++out.runs.back();  // at most kBlock entries of one block: fits a byte
+      out.q[k] = whole.q[i];
+    }
+}
+
+std::string_view check(const Q8& x) {
+  const std::size_t n = x.q.size();
+  if (x.runs.empty()) {
+    if (x.scales.size() != q8_blocks(n)) return "the scales do not number one per block of 64";
+  } else {
+    if (x.runs.size() != x.scales.size()) return "runs and scales differ in number";
+    std::size_t sum = 0;
+    for (const std::uint8_t r : x.runs) {
+      if (r == 0 || r > kBlock) return "a run is empty or longer than a block";
+      sum += r;
+    }
+    if (sum != n) return "the runs do not add up to the count";
+  }
+  for (const float s : x.scales)
+    if (!(s >= 0.0f) || !std::isfinite(s)) return "a scale is negative or not finite";
+  for (const std::int8_t q : x.q)
+    if (q < -kLevels) return "an integer is -128";
+  return {};
 }
 
 }  // namespace dsaga::compress

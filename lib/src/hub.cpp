@@ -141,7 +141,7 @@ msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const
 msg::RoundStart HubCore::round_start() const {
   msg::RoundStart start;
   start.round = round_;
-  start.w = to_std(w_);
+  start.w = to_std(broadcast_w());
   start.gbar = to_std(broadcast_gbar());
   mode_->add_to_start(*this, nullptr, start);
   return start;
@@ -163,10 +163,65 @@ msg::RoundStart HubCore::round_start_for(const AgentState& agent) const {
   const int C = options_.objective.classes;
   msg::RoundStart start;
   start.round = round_;
-  start.w = support::gather(w_, agent.support, C);
+  start.w = support::gather(broadcast_w(), agent.support, C);
   start.gbar = support::gather(broadcast_gbar(), agent.support, C);
   mode_->add_to_start(*this, &agent, start);
   return start;
+}
+
+bool HubCore::compressed_broadcast() const {
+  return options_.compression == msg::Encoding::q8 && mode_->knows_broadcast() &&
+         mode_->round_kind(*this) == msg::RoundKind::run;
+}
+
+void HubCore::advance_broadcast() {
+  w_change_.q.clear();
+  gbar_change_.q.clear();
+  const bool first = bw_.size() != w_.size() || bg_.size() != round_gbar_.size();
+  if (!compressed_broadcast() || first) {
+    // No changes this round: every agent is sent the vectors.
+    for (auto& [id, agent] : agents_) agent.holds_round = 0;
+    if (compressed_broadcast()) {
+      bw_ = w_;
+      bg_ = round_gbar_;
+    } else {
+      bw_.resize(0);
+      bg_.resize(0);
+    }
+    return;
+  }
+  Eigen::VectorXd change = w_ - bw_;
+  compress::quantize(change.data(), static_cast<std::size_t>(change.size()), w_change_);
+  compress::add(w_change_, bw_.data());
+  change = round_gbar_ - bg_;
+  compress::quantize(change.data(), static_cast<std::size_t>(change.size()), gbar_change_);
+  compress::add(gbar_change_, bg_.data());
+}
+
+bool HubCore::takes_changes(const AgentState& agent) const {
+  return !w_change_.empty() && agent.holds_round != 0 && agent.holds_round + 1 == round_;
+}
+
+msg::RoundStart HubCore::changes_start(const AgentState* agent) const {
+  msg::RoundStart start;
+  start.round = round_;
+  start.base = round_ - 1;
+  if (agent != nullptr) {
+    compress::gather(w_change_, agent->support, options_.objective.classes, start.w_delta);
+    compress::gather(gbar_change_, agent->support, options_.objective.classes, start.gbar_delta);
+  } else {
+    start.w_delta = w_change_;
+    start.gbar_delta = gbar_change_;
+  }
+  mode_->add_to_start(*this, agent, start);
+  return start;
+}
+
+msg::RoundStart HubCore::broadcast_to(AgentState& agent) {
+  const bool changes = takes_changes(agent);
+  agent.holds_round = bw_.size() == w_.size() ? round_ : 0;
+  if (!changes) return round_start_for(agent);
+  return changes_start(restricted(agent) ? &agent : nullptr);
 }
 
 msg::Update HubCore::whole_update(const AgentState& agent, const msg::Update& update) const {
@@ -179,7 +234,7 @@ msg::Update HubCore::whole_update(const AgentState& agent, const msg::Update& up
   // Off the support the run followed the closed form from the round's broadcast; an update of
   // a closed round has its step dropped, so its dw stays zero there.
   if (update.round == round_ && phase_ == Phase::training && round_gbar_.size() == w_.size())
-    support::off_support_run(w_, round_gbar_, agent.support, C,
+    support::off_support_run(broadcast_w(), broadcast_gbar(), agent.support, C,
                              support::LocalRun{round_eta_, options_.objective.lambda,
                                                options_.prox, local_steps_for(agent)},
                              full);
@@ -221,6 +276,16 @@ Status HubCore::on_message(const PeerId& from, const msg::Message& message, doub
     // its update would wait forever.
     if (error->code == msg::ErrorCode::invalid_value && phase_ == Phase::training)
       finish(Outcome::diverged, cat("training diverged: ", text, " (try a smaller eta or server_step)"), out);
+    // A RoundStart's changes on a broadcast the agent does not hold (one was lost on the way):
+    // it is sent the open round's vectors, unless its update for the round is already in.
+    if (error->code == msg::ErrorCode::stale_broadcast) {
+      agent->holds_round = 0;
+      if (phase_ == Phase::training && mode_->knows_broadcast() &&
+          mode_->round_kind(*this) == msg::RoundKind::run && pending_.count(agent->agent_id) == 0) {
+        out.push_back(Outgoing{{agent->peer}, broadcast_to(*agent)});
+        return Status::error(cat(text, "; sent it round ", round_, "'s vectors"));
+      }
+    }
     return Status::error(text);
   }
   return reject(from, msg::ErrorCode::malformed,
@@ -298,6 +363,7 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
     agent.peer = from;
     agent.connected = true;
     agent_of_peer_[from] = agent.agent_id;
+    agent.holds_round = 0;  // it is sent a Config: the next broadcast is whole
     if (restarted) {
       agent.incarnation = join.incarnation;
       agent.last_seq = 0;
@@ -483,6 +549,7 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
                                 ": an update was lost; rebuilding its table");
     agent.last_seq = update.seq;
     agent.initialized = false;
+    agent.holds_round = 0;
     pending_.erase(agent.agent_id);
     out.push_back(Outgoing{{agent.peer}, config_for(agent, true)});
     return Status::error(why);
@@ -658,7 +725,10 @@ void HubCore::on_tick(double now, std::vector<Outgoing>& out) {
 }
 
 void HubCore::on_disconnect(const PeerId& peer, double now, std::vector<Outgoing>& out) {
-  if (AgentState* agent = agent_for_peer(peer)) agent->connected = false;
+  if (AgentState* agent = agent_for_peer(peer)) {
+    agent->connected = false;
+    agent->holds_round = 0;  // what was queued to it may be lost
+  }
   if (phase_ == Phase::training) mode_->on_agent_lost(*this, now, out);
 }
 

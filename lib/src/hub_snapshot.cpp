@@ -20,8 +20,8 @@ namespace {
 constexpr char kMagic[8] = {'D', 'S', 'G', 'A', 'C', 'K', 'P', 'T'};
 // 2: aggregation, max_staleness, version; 3: table_refresh; 4: two-level (coarse_rank, the
 // coarse state, the agents' supports); 5: the round's broadcast; 6: the outcome; 7: Newton-CG and
-// auto's switch
-constexpr std::uint32_t kFormat = 7;
+// auto's switch; 8: the compressed broadcast (bw_, bg_)
+constexpr std::uint32_t kFormat = 8;
 constexpr std::size_t kHeader = 8 + 4 + 8 + 4;
 
 class Writer {
@@ -154,6 +154,8 @@ std::string HubCore::snapshot() const {
   w.put<std::uint64_t>(version_);
   w.put(round_gbar_);
   w.put<double>(round_eta_);
+  w.put(bw_);
+  w.put(bg_);
   // two-level: the basis, the local step the rule allowed, the guard's state.
   w.put<std::uint64_t>(coarse_.basis_id);
   w.put<std::uint8_t>(coarse_.basis.identity ? 1 : 0);
@@ -263,7 +265,7 @@ Status HubCore::restore(const std::string& bytes) {
        r.get(next.total_samples_) && r.get(next.features_) && r.get(next.eta_) && r.get(next.w_) &&
        r.get(next.gbar_) && r.get(next.best_w_) && r.get(next.best_objective_) &&
        r.get(next.best_round_) && r.get(next.version_) && r.get(next.round_gbar_) &&
-       r.get(next.round_eta_);
+       r.get(next.round_eta_) && r.get(next.bw_) && r.get(next.bg_);
   std::uint8_t identity = 0;
   ok = ok && r.get(next.coarse_.basis_id) && r.get(identity) && r.get(next.coarse_.basis.u) &&
        r.get(next.coarse_.basis.curvature) && r.get(next.coarse_.basis.fine_curvature) &&
@@ -302,6 +304,7 @@ Status HubCore::restore(const std::string& bytes) {
   const Index dim = next.w_.size();
   if (next.gbar_.size() != dim || next.best_w_.size() != dim || next.features_ <= 0 ||
       (next.round_gbar_.size() != 0 && next.round_gbar_.size() != dim) ||
+      (next.bw_.size() != 0 && next.bw_.size() != dim) || next.bg_.size() != next.bw_.size() ||
       dim != next.features_ * options_.objective.classes || next.total_samples_ <= 0 ||
       agent_count > 100000 || expected < 1 ||
       (next.coarse_.basis.u.size() != 0 && next.coarse_.basis.u.rows() != next.features_) ||

@@ -37,7 +37,7 @@ void SyncMode::start_training(HubCore& hub, double now, std::vector<Outgoing>& o
 void SyncMode::resume_agent(HubCore& hub, AgentState& agent, std::vector<Outgoing>& out) const {
   // An agent whose update for the open round is held already has that round.
   if (hub.pending_.count(agent.agent_id) == 0)
-    out.push_back(Outgoing{{agent.peer}, hub.round_start_for(agent)});
+    out.push_back(Outgoing{{agent.peer}, hub.broadcast_to(agent)});
 }
 
 std::optional<Refusal> SyncMode::check_update(const HubCore& hub, const AgentState&,
@@ -71,18 +71,23 @@ void SyncMode::open_round(HubCore& hub, double now, std::vector<Outgoing>& out) 
   hub.pending_.clear();
   // The round's broadcast, kept for the whole round (late updates move gbar_ meanwhile).
   hub.round_gbar_ = hub.gbar_;
+  hub.advance_broadcast();
   const msg::RoundStart whole = hub.round_start();
   hub.round_eta_ = whole.eta > 0 ? whole.eta : hub.eta_;
-  // One message to every agent that takes the whole vectors, one each to the restricted ones.
-  std::vector<PeerId> to;
-  for (const auto& [id, agent] : hub.agents_) {
+  // One message to every agent that takes the whole vectors, another to those of them that take
+  // the changes, one each to the restricted ones.
+  std::vector<PeerId> to, changes_to;
+  for (auto& [id, agent] : hub.agents_) {
     if (!agent.connected || !agent.initialized) continue;
-    if (hub.restricted(agent))
-      out.push_back(Outgoing{{agent.peer}, hub.round_start_for(agent)});
-    else
-      to.push_back(agent.peer);
+    if (hub.restricted(agent)) {
+      out.push_back(Outgoing{{agent.peer}, hub.broadcast_to(agent)});
+      continue;
+    }
+    (hub.takes_changes(agent) ? changes_to : to).push_back(agent.peer);
+    agent.holds_round = hub.bw_.size() == hub.w_.size() ? hub.round_ : 0;
   }
   if (!to.empty()) out.push_back(Outgoing{std::move(to), whole});
+  if (!changes_to.empty()) out.push_back(Outgoing{std::move(changes_to), hub.changes_start(nullptr)});
 }
 
 void SyncMode::close_round(HubCore& hub, double now, std::vector<Outgoing>& out) const {
@@ -118,7 +123,7 @@ void SyncMode::close_round(HubCore& hub, double now, std::vector<Outgoing>& out)
   // F(w_r) needs every agent's loss at w_r (a Newton product round measures none).
   const bool complete = hub.pending_.size() == hub.agents_.size() &&
                         report.kind != msg::RoundKind::product;
-  if (complete) hub.record_objective(report, loss, w_round);
+  if (complete) hub.record_objective(report, loss, hub.broadcast_w());  // where the agents were
   report.validation = summarize(validation, hub.options_.objective.loss);
   step(hub, w_round, n_round, complete ? report.objective : NAN, report);
   report.invariant_error = hub.check_invariant();

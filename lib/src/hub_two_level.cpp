@@ -242,7 +242,8 @@ void TwoLevelMode::two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, 
   // Every agent refreshed its whole table at w_round this round, and the round's dS are applied:
   // with all of them in, gbar is the data term's gradient at w_round (hub.hpp: gradient_norm).
   if (hub.pending_.size() == hub.agents_.size())
-    report.gradient_norm = (hub.gbar_ + hub.options_.objective.lambda * w_round).norm();
+    report.gradient_norm =
+        (hub.gbar_ + hub.options_.objective.lambda * hub.broadcast_w()).norm();
   // The guard (on rounds whose F is known): a rise of F larger than the decrease before it
   // sends the model back to the last accepted w with half the step; a good round grows the
   // step back by 1.25 up to the full one.

@@ -56,7 +56,8 @@ static_assert(same_value(msg::ErrorCode::replay, fb::ErrorCode::replay));
 static_assert(same_value(msg::ErrorCode::invalid_value, fb::ErrorCode::invalid_value));
 static_assert(same_value(msg::ErrorCode::refused, fb::ErrorCode::refused));
 static_assert(same_value(msg::ErrorCode::internal, fb::ErrorCode::internal));
-static_assert(fb::ErrorCode::MAX == fb::ErrorCode::internal,
+static_assert(same_value(msg::ErrorCode::stale_broadcast, fb::ErrorCode::stale_broadcast));
+static_assert(fb::ErrorCode::MAX == fb::ErrorCode::stale_broadcast,
               "schema ErrorCode has a value C++ lacks");
 
 fb::Loss to_fb(Loss v) { return static_cast<fb::Loss>(static_cast<std::uint8_t>(v)); }
@@ -136,9 +137,23 @@ struct BodyEncoder {
     const auto eval_w =
         m.eval_w.empty() ? flatbuffers::Offset<flatbuffers::Vector<double>>() : doubles(m.eval_w);
     const auto direction = doubles(m.direction);
+    // Changes on the broadcast of round `base` (hub.hpp): q8 as the hub quantized them.
+    const auto w_delta = m.base != 0 ? q8(m.w_delta) : flatbuffers::Offset<fb::Packed>();
+    const auto gbar_delta = m.base != 0 ? q8(m.gbar_delta) : flatbuffers::Offset<fb::Packed>();
     const auto t = fb::CreateRoundStart(fbb, m.round, w, gbar, eval_w, m.eta,
-                                        static_cast<std::uint8_t>(m.kind), m.gram, direction);
+                                        static_cast<std::uint8_t>(m.kind), m.gram, direction,
+                                        m.base, w_delta, gbar_delta);
     return {fb::Body::RoundStart, t.Union()};
+  }
+  flatbuffers::Offset<fb::Packed> q8(const compress::Q8& x) {
+    const auto values = fbb.CreateVector(static_cast<const float*>(nullptr), 0);
+    const auto q = fbb.CreateVector(x.q.data(), x.q.size());
+    const auto scales = fbb.CreateVector(x.scales.data(), x.scales.size());
+    const auto runs =
+        x.runs.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>()
+                       : fbb.CreateVector(x.runs.data(), x.runs.size());
+    return fb::CreatePacked(fbb, fb::Encoding::q8, static_cast<std::uint32_t>(x.q.size()), values,
+                            q, scales, runs);
   }
   // A packed vector's wire form, kept per thread (dw and dS each their own): the capacity is
   // kept, so the steady state of an agent's Updates allocates nothing.
@@ -460,6 +475,39 @@ Status convert(const fb::InitUpload& t, const Limits& limits, msg::Message& out)
   return Status::ok();
 }
 
+Status check_packed(const fb::Packed& p, const Limits& limits, const char* name);
+void unpack(const fb::Packed& p, compress::Q8& out);
+
+// A RoundStart's broadcast as changes (base > 0): both q8, as wide as each other, instead of w
+// and gbar, in a run round that names no evaluation point.
+Status check_delta(const fb::RoundStart& t, const Limits& limits) {
+  const fb::Packed* dw = t.w_delta();
+  const fb::Packed* dg = t.gbar_delta();
+  if (t.base() == 0) {
+    if (dw != nullptr || dg != nullptr)
+      return Status::error("RoundStart.w_delta and gbar_delta need a base round (base is 0)");
+    return Status::ok();
+  }
+  if (dw == nullptr || dg == nullptr)
+    return Status::error(std::string("RoundStart.") + (dw ? "gbar_delta" : "w_delta") +
+                         " is missing (base " + std::to_string(t.base()) + ")");
+  if (t.w()->size() != 0 || t.gbar()->size() != 0 || t.eval_w() != nullptr)
+    return Status::error("RoundStart.w, gbar and eval_w must be empty with a base round");
+  if (t.kind() != static_cast<std::uint8_t>(msg::RoundKind::run))
+    return Status::error("RoundStart.base is set in a Newton-CG round");
+  if (t.base() >= t.round())
+    return Status::error("RoundStart.base " + std::to_string(t.base()) +
+                         " is not before its round " + std::to_string(t.round()));
+  if (const Status s = check_packed(*dw, limits, "RoundStart.w_delta"); !s) return s;
+  if (const Status s = check_packed(*dg, limits, "RoundStart.gbar_delta"); !s) return s;
+  if (dw->encoding() != fb::Encoding::q8 || dg->encoding() != fb::Encoding::q8)
+    return Status::error("RoundStart.w_delta and gbar_delta must be q8");
+  if (dw->count() != dg->count())
+    return Status::error("RoundStart.w_delta has " + std::to_string(dw->count()) +
+                         " entries and gbar_delta " + std::to_string(dg->count()));
+  return Status::ok();
+}
+
 Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.w(), "RoundStart.w")
@@ -477,6 +525,7 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
   if (checks.status() && t.kind() > static_cast<std::uint8_t>(msg::RoundKind::product))
     return Status::error("RoundStart.kind has unknown value " + std::to_string(int(t.kind())));
   if (!checks.status()) return checks.status();
+  if (const Status s = check_delta(t, limits); !s) return s;
   msg::RoundStart& m = slot<msg::RoundStart>(out);
   m.round = t.round();
   assign(*t.w(), m.w);
@@ -487,6 +536,14 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
   m.kind = static_cast<msg::RoundKind>(t.kind());
   m.gram = t.gram();
   assign(*t.direction(), m.direction);
+  m.base = t.base();
+  if (m.base != 0) {
+    unpack(*t.w_delta(), m.w_delta);
+    unpack(*t.gbar_delta(), m.gbar_delta);
+  } else {
+    m.w_delta.q.clear();
+    m.gbar_delta.q.clear();
+  }
   return Status::ok();
 }
 
@@ -508,6 +565,7 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name)
                std::to_string(limits.max_message_bytes / sizeof(double)));
   switch (p.encoding()) {
     case fb::Encoding::f32:
+      if (p.runs() != nullptr && p.runs()->size() != 0) return bad("(f32) has runs");
       if (p.f32()->size() != n || p.q8()->size() != 0 || p.scales()->size() != 0)
         return bad("(f32) holds " + std::to_string(p.f32()->size()) + " floats, " +
                    std::to_string(p.q8()->size()) + " integers and " +
@@ -515,7 +573,21 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name)
                    " entries");
       return Status::ok();
     case fb::Encoding::q8: {
-      const std::size_t blocks = compress::q8_blocks(n);
+      const auto* runs = p.runs();
+      const bool has_runs = runs != nullptr && runs->size() != 0;
+      const std::size_t blocks = has_runs ? runs->size() : compress::q8_blocks(n);
+      if (has_runs) {
+        std::size_t sum = 0;
+        for (flatbuffers::uoffset_t i = 0; i < runs->size(); ++i) {
+          if (runs->Get(i) == 0 || runs->Get(i) > compress::kBlock)
+            return bad("run " + std::to_string(i) + " has " + std::to_string(runs->Get(i)) +
+                       " entries, outside 1..64");
+          sum += runs->Get(i);
+        }
+        if (sum != n)
+          return bad("(q8) runs add up to " + std::to_string(sum) + " entries, the count is " +
+                     std::to_string(n));
+      }
       if (p.q8()->size() != n || p.scales()->size() != blocks || p.f32()->size() != 0)
         return bad("(q8) holds " + std::to_string(p.q8()->size()) + " integers, " +
                    std::to_string(p.scales()->size()) + " scales and " +
@@ -553,17 +625,26 @@ Status check_packed(const fb::Update& t, const Limits& limits) {
   return check_packed(*ds, limits, "Update.ds_packed");
 }
 
-// Only called on a Packed that check_packed() accepted.
+// Only called on a Packed that check_packed() accepted: q8 as integers and scales.
+void unpack(const fb::Packed& p, compress::Q8& out) {
+  assign(*p.q8(), out.q);
+  assign(*p.scales(), out.scales);
+  if (p.runs() != nullptr) assign(*p.runs(), out.runs);
+  else out.runs.clear();
+}
+
+// ... and as the doubles it stands for.
 void unpack(const fb::Packed& p, std::vector<double>& out) {
   const std::size_t n = p.count();
-  out.resize(n);
   if (p.encoding() == fb::Encoding::f32) {
+    out.resize(n);
     for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<double>(p.f32()->Get(static_cast<flatbuffers::uoffset_t>(i)));
     return;
   }
-  for (std::size_t i = 0; i < n; ++i)
-    out[i] = static_cast<double>(p.scales()->Get(static_cast<flatbuffers::uoffset_t>(i / compress::kBlock))) *
-             static_cast<double>(p.q8()->Get(static_cast<flatbuffers::uoffset_t>(i)));
+  thread_local compress::Q8 q8;
+  unpack(p, q8);
+  out.assign(n, 0.0);
+  compress::add(q8, out.data());
 }
 
 Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
@@ -845,7 +926,8 @@ void add_part_bytes(const msg::Message& message, std::uint64_t copies, msg::Part
     parts.coarse += copies * (plain(u->coarse_g) + either(u->coarse_h));
     parts.newton += copies * (plain(u->product) + 4 * u->gram.size());
   } else if (const auto* r = std::get_if<msg::RoundStart>(&message)) {
-    parts.broadcast += copies * (plain(r->w) + plain(r->gbar) + plain(r->eval_w));
+    parts.broadcast += copies * (plain(r->w) + plain(r->gbar) + plain(r->eval_w) +
+                                 r->w_delta.bytes() + r->gbar_delta.bytes());
     parts.newton += copies * plain(r->direction);
   } else if (const auto* c = std::get_if<msg::Config>(&message)) {
     parts.setup += copies * (plain(c->w) + either(c->basis));

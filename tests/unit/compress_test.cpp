@@ -146,5 +146,81 @@ TEST(Compress, NotRoundedIsNotRepresentable) {
   EXPECT_EQ(q[1], -3);
 }
 
+
+// The hub's broadcast changes (compress::Q8): quantize rounds like round_with_feedback, adding
+// them is exact, and gathering a support keeps each entry's value (the scales of the blocks it
+// touches, over runs).
+TEST(Compress, Q8ChangesRoundLikeTheDeltasAndGatherExactly) {
+  const std::size_t C = 3, d = 100, n = d * C;
+  const std::vector<double> v = awkward(n, 9);
+  compress::Q8 x;
+  compress::quantize(v.data(), n, x);
+  ASSERT_EQ(x.size(), n);
+  EXPECT_EQ(compress::check(x), "");
+  EXPECT_EQ(x.bytes(), n + 4 * compress::q8_blocks(n));
+  // The same vector as the agents' rounding would send.
+  std::vector<double> rounded = v, residual(n, 0.0);
+  compress::round_with_feedback(Encoding::q8, rounded.data(), residual.data(), n);
+  std::vector<double> sum(n, 0.0);
+  compress::add(x, sum.data());
+  EXPECT_EQ(sum, rounded);
+  // Adding twice is two exact additions of the same values.
+  std::vector<double> base = awkward(n, 10), expected = base;
+  for (std::size_t i = 0; i < n; ++i) expected[i] += rounded[i];
+  compress::add(x, base.data());
+  EXPECT_EQ(base, expected);
+
+  // A support of scattered columns, some runs crossing no block boundary, some several.
+  std::vector<std::uint32_t> columns;
+  for (std::uint32_t c = 0; c < d; ++c)
+    if (c % 7 == 0 || c % 5 == 1 || (c >= 40 && c < 70)) columns.push_back(c);
+  compress::Q8 g;
+  compress::gather(x, columns, static_cast<int>(C), g);
+  ASSERT_EQ(g.size(), columns.size() * C);
+  EXPECT_EQ(compress::check(g), "");
+  EXPECT_LT(g.scales.size(), g.size());
+  std::vector<double> restricted(g.size(), 0.0);
+  compress::add(g, restricted.data());
+  for (std::size_t k = 0; k < g.size(); ++k)
+    ASSERT_EQ(restricted[k], rounded[columns[k / C] * C + k % C]) << k;
+
+  // check() names what is inconsistent.
+  compress::Q8 bad = g;
+  bad.runs.back() += 1;
+  EXPECT_NE(compress::check(bad), "");
+  bad = g;
+  bad.runs[0] = 0;
+  EXPECT_NE(compress::check(bad), "");
+  bad = g;
+  bad.scales.pop_back();
+  EXPECT_NE(compress::check(bad), "");
+  bad = x;
+  bad.q[3] = -128;
+  EXPECT_NE(compress::check(bad), "");
+  bad = x;
+  bad.scales[1] = -1.0f;
+  EXPECT_NE(compress::check(bad), "");
+}
+
+// The hub's error feedback on the broadcast: with w fixed, each round's changes shrink what the
+// broadcast lacks by a factor of about 254 per block, so it reaches w in a few rounds.
+TEST(Compress, BroadcastWithFeedbackReachesTheTarget) {
+  const std::size_t n = 500;
+  const std::vector<double> w = awkward(n, 11);
+  std::vector<double> b(n, 0.0), change(n);
+  double last = INFINITY;
+  for (int round = 0; round < 6; ++round) {
+    for (std::size_t i = 0; i < n; ++i) change[i] = w[i] - b[i];
+    compress::Q8 x;
+    compress::quantize(change.data(), n, x);
+    compress::add(x, b.data());
+    double gap = 0.0;
+    for (std::size_t i = 0; i < n; ++i) gap = std::max(gap, std::abs(w[i] - b[i]));
+    EXPECT_LE(gap, last / 100) << round;
+    last = gap;
+  }
+  EXPECT_LE(last, 1e-10);
+}
+
 }  // namespace
 }  // namespace dsaga

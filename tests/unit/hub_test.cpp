@@ -349,6 +349,106 @@ TEST_F(HubTest, LostUpdateTriggersTableRebuildNotDoubleCounting) {
   EXPECT_LE(hub.check_invariant(), 1e-15);
 }
 
+// The compressed broadcast (compression q8, the default): the first round goes out whole, later
+// ones as the q8 changes since the round before, to every agent that was sent that round; the
+// sums are the hub's broadcast_w() bit for bit, which trails w() by what the changes left out
+// and reaches it as w stops moving. An agent that reports a stale base, or comes back on a new
+// connection, is sent the vectors.
+TEST_F(HubTest, CompressedBroadcastSendsChangesOnTheRoundBefore) {
+  ASSERT_TRUE(hub.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
+  ASSERT_TRUE(hub.on_message("pb", make_join("b", 3, 1.0), 0.0, out));
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}}, 0.0, out));
+  ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}}, 0.0, out));
+  ASSERT_EQ(sent<msg::RoundStart>(out, "pa").size(), 1u);
+  const msg::RoundStart round1 = *sent<msg::RoundStart>(out, "pa")[0];
+  EXPECT_EQ(round1.base, 0u);  // the first: whole
+  Eigen::VectorXd w_held = Eigen::Map<const Eigen::VectorXd>(round1.w.data(), kD);
+  Eigen::VectorXd g_held = Eigen::Map<const Eigen::VectorXd>(round1.gbar.data(), kD);
+  EXPECT_EQ(w_held, hub.w());
+
+  std::uint64_t seq = 2;
+  double last_gap = INFINITY;
+  for (std::uint64_t round = 1; round <= 5; ++round, ++seq) {
+    out.clear();
+    // Round 1 moves w and gbar by awkward amounts; later rounds leave them where they are.
+    const bool move = round == 1;
+    ASSERT_TRUE(hub.on_message("pa", update(round, seq, 1, {move ? 0.3 : 0, 0, 0}, {move ? 1.7 : 0, 0, 0}), 1.0, out));
+    ASSERT_TRUE(hub.on_message("pb", update(round, seq, 3, {0, move ? -0.11 : 0, 0}, {0, 0, move ? 1e-3 : 0}), 1.0, out));
+    ASSERT_EQ(hub.round(), round + 1);
+    const auto starts = sent<msg::RoundStart>(out, "pa");
+    ASSERT_EQ(starts.size(), 1u);
+    ASSERT_EQ(sent<msg::RoundStart>(out, "pb").size(), 1u);
+    EXPECT_EQ(starts[0], sent<msg::RoundStart>(out, "pb")[0]);  // one message to both
+    const msg::RoundStart& start = *starts[0];
+    EXPECT_EQ(start.base, round);
+    EXPECT_TRUE(start.w.empty() && start.gbar.empty());
+    ASSERT_EQ(start.w_delta.size(), static_cast<std::size_t>(kD));
+    compress::add(start.w_delta, w_held.data());
+    compress::add(start.gbar_delta, g_held.data());
+    EXPECT_EQ(w_held, hub.broadcast_w());  // what the agents hold, bit for bit
+    const double gap = (hub.w() - hub.broadcast_w()).cwiseAbs().maxCoeff();
+    EXPECT_LE(gap, (round == 1 ? 1.0 : last_gap) / 100) << round;
+    last_gap = gap;
+  }
+  EXPECT_LE(last_gap, 1e-9);
+  EXPECT_LE(hub.check_invariant(), 1e-15);
+
+  // A stale base reported: the open round's vectors, to that agent only.
+  out.clear();
+  EXPECT_FALSE(hub.on_message("pa", msg::Error{msg::ErrorCode::stale_broadcast, "holds none"}, 2.0, out));
+  ASSERT_EQ(sent<msg::RoundStart>(out, "pa").size(), 1u);
+  EXPECT_TRUE(sent<msg::RoundStart>(out, "pb").empty());
+  const msg::RoundStart& whole = *sent<msg::RoundStart>(out, "pa")[0];
+  EXPECT_EQ(whole.base, 0u);
+  EXPECT_EQ(whole.round, hub.round());
+  EXPECT_EQ(Eigen::Map<const Eigen::VectorXd>(whole.w.data(), kD), hub.broadcast_w());
+  EXPECT_EQ(Eigen::Map<const Eigen::VectorXd>(whole.gbar.data(), kD), g_held);
+  // ... and from there, changes again.
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa", update(hub.round(), seq, 1, {0, 0, 0}, {0, 0, 0}), 3.0, out));
+  ASSERT_TRUE(hub.on_message("pb", update(hub.round(), seq, 3, {0, 0, 0}, {0, 0, 0}), 3.0, out));
+  ++seq;
+  ASSERT_EQ(sent<msg::RoundStart>(out, "pa").size(), 1u);
+  EXPECT_NE(sent<msg::RoundStart>(out, "pa")[0]->base, 0u);
+  // A new connection: whole vectors.
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa2", make_join("a", 1, 2.0, 1), 4.0, out));
+  ASSERT_EQ(sent<msg::RoundStart>(out, "pa2").size(), 1u);
+  EXPECT_EQ(sent<msg::RoundStart>(out, "pa2")[0]->base, 0u);
+}
+
+// compression f64: the broadcast is w itself, always whole.
+TEST(HubBroadcast, UncompressedBroadcastIsWholeAndExact) {
+  HubOptions o;
+  o.aggregation = Aggregation::mean;
+  o.objective.loss = Loss::logistic;
+  o.objective.lambda = 0.5;
+  o.expected_agents = 1;
+  o.max_rounds = 10;
+  o.compression = msg::Encoding::f64;
+  HubCore hub(o);
+  std::vector<Outgoing> out;
+  ASSERT_TRUE(hub.on_message("pa", make_join("a", 2), 0.0, out));
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 2, {1, 2, 3}, 0.5, {}, 0, {}}, 0.0, out));
+  for (std::uint64_t round = 1; round <= 3; ++round) {
+    out.clear();
+    msg::Update u;
+    u.round = round;
+    u.seq = round + 1;
+    u.samples = u.steps = 2;
+    u.loss_sum = 1.0;
+    u.dw = {0.3, -0.1, 1.0 / 3.0};
+    u.dS = {0.1, 0.0, 0.0};
+    ASSERT_TRUE(hub.on_message("pa", u, 1.0, out));
+    const auto starts = sent<msg::RoundStart>(out, "pa");
+    ASSERT_EQ(starts.size(), 1u);
+    EXPECT_EQ(starts[0]->base, 0u);
+    EXPECT_EQ(Eigen::Map<const Eigen::VectorXd>(starts[0]->w.data(), kD), hub.w());
+    EXPECT_EQ(&hub.broadcast_w(), &hub.w());
+  }
+}
+
 TEST_F(HubTest, RestartedAgentRebuildsAndReconnectedAgentResumes) {
   start();
   out.clear();

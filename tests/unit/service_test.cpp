@@ -46,6 +46,7 @@ Dataset synthetic(Index n, Index d, std::uint64_t seed) {
 
 struct TrainingRun {
   std::vector<Eigen::VectorXd> w_after_round;  // hub's w after each closed round (index = round)
+  std::vector<Eigen::VectorXd> broadcast_after_round;  // ... and the next round's broadcast w
   std::vector<RoundReport> reports;
   Eigen::VectorXd best_w;
   std::string finish_reason;
@@ -73,6 +74,7 @@ TrainingRun train(const std::vector<Dataset>& shards, const HubOptions& options,
   hub_service.on_report = [&](const RoundReport& r, const TrafficCounters&) {
     run.reports.push_back(r);
     run.w_after_round.push_back(hub.w());
+    run.broadcast_after_round.push_back(hub.broadcast_w());
   };
   Status hub_status;
   std::thread hub_thread([&] { hub_status = run_hub(hub, **server, hub_service); });
@@ -270,6 +272,117 @@ std::vector<Dataset> narrow_shards(const Dataset& data, int agents) {
   return shards;
 }
 
+// The compressed broadcast (HubOptions::compression q8, the default) with restricted agents of
+// different supports: every agent starts each round from the hub's broadcast_w() exactly (F is
+// measured there), the run reaches the optimum in about the rounds of f64, and the broadcast's
+// bytes after the first round are a fraction of f64's.
+TEST(Service, CompressedBroadcastToRestrictedAgentsReachesTheOptimum) {
+  const Dataset data = synthetic(600, 40, 13);
+  const auto shards = narrow_shards(data, 3);
+  // The problem the shards make up: their rows, each without its shard's columns.
+  Dataset problem = data;
+  {
+    auto& X = std::get<DenseMatrix<double>>(problem.X);
+    Index at = 0;
+    for (std::size_t k = 0; k < shards.size(); ++k) {
+      const Dataset dense = convert(shards[k], Storage::dense, Precision::f64);
+      const auto& Xk = std::get<DenseMatrix<double>>(dense.X);
+      X.middleRows(at, Xk.rows()) = Xk;
+      problem.y.segment(at, Xk.rows()) = dense.y;
+      at += Xk.rows();
+    }
+    ASSERT_EQ(at, X.rows());
+  }
+  HubOptions options = logistic_options(3, 300);
+  options.restrict_to_support = true;
+  auto reference = solve_reference(problem, options.objective);
+  ASSERT_TRUE(reference) << reference.error();
+  options.f_star = reference->value;
+  options.target = 1e-8;
+  options.coarse_rank = 3;
+  std::uint64_t broadcast[2] = {0, 0};
+  std::size_t rounds[2] = {0, 0};
+  int i = 0;
+  for (msg::Encoding encoding : {msg::Encoding::f64, msg::Encoding::q8}) {
+    SCOPED_TRACE(compress::to_string(encoding));
+    options.compression = encoding;
+    const TrainingRun run = train(shards, options);
+    EXPECT_NE(run.finish_reason.find("target"), std::string::npos) << run.finish_reason;
+    for (const RoundReport& r : run.reports) {
+      EXPECT_LE(r.invariant_error, 1e-15) << r.round;
+      if (r.round >= 2) broadcast[i] += r.parts_down.broadcast;
+    }
+    rounds[i++] = run.reports.size();
+  }
+  std::printf("[ rounds   ] f64 %zu, q8 %zu; broadcast bytes after round 1: %llu, %llu\n",
+              rounds[0], rounds[1], static_cast<unsigned long long>(broadcast[0]),
+              static_cast<unsigned long long>(broadcast[1]));
+  EXPECT_LE(rounds[1], rounds[0] + rounds[0] / 10 + 2);
+  EXPECT_LE(broadcast[1] * 4 * rounds[0], broadcast[0] * rounds[1]);  // per round, < 1/4
+}
+
+// An agent handed changes on a broadcast it does not hold asks for the vectors (stale_broadcast)
+// and answers nothing; given them, it runs the round; the changes on that round then work.
+TEST(Service, AgentAsksForTheVectorsWhenChangesAreOnAnotherRound) {
+  const Dataset data = synthetic(50, 6, 3);
+  const Objective objective{Loss::logistic, 1e-2, 1};
+  AgentCore agent(data, objective, AgentOptions{"a", 1});
+  msg::Config config;
+  config.algorithm = msg::Algorithm::dsaga;
+  config.total_samples = 50;
+  config.features = 6;
+  config.classes = 1;
+  config.loss = Loss::logistic;
+  config.lambda = 1e-2;
+  config.eta = 0.05;
+  config.steps = 50;
+  config.seed = 3;
+  config.build_table = true;
+  config.w.assign(6, 0.0);
+  config.encoding = msg::Encoding::q8;
+  Outbox out;
+  ASSERT_TRUE(agent.on_message(config, out));
+  ASSERT_TRUE(agent.on_message(msg::Ack{0, 1}, out));
+  msg::RoundStart changes;
+  changes.round = 2;
+  changes.base = 1;
+  const std::vector<double> dw = {0.1, -0.2, 0.0, 0.05, 0.3, 0.0};
+  compress::quantize(dw.data(), dw.size(), changes.w_delta);
+  compress::quantize(dw.data(), dw.size(), changes.gbar_delta);
+  out.clear();
+  EXPECT_FALSE(agent.on_message(changes, out));  // holds nothing yet
+  ASSERT_EQ(out.size(), 1u);
+  const auto* error = std::get_if<msg::Error>(&out[0]);
+  ASSERT_NE(error, nullptr);
+  EXPECT_EQ(error->code, msg::ErrorCode::stale_broadcast);
+  EXPECT_NE(error->text.find("holds none"), std::string::npos) << error->text;
+  // Round 1 whole, then round 2 as changes on it.
+  msg::RoundStart whole;
+  whole.round = 1;
+  whole.w.assign(6, 0.0);
+  whole.gbar.assign(6, 0.0);
+  out.clear();
+  ASSERT_TRUE(agent.on_message(whole, out));
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<msg::Update>(out[0]));
+  ASSERT_TRUE(agent.on_message(msg::Ack{1, 2}, out));
+  out.clear();
+  ASSERT_TRUE(agent.on_message(changes, out));
+  ASSERT_EQ(out.size(), 1u);
+  const auto* update = std::get_if<msg::Update>(&out[0]);
+  ASSERT_NE(update, nullptr);
+  // Its loss is at the sum it holds: 0 + the changes.
+  Eigen::VectorXd w = Eigen::VectorXd::Zero(6);
+  compress::add(changes.w_delta, w.data());
+  EXPECT_NEAR(update->loss_sum, loss_sum(data, objective, w), 1e-9);
+  // Changes on round 1 again (round 3 on base 1): it holds round 2's.
+  changes.round = 3;
+  out.clear();
+  EXPECT_FALSE(agent.on_message(changes, out));
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<msg::Error>(out[0]));
+}
+
 // Restricted messages (support.hpp) change the bytes, not the run: the hub's closed form for
 // the columns an agent's rows miss gives the same iterates, to rounding, as the agent's own run.
 TEST(Service, RestrictedMessagesGiveTheSameIteratesAsWholeOnes) {
@@ -417,8 +530,8 @@ TEST(Service, ValidationFiguresAreThoseOfTheUnionAtTheBroadcastWInEveryMode) {
       if (r.validation.examples == 0) continue;
       ASSERT_EQ(r.validation.examples, static_cast<std::uint64_t>(held.rows())) << r.round;
       // The round's broadcast (sync) or evaluation point (async): the w when the round before
-      // closed.
-      const Eigen::VectorXd& w = run.w_after_round[i - 1];
+      // closed (compressed: the broadcast the next round opened with).
+      const Eigen::VectorXd& w = run.broadcast_after_round[i - 1];
       ValidationCounts direct;
       count_validation(held, options.objective, w, direct);
       const ValidationFigures f = summarize(direct, Loss::logistic);

@@ -95,6 +95,12 @@ void expect_same(const msg::RoundStart& a, const msg::RoundStart& b) {
   EXPECT_EQ(a.kind, b.kind);
   EXPECT_EQ(a.gram, b.gram);
   expect_same_bits(a.direction, b.direction, "direction");
+  EXPECT_EQ(a.base, b.base);
+  for (const auto& [x, y] : {std::pair{&a.w_delta, &b.w_delta}, std::pair{&a.gbar_delta, &b.gbar_delta}}) {
+    EXPECT_EQ(x->q, y->q);
+    EXPECT_EQ(x->scales, y->scales);
+    EXPECT_EQ(x->runs, y->runs);
+  }
 }
 void expect_same(const msg::Update& a, const msg::Update& b) {
   EXPECT_EQ(a.round, b.round);
@@ -242,6 +248,23 @@ std::vector<msg::Message> samples(std::size_t n) {
   heartbeat.round = std::numeric_limits<std::uint64_t>::max();
 
   return {join, config, init, start, update, ack, leave, error, heartbeat};
+}
+
+// A RoundStart of the compressed broadcast: w's changes whole, gbar's restricted (with runs).
+msg::RoundStart changes_start(std::size_t n) {
+  msg::RoundStart start;
+  start.round = 12;
+  start.base = 11;
+  start.eta = 0.125;
+  const std::vector<double> v = ramp(n, 2.0);
+  compress::quantize(v.data(), n, start.w_delta);
+  std::vector<std::uint32_t> columns;
+  for (std::uint32_t c = 0; c < n; c += 1 + c % 3) columns.push_back(c);
+  compress::Q8 whole;
+  compress::quantize(v.data(), n, whole);
+  compress::gather(whole, columns, 1, start.gbar_delta);
+  compress::gather(whole, columns, 1, start.w_delta);  // as wide as gbar's
+  return start;
 }
 
 // An Update whose dw and dS an agent rounded to `encoding` (compress.hpp): it travels packed.
@@ -468,6 +491,117 @@ TEST(WireEncode, UnroundedDeltasTravelAsF64) {
 }
 
 // A packed payload that is inconsistent in any way is refused, naming the field.
+// The hub's broadcast as q8 changes (RoundStart.base): whole and restricted (runs) forms come
+// back bit for bit, and every inconsistency is refused naming its field.
+TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
+  msg::RoundStart start;
+  start.round = 9;
+  start.base = 8;
+  start.eta = 0.25;
+  const std::vector<double> v = {0.5, -3.0, 1e-3, 0.0, 7.0, 2.5, -1.0};
+  compress::quantize(v.data(), v.size(), start.w_delta);
+  compress::gather(start.w_delta, {0, 2, 3}, 2, start.gbar_delta);  // 6 entries, runs
+  start.gbar_delta.q.push_back(5);  // 7, like w_delta: one more entry in a run of its own
+  start.gbar_delta.scales.push_back(0.125f);
+  start.gbar_delta.runs.push_back(1);
+  ASSERT_EQ(compress::check(start.gbar_delta), "");
+  const auto decoded = decode_copy(encode(start));
+  ASSERT_TRUE(decoded.is_ok()) << decoded.error();
+  const auto& m = std::get<msg::RoundStart>(*decoded);
+  EXPECT_EQ(m.base, 8u);
+  EXPECT_TRUE(m.w.empty() && m.gbar.empty());
+  EXPECT_EQ(m.w_delta.q, start.w_delta.q);
+  EXPECT_EQ(m.w_delta.scales, start.w_delta.scales);
+  EXPECT_TRUE(m.w_delta.runs.empty());
+  EXPECT_EQ(m.gbar_delta.q, start.gbar_delta.q);
+  EXPECT_EQ(m.gbar_delta.scales, start.gbar_delta.scales);
+  EXPECT_EQ(m.gbar_delta.runs, start.gbar_delta.runs);
+  msg::PartBytes parts;
+  wire::add_part_bytes(start, 1, parts);
+  EXPECT_EQ(parts.broadcast, start.w_delta.bytes() + start.gbar_delta.bytes());
+
+  struct Form {
+    fb::Encoding encoding = fb::Encoding::q8;
+    std::uint32_t count = 3;
+    std::vector<std::int8_t> q8 = {1, -127, 0};
+    std::vector<float> scales = {0.5f};
+    std::vector<std::uint8_t> runs;
+  };
+  struct Case {
+    std::uint64_t round = 5, base = 4;
+    std::uint8_t kind = 0;
+    Form w, g;
+    bool w_present = true, g_present = true;
+    std::vector<double> whole_w;
+  };
+  const auto build = [](const Case& c) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto pack = [&](const Form& f) {
+      const auto f32 = fbb.CreateVector(std::vector<float>{});
+      const auto q8 = fbb.CreateVector(f.q8);
+      const auto scales = fbb.CreateVector(f.scales);
+      const auto runs = f.runs.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>()
+                                       : fbb.CreateVector(f.runs);
+      return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales, runs);
+    };
+    const auto wp = c.w_present ? pack(c.w) : flatbuffers::Offset<fb::Packed>();
+    const auto gp = c.g_present ? pack(c.g) : flatbuffers::Offset<fb::Packed>();
+    const auto w = fbb.CreateVector(c.whole_w);
+    const auto none = fbb.CreateVector(std::vector<double>{});
+    const auto t = fb::CreateRoundStart(fbb, c.round, w, none, 0, 0.0, c.kind, false, none,
+                                        c.base, wp, gp);
+    return finish(fbb, fb::Body::RoundStart, t.Union());
+  };
+  {
+    Case c;
+    c.g.runs = {2, 1};
+    c.g.scales = {0.5f, 2.0f};
+    const auto ok = decode_copy(build(c));
+    ASSERT_TRUE(ok.is_ok()) << ok.error();
+    std::vector<double> g(3, 0.0);
+    compress::add(std::get<msg::RoundStart>(*ok).gbar_delta, g.data());
+    EXPECT_EQ(g, (std::vector<double>{0.5, -63.5, 0.0}));
+  }
+  const auto refused = [&](const std::function<void(Case&)>& change, const std::string& part) {
+    Case c;
+    change(c);
+    expect_error_containing(decode_copy(build(c)), part);
+  };
+  refused([](Case& c) { c.g_present = false; }, "RoundStart.gbar_delta is missing");
+  refused([](Case& c) { c.w_present = false; }, "RoundStart.w_delta is missing");
+  refused([](Case& c) { c.base = 0; }, "need a base round");
+  refused([](Case& c) { c.base = 5; }, "is not before its round");
+  refused([](Case& c) { c.kind = 2; }, "base is set in a Newton-CG round");
+  refused([](Case& c) { c.whole_w = {1.0, 2.0, 3.0}; }, "must be empty with a base round");
+  refused([](Case& c) {
+            c.w.encoding = fb::Encoding::f32;
+            c.w.q8.clear();
+            c.w.scales.clear();
+          }, "RoundStart.w_delta (f32) holds 0 floats");
+  refused([](Case& c) { c.g.count = 4; }, "RoundStart.gbar_delta (q8) holds 3 integers");
+  refused([](Case& c) {
+            c.g.count = 2;
+            c.g.q8.pop_back();
+          }, "RoundStart.w_delta has 3 entries and gbar_delta 2");
+  refused([](Case& c) { c.g.runs = {1, 1}; }, "runs add up to 2 entries, the count is 3");
+  refused([](Case& c) {
+            c.g.runs = {0, 3};
+            c.g.scales = {0.5f, 0.5f};
+          }, "run 0 has 0 entries");
+  refused([](Case& c) {
+            c.g.runs = {2, 1};
+          }, "RoundStart.gbar_delta (q8) holds 3 integers, 1 scales");
+  refused([](Case& c) {
+            c.w.count = c.g.count = 65;
+            c.w.q8.assign(65, 1);
+            c.g.q8.assign(65, 1);
+            c.w.scales = {1.0f};
+            c.w.runs = {65};
+          }, "run 0 has 65 entries");
+  refused([](Case& c) { c.w.q8[0] = -128; }, "RoundStart.w_delta integer 0 is -128");
+  refused([](Case& c) { c.g.scales[0] = -1.0f; }, "RoundStart.gbar_delta scale 0 is negative");
+}
+
 TEST(WireDecode, RejectsInconsistentPackedVectors) {
   struct Form {
     fb::Encoding encoding = fb::Encoding::q8;
@@ -610,9 +744,9 @@ TEST(WireDecode, RejectsWrongIdentifier) {
 
 TEST(WireDecode, RejectsOtherProtocolVersions) {
   // 1: a peer from before two-level dSAGA, 2: from before restricted vectors, 3: from before
-  // Newton-CG rounds and the validation counts, 4: from before packed deltas; each is refused
-  // with a clear reason.
-  for (std::uint32_t version : {0u, 1u, 2u, 3u, 4u, 6u, 7u, 0xFFFFFFFFu}) {
+  // Newton-CG rounds and the validation counts, 4: from before packed deltas, 5: from before the
+  // compressed broadcast; each is refused with a clear reason.
+  for (std::uint32_t version : {0u, 1u, 2u, 3u, 4u, 5u, 7u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
         finish(fbb, fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, 3).Union(), version);
@@ -744,8 +878,8 @@ TEST(WireDecode, RejectsEnumValuesOutOfRange) {
   }
   {
     msg::Error e;
-    e.code = static_cast<msg::ErrorCode>(10);
-    expect_error(decode_copy(encode(e)), "Error.code has unknown value 10");
+    e.code = static_cast<msg::ErrorCode>(11);
+    expect_error(decode_copy(encode(e)), "Error.code has unknown value 11");
     e.code = static_cast<msg::ErrorCode>(65535);
     expect_error(decode_copy(encode(e)), "Error.code has unknown value 65535");
   }
@@ -917,7 +1051,7 @@ TEST(WireDecode, RejectsDoubleVectorsMisalignedWithinTheBuffer) {
   // envelope's protocol version, kept current.)
   const Bytes bytes = {0x14, 0x00, 0x00, 0x00, 0x44, 0x53, 0x47, 0x41, 0x00, 0x00, 0x0a, 0x00,
                        0x12, 0x00, 0x08, 0x00, 0x07, 0x00, 0x0c, 0x00, 0x0a, 0x00, 0x00, 0x00,
-                       0x00, 0x00, 0x00, 0x05, 0x05, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,
+                       0x00, 0x00, 0x00, 0x05, 0x06, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x12, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x08, 0x00, 0x12, 0x00, 0x00, 0x00,
                        0x0c, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
@@ -1017,6 +1151,7 @@ TEST(WireCorpus, CommittedSeedsMatchTheEncoder) {
   check(defaults(), "default");
   check({packed_update(msg::Encoding::f32, 8)}, "f32");
   check({packed_update(msg::Encoding::q8, 70)}, "q8");
+  check({changes_start(150)}, "changes");
 }
 
 // ---- Decoding into reused storage (decode_into, Decoder) -------------------------------------

@@ -107,6 +107,9 @@ class AgentCore {
   Status on_round(const msg::RoundStart& start, Outbox& out);
   // Newton-CG rounds (newton.hpp): the gradient and curvature at w, or a Hessian product.
   Status on_newton_round(const msg::RoundStart& start, Outbox& out);
+  // w_round_ and gbar_round_ from a run round's RoundStart: its vectors, or its changes added to
+  // the broadcast held (a stale_broadcast Error to the hub when that is not the one they are on).
+  Status take_broadcast(const msg::RoundStart& start, Outbox& out);
   Status build_table(Outbox& out);
   // Two-level dSAGA: takes the coarse basis a Config carries (Z_k = X_k U).
   Status take_basis(const msg::Config& config);
@@ -126,6 +129,10 @@ class AgentCore {
   double step_ = 0.0;                   // the local step the method runs with
   std::optional<msg::Config> config_;
   Eigen::VectorXd w_round_, gbar_round_;  // the broadcast state, reused every round
+  // The round whose broadcast w_round_ and gbar_round_ hold, on which a RoundStart's changes
+  // (RoundStart.base) can be added; 0: none (a Config or a Newton round came since).
+  std::uint64_t held_round_ = 0;
+  std::vector<double> change_;  // a RoundStart's changes, decoded (wire-shaped)
   Eigen::VectorXd eval_w_;  // where an asynchronous hub asks for the loss (RoundStart.eval_w)
   Eigen::VectorXd dw_, ds_, table_sum_, coarse_g_, coarse_h_;
   // What rounding dw and dS to Config::encoding has left out so far, wire-shaped (compress.hpp):

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace dsaga::compress {
 
@@ -53,5 +54,30 @@ bool fits_f32(const double* v, std::size_t n);
 bool to_q8(const double* v, std::size_t n, float* scales, std::int8_t* q);
 // v[i] = scales[i / kBlock] * q[i], exact in double.
 void from_q8(const float* scales, const std::int8_t* q, std::size_t n, double* v);
+
+// A q8 vector held as its integers and scales (the hub's broadcast deltas, hub.hpp): entry i is
+// scales[s] * q[i], s the run i falls in. Runs are `runs[s]` consecutive entries each; no runs
+// means blocks of kBlock (the last one shorter). A vector restricted to an agent's support keeps
+// the scales of the whole vector's blocks it touches, each over the run of its entries there.
+struct Q8 {
+  std::vector<float> scales;
+  std::vector<std::int8_t> q;
+  std::vector<std::uint8_t> runs;
+  std::size_t size() const { return q.size(); }
+  bool empty() const { return q.empty(); }
+  // Bytes on the wire (payload alone).
+  std::size_t bytes() const { return q.size() + 4 * scales.size() + runs.size(); }
+};
+// out <- v rounded to nearest in blocks of kBlock (the rule of round_with_feedback); the caller
+// keeps what was left out, as v - the decoded out.
+void quantize(const double* v, std::size_t n, Q8& out);
+// v[i] += the entry i of x, for i < x.size(): the same sums on the hub and on every agent.
+void add(const Q8& x, double* v);
+// The entries of `whole` (runs-free, of d*C entries) at the columns `columns` (ascending), each
+// with its `classes` entries, as restricted vectors are laid out (support.hpp).
+void gather(const Q8& whole, const std::vector<std::uint32_t>& columns, int classes, Q8& out);
+// Why x is not a consistent Q8 (scales and runs agree with the count, integers in -127..127,
+// scales finite and >= 0), or an empty string.
+std::string_view check(const Q8& x);
 
 }  // namespace dsaga::compress

@@ -99,7 +99,8 @@ struct HubOptions {
   // How the agents round the deltas they send (Update.dw, dS), with error feedback so the
   // accounting stays exact (compress.hpp): f64 (as they are), f32, q8 (8 bits and a scale per
   // 64 entries). Other than f64, two-level's curvature payloads (basis, eigenvectors, coarse
-  // Hessians) travel in floats too.
+  // Hessians) travel in floats too. With q8 the synchronous run rounds' broadcast travels as q8
+  // changes with the hub's error feedback (HubCore: the compressed broadcast).
   msg::Encoding compression = msg::Encoding::q8;
   // async: the most updates applied between an agent's starting model and its update for the
   // update's dw to be used; 0 = twice the number of agents.
@@ -241,6 +242,10 @@ class HubCore {
   int connected_agents() const;
   double eta() const { return eta_; }
   const Eigen::VectorXd& w() const { return w_; }
+  // The w the agents start the open round from, where F and the validation figures are measured:
+  // w() but for a compressed broadcast (compression q8: HubCore::advance_broadcast), which
+  // trails w() by at most one rounding of a round's change.
+  const Eigen::VectorXd& broadcast_w() const { return bw_.size() == w_.size() ? bw_ : w_; }
   const Eigen::VectorXd& gbar() const { return gbar_; }
   // The w whose objective was last measured (the model to save), and that objective.
   const Eigen::VectorXd& best_w() const { return best_w_; }
@@ -297,6 +302,9 @@ class HubCore {
     double init_loss = 0.0;      // loss sum at w0 (init round)
     Eigen::VectorXd table_sum;   // S_k
     std::vector<std::uint32_t> support;  // columns its rows touch (empty: every column)
+    // The round whose broadcast (bw_, bg_) it was last sent: it can take the next one as
+    // changes. 0: none (it joined, lost its connection, or was sent whole vectors).
+    std::uint64_t holds_round = 0;
     // two_level setup: its eigenpairs, until the basis is built (not checkpointed: a hub that
     // restarts before the first round asks again).
     coarse::AgentBasis eigen;
@@ -318,8 +326,24 @@ class HubCore {
   bool restricted(const AgentState& agent) const;
   // The local steps per round the agent runs (its Config.steps).
   std::uint64_t local_steps_for(const AgentState& agent) const;
-  // The RoundStart of the open round for this agent (restricted or whole).
+  // The RoundStart of the open round for this agent (restricted or whole), with the vectors.
   msg::RoundStart round_start_for(const AgentState& agent) const;
+  // The compressed broadcast (HubOptions::compression q8, synchronous run rounds). Every agent
+  // starts its run not from w_ but from bw_ (and bg_ for gbar), which each round moves by the
+  // q8 rounding of w_ - bw_ (of round_gbar_ - bg_): the hub's error feedback, so what is left
+  // out of one round's change goes out with the next, and bw_ -> w_ as the changes vanish. The
+  // modes step w_ (exactly as without compression); F is measured at bw_, where the agents were.
+  bool compressed_broadcast() const;
+  // At a round's opening (after round_gbar_ is set): moves bw_ and bg_, keeping the changes
+  // (the first compressed round sets them to w_ and round_gbar_ and has none).
+  void advance_broadcast();
+  // Whether `agent` holds the last round's broadcast and so takes this round's as changes.
+  bool takes_changes(const AgentState& agent) const;
+  // The open round's RoundStart as changes (agent: restricted to its support; nullptr: whole).
+  msg::RoundStart changes_start(const AgentState* agent) const;
+  // The open round's RoundStart for `agent`, changes when it can take them, and its holds_round.
+  msg::RoundStart broadcast_to(AgentState& agent);
+
   // The Update as the modes see it: restricted vectors made whole (dS zero off the support, dw
   // off it by the closed form of support.hpp from the round's broadcast).
   msg::Update whole_update(const AgentState& agent, const msg::Update& update) const;
@@ -362,8 +386,12 @@ class HubCore {
   double round_eta_ = 0.0;
   // The gbar every RoundStart of the open round carries (async keeps no round_gbar_: gbar_).
   const Eigen::VectorXd& broadcast_gbar() const {
+    if (bg_.size() == gbar_.size()) return bg_;
     return round_gbar_.size() == gbar_.size() ? round_gbar_ : gbar_;
   }
+  // The compressed broadcast (empty when off; checkpointed) and the open round's changes.
+  Eigen::VectorXd bw_, bg_;
+  compress::Q8 w_change_, gbar_change_;
   double best_objective_ = std::numeric_limits<double>::quiet_NaN();
   std::uint64_t best_round_ = 0;
   double admission_started_ = -1.0;

@@ -27,8 +27,9 @@ namespace dsaga::msg {
 
 // Bumped on any incompatible change of the schema or of the meaning of a field.
 // 2: two-level dSAGA, 3: restricted vectors, 4: Newton-CG rounds (RoundStart.kind) and the
-// Update's held-out validation counts, 5: compact encodings of Update.dw and Update.dS
-inline constexpr std::uint32_t kProtocolVersion = 5;
+// Update's held-out validation counts, 5: compact encodings of Update.dw and Update.dS,
+// 6: the broadcast as q8 changes (RoundStart.base)
+inline constexpr std::uint32_t kProtocolVersion = 6;
 
 // How an agent rounds dw and dS before sending them, with error feedback (compress.hpp).
 using compress::Encoding;
@@ -46,6 +47,7 @@ enum class ErrorCode : std::uint16_t {
   invalid_value = 7,       // NaN/Inf or a norm over the bound
   refused = 8,             // admission refused (full, unknown key, finished)
   internal = 9,
+  stale_broadcast = 10,    // a RoundStart's changes are on a broadcast the agent does not hold
 };
 
 struct Join {
@@ -121,6 +123,11 @@ struct RoundStart {
   RoundKind kind = RoundKind::run;
   bool gram = false;              // gradient: also upload the Gram X_k^T X_k (once)
   std::vector<double> direction;  // product: p (d*C, or restricted like w)
+  // The broadcast as changes (hub.hpp: HubOptions::compression): base > 0 says w and gbar are
+  // empty and the agent adds w_delta and gbar_delta (as wide as w would be) to the w and gbar
+  // of RoundStart `base`, which it holds. base = 0: w and gbar are the vectors.
+  std::uint64_t base = 0;
+  compress::Q8 w_delta, gbar_delta;
 };
 
 struct Update {
