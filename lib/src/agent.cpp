@@ -273,6 +273,7 @@ Status AgentCore::build_table(Outbox& out) {
   std::fill(residual_ds_.begin(), residual_ds_.end(), 0.0);
   init.eigenvalues.clear();
   init.eigenvectors.clear();
+  init.eigenvectors_q8.q.clear();
   init.eigen_next = 0.0;
   if (config_->two_level && config_->basis_rank > 0) {
     // Two-level setup: the top eigenpairs of this agent's Gram, on its support (coarse.hpp).
@@ -281,7 +282,11 @@ Status AgentCore::build_table(Outbox& out) {
     assign(pairs.values, init.eigenvalues);
     init.eigen_next = pairs.next;
     init.eigenvectors.assign(pairs.vectors.data(), pairs.vectors.data() + pairs.vectors.size());
-    if (config_->encoding != msg::Encoding::f64)  // they only shape the coarse space
+    // They only shape the coarse space: q8 or floats with a compact encoding.
+    if (config_->encoding == msg::Encoding::q8)
+      compress::round_to_q8(init.eigenvectors.data(), init.eigenvectors.size(),
+                            &init.eigenvectors_q8);
+    else if (config_->encoding != msg::Encoding::f64)
       compress::round_to_float(init.eigenvectors.data(), init.eigenvectors.size());
   }
   has_pending_ = true;

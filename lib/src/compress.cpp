@@ -157,24 +157,54 @@ void add(const Q8& x, double* v) {
   }
 }
 
-void gather(const Q8& whole, const std::vector<std::uint32_t>& columns, int classes, Q8& out) {
-  const std::size_t C = static_cast<std::size_t>(classes);
-  out.q.resize(columns.size() * C);
+namespace {
+// Appends entry i of `whole` (indices ascending across calls) to `out`, opening a run where a
+// new block starts.
+struct Gatherer {
+  const Q8& whole;
+  Q8& out;
+  std::size_t last_block = SIZE_MAX;
+  void take(std::size_t i) {
+    const std::size_t block = i / kBlock;
+    if (block != last_block) {
+      out.scales.push_back(whole.scales[block]);
+      out.runs.push_back(0);
+      last_block = block;
+    }
+    ++out.runs.back();  // at most kBlock entries of one block: fits a byte
+    out.q.push_back(whole.q[i]);
+  }
+};
+void start(Q8& out, std::size_t n) {
+  out.q.clear();
   out.scales.clear();
   out.runs.clear();
-  std::size_t last_block = SIZE_MAX, k = 0;
+  out.q.reserve(n);
+}
+}  // namespace
+
+void gather(const Q8& whole, const std::vector<std::uint32_t>& columns, int classes, Q8& out) {
+  const std::size_t C = static_cast<std::size_t>(classes);
+  start(out, columns.size() * C);
+  Gatherer g{whole, out};
   for (const std::uint32_t col : columns)
-    for (std::size_t c = 0; c < C; ++c, ++k) {
-      const std::size_t i = static_cast<std::size_t>(col) * C + c;
-      const std::size_t block = i / kBlock;
-      if (block != last_block) {
-        out.scales.push_back(whole.scales[block]);
-        out.runs.push_back(0);
-        last_block = block;
-      }
-      ++out.runs.back();  // at most kBlock entries of one block: fits a byte
-      out.q[k] = whole.q[i];
-    }
+    for (std::size_t c = 0; c < C; ++c) g.take(static_cast<std::size_t>(col) * C + c);
+}
+
+void gather_rows(const Q8& whole, std::size_t rows, std::size_t cols,
+                 const std::vector<std::uint32_t>& rows_kept, Q8& out) {
+  start(out, rows_kept.size() * cols);
+  Gatherer g{whole, out};
+  for (std::size_t j = 0; j < cols; ++j)
+    for (const std::uint32_t r : rows_kept) g.take(j * rows + r);
+}
+
+void round_to_q8(double* v, std::size_t n, Q8* out) {
+  Q8 local;
+  Q8& x = out != nullptr ? *out : local;
+  quantize(v, n, x);
+  std::fill(v, v + n, 0.0);
+  add(x, v);
 }
 
 std::string_view check(const Q8& x) {

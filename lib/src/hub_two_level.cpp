@@ -126,7 +126,8 @@ void TwoLevelMode::build_coarse_space(HubCore& hub) {
     for (const auto& a : uploads)
       widest = std::max(widest, a.support.empty() ? static_cast<std::size_t>(hub.features_)
                                                   : a.support.size());
-    // (Rounded to float, with --compression, it is 4 bytes an entry.)
+    // (Rounded to float or q8, with --compression, it is 4 bytes an entry or less; the cap is
+    // that of floats either way.)
     const bool floats = hub.options_.compression != msg::Encoding::f64;
     const int byte_cap = static_cast<int>(std::max<std::size_t>(
         1, (std::size_t(32) << 20) / ((floats ? sizeof(float) : sizeof(double)) * widest)));
@@ -135,11 +136,14 @@ void TwoLevelMode::build_coarse_space(HubCore& hub) {
                               byte_cap);
     hub.coarse_.basis =
         coarse::build_basis(hub.features_, uploads, rank, hub.options_.objective.classes);
-    // The agents get U in floats (wire.cpp sends it so, at half the bytes); the hub's coarse
-    // step uses the same rounded U, so both sides work in one coarse space.
-    if (floats)
-      compress::round_to_float(hub.coarse_.basis.u.data(),
-                               static_cast<std::size_t>(hub.coarse_.basis.u.size()));
+    // The agents get U in floats or q8 (at a half or an eighth of the bytes); the hub's coarse
+    // step uses the same rounded U, so both sides work in one coarse space, and its Gram U^T U
+    // where it took I for an orthonormal one (two_level_step).
+    Eigen::MatrixXd& u = hub.coarse_.basis.u;
+    if (hub.options_.compression == msg::Encoding::q8)
+      compress::round_to_q8(u.data(), static_cast<std::size_t>(u.size()));
+    else if (floats)
+      compress::round_to_float(u.data(), static_cast<std::size_t>(u.size()));
     // Where even the whole union leaves too much curvature to the local runs, the step shrinks
     // until eta * T * beta * curvature meets the bound (the rule of coarse.hpp).
     // An agent whose run would leave too much curvature to itself (eta * T * beta * c_fine over
@@ -188,6 +192,19 @@ void TwoLevelMode::add_to_config(const HubCore& hub, const AgentState& agent,
   }
   const Eigen::MatrixXd& u = hub.coarse_.basis.u;
   config.basis_dim = static_cast<std::uint32_t>(u.cols());
+  if (hub.options_.compression == msg::Encoding::q8) {
+    // U is q8 already (build_coarse_space): its integers and scales, restricted to the support
+    // with the whole matrix's blocks.
+    compress::Q8 whole;
+    compress::quantize(u.data(), static_cast<std::size_t>(u.size()), whole);
+    if (agent.support.empty())
+      config.basis_q8 = std::move(whole);
+    else
+      compress::gather_rows(whole, static_cast<std::size_t>(u.rows()),
+                            static_cast<std::size_t>(u.cols()), agent.support, config.basis_q8);
+    config.basis.clear();
+    return;
+  }
   // U restricted to the rows of the agent's support, column-major.
   const std::size_t rows = agent.support.empty() ? static_cast<std::size_t>(u.rows())
                                                  : agent.support.size();
@@ -284,11 +301,25 @@ void TwoLevelMode::two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, 
   }
   Eigen::MatrixXd h(mc, mc);
   coarse::unpack_upper(h_packed.data(), h);
+  h /= n_round;
   const double lambda = hub.options_.objective.lambda;
+  // A rounded U (compression f32 or q8) is orthonormal only to its rounding: the regulariser's
+  // coarse Hessian is lambda U^T U, and the coarse part of dbar its projection through U^T U.
+  const bool rounded = !s.basis.identity && hub.options_.compression != msg::Encoding::f64;
+  Eigen::LLT<Eigen::MatrixXd> gram;
+  if (rounded) {
+    const Eigen::MatrixXd utu = s.basis.u.transpose() * s.basis.u;
+    gram.compute(utu);
+    const Index m = s.basis.u.cols();
+    for (Index j = 0; j < m; ++j)
+      for (Index l = 0; l < m; ++l)
+        for (Index c = 0; c < C; ++c)
+          h(j * C + c, l * C + c) += lambda * (utu(j, l) - (j == l ? 1.0 : 0.0));
+  }
   const Eigen::VectorXd w_coarse =
       s.basis.identity ? w_round : coarse::restrict(s.basis.u, w_round, C);
   const Eigen::VectorXd g_u = g / n_round + lambda * w_coarse;
-  const auto delta = coarse::newton_step(h / n_round, g_u, lambda);
+  const auto delta = coarse::newton_step(h, g_u, lambda);
   if (!delta) {
     // Cannot happen with lambda > 0; with lambda = 0 and a singular coarse Hessian the runs'
     // mean is the step.
@@ -299,7 +330,13 @@ void TwoLevelMode::two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, 
     hub.w_ = w_round + s.gamma * *delta;
     return;
   }
-  const Eigen::VectorXd fine = dbar - coarse::prolong(s.basis.u, coarse::restrict(s.basis.u, dbar, C), C);
+  Eigen::VectorXd coarse_part = coarse::restrict(s.basis.u, dbar, C);  // m x C, row-major
+  if (rounded && gram.info() == Eigen::Success) {
+    using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    Eigen::Map<RowMatrix> part(coarse_part.data(), s.basis.u.cols(), C);
+    part = gram.solve(RowMatrix(part));
+  }
+  const Eigen::VectorXd fine = dbar - coarse::prolong(s.basis.u, coarse_part, C);
   hub.w_ = w_round + s.gamma * coarse::prolong(s.basis.u, *delta, C) + fine;
 }
 

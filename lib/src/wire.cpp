@@ -114,20 +114,27 @@ struct BodyEncoder {
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Config& m) {
     const auto w = doubles(m.w);
-    const auto [basis, basis_f32] = doubles_or_floats(m.basis);
+    static const std::vector<double> none;
+    const bool q8_basis = !m.basis_q8.empty();  // then it is what travels
+    const auto [basis, basis_f32] = doubles_or_floats(q8_basis ? none : m.basis);
+    const auto basis_q8 = q8_basis ? q8(m.basis_q8) : flatbuffers::Offset<fb::Packed>();
     const auto t = fb::CreateConfig(fbb, to_fb(m.algorithm), m.total_samples, m.features, m.classes,
                                     to_fb(m.loss), m.lambda, m.eta, m.steps, m.seed, m.build_table,
                                     m.round, w, m.prox, m.refresh, m.two_level, m.basis_rank,
                                     m.basis_id, m.basis_identity, m.basis_dim, basis, m.restricted,
-                                    to_fb(m.encoding), basis_f32);
+                                    to_fb(m.encoding), basis_f32, basis_q8);
     return {fb::Body::Config, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::InitUpload& m) {
     const auto table_sum = doubles(m.table_sum);
     const auto values = doubles(m.eigenvalues);
-    const auto [vectors, vectors_f32] = doubles_or_floats(m.eigenvectors);
+    static const std::vector<double> none;
+    const bool q8_vectors = !m.eigenvectors_q8.empty();
+    const auto [vectors, vectors_f32] = doubles_or_floats(q8_vectors ? none : m.eigenvectors);
+    const auto vectors_q8 =
+        q8_vectors ? q8(m.eigenvectors_q8) : flatbuffers::Offset<fb::Packed>();
     const auto t = fb::CreateInitUpload(fbb, m.seq, m.samples, table_sum, m.loss_sum, values,
-                                        m.eigen_next, vectors, vectors_f32);
+                                        m.eigen_next, vectors, vectors_f32, vectors_q8);
     return {fb::Body::InitUpload, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::RoundStart& m) {
@@ -400,6 +407,37 @@ Status convert(const fb::Join& t, const Limits& limits, msg::Message& out) {
   return Status::ok();
 }
 
+Status check_packed(const fb::Packed& p, const Limits& limits, const char* name);
+void unpack(const fb::Packed& p, compress::Q8& out);
+
+// A curvature payload that may travel as q8 (`packed`) instead of [double] or [float]: then both
+// of those are empty and it is q8.
+Status check_q8_payload(const fb::Packed* packed, const flatbuffers::Vector<double>& d,
+                        const flatbuffers::Vector<float>& f, const Limits& limits,
+                        const char* name) {
+  if (packed == nullptr) return Status::ok();
+  if (d.size() != 0 || f.size() != 0)
+    return Status::error(std::string(name) + " travels both packed and as floats or doubles");
+  if (const Status s = check_packed(*packed, limits, name); !s) return s;
+  if (packed->encoding() != fb::Encoding::q8) return Status::error(std::string(name) + " must be q8");
+  return Status::ok();
+}
+
+// ... decoded into both forms (only after check_q8_payload passed).
+void assign_q8_payload(const fb::Packed* packed, const flatbuffers::Vector<double>& d,
+                       const flatbuffers::Vector<float>& f, std::vector<double>& values,
+                       compress::Q8& q8) {
+  if (packed == nullptr) {
+    q8.q.clear();
+    q8.scales.clear();
+    q8.runs.clear();
+    return assign_either(d, f, values);
+  }
+  unpack(*packed, q8);
+  values.assign(q8.size(), 0.0);
+  compress::add(q8, values.data());
+}
+
 Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.w(), "Config.w")
@@ -420,6 +458,10 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
       .finite(t.basis_f32(), "Config.basis_f32")
       .one_of(t.basis(), t.basis_f32(), "Config.basis");
   if (!checks.status()) return checks.status();
+  if (const Status s = check_q8_payload(t.basis_q8(), *t.basis(), *t.basis_f32(), limits,
+                                        "Config.basis_q8");
+      !s)
+    return s;
   msg::Config& m = slot<msg::Config>(out);
   m.algorithm = from_fb(t.algorithm());
   m.total_samples = t.total_samples();
@@ -440,7 +482,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
   m.basis_id = t.basis_id();
   m.basis_identity = t.basis_identity();
   m.basis_dim = t.basis_dim();
-  assign_either(*t.basis(), *t.basis_f32(), m.basis);
+  assign_q8_payload(t.basis_q8(), *t.basis(), *t.basis_f32(), m.basis, m.basis_q8);
   m.restricted = t.restricted();
   m.encoding = from_fb(t.encoding());
   return Status::ok();
@@ -464,6 +506,10 @@ Status convert(const fb::InitUpload& t, const Limits& limits, msg::Message& out)
       .finite(t.eigenvectors_f32(), "InitUpload.eigenvectors_f32")
       .one_of(t.eigenvectors(), t.eigenvectors_f32(), "InitUpload.eigenvectors");
   if (!checks.status()) return checks.status();
+  if (const Status s = check_q8_payload(t.eigenvectors_q8(), *t.eigenvectors(),
+                                        *t.eigenvectors_f32(), limits, "InitUpload.eigenvectors_q8");
+      !s)
+    return s;
   msg::InitUpload& m = slot<msg::InitUpload>(out);
   m.seq = t.seq();
   m.samples = t.samples();
@@ -471,12 +517,10 @@ Status convert(const fb::InitUpload& t, const Limits& limits, msg::Message& out)
   m.loss_sum = t.loss_sum();
   assign(*t.eigenvalues(), m.eigenvalues);
   m.eigen_next = t.eigen_next();
-  assign_either(*t.eigenvectors(), *t.eigenvectors_f32(), m.eigenvectors);
+  assign_q8_payload(t.eigenvectors_q8(), *t.eigenvectors(), *t.eigenvectors_f32(),
+                    m.eigenvectors, m.eigenvectors_q8);
   return Status::ok();
 }
-
-Status check_packed(const fb::Packed& p, const Limits& limits, const char* name);
-void unpack(const fb::Packed& p, compress::Q8& out);
 
 // A RoundStart's broadcast as changes (base > 0): both q8, as wide as each other, instead of w
 // and gbar, in a run round that names no evaluation point.
@@ -930,9 +974,12 @@ void add_part_bytes(const msg::Message& message, std::uint64_t copies, msg::Part
                                  r->w_delta.bytes() + r->gbar_delta.bytes());
     parts.newton += copies * plain(r->direction);
   } else if (const auto* c = std::get_if<msg::Config>(&message)) {
-    parts.setup += copies * (plain(c->w) + either(c->basis));
+    parts.setup += copies * (plain(c->w) + (c->basis_q8.empty() ? either(c->basis)
+                                                                 : c->basis_q8.bytes()));
   } else if (const auto* i = std::get_if<msg::InitUpload>(&message)) {
-    parts.setup += copies * (plain(i->table_sum) + plain(i->eigenvalues) + either(i->eigenvectors));
+    parts.setup += copies * (plain(i->table_sum) + plain(i->eigenvalues) +
+                             (i->eigenvectors_q8.empty() ? either(i->eigenvectors)
+                                                         : i->eigenvectors_q8.bytes()));
   }
 }
 

@@ -202,6 +202,27 @@ TEST(Compress, Q8ChangesRoundLikeTheDeltasAndGatherExactly) {
   EXPECT_NE(compress::check(bad), "");
 }
 
+// A column-major matrix's rows on a support, from the whole matrix's q8 blocks: each entry keeps
+// its value; round_to_q8 gives the values and their integers and scales at once.
+TEST(Compress, RowsOfAQ8MatrixAndRoundingToQ8) {
+  const std::size_t rows = 90, cols = 4;
+  std::vector<double> m = awkward(rows * cols, 12);
+  compress::Q8 whole;
+  compress::round_to_q8(m.data(), m.size(), &whole);
+  std::vector<double> again(m.size(), 0.0);
+  compress::add(whole, again.data());
+  EXPECT_EQ(again, m);  // the rounded values are what the integers and scales say
+  const std::vector<std::uint32_t> kept = {0, 3, 4, 5, 63, 64, 65, 89};
+  compress::Q8 part;
+  compress::gather_rows(whole, rows, cols, kept, part);
+  EXPECT_EQ(compress::check(part), "");
+  std::vector<double> values(part.size(), 0.0);
+  compress::add(part, values.data());
+  for (std::size_t j = 0; j < cols; ++j)
+    for (std::size_t k = 0; k < kept.size(); ++k)
+      ASSERT_EQ(values[j * kept.size() + k], m[j * rows + kept[k]]) << j << " " << k;
+}
+
 // The hub's error feedback on the broadcast: with w fixed, each round's changes shrink what the
 // broadcast lacks by a factor of about 254 per block, so it reaches w in a few rounds.
 TEST(Compress, BroadcastWithFeedbackReachesTheTarget) {

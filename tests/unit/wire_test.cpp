@@ -602,6 +602,54 @@ TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
   refused([](Case& c) { c.g.scales[0] = -1.0f; }, "RoundStart.gbar_delta scale 0 is negative");
 }
 
+// Two-level's curvature payloads as q8 (compression q8): the basis (restricted rows, runs) and
+// the eigenvectors travel packed and decode into both forms; a payload sent both ways is refused.
+TEST(WireDecode, CurvatureAsQ8TravelsPackedAndBothFormsAreRefused) {
+  std::vector<double> u = ramp(200, 0.5);
+  compress::Q8 whole;
+  compress::round_to_q8(u.data(), u.size(), &whole);
+  msg::Config config;
+  config.w = {0.0, 1.0};
+  compress::gather_rows(whole, 100, 2, {1, 2, 50, 99}, config.basis_q8);
+  const auto c = decode_copy(encode(config));
+  ASSERT_TRUE(c.is_ok()) << c.error();
+  const auto& got = std::get<msg::Config>(*c);
+  EXPECT_EQ(got.basis, (std::vector<double>{u[1], u[2], u[50], u[99], u[101], u[102], u[150], u[199]}));
+  EXPECT_EQ(got.basis_q8.q, config.basis_q8.q);
+  EXPECT_EQ(got.basis_q8.runs, config.basis_q8.runs);
+  msg::PartBytes config_parts;
+  wire::add_part_bytes(got, 1, config_parts);  // 8 integers, 4 scales, 4 runs
+  EXPECT_EQ(config_parts.setup, 16 + 8 + 4 * 4 + 4);
+
+  msg::InitUpload init;
+  init.table_sum = {1.0};
+  init.eigenvectors = u;
+  init.eigenvectors_q8 = whole;
+  const auto i = decode_copy(encode(init));
+  ASSERT_TRUE(i.is_ok()) << i.error();
+  EXPECT_EQ(std::get<msg::InitUpload>(*i).eigenvectors, u);
+  msg::PartBytes parts;
+  wire::add_part_bytes(init, 1, parts);
+  EXPECT_EQ(parts.setup, 8 + whole.bytes());
+
+  // Packed and as doubles at once: refused.
+  flatbuffers::FlatBufferBuilder fbb;
+  const auto w = fbb.CreateVector(std::vector<double>{0.0});
+  const auto basis = fbb.CreateVector(std::vector<double>{1.0});
+  const auto floats = fbb.CreateVector(std::vector<float>{});
+  const auto q8 = fbb.CreateVector(std::vector<std::int8_t>{1});
+  const auto scales = fbb.CreateVector(std::vector<float>{1.0f});
+  const auto packed = fb::CreatePacked(fbb, fb::Encoding::q8, 1, floats, q8, scales);
+  fb::ConfigBuilder b(fbb);
+  b.add_w(w);
+  b.add_basis(basis);
+  b.add_basis_f32(floats);
+  b.add_basis_q8(packed);
+  const auto t = b.Finish();
+  expect_error(decode_copy(finish(fbb, fb::Body::Config, t.Union())),
+               "Config.basis_q8 travels both packed and as floats or doubles");
+}
+
 TEST(WireDecode, RejectsInconsistentPackedVectors) {
   struct Form {
     fb::Encoding encoding = fb::Encoding::q8;

@@ -76,6 +76,14 @@ void add(const Q8& x, double* v);
 // The entries of `whole` (runs-free, of d*C entries) at the columns `columns` (ascending), each
 // with its `classes` entries, as restricted vectors are laid out (support.hpp).
 void gather(const Q8& whole, const std::vector<std::uint32_t>& columns, int classes, Q8& out);
+// The rows `rows_kept` (ascending) of a column-major rows x cols matrix held whole in `whole`
+// (runs-free), column by column: the matrix restricted to those rows, column-major.
+void gather_rows(const Q8& whole, std::size_t rows, std::size_t cols,
+                 const std::vector<std::uint32_t>& rows_kept, Q8& out);
+// v <- the nearest vector q8 represents (blocks of kBlock), without feedback, and `out` (if
+// given) <- it as integers and scales: for the curvature payloads, which only shape the coarse
+// space (the sender uses the rounded values itself wherever the receiver will).
+void round_to_q8(double* v, std::size_t n, Q8* out = nullptr);
 // Why x is not a consistent Q8 (scales and runs agree with the count, integers in -127..127,
 // scales finite and >= 0), or an empty string.
 std::string_view check(const Q8& x);

@@ -85,6 +85,9 @@ struct Config {
   bool basis_identity = false;    // U = I (the whole space)
   std::uint32_t basis_dim = 0;    // m
   std::vector<double> basis;      // U on the agent's support, column-major |support| x m
+  // The same as q8 (compression q8: the hub rounded U so); when not empty it is what travels,
+  // and a decoded Config holds both forms.
+  compress::Q8 basis_q8;
   // The d*C vectors of this agent's messages travel restricted to its Join::support
   // (|support| * C entries; support.hpp), Config::w included.
   bool restricted = false;
@@ -101,6 +104,7 @@ struct InitUpload {
   std::vector<double> eigenvalues;   // top Config::basis_rank of X_k^T X_k / n_k, descending
   double eigen_next = 0.0;           // the next one
   std::vector<double> eigenvectors;  // on the support, column-major |support| x q
+  compress::Q8 eigenvectors_q8;      // the same as q8, like Config::basis_q8
 };
 
 // What a round asks of an agent (newton.hpp for the last two).
