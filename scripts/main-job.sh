@@ -128,9 +128,9 @@ echo "$summary" >"$run/summary.txt"
 # val_accuracy, is "nan" in rounds without validation counts, which gnuplot skips.
 # Rows of Newton-CG's product rounds (no F, no validation) are left out of every panel.
 src="< grep -v ',product,' '$run/metrics.csv'"
-panels=2 width=1200 accuracy_panel=""
+panels=3 width=1800 accuracy_panel=""
 if [ ${#VALIDATION[@]} -gt 0 ]; then
-  panels=3 width=1800
+  panels=4 width=2400
   accuracy_panel="unset logscale y
 set format y \"%.3f\"
 set key bottom right
@@ -152,6 +152,18 @@ set xlabel "round (message round trips)"
 plot "$src" every ::1 using 1:(\$5 > 0 ? \$5 : 1e-16) with linespoints pt 7 ps 0.4 title "$method"
 set xlabel "MB per agent (both directions)"
 plot "$src" every ::1 using (\$13 / 1e6):(\$5 > 0 ? \$5 : 1e-16) with linespoints pt 7 ps 0.4 title "$method"
+# The bytes by part of the protocol (metrics columns 28-34: so far, over all agents; column 2
+# the agents), per agent; every row, Newton-CG's products included.
+set xlabel "round"
+set ylabel "MB per agent so far, by part of the protocol"
+unset logscale y
+set format y "%.2g"
+set key top left
+plot "$run/metrics.csv" using 1:(\$28 / \$2 / 1e6) with lines lw 2 title "deltas (up)", \\
+     "" using 1:(\$32 / \$2 / 1e6) with lines lw 2 title "broadcast (down)", \\
+     "" using 1:(\$29 / \$2 / 1e6) with lines lw 2 title "coarse (up)", \\
+     "" using 1:((\$30 + \$33) / \$2 / 1e6) with lines lw 2 title "newton-cg (both)", \\
+     "" using 1:((\$31 + \$34) / \$2 / 1e6) with lines lw 2 title "setup (both)"
 $accuracy_panel
 unset multiplot
 GP
