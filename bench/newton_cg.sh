@@ -19,6 +19,7 @@
 #                           [--settings "b1r-label b1r-iid b1-label"]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/common.sh"
 build=$root/build-bench
 if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then build=$1; shift; fi
 rounds=150 out=$root/bench/results/newton-cg limit=0
@@ -33,15 +34,7 @@ while [ $# -gt 0 ]; do
     *) echo "newton_cg.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-"$root/scripts/install-deps.sh"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDSAGA_BUILD_BENCH=ON \
-  -DBUILD_TESTING=OFF >"$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log"; echo "newton_cg.sh: configure failed (log above)" >&2; exit 1; }
-cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target dsaga-bench-convergence >/dev/null
-tool=$build/bench/convergence/dsaga-bench-convergence
-mkdir -p "$out"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" |
-  tee "$out/machine.txt"
+bench_prepare newton_cg.sh
 start=$(date +%s)
 for setting in $settings; do
   case "$setting" in
@@ -57,8 +50,7 @@ for setting in $settings; do
     --max-rounds "$rounds" --eta-grid 1 --limit "$limit" --out "$out" \
     --summary "$out/$setting.tsv" 2>&1 | tee -a "$out/$setting.txt"
   echo "($setting: $(( $(date +%s) - t0 )) s)" | tee -a "$out/$setting.txt"
-  tag=$(sed -n 's/^# \([^ :]*\): N = .*/\1/p' "$out/$setting.txt" | head -n 1)
-  "$root/bench/plot_convergence.sh" "$out" "$tag" || true
+  bench_plot "$setting"
 done
 # liblinear's Newton on B1r, against the F* the benchmark computed.
 suffix=""
@@ -69,8 +61,4 @@ if [ -f "$fstar_file" ] && command -v liblinear-train >/dev/null; then
   /usr/bin/python3 "$root/bench/single_node.py" --problem B1r --methods liblinear \
     --f-star "$(cat "$fstar_file")" --limit "$limit" --out "$out" --quiet | tee "$out/b1r-liblinear.txt"
 fi
-{
-  printf 'setting\talgorithm\teta\tr(1e-3)\tMB(1e-3)\tr(1e-6)\tMB(1e-6)\tfinal\t@round\tpeak\tsetupMB\tMB/round\ts\n'
-  for setting in $all_settings; do if [ -f "$out/$setting.tsv" ]; then cat "$out/$setting.tsv"; fi; done
-} | column -t -s $'\t' | tee "$out/summary.txt"
-echo "total: $(( $(date +%s) - start )) s (rounds cap $rounds, limit $limit)" | tee -a "$out/summary.txt"
+bench_summary

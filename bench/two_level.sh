@@ -25,6 +25,7 @@
 # --limit keeps the first ROWS images (smoke runs; lambda = 1/ROWS, F* cached separately).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/common.sh"
 build=$root/build-bench
 if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then build=$1; shift; fi
 rounds=60 out=$root/bench/results/two-level limit=0 s1_baseline_rounds=20
@@ -40,16 +41,7 @@ while [ $# -gt 0 ]; do
     *) echo "two_level.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-"$root/scripts/install-deps.sh"
-# Only the benchmark's target (scripts/build.sh would build every program and test).
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDSAGA_BUILD_BENCH=ON \
-  -DBUILD_TESTING=OFF >"$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log"; echo "two_level.sh: configure failed (log above)" >&2; exit 1; }
-cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target dsaga-bench-convergence >/dev/null
-tool=$build/bench/convergence/dsaga-bench-convergence
-mkdir -p "$out"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" |
-  tee "$out/machine.txt"
+bench_prepare two_level.sh
 start=$(date +%s)
 for setting in $settings; do
   case "$setting" in
@@ -76,13 +68,7 @@ for setting in $settings; do
     run dsaga-plain,dsaga,scaffold,fedavg "$rounds"
   fi
   echo "($setting: $(( $(date +%s) - t0 )) s)" | tee -a "$out/$setting.txt"
-  # The plot of the setting, under the file prefix the benchmark chose (its first "# TAG:" line).
-  tag=$(sed -n 's/^# \([^ :]*\): N = .*/\1/p' "$out/$setting.txt" | head -n 1)
-  "$root/bench/plot_convergence.sh" "$out" "$tag" || true
+  bench_plot "$setting"
 done
-{
-  printf 'setting\talgorithm\teta\tr(1e-3)\tMB(1e-3)\tr(1e-6)\tMB(1e-6)\tfinal\t@round\tpeak\tsetupMB\tMB/round\ts\n'
-  for setting in $all_settings; do if [ -f "$out/$setting.tsv" ]; then cat "$out/$setting.tsv"; fi; done
-} | column -t -s $'\t' | tee "$out/summary.txt"
-echo "total: $(( $(date +%s) - start )) s (rounds cap $rounds, limit $limit)" | tee -a "$out/summary.txt"
+bench_summary
 echo "tables: $out/*.txt, per-round metrics: $out/*.csv"

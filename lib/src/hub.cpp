@@ -522,12 +522,13 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
                   cat("Update of agent '", agent.agent_id, "' for round ", update.round, ": ", why),
                   out);
   };
-  if (phase_ != Phase::training && phase_ != Phase::finished)
-    return fail(msg::ErrorCode::wrong_round, "training has not started");
-  // last_seq counts *applied* updates only. An update held for the open round is not in it
+  // (a) Where the update stands in the agent's sequence: applied already, held, a replay, or
+  // new. last_seq counts *applied* updates only. An update held for the open round is not in it
   // (nor in a checkpoint saved mid-round, which does not hold pending_): a hub resumed from such
   // a checkpoint takes the agent's resend as new instead of acknowledging an update it never
   // applied, which would lose its dS and leave the round waiting for it forever.
+  if (phase_ != Phase::training && phase_ != Phase::finished)
+    return fail(msg::ErrorCode::wrong_round, "training has not started");
   if (update.seq <= agent.last_seq) {  // applied already: acknowledge again, apply nothing
     out.push_back(Outgoing{{agent.peer}, msg::Ack{update.round, update.seq}});
     return Status::ok();
@@ -539,31 +540,55 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
     return fail(msg::ErrorCode::replay, "a second update for the same round");
   if (!agent.initialized)
     return fail(msg::ErrorCode::wrong_round, "its table is being rebuilt");
-  if (update.seq != agent.last_seq + 1) {
-    // A message of this agent never arrived (a connection dropped with it queued): the hub's
-    // S_k no longer matches the agent's table. Nothing of this update is applied; the agent
-    // rebuilds its table at the current w and its InitUpload replaces S_k wholesale, so the
-    // invariant holds again without ever counting a delta twice.
-    const std::string why = cat("Update of agent '", agent.agent_id, "' has seq ", update.seq,
-                                ", expected ", agent.last_seq + 1,
-                                ": an update was lost; rebuilding its table");
-    agent.last_seq = update.seq;
-    agent.initialized = false;
-    agent.holds_round = 0;
-    pending_.erase(agent.agent_id);
-    out.push_back(Outgoing{{agent.peer}, config_for(agent, true)});
-    return Status::error(why);
+  // (b) A seq gap: an update of this agent was lost, and its table is rebuilt.
+  if (update.seq != agent.last_seq + 1) return rebuild_after_lost_update(agent, update, out);
+  // (c) The payload's checks, which change nothing.
+  std::optional<msg::Update> widened;
+  if (const auto refusal = check_update_payload(agent, update, widened))
+    return fail(refusal->code, refusal->why);
+  const msg::Update& whole = widened ? *widened : update;
+
+  // (d) Accepted. S_k and gbar take dS together, so the invariant holds between any two
+  // messages: when the round closes (in agent-id order, so the result does not depend on
+  // arrival order), or now for a late update whose round has closed. The Ack goes out only once
+  // the update is applied (and, with checkpoints, saved): until then the agent keeps it and
+  // sends it again to a restarted hub, so a crash between receipt and commit loses nothing.
+  if (phase_ == Phase::finished) {
+    apply_late(agent, whole, out);
+    return Status::ok();
   }
+  return mode_->take_update(*this, agent, whole, now, out);
+}
+
+Status HubCore::rebuild_after_lost_update(AgentState& agent, const msg::Update& update,
+                                          std::vector<Outgoing>& out) {
+  // A message of this agent never arrived (a connection dropped with it queued): the hub's S_k
+  // no longer matches the agent's table. Nothing of this update is applied; the agent rebuilds
+  // its table at the current w and its InitUpload replaces S_k wholesale, so the invariant holds
+  // again without ever counting a delta twice.
+  const std::string why = cat("Update of agent '", agent.agent_id, "' has seq ", update.seq,
+                              ", expected ", agent.last_seq + 1,
+                              ": an update was lost; rebuilding its table");
+  agent.last_seq = update.seq;
+  agent.initialized = false;
+  agent.holds_round = 0;  // it is sent a Config: the next broadcast is whole
+  pending_.erase(agent.agent_id);
+  out.push_back(Outgoing{{agent.peer}, config_for(agent, true)});
+  return Status::error(why);
+}
+
+std::optional<Refusal> HubCore::check_update_payload(const AgentState& agent,
+                                                     const msg::Update& update,
+                                                     std::optional<msg::Update>& widened) const {
   // A Newton answer to a hub whose rounds are local runs (plain, two-level, async) has no step.
   if (!update.product.empty() && mode_->round_kind(*this) == msg::RoundKind::run)
-    return fail(msg::ErrorCode::wrong_round,
-                cat("it carries a Newton-CG `product`, and round ", round_, " is a ",
-                    to_string(active_), " round"));
-  if (const auto refusal = mode_->check_update(*this, agent, update))
-    return fail(refusal->code, refusal->why);
+    return Refusal{msg::ErrorCode::wrong_round,
+                   cat("it carries a Newton-CG `product`, and round ", round_, " is a ",
+                       to_string(active_), " round")};
+  if (auto refusal = mode_->check_update(*this, agent, update)) return refusal;
   if (update.samples != agent.samples)
-    return fail(msg::ErrorCode::dimension_mismatch,
-                cat(update.samples, " samples, it joined with ", agent.samples));
+    return Refusal{msg::ErrorCode::dimension_mismatch,
+                   cat(update.samples, " samples, it joined with ", agent.samples)};
   const bool narrow = restricted(agent);
   const Index width =
       narrow ? static_cast<Index>(agent.support.size()) * options_.objective.classes : w_.size();
@@ -575,24 +600,27 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
                  !update.coarse_h.empty() || static_cast<Index>(update.product.size()) != width ||
                  (!update.gram.empty() &&
                   update.gram.size() != coarse::packed_size(gram_columns))))
-    return fail(msg::ErrorCode::dimension_mismatch,
-                cat("a Newton answer with product, dw, dS, coarse_g, coarse_h and gram of ",
-                    update.product.size(), ", ", update.dw.size(), ", ", update.dS.size(), ", ",
-                    update.coarse_g.size(), ", ", update.coarse_h.size(), " and ",
-                    update.gram.size(), " entries; expected ", width, ", 0, 0, 0, 0 and 0 or ",
-                    coarse::packed_size(gram_columns), narrow ? " (restricted to its support)" : ""));
+    return Refusal{
+        msg::ErrorCode::dimension_mismatch,
+        cat("a Newton answer with product, dw, dS, coarse_g, coarse_h and gram of ",
+            update.product.size(), ", ", update.dw.size(), ", ", update.dS.size(), ", ",
+            update.coarse_g.size(), ", ", update.coarse_h.size(), " and ", update.gram.size(),
+            " entries; expected ", width, ", 0, 0, 0, 0 and 0 or ",
+            coarse::packed_size(gram_columns), narrow ? " (restricted to its support)" : "")};
   if (!newton && (static_cast<Index>(update.dw.size()) != width ||
                   static_cast<Index>(update.dS.size()) != width || !update.gram.empty()))
-    return fail(msg::ErrorCode::dimension_mismatch,
-                cat("dw has ", update.dw.size(), " and dS ", update.dS.size(), " entries, expected ",
-                    width, narrow ? " (restricted to its support)" : "",
-                    update.gram.empty() ? "" : "; a Gram comes only with a Newton gradient"));
+    return Refusal{
+        msg::ErrorCode::dimension_mismatch,
+        cat("dw has ", update.dw.size(), " and dS ", update.dS.size(), " entries, expected ",
+            width, narrow ? " (restricted to its support)" : "",
+            update.gram.empty() ? "" : "; a Gram comes only with a Newton gradient")};
   if (!std::isfinite(update.loss_sum))
-    return fail(msg::ErrorCode::invalid_value, "loss_sum is not finite");
+    return Refusal{msg::ErrorCode::invalid_value, "loss_sum is not finite"};
   if (const Status s = check_counts(update.validation, "validation: "); !s)
-    return fail(msg::ErrorCode::invalid_value, s.message());
-  // From here on the modes see whole vectors.
-  std::optional<msg::Update> widened;
+    return Refusal{msg::ErrorCode::invalid_value, s.message()};
+  // The modes see whole vectors, and the bound applies to them: a restricted agent's update is
+  // widened here (its dw off the support comes from the round's broadcast), once its shape is
+  // known to be right.
   if (narrow && newton) {
     widened = update;
     Eigen::VectorXd full(w_.size());
@@ -606,21 +634,11 @@ Status HubCore::on_update(AgentState& agent, const msg::Update& update, double n
     const double dw_norm = view(whole.dw).norm();
     const double ds_norm = view(whole.dS).norm() / static_cast<double>(agent.samples);
     if (dw_norm > options_.max_update_norm || ds_norm > options_.max_update_norm)
-      return fail(msg::ErrorCode::invalid_value,
-                  cat("||dw|| = ", dw_norm, ", ||dS||/n_k = ", ds_norm, ", over the bound ",
-                      options_.max_update_norm));
+      return Refusal{msg::ErrorCode::invalid_value,
+                     cat("||dw|| = ", dw_norm, ", ||dS||/n_k = ", ds_norm, ", over the bound ",
+                         options_.max_update_norm)};
   }
-
-  // Accepted. S_k and gbar take dS together, so the invariant holds between any two messages:
-  // when the round closes (in agent-id order, so the result does not depend on arrival order),
-  // or now for a late update whose round has closed. The Ack goes out only once the update is
-  // applied (and, with checkpoints, saved): until then the agent keeps it and sends it again
-  // to a restarted hub, so a crash between receipt and commit loses nothing.
-  if (phase_ == Phase::finished) {
-    apply_late(agent, whole, out);
-    return Status::ok();
-  }
-  return mode_->take_update(*this, agent, whole, now, out);
+  return std::nullopt;
 }
 
 void HubCore::apply_late(AgentState& agent, const msg::Update& update,

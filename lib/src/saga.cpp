@@ -53,6 +53,16 @@ struct Classes {
   int value() const { return C; }
 };
 
+// Row j of a CSR matrix: its entries [begin, end) of the column indices and values.
+template <class Inner, class Value>
+struct CsrRow {
+  CsrRow(const Inner* inner, const Value* values, Index begin, Index end)
+      : inner(inner), values(values), begin(begin), end(end) {}
+  const Inner* inner;
+  const Value* values;
+  Index begin, end;
+};
+
 using simd::prefetch;
 
 // Requests the cache lines of [begin, begin + bytes), so that they arrive while other work runs.
@@ -617,7 +627,6 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
   // one instruction, not a loop).
   const Index R = std::is_same_v<Width, OneClass> ? Index(4) : record_size_;
   assert(R == record_size_);
-  const double eta = eta_, lambda = objective_.lambda;
   const double inv_N = this->inv_N();
   const std::uint64_t n = static_cast<std::uint64_t>(n_);
   const double* y = data_.y.data();
@@ -665,46 +674,9 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
       q_end = outer[j_1 + 1];
       prefetch(table_.data() + j_1 * C);
     }
-    const Index begin = outer[j], end = outer[j + 1];
+    const CsrRow row(inner, values, outer[j], outer[j + 1]);
 
-    // Bring the row's coordinates up to date (closed form over the steps since each was last
-    // read) and take the margins <x_j, w> = s * <x_j, v>.
-    const double A = cum_;
-    if constexpr (std::is_same_v<Width, OneClass>) {
-      // Two partial sums in registers (even and odd entries): the margin's add chain, not the
-      // loads, bounds this loop otherwise.
-      const auto catch_up = [&](Index p) {  // brings entry p's coordinate up to date: x * v
-        double* r = rec + Index(inner[p]) * R;
-        const double vk = r[kV] - (r[gbar0_at(1)] + r[delta_at(1)] * inv_N) * (A - r[kMark]);
-        r[kV] = vk;
-        return static_cast<double>(values[p]) * vk;
-      };
-      double z_even = 0.0, z_odd = 0.0;
-      Index p = begin;
-      for (; p + 2 <= end; p += 2) {
-        prefetch_next_record();
-        prefetch_next_record();
-        z_even += catch_up(p);
-        z_odd += catch_up(p + 1);
-      }
-      if (p < end) z_even += catch_up(p);
-      z[0] = scale_ * (z_even + z_odd);
-    } else {
-      std::fill(z, z + C, 0.0);
-      for (Index p = begin; p < end; ++p) {
-        prefetch_next_record();
-        double* r = rec + Index(inner[p]) * R;
-        const double x = static_cast<double>(values[p]);
-        const double D = A - r[kMark];
-        for (int c = 0; c < C; ++c) {
-          const double g = r[gbar0_at(C) + c] + r[delta_at(C) + c] * inv_N;
-          const double vk = r[kV + c] - g * D;
-          r[kV + c] = vk;
-          z[c] += x * vk;
-        }
-      }
-      for (int c = 0; c < C; ++c) z[c] *= scale_;
-    }
+    catch_up_row(rec, R, row, width, inv_N, z, prefetch_next_record);
     while (q < q_end) prefetch_next_record();
 
     sample_derivative(objective_, y[j], z, a);
@@ -715,52 +687,116 @@ void SagaSolver::run_sparse(const Matrix& X, Index steps, Width width) {
     }
 
     if (eager_) {
-      // s == 1 and A == 0 throughout: the dense part goes to every coordinate now.
-      for (Index k = 0; k < d_; ++k) {
-        double* r = rec + k * R;
-        for (int c = 0; c < C; ++c) {
-          const double g = r[gbar0_at(C) + c] + r[delta_at(C) + c] * inv_N;
-          r[kV + c] -= eta * (g + lambda * r[kV + c]);
-        }
-      }
-      for (Index p = begin; p < end; ++p) {
-        double* r = rec + Index(inner[p]) * R;
-        const double x = static_cast<double>(values[p]);
-        for (int c = 0; c < C; ++c) {
-          const double u = diff[c] * x;
-          r[kV + c] -= eta * u;
-          r[delta_at(C) + c] += u;
-        }
-      }
-      continue;
+      step_row_eager(rec, R, row, width, inv_N, diff);
+    } else {
+      step_row_lazy(rec, R, row, width, inv_N, diff);
     }
+  }
+}
 
-    // w' = rho * w - eta * (gbar + u) with w = s * v becomes v' = v - (eta / s') * (gbar + u):
-    // the row's coordinates take this step in full (with the old gbar) and are marked up to
-    // date at the new A.
-    const double s_next = scale_ * rho_;
-    const double inc = eta / s_next;
-    {  // A += inc, Kahan-compensated
-      const double t = inc - cum_carry_;
-      const double sum = cum_ + t;
-      cum_carry_ = (sum - cum_) - t;
-      cum_ = sum;
+// Before a sparse step: brings row j's coordinates up to date (the closed form over the steps
+// since each was last read) and takes the margins z = <x_j, w> = s * <x_j, v>, requesting one
+// of the next row's records per entry (prefetch_next).
+template <class Width, class Row, class Prefetch>
+void SagaSolver::catch_up_row(double* __restrict rec, Index R, const Row& row, Width width,
+                              double inv_N, double* z, Prefetch& prefetch_next) {
+  const auto* inner = row.inner;
+  const auto* values = row.values;
+  const Index begin = row.begin, end = row.end;
+  const double A = cum_;
+  if constexpr (std::is_same_v<Width, OneClass>) {
+    // Two partial sums in registers (even and odd entries): the margin's add chain, not the
+    // loads, bounds this loop otherwise.
+    const auto catch_up = [&](Index p) {  // brings entry p's coordinate up to date: x * v
+      double* r = rec + Index(inner[p]) * R;
+      const double vk = r[kV] - (r[gbar0_at(1)] + r[delta_at(1)] * inv_N) * (A - r[kMark]);
+      r[kV] = vk;
+      return static_cast<double>(values[p]) * vk;
+    };
+    double z_even = 0.0, z_odd = 0.0;
+    Index p = begin;
+    for (; p + 2 <= end; p += 2) {
+      prefetch_next();
+      prefetch_next();
+      z_even += catch_up(p);
+      z_odd += catch_up(p + 1);
     }
+    if (p < end) z_even += catch_up(p);
+    z[0] = scale_ * (z_even + z_odd);
+  } else {
+    const int C = width.value();
+    std::fill(z, z + C, 0.0);
     for (Index p = begin; p < end; ++p) {
+      prefetch_next();
       double* r = rec + Index(inner[p]) * R;
       const double x = static_cast<double>(values[p]);
+      const double D = A - r[kMark];
       for (int c = 0; c < C; ++c) {
-        const double u = diff[c] * x;
         const double g = r[gbar0_at(C) + c] + r[delta_at(C) + c] * inv_N;
-        r[kV + c] -= inc * (g + u);
-        r[delta_at(C) + c] += u;
+        const double vk = r[kV + c] - g * D;
+        r[kV + c] = vk;
+        z[c] += x * vk;
       }
-      r[kMark] = cum_;
     }
-    scale_ = s_next;
-    if (++since_restart_ >= restart_period_ || !(scale_ >= 1e-100 && scale_ <= 1e100)) {
-      renormalize();
+    for (int c = 0; c < C; ++c) z[c] *= scale_;
+  }
+}
+
+// A sparse step when rho is out of range (eager_): s == 1 and A == 0 throughout, so the dense
+// part goes to every coordinate now, then row j's part u = diff * x_j.
+template <class Width, class Row>
+void SagaSolver::step_row_eager(double* __restrict rec, Index R, const Row& row, Width width,
+                                double inv_N, const double* diff) {
+  const int C = width.value();
+  const double eta = eta_, lambda = objective_.lambda;
+  for (Index k = 0; k < d_; ++k) {
+    double* r = rec + k * R;
+    for (int c = 0; c < C; ++c) {
+      const double g = r[gbar0_at(C) + c] + r[delta_at(C) + c] * inv_N;
+      r[kV + c] -= eta * (g + lambda * r[kV + c]);
     }
+  }
+  for (Index p = row.begin; p < row.end; ++p) {
+    double* r = rec + Index(row.inner[p]) * R;
+    const double x = static_cast<double>(row.values[p]);
+    for (int c = 0; c < C; ++c) {
+      const double u = diff[c] * x;
+      r[kV + c] -= eta * u;
+      r[delta_at(C) + c] += u;
+    }
+  }
+}
+
+// A sparse step in the scaled form: w' = rho * w - eta * (gbar + u) with w = s * v becomes
+// v' = v - (eta / s') * (gbar + u). The row's coordinates take this step in full (with the old
+// gbar) and are marked up to date at the new A; the others follow by the closed form when next
+// read. Restarts the representation when its period is over or s is out of range.
+template <class Width, class Row>
+void SagaSolver::step_row_lazy(double* __restrict rec, Index R, const Row& row, Width width,
+                               double inv_N, const double* diff) {
+  const int C = width.value();
+  const double s_next = scale_ * rho_;
+  const double inc = eta_ / s_next;
+  {  // A += inc, Kahan-compensated
+    const double t = inc - cum_carry_;
+    const double sum = cum_ + t;
+    cum_carry_ = (sum - cum_) - t;
+    cum_ = sum;
+  }
+  for (Index p = row.begin; p < row.end; ++p) {
+    double* r = rec + Index(row.inner[p]) * R;
+    const double x = static_cast<double>(row.values[p]);
+    for (int c = 0; c < C; ++c) {
+      const double u = diff[c] * x;
+      const double g = r[gbar0_at(C) + c] + r[delta_at(C) + c] * inv_N;
+      r[kV + c] -= inc * (g + u);
+      r[delta_at(C) + c] += u;
+    }
+    r[kMark] = cum_;
+  }
+  scale_ = s_next;
+  if (++since_restart_ >= restart_period_ || !(scale_ >= 1e-100 && scale_ <= 1e100)) {
+    renormalize();
   }
 }
 

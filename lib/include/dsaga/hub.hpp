@@ -198,6 +198,8 @@ enum class Outcome : std::uint8_t {
 };
 const char* to_string(Outcome outcome);
 
+struct Refusal;  // a refused message's code and reason (hub_mode.hpp)
+
 class HubCore {
  public:
   enum class Phase { admitting, initializing, training, finished };
@@ -319,6 +321,14 @@ class HubCore {
                  std::vector<Outgoing>& out);
   Status on_update(AgentState& agent, const msg::Update& update, double now,
                    std::vector<Outgoing>& out);
+  // on_update's seq gap (an update was lost): the agent rebuilds its table.
+  Status rebuild_after_lost_update(AgentState& agent, const msg::Update& update,
+                                   std::vector<Outgoing>& out);
+  // on_update's checks of a new update's payload, which change nothing: a refusal, or nothing
+  // and, for an agent restricted to its support, the update made whole in `widened` (the bound
+  // on its norm applies to the whole vectors).
+  std::optional<Refusal> check_update_payload(const AgentState& agent, const msg::Update& update,
+                                              std::optional<msg::Update>& widened) const;
   AgentState* agent_for_peer(const PeerId& peer);
   msg::Config config_for(const AgentState& agent, bool build_table) const;
   // Whether this agent's vectors travel restricted to its support (options_.restrict_to_support,

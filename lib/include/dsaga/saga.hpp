@@ -133,6 +133,16 @@ class SagaSolver {
   void run_dense(const Matrix& X, Index steps, Width width);
   template <class Matrix, class Width>
   void run_sparse(const Matrix& X, Index steps, Width width);
+  // run_sparse's parts (saga.cpp): a row's lazy catch-up and margins, then the step itself.
+  template <class Width, class Row, class Prefetch>
+  void catch_up_row(double* rec, Index R, const Row& row, Width width, double inv_N, double* z,
+                    Prefetch& prefetch_next);
+  template <class Width, class Row>
+  void step_row_eager(double* rec, Index R, const Row& row, Width width, double inv_N,
+                      const double* diff);
+  template <class Width, class Row>
+  void step_row_lazy(double* rec, Index R, const Row& row, Width width, double inv_N,
+                     const double* diff);
   // Starts the step representation afresh from the iterate w (s = 1; sparse: A = 0, marks 0).
   void restart(const Eigen::VectorXd& w);
   // Folds the scale into v (dense), or brings every coordinate up to date and restarts the
