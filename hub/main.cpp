@@ -93,18 +93,25 @@ Status open_outputs(const HubConfig& c, TransportContext& context, Outputs& out)
   return Status::ok();
 }
 
-// Resumes from the newest checkpoint that verifies; says why any newer one was passed over.
-void resume(HubCore& core, const std::string& checkpoint_dir) {
+// Resumes from the newest checkpoint that verifies; says why any newer one was passed over. A
+// checkpoint of another format or problem stops the start instead: passing over it would start
+// a fresh run whose checkpoints replace the old run's.
+Status resume(HubCore& core, const std::string& checkpoint_dir) {
   for (const std::string& path : list_checkpoints(checkpoint_dir)) {
     auto bytes = read_file_bytes(path, false);
     const Status s = bytes ? core.restore(*bytes) : bytes.status();
     if (s) {
       spdlog::info("resumed from {}: round {}, {} agents known (they rejoin)", path, core.round(),
                    core.agents());
-      return;
+      return Status::ok();
     }
+    if (s.code() == StatusCode::incompatible)
+      return Status::error(path + ": " + s.message() +
+                           ". Its run would be lost under a new one: move its checkpoints away "
+                           "or use another --checkpoint-dir");
     spdlog::error("{}: not used: {}", path, s.message());
   }
+  return Status::ok();
 }
 
 // --retire AGENT: removes it from the resumed state and saves that as a new checkpoint (one more
@@ -236,7 +243,8 @@ int run_hub_daemon(int argc, char** argv) {
                c.hub.expected_agents, to_string(c.hub.objective.loss), c.hub.objective.lambda);
 
   HubCore core(c.hub);
-  if (!c.checkpoint_dir.empty()) resume(core, c.checkpoint_dir);
+  if (!c.checkpoint_dir.empty())
+    if (const Status s = resume(core, c.checkpoint_dir); !s) return failed(s);
   if (!run.retire.empty()) return retire(core, c, run.retire);
   return train(core, c, out);
 }

@@ -280,7 +280,7 @@ Status HubCore::on_message(const PeerId& from, const msg::Message& message, doub
     // it is sent the open round's vectors, unless its update for the round is already in.
     if (error->code == msg::ErrorCode::stale_broadcast) {
       agent->holds_round = 0;
-      if (phase_ == Phase::training && mode_->knows_broadcast() &&
+      if (phase_ == Phase::training && agent->initialized && mode_->knows_broadcast() &&
           mode_->round_kind(*this) == msg::RoundKind::run && pending_.count(agent->agent_id) == 0) {
         out.push_back(Outgoing{{agent->peer}, broadcast_to(*agent)});
         return Status::error(cat(text, "; sent it round ", round_, "'s vectors"));

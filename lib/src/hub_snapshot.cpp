@@ -224,7 +224,8 @@ Status HubCore::restore(const std::string& bytes) {
   header.get(size);
   header.get(crc);
   if (format != kFormat)
-    return Status::error(cat("checkpoint format ", format, ", this build reads ", kFormat));
+    return Status::error(cat("checkpoint format ", format, ", this build reads ", kFormat),
+                         StatusCode::incompatible);
   if (size != bytes.size() - kHeader)
     return Status::error(cat("checkpoint truncated: payload of ", bytes.size() - kHeader,
                              " bytes, the header says ", size));
@@ -256,7 +257,8 @@ Status HubCore::restore(const std::string& bytes) {
     return Status::error(
         "the checkpoint was written for another problem or schedule (algorithm, loss, classes, "
         "lambda, seed, server_step, prox, aggregation, max_staleness, table_refresh or "
-        "coarse_rank differ): start with the same options or without the checkpoint");
+        "coarse_rank differ): start with the same options or without the checkpoint",
+        StatusCode::incompatible);
 
   // Read into a fresh core's fields, then swap: a failure leaves this hub untouched.
   HubCore next(options_);

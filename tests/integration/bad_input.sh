@@ -36,6 +36,14 @@ expect 2 "two-level is for dsaga" -- "$HUB" --algorithm fedavg --aggregation two
 expect 1 "nohost" -- "$HUB" --listen "tcp://nohost:abc"
 printf 'x' >"$WORK/a-file"
 expect 1 "a-file: the checkpoint directory is not a directory" -- "$HUB" --checkpoint-dir "$WORK/a-file"
+# A checkpoint of another format (an older release's) stops the start: passing over it would
+# start afresh and replace that run's checkpoints.
+mkdir -p "$WORK/old-ckpt"
+printf 'DSGACKPT\007\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000' \
+  >"$WORK/old-ckpt/hub-00000000000000000005.ckpt"
+expect 1 "hub-00000000000000000005.ckpt: checkpoint format 7, this build reads [0-9]+. Its run would be lost" -- \
+  "$HUB" --checkpoint-dir "$WORK/old-ckpt"
+[ -f "$WORK/old-ckpt/hub-00000000000000000005.ckpt" ] || fail "the old checkpoint was removed"
 
 printf '1 1:0.5 2:1\n-1 3:x\n' >"$WORK/bad.svm"
 expect 1 "bad.svm:2" -- "$AGENT" --data "$WORK/bad.svm" --hub tcp://127.0.0.1:9

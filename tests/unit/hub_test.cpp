@@ -577,6 +577,16 @@ TEST_F(HubTest, SnapshotRestoresTheCommittedStateAndRejectsCorruption) {
   const Status s = different.restore(bytes);
   EXPECT_FALSE(s);
   EXPECT_NE(s.message().find("another problem"), std::string::npos);
+  // ... as incompatible (the daemon then refuses to start rather than pass over it), like one
+  // of another format; corruption is an ordinary error (an older checkpoint is tried instead).
+  EXPECT_EQ(s.code(), StatusCode::incompatible);
+  std::string old_format = bytes;
+  old_format[8] = static_cast<char>(old_format[8] - 1);
+  const Status f = fresh.restore(old_format);
+  EXPECT_EQ(f.code(), StatusCode::incompatible) << f.message();
+  std::string flipped = bytes;
+  flipped[bytes.size() - 3] ^= 0x10;
+  EXPECT_EQ(fresh.restore(flipped).code(), StatusCode::error);
 }
 
 // A checkpoint can be saved mid-round (here: another agent's table rebuild) while an update is

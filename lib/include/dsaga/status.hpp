@@ -5,27 +5,40 @@
 #pragma once
 
 #include <cassert>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
 
 namespace dsaga {
 
+// The kind of a failure, for the few callers that act on it; every other caller reports the
+// message, which says what is wrong.
+enum class StatusCode : std::uint8_t {
+  ok = 0,
+  error,         // a failure: the message says which
+  incompatible,  // well formed, but for another version or problem (a hub checkpoint of another
+                 // format, or written with other options): not to be passed over silently
+};
+
 class Status {
  public:
   Status() = default;  // ok
   static Status ok() { return Status(); }
-  static Status error(std::string message) { return Status(std::move(message), false); }
+  static Status error(std::string message, StatusCode code = StatusCode::error) {
+    return Status(std::move(message), code == StatusCode::ok ? StatusCode::error : code);
+  }
 
-  bool is_ok() const { return ok_; }
-  explicit operator bool() const { return ok_; }
+  bool is_ok() const { return code_ == StatusCode::ok; }
+  explicit operator bool() const { return is_ok(); }
+  StatusCode code() const { return code_; }
   // Empty when ok.
   const std::string& message() const { return message_; }
 
  private:
-  Status(std::string message, bool ok) : message_(std::move(message)), ok_(ok) {}
+  Status(std::string message, StatusCode code) : message_(std::move(message)), code_(code) {}
   std::string message_;
-  bool ok_ = true;
+  StatusCode code_ = StatusCode::ok;
 };
 
 // Either a value or an error message.
