@@ -1,6 +1,7 @@
 // Hub checkpoint files: DIR/hub-<round>.ckpt holding HubCore::snapshot(), written atomically
 // (temporary file, fsync, rename, directory fsync), the newest `keep` kept. On start the hub
-// restores the newest one that verifies, falling back to older ones with a logged reason.
+// restores the newest one that verifies, falling back to older ones with a logged reason; one of
+// another format or problem (StatusCode::incompatible) stops the start instead.
 #pragma once
 
 #include <cstdint>
