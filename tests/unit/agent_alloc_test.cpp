@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "dsaga/agent.hpp"
+#include "dsaga/compress.hpp"
 #include "dsaga/dataset.hpp"
 #include "dsaga/messages.hpp"
 #include "dsaga/objective.hpp"
@@ -84,7 +85,10 @@ struct HubScript {
   std::vector<std::vector<std::uint8_t>> round_start, ack;
 };
 
-HubScript script(const Dataset& data, const Objective& objective, msg::Algorithm algorithm) {
+// changes: rounds after the first carry the broadcast as q8 changes on the round before
+// (RoundStart.base, the default compressed broadcast) instead of w and gbar.
+HubScript script(const Dataset& data, const Objective& objective, msg::Algorithm algorithm,
+                 bool changes = false) {
   const std::size_t dim = static_cast<std::size_t>(data.cols() * objective.classes);
   HubScript s;
   msg::Config config;
@@ -102,11 +106,18 @@ HubScript script(const Dataset& data, const Objective& objective, msg::Algorithm
   s.config = wire::encode(config);
   s.init_ack = wire::encode(msg::Ack{0, 1});
   s.heartbeat = wire::encode(msg::Heartbeat{1});
-  for (int r = 1; r <= 1 + kRounds; ++r) {
+  for (int r = 1; r <= 2 + kRounds; ++r) {
     msg::RoundStart start;
     start.round = static_cast<std::uint64_t>(r);
     start.w = random_vector(dim, 100 + r, 0.1);
     start.gbar = random_vector(dim, 200 + r, 0.01);
+    if (changes && r > 1) {
+      start.base = start.round - 1;
+      compress::quantize(start.w.data(), dim, start.w_delta);
+      compress::quantize(start.gbar.data(), dim, start.gbar_delta);
+      start.w.clear();
+      start.gbar.clear();
+    }
     s.round_start.push_back(wire::encode(start));
     s.ack.push_back(wire::encode(msg::Ack{start.round, static_cast<std::uint64_t>(r + 1)}));
   }
@@ -144,10 +155,13 @@ Dataset data_for(const Case& c) {
 
 TEST(AgentAlloc, SteadyStateRoundAllocatesNothing) {
   if (!kCountsAllocations) GTEST_SKIP() << "a sanitizer owns malloc: nothing to count with";
+  for (const bool changes : {false, true})
   for (const Case& c : cases()) {
-    SCOPED_TRACE(c.name);
+    SCOPED_TRACE(std::string(c.name) + (changes ? ", broadcast as changes" : ""));
     const Dataset data = data_for(c);
-    const HubScript hub = script(data, c.objective, c.algorithm);
+    const HubScript hub = script(data, c.objective, c.algorithm, changes);
+    // Warm-up rounds: the first, and with changes the first one of those too.
+    const int warm = changes ? 2 : 1;
     AgentCore core(data, c.objective, AgentOptions{"agent-1", 7});
     wire::Decoder decoder;
     Outbox out;
@@ -165,10 +179,13 @@ TEST(AgentAlloc, SteadyStateRoundAllocatesNothing) {
     ASSERT_EQ(out.size(), 1u);
     ASSERT_TRUE(std::holds_alternative<msg::InitUpload>(out[0]));
     deliver(hub.init_ack);
-    deliver(hub.round_start[0]);
-    ASSERT_EQ(out.size(), 1u);
-    wire::encode(out[0], sent);
-    deliver(hub.ack[0]);
+    for (int w = 0; w < warm; ++w) {
+      deliver(hub.round_start[w]);
+      ASSERT_EQ(out.size(), 1u);
+      ASSERT_TRUE(std::holds_alternative<msg::Update>(out[0]));
+      wire::encode(out[0], sent);
+      deliver(hub.ack[w]);
+    }
     deliver(hub.heartbeat);
     ASSERT_EQ(core.pending(), nullptr);
 
@@ -181,7 +198,7 @@ TEST(AgentAlloc, SteadyStateRoundAllocatesNothing) {
     {
       Counting counting;
       for (int k = 0; k < kRounds; ++k) {
-        const auto& start = hub.round_start[k + 1];
+        const auto& start = hub.round_start[warm + k];
         bool good = decoder.decode(start.data(), start.size()).is_ok();
         out.clear();
         good = good && core.on_message(decoder.message(), out).is_ok();
@@ -194,7 +211,7 @@ TEST(AgentAlloc, SteadyStateRoundAllocatesNothing) {
           wire::encode(out[0], sent);
           prints[k] = fingerprint(sent);
         }
-        const auto& ack = hub.ack[k + 1];
+        const auto& ack = hub.ack[warm + k];
         good = good && decoder.decode(ack.data(), ack.size()).is_ok();
         out.clear();
         good = good && core.on_message(decoder.message(), out).is_ok();
@@ -220,19 +237,21 @@ TEST(AgentAlloc, SteadyStateRoundAllocatesNothing) {
     };
     ref_deliver(hub.config);
     ref_deliver(hub.init_ack);
-    ref_deliver(hub.round_start[0]);
-    ref_deliver(hub.ack[0]);
+    for (int w = 0; w < warm; ++w) {
+      ref_deliver(hub.round_start[w]);
+      ref_deliver(hub.ack[w]);
+    }
     for (int k = 0; k < kRounds; ++k) {
-      SCOPED_TRACE("round " + std::to_string(k + 2));
+      SCOPED_TRACE("round " + std::to_string(warm + k + 1));
       EXPECT_TRUE(ok[k]);
       EXPECT_EQ(replies[k], 1u);
-      EXPECT_EQ(rounds[k], static_cast<std::uint64_t>(k + 2));
-      EXPECT_EQ(seqs[k], static_cast<std::uint64_t>(k + 3));
+      EXPECT_EQ(rounds[k], static_cast<std::uint64_t>(warm + k + 1));
+      EXPECT_EQ(seqs[k], static_cast<std::uint64_t>(warm + k + 2));
       EXPECT_EQ(after_ack[k], 0u);  // acknowledged: nothing pending, no reply to Ack/Heartbeat
-      ref_deliver(hub.round_start[k + 1]);
+      ref_deliver(hub.round_start[warm + k]);
       ASSERT_EQ(ref_out.size(), 1u);
       EXPECT_EQ(fingerprint(wire::encode(ref_out[0])), prints[k]);
-      ref_deliver(hub.ack[k + 1]);
+      ref_deliver(hub.ack[warm + k]);
     }
   }
 }
