@@ -491,6 +491,14 @@ TEST(WireEncode, UnroundedDeltasTravelAsF64) {
 }
 
 // A packed payload that is inconsistent in any way is refused, naming the field.
+// Integers as a q8 vector (a default member initialised from a byte initializer_list trips GCC
+// 12's -Wmaybe-uninitialized at -O1).
+std::vector<std::int8_t> bytes_of(std::initializer_list<int> values) {
+  std::vector<std::int8_t> out;
+  for (const int v : values) out.push_back(static_cast<std::int8_t>(v));
+  return out;
+}
+
 // The hub's broadcast as q8 changes (RoundStart.base): whole and restricted (runs) forms come
 // back bit for bit, and every inconsistency is refused naming its field.
 TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
@@ -498,13 +506,13 @@ TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
   start.round = 9;
   start.base = 8;
   start.eta = 0.25;
-  const std::vector<double> v = {0.5, -3.0, 1e-3, 0.0, 7.0, 2.5, -1.0};
-  compress::quantize(v.data(), v.size(), start.w_delta);
-  compress::gather(start.w_delta, {0, 2, 3}, 2, start.gbar_delta);  // 6 entries, runs
-  start.gbar_delta.q.push_back(5);  // 7, like w_delta: one more entry in a run of its own
-  start.gbar_delta.scales.push_back(0.125f);
-  start.gbar_delta.runs.push_back(1);
+  const std::vector<double> v = {0.5, -3.0, 1e-3, 0.0, 7.0, 2.5, -1.0, 4.0};  // d = 4, C = 2
+  compress::quantize(v.data(), 6, start.w_delta);  // 6 entries, blocks
+  compress::Q8 whole;
+  compress::quantize(v.data(), v.size(), whole);
+  compress::gather(whole, {0, 2, 3}, 2, start.gbar_delta);  // 6 entries, runs
   ASSERT_EQ(compress::check(start.gbar_delta), "");
+  ASSERT_FALSE(start.gbar_delta.runs.empty());
   const auto decoded = decode_copy(encode(start));
   ASSERT_TRUE(decoded.is_ok()) << decoded.error();
   const auto& m = std::get<msg::RoundStart>(*decoded);
@@ -523,7 +531,7 @@ TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
   struct Form {
     fb::Encoding encoding = fb::Encoding::q8;
     std::uint32_t count = 3;
-    std::vector<std::int8_t> q8 = {1, -127, 0};
+    std::vector<std::int8_t> q8 = bytes_of({1, -127, 0});
     std::vector<float> scales = {0.5f};
     std::vector<std::uint8_t> runs;
   };
@@ -655,7 +663,7 @@ TEST(WireDecode, RejectsInconsistentPackedVectors) {
     fb::Encoding encoding = fb::Encoding::q8;
     std::uint32_t count = 3;
     std::vector<float> f32;
-    std::vector<std::int8_t> q8 = {1, -127, 0};
+    std::vector<std::int8_t> q8 = bytes_of({1, -127, 0});
     std::vector<float> scales = {0.5f};
     bool f32_present = true;
   };
