@@ -419,33 +419,22 @@ TEST_F(HubTest, CompressedBroadcastSendsChangesOnTheRoundBefore) {
 }
 
 // compression f64: the broadcast is w itself, always whole.
-TEST(HubBroadcast, UncompressedBroadcastIsWholeAndExact) {
-  HubOptions o;
-  o.aggregation = Aggregation::mean;
-  o.objective.loss = Loss::logistic;
-  o.objective.lambda = 0.5;
+TEST_F(HubTest, UncompressedBroadcastIsWholeAndExact) {
+  HubOptions o = options();
   o.expected_agents = 1;
-  o.max_rounds = 10;
   o.compression = msg::Encoding::f64;
-  HubCore hub(o);
-  std::vector<Outgoing> out;
-  ASSERT_TRUE(hub.on_message("pa", make_join("a", 2), 0.0, out));
-  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 2, {1, 2, 3}, 0.5, {}, 0, {}, {}}, 0.0, out));
+  HubCore plain(o);
+  ASSERT_TRUE(plain.on_message("pa", make_join("a", 2), 0.0, out));
+  ASSERT_TRUE(plain.on_message("pa", msg::InitUpload{1, 2, {1, 2, 3}, 0.5, {}, 0, {}, {}}, 0.0, out));
   for (std::uint64_t round = 1; round <= 3; ++round) {
     out.clear();
-    msg::Update u;
-    u.round = round;
-    u.seq = round + 1;
-    u.samples = u.steps = 2;
-    u.loss_sum = 1.0;
-    u.dw = {0.3, -0.1, 1.0 / 3.0};
-    u.dS = {0.1, 0.0, 0.0};
-    ASSERT_TRUE(hub.on_message("pa", u, 1.0, out));
+    ASSERT_TRUE(plain.on_message("pa", update(round, round + 1, 2, {0.3, -0.1, 1.0 / 3.0}, {0.1, 0, 0}),
+                                 1.0, out));
     const auto starts = sent<msg::RoundStart>(out, "pa");
     ASSERT_EQ(starts.size(), 1u);
     EXPECT_EQ(starts[0]->base, 0u);
-    EXPECT_EQ(Eigen::Map<const Eigen::VectorXd>(starts[0]->w.data(), kD), hub.w());
-    EXPECT_EQ(&hub.broadcast_w(), &hub.w());
+    EXPECT_EQ(Eigen::Map<const Eigen::VectorXd>(starts[0]->w.data(), kD), plain.w());
+    EXPECT_EQ(&plain.broadcast_w(), &plain.w());
   }
 }
 

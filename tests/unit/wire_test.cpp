@@ -499,6 +499,28 @@ std::vector<std::int8_t> bytes_of(std::initializer_list<int> values) {
   return out;
 }
 
+// A Packed table as the tests below corrupt it, field by field (a valid q8 vector of 3 entries
+// by default), written with the generated builder.
+struct PackedForm {
+  fb::Encoding encoding = fb::Encoding::q8;
+  std::uint32_t count = 3;
+  std::vector<float> f32;
+  std::vector<std::int8_t> q8 = bytes_of({1, -127, 0});
+  std::vector<float> scales = {0.5f};
+  std::vector<std::uint8_t> runs;  // empty: absent
+  bool f32_present = true;
+};
+flatbuffers::Offset<fb::Packed> packed_form(flatbuffers::FlatBufferBuilder& fbb,
+                                            const PackedForm& f) {
+  const auto f32 =
+      f.f32_present ? fbb.CreateVector(f.f32) : flatbuffers::Offset<flatbuffers::Vector<float>>();
+  const auto q8 = fbb.CreateVector(f.q8);
+  const auto scales = fbb.CreateVector(f.scales);
+  const auto runs = f.runs.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>()
+                                   : fbb.CreateVector(f.runs);
+  return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales, runs);
+}
+
 // The hub's broadcast as q8 changes (RoundStart.base): whole and restricted (runs) forms come
 // back bit for bit, and every inconsistency is refused naming its field.
 TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
@@ -528,13 +550,7 @@ TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
   wire::add_part_bytes(start, 1, parts);
   EXPECT_EQ(parts.broadcast, start.w_delta.bytes() + start.gbar_delta.bytes());
 
-  struct Form {
-    fb::Encoding encoding = fb::Encoding::q8;
-    std::uint32_t count = 3;
-    std::vector<std::int8_t> q8 = bytes_of({1, -127, 0});
-    std::vector<float> scales = {0.5f};
-    std::vector<std::uint8_t> runs;
-  };
+  using Form = PackedForm;
   struct Case {
     std::uint64_t round = 5, base = 4;
     std::uint8_t kind = 0;
@@ -544,14 +560,7 @@ TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
   };
   const auto build = [](const Case& c) {
     flatbuffers::FlatBufferBuilder fbb;
-    const auto pack = [&](const Form& f) {
-      const auto f32 = fbb.CreateVector(std::vector<float>{});
-      const auto q8 = fbb.CreateVector(f.q8);
-      const auto scales = fbb.CreateVector(f.scales);
-      const auto runs = f.runs.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>()
-                                       : fbb.CreateVector(f.runs);
-      return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales, runs);
-    };
+    const auto pack = [&](const Form& f) { return packed_form(fbb, f); };
     const auto wp = c.w_present ? pack(c.w) : flatbuffers::Offset<fb::Packed>();
     const auto gp = c.g_present ? pack(c.g) : flatbuffers::Offset<fb::Packed>();
     const auto w = fbb.CreateVector(c.whole_w);
@@ -659,14 +668,7 @@ TEST(WireDecode, CurvatureAsQ8TravelsPackedAndBothFormsAreRefused) {
 }
 
 TEST(WireDecode, RejectsInconsistentPackedVectors) {
-  struct Form {
-    fb::Encoding encoding = fb::Encoding::q8;
-    std::uint32_t count = 3;
-    std::vector<float> f32;
-    std::vector<std::int8_t> q8 = bytes_of({1, -127, 0});
-    std::vector<float> scales = {0.5f};
-    bool f32_present = true;
-  };
+  using Form = PackedForm;
   struct Case {
     Form dw, ds;
     bool dw_present = true, ds_present = true;
@@ -675,12 +677,7 @@ TEST(WireDecode, RejectsInconsistentPackedVectors) {
   };
   const auto build = [](const Case& c) {
     flatbuffers::FlatBufferBuilder fbb;
-    const auto pack = [&](const Form& f) {
-      const auto f32 = f.f32_present ? fbb.CreateVector(f.f32) : flatbuffers::Offset<flatbuffers::Vector<float>>();
-      const auto q8 = fbb.CreateVector(f.q8);
-      const auto scales = fbb.CreateVector(f.scales);
-      return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales);
-    };
+    const auto pack = [&](const Form& f) { return packed_form(fbb, f); };
     const auto dwp = c.dw_present ? pack(c.dw) : flatbuffers::Offset<fb::Packed>();
     const auto dsp = c.ds_present ? pack(c.ds) : flatbuffers::Offset<fb::Packed>();
     const auto dw = fbb.CreateVector(c.dense_dw);
