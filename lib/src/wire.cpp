@@ -685,10 +685,22 @@ void unpack(const fb::Packed& p, std::vector<double>& out) {
     for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<double>(p.f32()->Get(static_cast<flatbuffers::uoffset_t>(i)));
     return;
   }
-  thread_local compress::Q8 q8;
-  unpack(p, q8);
-  out.assign(n, 0.0);
-  compress::add(q8, out.data());
+  // Straight from the buffer (an Update's dw and dS on the hub's receive path: no copy).
+  out.resize(n);
+  const auto& q = *p.q8();
+  const auto& scales = *p.scales();
+  const auto value = [&](std::size_t i, flatbuffers::uoffset_t s) {
+    return static_cast<double>(scales.Get(s)) *
+           static_cast<double>(q.Get(static_cast<flatbuffers::uoffset_t>(i)));
+  };
+  if (p.runs() == nullptr || p.runs()->size() == 0) {
+    for (std::size_t i = 0; i < n; ++i)
+      out[i] = value(i, static_cast<flatbuffers::uoffset_t>(i / compress::kBlock));
+    return;
+  }
+  std::size_t i = 0;
+  for (flatbuffers::uoffset_t s = 0; s < p.runs()->size(); ++s)
+    for (std::size_t end = i + p.runs()->Get(s); i < end; ++i) out[i] = value(i, s);
 }
 
 Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
