@@ -268,9 +268,14 @@ Status AgentCore::build_table(Outbox& out) {
   init.seq = ++seq_;
   init.samples = static_cast<std::uint64_t>(data_.rows());
   to_wire(table_sum_, init.table_sum);
-  // The hub now holds S_k exactly: nothing is owed to it.
+  // The hub takes S_k as sent: rounded to the encoding like a dS, its rounding becomes what is
+  // owed on S_k and goes out with the first dS (error feedback from a zero residual). Nothing
+  // is owed on w.
   std::fill(residual_dw_.begin(), residual_dw_.end(), 0.0);
   std::fill(residual_ds_.begin(), residual_ds_.end(), 0.0);
+  init.encoding = config_->encoding;
+  compress::round_with_feedback(init.encoding, init.table_sum.data(), residual_ds_.data(),
+                                init.table_sum.size());
   init.eigenvalues.clear();
   init.eigenvectors.clear();
   init.eigenvectors_q8.q.clear();

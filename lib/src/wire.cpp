@@ -72,6 +72,30 @@ msg::Encoding from_fb(fb::Encoding v) { return static_cast<msg::Encoding>(v); }
 
 // ---- Encoding ------------------------------------------------------------------------------
 
+// Every entry +0.0 (bit for bit), and a length a uint32 holds: what may travel as its length.
+bool all_zero_bits(const std::vector<double>& v) {
+  if (v.empty() || v.size() > std::numeric_limits<std::uint32_t>::max()) return false;
+  for (const double x : v) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    if (bits != 0) return false;
+  }
+  return true;
+}
+
+// A support (strictly ascending columns below d) as a bitmap of d bits, when that is fewer
+// bytes than the list (over 1/32 of d). false, with `bits` untouched, otherwise.
+bool support_bitmap(const std::vector<std::uint32_t>& support, std::uint32_t d,
+                    std::vector<std::uint8_t>& bits) {
+  const std::size_t bytes = (static_cast<std::size_t>(d) + 7) / 8;
+  if (support.empty() || bytes >= 4 * support.size()) return false;
+  for (std::size_t i = 0; i < support.size(); ++i)
+    if (support[i] >= d || (i > 0 && support[i] <= support[i - 1])) return false;
+  bits.assign(bytes, 0);
+  for (const std::uint32_t j : support) bits[j / 8] |= static_cast<std::uint8_t>(1u << (j % 8));
+  return true;
+}
+
 // A builder that grew past this is released after use instead of being kept for the thread's
 // lifetime (an edge device should not pin the memory of one unusually large message).
 constexpr std::size_t kKeepBuilderBytes = std::size_t(16) << 20;
@@ -87,6 +111,18 @@ struct BodyEncoder {
 
   flatbuffers::Offset<flatbuffers::Vector<double>> doubles(const std::vector<double>& v) {
     return fbb.CreateVector(v.data(), v.size());
+  }
+
+  // A state vector that is all +0.0 (a model before its first step) travels as its length
+  // (`w_zeros`): the doubles are then empty. Lossless: -0.0 and anything else go as doubles.
+  struct MaybeZeros {
+    flatbuffers::Offset<flatbuffers::Vector<double>> values;
+    std::uint32_t zeros = 0;
+  };
+  MaybeZeros doubles_or_zeros(const std::vector<double>& v) {
+    static const std::vector<double> none;
+    if (all_zero_bits(v)) return {doubles(none), static_cast<std::uint32_t>(v.size())};
+    return {doubles(v), 0};
   }
 
   // A curvature vector (basis, eigenvectors, coarse_h) as {[double], [float]}: the floats when
@@ -107,26 +143,37 @@ struct BodyEncoder {
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Join& m) {
     const auto agent_id = fbb.CreateString(m.agent_id);
     const auto software_version = fbb.CreateString(m.software_version);
-    const auto support = fbb.CreateVector(m.support.data(), m.support.size());
+    // The support as a bitmap of d bits when that is the shorter (it is valid: strictly
+    // ascending and below d; anything else travels as it is, for the hub to refuse).
+    thread_local std::vector<std::uint8_t> bits;
+    const bool as_bits = support_bitmap(m.support, m.features, bits);
+    const auto support = fbb.CreateVector(m.support.data(), as_bits ? 0 : m.support.size());
+    const auto support_bits = as_bits ? fbb.CreateVector(bits.data(), bits.size())
+                                      : flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>();
     const auto t = fb::CreateJoin(fbb, agent_id, m.samples, m.features, m.classes, to_fb(m.loss),
-                                  m.lmax, software_version, m.incarnation, support);
+                                  m.lmax, software_version, m.incarnation, support, support_bits);
     return {fb::Body::Join, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Config& m) {
-    const auto w = doubles(m.w);
+    const auto w = doubles_or_zeros(m.w);
     static const std::vector<double> none;
     const bool q8_basis = !m.basis_q8.empty();  // then it is what travels
     const auto [basis, basis_f32] = doubles_or_floats(q8_basis ? none : m.basis);
     const auto basis_q8 = q8_basis ? q8(m.basis_q8) : flatbuffers::Offset<fb::Packed>();
     const auto t = fb::CreateConfig(fbb, to_fb(m.algorithm), m.total_samples, m.features, m.classes,
                                     to_fb(m.loss), m.lambda, m.eta, m.steps, m.seed, m.build_table,
-                                    m.round, w, m.prox, m.refresh, m.two_level, m.basis_rank,
-                                    m.basis_id, m.basis_identity, m.basis_dim, basis, m.restricted,
-                                    to_fb(m.encoding), basis_f32, basis_q8);
+                                    m.round, w.values, m.prox, m.refresh, m.two_level,
+                                    m.basis_rank, m.basis_id, m.basis_identity, m.basis_dim, basis,
+                                    m.restricted, to_fb(m.encoding), basis_f32, basis_q8, w.zeros);
     return {fb::Body::Config, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::InitUpload& m) {
-    const auto table_sum = doubles(m.table_sum);
+    // Like an Update's dS: packed when the agent rounded it to its encoding, else doubles.
+    const bool pack = fill(m.encoding, m.table_sum, scratch(0));
+    static const std::vector<double> no_sum;
+    const auto table_sum = doubles(pack ? no_sum : m.table_sum);
+    const auto table_sum_packed = pack ? packed(m.encoding, m.table_sum.size(), scratch(0))
+                                       : flatbuffers::Offset<fb::Packed>();
     const auto values = doubles(m.eigenvalues);
     static const std::vector<double> none;
     const bool q8_vectors = !m.eigenvectors_q8.empty();
@@ -134,11 +181,12 @@ struct BodyEncoder {
     const auto vectors_q8 =
         q8_vectors ? q8(m.eigenvectors_q8) : flatbuffers::Offset<fb::Packed>();
     const auto t = fb::CreateInitUpload(fbb, m.seq, m.samples, table_sum, m.loss_sum, values,
-                                        m.eigen_next, vectors, vectors_f32, vectors_q8);
+                                        m.eigen_next, vectors, vectors_f32, vectors_q8,
+                                        table_sum_packed);
     return {fb::Body::InitUpload, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::RoundStart& m) {
-    const auto w = doubles(m.w);
+    const auto w = doubles_or_zeros(m.w);
     const auto gbar = doubles(m.gbar);
     // Absent unless the hub asks for the loss elsewhere than at w (asynchronous aggregation).
     const auto eval_w =
@@ -147,9 +195,9 @@ struct BodyEncoder {
     // Changes on the broadcast of round `base` (hub.hpp): q8 as the hub quantized them.
     const auto w_delta = m.base != 0 ? q8(m.w_delta) : flatbuffers::Offset<fb::Packed>();
     const auto gbar_delta = m.base != 0 ? q8(m.gbar_delta) : flatbuffers::Offset<fb::Packed>();
-    const auto t = fb::CreateRoundStart(fbb, m.round, w, gbar, eval_w, m.eta,
+    const auto t = fb::CreateRoundStart(fbb, m.round, w.values, gbar, eval_w, m.eta,
                                         static_cast<std::uint8_t>(m.kind), m.gram, direction,
-                                        m.base, w_delta, gbar_delta);
+                                        m.base, w_delta, gbar_delta, w.zeros);
     return {fb::Body::RoundStart, t.Union()};
   }
   flatbuffers::Offset<fb::Packed> q8(const compress::Q8& x) {
@@ -384,6 +432,59 @@ void assign_either(const flatbuffers::Vector<double>& d, const flatbuffers::Vect
 // lengths, finiteness. Nothing reads a field before the checks that guard it, and `out` is not
 // touched before every check has passed (a rejected message leaves it as it was).
 
+// A support sent as a bitmap (Join.support_bits): ceil(d / 8) bytes, no bit at or past d, and
+// then no list.
+Status check_support_bits(const fb::Join& t) {
+  const auto* bits = t.support_bits();
+  if (bits == nullptr || bits->size() == 0) return Status::ok();
+  if (t.support()->size() != 0)
+    return Status::error("Join.support and Join.support_bits are both given");
+  const std::size_t d = t.features();
+  const std::size_t bytes = (d + 7) / 8;
+  if (bits->size() != bytes)
+    return Status::error("Join.support_bits has " + std::to_string(bits->size()) +
+                         " bytes, expected " + std::to_string(bytes) + " for " +
+                         std::to_string(d) + " features");
+  if (d % 8 != 0 && (bits->Get(static_cast<flatbuffers::uoffset_t>(bytes - 1)) >> (d % 8)) != 0)
+    return Status::error("Join.support_bits has a column at or past its " + std::to_string(d) +
+                         " features");
+  return Status::ok();
+}
+
+// Only after check_support_bits() passed: the bitmap's columns, ascending.
+void assign_support(const fb::Join& t, std::vector<std::uint32_t>& out) {
+  const auto* bits = t.support_bits();
+  if (bits == nullptr || bits->size() == 0) {
+    out.assign(t.support()->begin(), t.support()->end());
+    return;
+  }
+  out.clear();
+  for (flatbuffers::uoffset_t i = 0; i < bits->size(); ++i)
+    for (unsigned b = 0, byte = bits->Get(i); byte != 0; ++b, byte >>= 1)
+      if (byte & 1u) out.push_back(static_cast<std::uint32_t>(8 * i + b));
+}
+
+// A state vector that may travel as its length (w_zeros > 0): the doubles are then empty, and
+// the length is no more than a message of max_message_bytes could hold as doubles.
+Status check_zeros(const flatbuffers::Vector<double>& v, std::uint32_t zeros,
+                   const Limits& limits, const char* name) {
+  if (zeros == 0) return Status::ok();
+  if (v.size() != 0)
+    return Status::error(std::string(name) + " has values and w_zeros = " +
+                         std::to_string(zeros));
+  if (zeros > limits.max_message_bytes / sizeof(double))
+    return Status::error(std::string(name) + " is " + std::to_string(zeros) +
+                         " zeros, over the limit of " +
+                         std::to_string(limits.max_message_bytes / sizeof(double)));
+  return Status::ok();
+}
+
+void assign_or_zeros(const flatbuffers::Vector<double>& v, std::uint32_t zeros,
+                     std::vector<double>& out) {
+  if (zeros == 0) return assign(v, out);
+  out.assign(zeros, 0.0);
+}
+
 Status convert(const fb::Join& t, const Limits& limits, msg::Message& out) {
   Checks checks(limits);
   checks.required(t.agent_id(), "Join.agent_id")
@@ -394,6 +495,7 @@ Status convert(const fb::Join& t, const Limits& limits, msg::Message& out) {
       .length(t.software_version(), "Join.software_version")
       .finite(t.lmax(), "Join.lmax");
   if (!checks.status()) return checks.status();
+  if (const Status s = check_support_bits(t); !s) return s;
   msg::Join& m = slot<msg::Join>(out);
   assign(*t.agent_id(), m.agent_id);
   m.samples = t.samples();
@@ -403,12 +505,13 @@ Status convert(const fb::Join& t, const Limits& limits, msg::Message& out) {
   m.lmax = t.lmax();
   assign(*t.software_version(), m.software_version);
   m.incarnation = t.incarnation();
-  m.support.assign(t.support()->begin(), t.support()->end());
+  assign_support(t, m.support);
   return Status::ok();
 }
 
 Status check_packed(const fb::Packed& p, const Limits& limits, const char* name);
 void unpack(const fb::Packed& p, compress::Q8& out);
+void unpack(const fb::Packed& p, std::vector<double>& out);
 
 // A curvature payload that may travel as q8 (`packed`) instead of [double] or [float]: then both
 // of those are empty and it is q8.
@@ -462,6 +565,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
                                         "Config.basis_q8");
       !s)
     return s;
+  if (const Status s = check_zeros(*t.w(), t.w_zeros(), limits, "Config.w"); !s) return s;
   msg::Config& m = slot<msg::Config>(out);
   m.algorithm = from_fb(t.algorithm());
   m.total_samples = t.total_samples();
@@ -474,7 +578,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
   m.seed = t.seed();
   m.build_table = t.build_table();
   m.round = t.round();
-  assign(*t.w(), m.w);
+  assign_or_zeros(*t.w(), t.w_zeros(), m.w);
   m.prox = t.prox();
   m.refresh = t.refresh();
   m.two_level = t.two_level();
@@ -510,10 +614,21 @@ Status convert(const fb::InitUpload& t, const Limits& limits, msg::Message& out)
                                         *t.eigenvectors_f32(), limits, "InitUpload.eigenvectors_q8");
       !s)
     return s;
+  if (const fb::Packed* p = t.table_sum_packed()) {
+    if (t.table_sum()->size() != 0)
+      return Status::error("InitUpload.table_sum must be empty when it travels packed");
+    if (const Status s = check_packed(*p, limits, "InitUpload.table_sum_packed"); !s) return s;
+  }
   msg::InitUpload& m = slot<msg::InitUpload>(out);
   m.seq = t.seq();
   m.samples = t.samples();
-  assign(*t.table_sum(), m.table_sum);
+  if (const fb::Packed* p = t.table_sum_packed()) {
+    m.encoding = from_fb(p->encoding());
+    unpack(*p, m.table_sum);
+  } else {
+    m.encoding = msg::Encoding::f64;
+    assign(*t.table_sum(), m.table_sum);
+  }
   m.loss_sum = t.loss_sum();
   assign(*t.eigenvalues(), m.eigenvalues);
   m.eigen_next = t.eigen_next();
@@ -535,7 +650,7 @@ Status check_delta(const fb::RoundStart& t, const Limits& limits) {
   if (dw == nullptr || dg == nullptr)
     return Status::error(std::string("RoundStart.") + (dw ? "gbar_delta" : "w_delta") +
                          " is missing (base " + std::to_string(t.base()) + ")");
-  if (t.w()->size() != 0 || t.gbar()->size() != 0 || t.eval_w() != nullptr)
+  if (t.w()->size() != 0 || t.w_zeros() != 0 || t.gbar()->size() != 0 || t.eval_w() != nullptr)
     return Status::error("RoundStart.w, gbar and eval_w must be empty with a base round");
   if (t.kind() != static_cast<std::uint8_t>(msg::RoundKind::run))
     return Status::error("RoundStart.base is set in a Newton-CG round");
@@ -570,9 +685,10 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
     return Status::error("RoundStart.kind has unknown value " + std::to_string(int(t.kind())));
   if (!checks.status()) return checks.status();
   if (const Status s = check_delta(t, limits); !s) return s;
+  if (const Status s = check_zeros(*t.w(), t.w_zeros(), limits, "RoundStart.w"); !s) return s;
   msg::RoundStart& m = slot<msg::RoundStart>(out);
   m.round = t.round();
-  assign(*t.w(), m.w);
+  assign_or_zeros(*t.w(), t.w_zeros(), m.w);
   assign(*t.gbar(), m.gbar);
   if (t.eval_w() != nullptr) assign(*t.eval_w(), m.eval_w);
   else m.eval_w.clear();  // keeps its capacity: no allocation either way
@@ -971,6 +1087,9 @@ std::optional<std::uint32_t> foreign_version(const void* data, std::size_t size)
 void add_part_bytes(const msg::Message& message, std::uint64_t copies, msg::PartBytes& parts) {
   // As BodyEncoder writes them: doubles, floats where every value is one, packed deltas.
   const auto plain = [](const std::vector<double>& v) -> std::uint64_t { return 8 * v.size(); };
+  const auto state = [](const std::vector<double>& v) -> std::uint64_t {  // doubles_or_zeros
+    return all_zero_bits(v) ? 0 : 8 * v.size();
+  };
   const auto either = [](const std::vector<double>& v) -> std::uint64_t {
     return (!v.empty() && compress::fits_f32(v.data(), v.size()) ? 4 : 8) * v.size();
   };
@@ -982,14 +1101,15 @@ void add_part_bytes(const msg::Message& message, std::uint64_t copies, msg::Part
     parts.coarse += copies * (plain(u->coarse_g) + either(u->coarse_h));
     parts.newton += copies * (plain(u->product) + 4 * u->gram.size());
   } else if (const auto* r = std::get_if<msg::RoundStart>(&message)) {
-    parts.broadcast += copies * (plain(r->w) + plain(r->gbar) + plain(r->eval_w) +
+    parts.broadcast += copies * (state(r->w) + plain(r->gbar) + plain(r->eval_w) +
                                  r->w_delta.bytes() + r->gbar_delta.bytes());
     parts.newton += copies * plain(r->direction);
   } else if (const auto* c = std::get_if<msg::Config>(&message)) {
-    parts.setup += copies * (plain(c->w) + (c->basis_q8.empty() ? either(c->basis)
+    parts.setup += copies * (state(c->w) + (c->basis_q8.empty() ? either(c->basis)
                                                                  : c->basis_q8.bytes()));
   } else if (const auto* i = std::get_if<msg::InitUpload>(&message)) {
-    parts.setup += copies * (plain(i->table_sum) + plain(i->eigenvalues) +
+    parts.setup += copies * (compress::payload_bytes(i->encoding, i->table_sum.size()) +
+                             plain(i->eigenvalues) +
                              (i->eigenvectors_q8.empty() ? either(i->eigenvectors)
                                                          : i->eigenvectors_q8.bytes()));
   }

@@ -55,8 +55,8 @@ class HubTest : public ::testing::Test {
     ASSERT_EQ(hub.phase(), HubCore::Phase::initializing);
     ASSERT_EQ(sent<msg::Config>(out, "pa").size(), 1u);
     out.clear();
-    ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}}, 0.0, out));
-    ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}}, 0.0, out));
+    ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}, {}}, 0.0, out));
+    ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}, {}}, 0.0, out));
     ASSERT_EQ(hub.phase(), HubCore::Phase::training);
     ASSERT_EQ(hub.round(), 1u);
     out.clear();
@@ -96,9 +96,9 @@ TEST_F(HubTest, InitRoundFormsGbarAndBroadcastsRoundOne) {
   hub.on_message("pa", make_join("a", 1), 0.0, out);
   hub.on_message("pb", make_join("b", 3), 0.0, out);
   out.clear();
-  hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}}, 0.0, out);
+  hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}, {}}, 0.0, out);
   EXPECT_EQ(hub.phase(), HubCore::Phase::initializing);
-  hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}}, 0.0, out);
+  hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}, {}}, 0.0, out);
   EXPECT_EQ(hub.gbar(), Eigen::Vector3d(1, 1, 1));  // (S_a + S_b) / N, N = 4
   const auto starts = sent<msg::RoundStart>(out, "pa");
   ASSERT_EQ(starts.size(), 1u);
@@ -189,8 +189,8 @@ TEST_F(HubTest, ServerStepScalesTheMean) {
   std::vector<Outgoing> o2;
   h.on_message("pa", make_join("a", 1), 0, o2);
   h.on_message("pb", make_join("b", 3), 0, o2);
-  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0, {}, 0, {}, {}}, 0, o2);
-  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0, {}, 0, {}, {}}, 0, o2);
+  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0, {}, 0, {}, {}, {}}, 0, o2);
+  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0, {}, 0, {}, {}, {}}, 0, o2);
   h.on_message("pa", update(1, 2, 1, {4, 0, 0}, {0, 0, 0}), 0, o2);
   h.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 0, 0}), 0, o2);
   EXPECT_TRUE(h.w().isApprox(Eigen::Vector3d(2, 6, 0)));
@@ -274,8 +274,8 @@ TEST_F(HubTest, UpdatesOverTheNormBoundAreRejected) {
   std::vector<Outgoing> o2;
   h.on_message("pa", make_join("a", 1), 0, o2);
   h.on_message("pb", make_join("b", 3), 0, o2);
-  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0, {}, 0, {}, {}}, 0, o2);
-  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0, {}, 0, {}, {}}, 0, o2);
+  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0, {}, 0, {}, {}, {}}, 0, o2);
+  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0, {}, 0, {}, {}, {}}, 0, o2);
   const Eigen::VectorXd gbar = h.gbar();
   o2.clear();
   EXPECT_FALSE(h.on_message("pa", update(1, 2, 1, {1e6, 0, 0}, {0, 0, 0}), 0, o2));
@@ -316,8 +316,8 @@ TEST_F(HubTest, LateUpdateAppliesTableDeltaExactlyOnceAndDropsStep) {
   std::vector<Outgoing> o2;
   h.on_message("pa", make_join("a", 1), 0, o2);
   h.on_message("pb", make_join("b", 3), 0, o2);
-  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0, {}, 0, {}, {}}, 0, o2);
-  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0, {}, 0, {}, {}}, 0, o2);
+  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0, {}, 0, {}, {}, {}}, 0, o2);
+  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0, {}, 0, {}, {}, {}}, 0, o2);
   h.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 4, 0}), 1, o2);
   h.on_tick(4.0, o2);
   EXPECT_EQ(h.round(), 1u);
@@ -343,7 +343,7 @@ TEST_F(HubTest, LostUpdateTriggersTableRebuildNotDoubleCounting) {
   EXPECT_TRUE(configs[0]->build_table);
   // The rebuilt table replaces S_a wholesale.
   out.clear();
-  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{4, 1, {5, 5, 5}, 0.5, {}, 0, {}, {}}, 1.0, out));
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{4, 1, {5, 5, 5}, 0.5, {}, 0, {}, {}, {}}, 1.0, out));
   EXPECT_EQ(sent<msg::RoundStart>(out, "pa").size(), 1u);
   EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(2, 1.75, 1.5)));  // (S_a' + S_b) / 4
   EXPECT_LE(hub.check_invariant(), 1e-15);
@@ -358,8 +358,8 @@ TEST_F(HubTest, CompressedBroadcastSendsChangesOnTheRoundBefore) {
   ASSERT_TRUE(hub.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
   ASSERT_TRUE(hub.on_message("pb", make_join("b", 3, 1.0), 0.0, out));
   out.clear();
-  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}}, 0.0, out));
-  ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}}, 0.0, out));
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}, {}}, 0.0, out));
+  ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}, {}}, 0.0, out));
   ASSERT_EQ(sent<msg::RoundStart>(out, "pa").size(), 1u);
   const msg::RoundStart round1 = *sent<msg::RoundStart>(out, "pa")[0];
   EXPECT_EQ(round1.base, 0u);  // the first: whole
@@ -425,7 +425,7 @@ TEST_F(HubTest, UncompressedBroadcastIsWholeAndExact) {
   o.compression = msg::Encoding::f64;
   HubCore plain(o);
   ASSERT_TRUE(plain.on_message("pa", make_join("a", 2), 0.0, out));
-  ASSERT_TRUE(plain.on_message("pa", msg::InitUpload{1, 2, {1, 2, 3}, 0.5, {}, 0, {}, {}}, 0.0, out));
+  ASSERT_TRUE(plain.on_message("pa", msg::InitUpload{1, 2, {1, 2, 3}, 0.5, {}, 0, {}, {}, {}}, 0.0, out));
   for (std::uint64_t round = 1; round <= 3; ++round) {
     out.clear();
     ASSERT_TRUE(plain.on_message("pa", update(round, round + 1, 2, {0.3, -0.1, 1.0 / 3.0}, {0.1, 0, 0}),
@@ -458,8 +458,8 @@ TEST_F(HubTest, StopsAtTargetAndAtRoundCapAndTellsAgentsToLeave) {
   const auto run_round_one = [this](HubCore& h, std::vector<Outgoing>& o2) {
     h.on_message("pa", make_join("a", 1), 0, o2);
     h.on_message("pb", make_join("b", 3), 0, o2);
-    h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0.5, {}, 0, {}, {}}, 0, o2);
-    h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0.5, {}, 0, {}, {}}, 0, o2);
+    h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0.5, {}, 0, {}, {}, {}}, 0, o2);
+    h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0.5, {}, 0, {}, {}, {}}, 0, o2);
     h.on_message("pa", update(1, 2, 1, {1, 0, 0}, {0, 0, 0}, 0.5), 0, o2);
     o2.clear();
     h.on_message("pb", update(1, 2, 3, {0, 0, 0}, {0, 0, 0}, 0.5), 0, o2);
@@ -512,8 +512,8 @@ TEST_F(HubTest, StopsAtTargetAndAtRoundCapAndTellsAgentsToLeave) {
   o2.clear();
   diverging.on_message("pa", make_join("a", 1), 0, o2);
   diverging.on_message("pb", make_join("b", 3), 0, o2);
-  diverging.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0.5, {}, 0, {}, {}}, 0, o2);
-  diverging.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0.5, {}, 0, {}, {}}, 0, o2);
+  diverging.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0.5, {}, 0, {}, {}, {}}, 0, o2);
+  diverging.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0.5, {}, 0, {}, {}, {}}, 0, o2);
   diverging.on_message("pa", msg::Error{msg::ErrorCode::invalid_value, "w is not finite"}, 0, o2);
   EXPECT_TRUE(diverging.finished());
   EXPECT_EQ(diverging.outcome(), Outcome::diverged);
@@ -587,7 +587,7 @@ TEST_F(HubTest, UpdateHeldAtAMidRoundCheckpointIsAppliedAfterResume) {
   ASSERT_TRUE(hub.on_message("pa", update(1, 2, 1, {4, 0, 0}, {4, 0, 0}), 1.0, out));
   // b restarts (new incarnation) and rebuilds its table: a commit point inside round 1.
   ASSERT_TRUE(hub.on_message("pb2", make_join("b", 3, 1.0, 2), 1.1, out));
-  ASSERT_TRUE(hub.on_message("pb2", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}}, 1.2, out));
+  ASSERT_TRUE(hub.on_message("pb2", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}, {}}, 1.2, out));
   ASSERT_TRUE(hub.take_commit());
   const std::string bytes = hub.snapshot();
 
@@ -616,7 +616,7 @@ TEST_F(HubTest, RestartWhileAnUpdateIsHeldRebuildsAndCountsTheNewTableOnce) {
   ASSERT_TRUE(hub.on_message("pb", update(1, 2, 3, {0, 0, 0}, {0, 0, 0}), 1.2, out));
   EXPECT_EQ(hub.round(), 1u);  // still waiting for a's new process
   out.clear();
-  ASSERT_TRUE(hub.on_message("pa2", msg::InitUpload{1, 1, {5, 5, 5}, 0.5, {}, 0, {}, {}}, 1.3, out));
+  ASSERT_TRUE(hub.on_message("pa2", msg::InitUpload{1, 1, {5, 5, 5}, 0.5, {}, 0, {}, {}, {}}, 1.3, out));
   // S_a replaced: gbar = (S_a_new + S_b) / N = ((5,5,5) + (3,2,1)) / 4.
   EXPECT_TRUE(hub.gbar().isApprox(Eigen::Vector3d(2, 1.75, 1.5)));
   EXPECT_LE(hub.check_invariant(), 1e-15);
@@ -662,8 +662,8 @@ class AsyncHubTest : public HubTest {
   void start_async(HubCore& h) {
     ASSERT_TRUE(h.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
     ASSERT_TRUE(h.on_message("pb", make_join("b", 3, 1.0), 0.0, out));
-    ASSERT_TRUE(h.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}}, 0.0, out));
-    ASSERT_TRUE(h.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}}, 0.0, out));
+    ASSERT_TRUE(h.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}, {}}, 0.0, out));
+    ASSERT_TRUE(h.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}, {}}, 0.0, out));
     ASSERT_EQ(h.phase(), HubCore::Phase::training);
   }
 };
@@ -846,8 +846,8 @@ void start(HubCore& hub, std::vector<Outgoing>& out) {
   EXPECT_EQ(configs[0]->basis_rank, 0u);  // the whole space: no eigenvectors to upload
   EXPECT_DOUBLE_EQ(configs[0]->eta, 1.0 / (2.0 + 0.5));  // two-level: 1 / L_max
   out.clear();
-  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}}, 0.0, out));
-  ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}}, 0.0, out));
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}, {}}, 0.0, out));
+  ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}, {}}, 0.0, out));
   ASSERT_EQ(hub.phase(), HubCore::Phase::training);
   // The basis (here U = I) goes out in a Config before the first RoundStart.
   const auto basis = sent<msg::Config>(out, "pb");
@@ -1036,8 +1036,8 @@ void start(HubCore& hub, std::vector<Outgoing>& out) {
   ASSERT_TRUE(hub.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
   ASSERT_TRUE(hub.on_message("pb", make_join("b", 3, 1.0), 0.0, out));
   out.clear();
-  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}}, 0.0, out));
-  ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}}, 0.0, out));
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}, {}}, 0.0, out));
+  ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}, {}}, 0.0, out));
   ASSERT_EQ(hub.phase(), HubCore::Phase::training);
   const auto starts = sent<msg::RoundStart>(out, "pa");
   ASSERT_EQ(starts.size(), 1u);

@@ -85,6 +85,7 @@ void expect_same(const msg::InitUpload& a, const msg::InitUpload& b) {
   expect_same_bits(a.eigenvalues, b.eigenvalues, "eigenvalues");
   expect_same_bits(a.eigen_next, b.eigen_next, "eigen_next");
   expect_same_bits(a.eigenvectors, b.eigenvectors, "eigenvectors");
+  EXPECT_EQ(a.encoding, b.encoding);
 }
 void expect_same(const msg::RoundStart& a, const msg::RoundStart& b) {
   EXPECT_EQ(a.round, b.round);
@@ -268,6 +269,30 @@ msg::RoundStart changes_start(std::size_t n) {
 }
 
 // An Update whose dw and dS an agent rounded to `encoding` (compress.hpp): it travels packed.
+// Protocol 7's compact setup forms: a support as a bitmap, zero w's as lengths, a q8 table sum.
+std::vector<msg::Message> compact_setup(std::size_t n) {
+  msg::Join join;
+  join.agent_id = "compact";
+  join.software_version = "0";
+  join.features = static_cast<std::uint32_t>(n);
+  for (std::uint32_t j = 1; j < n; j += 2) join.support.push_back(j);
+  msg::Config config;
+  config.w.assign(n, 0.0);
+  config.encoding = msg::Encoding::q8;
+  msg::InitUpload init;
+  init.seq = 1;
+  init.samples = 10;
+  init.encoding = msg::Encoding::q8;
+  init.table_sum = ramp(n, 2.0);
+  std::vector<double> residual(n, 0.0);
+  compress::round_with_feedback(init.encoding, init.table_sum.data(), residual.data(), n);
+  msg::RoundStart start;
+  start.round = 1;
+  start.w.assign(n, 0.0);
+  start.gbar = ramp(n, 0.5);
+  return {join, config, init, start};
+}
+
 msg::Update packed_update(msg::Encoding encoding, std::size_t n) {
   msg::Update u;
   u.round = 5;
@@ -667,6 +692,150 @@ TEST(WireDecode, CurvatureAsQ8TravelsPackedAndBothFormsAreRefused) {
                "Config.basis_q8 travels both packed and as floats or doubles");
 }
 
+// Protocol 7's compact setup: a support over 1/32 of d as a bitmap, an all-zero w as its length,
+// an InitUpload's rounded table sum packed. Each comes back bit for bit in fewer bytes; what
+// is not exactly representable (-0.0, an unrounded sum, an invalid support) goes as before.
+TEST(WireRoundTrip, CompactSetupIsExactAndSmaller) {
+  msg::Join join;
+  join.agent_id = "a";
+  join.software_version = "v";
+  join.features = 1001;  // not a multiple of 8: the last byte is partial
+  for (std::uint32_t j = 0; j < 1001; j += 3) join.support.push_back(j);
+  join.support.push_back(1000);
+  Bytes bytes = encode(join);
+  EXPECT_LT(bytes.size(), 126 + 200);  // 126 bytes of bitmap, not 335 x 4 of list
+  auto d = decode_copy(bytes);
+  ASSERT_TRUE(d.is_ok()) << d.error();
+  EXPECT_EQ(std::get<msg::Join>(*d).support, join.support);
+  join.support = {5, 17, 999};  // sparse: the list is the shorter
+  d = decode_copy(encode(join));
+  ASSERT_TRUE(d.is_ok()) << d.error();
+  EXPECT_EQ(std::get<msg::Join>(*d).support, join.support);
+  join.support.assign(200, 7);  // not ascending: as it is, for the hub to refuse
+  d = decode_copy(encode(join));
+  ASSERT_TRUE(d.is_ok()) << d.error();
+  EXPECT_EQ(std::get<msg::Join>(*d).support, join.support);
+
+  const std::size_t n = 5000;
+  msg::Config config;
+  config.w.assign(n, 0.0);
+  msg::RoundStart start;
+  start.w.assign(n, 0.0);
+  start.gbar = {1.0};
+  for (const msg::Message& m : std::vector<msg::Message>{config, start}) {
+    SCOPED_TRACE(msg::name_of(m));
+    bytes = encode(m);
+    EXPECT_LT(bytes.size(), 300u);
+    d = decode_copy(bytes);
+    ASSERT_TRUE(d.is_ok()) << d.error();
+    expect_same(m, *d);
+    msg::PartBytes parts;
+    wire::add_part_bytes(*d, 1, parts);
+    EXPECT_EQ(parts.total(), std::holds_alternative<msg::Config>(m) ? 0u : 8u);
+  }
+  config.w[17] = -0.0;  // not +0.0 bit for bit: the doubles travel
+  bytes = encode(config);
+  EXPECT_GT(bytes.size(), 8 * n);
+  d = decode_copy(bytes);
+  ASSERT_TRUE(d.is_ok()) << d.error();
+  EXPECT_TRUE(std::signbit(std::get<msg::Config>(*d).w[17]));
+
+  msg::InitUpload init;
+  init.table_sum = ramp(n, 3.0);
+  std::vector<double> residual(n, 0.0);
+  for (msg::Encoding e : {msg::Encoding::f32, msg::Encoding::q8}) {
+    SCOPED_TRACE(compress::to_string(e));
+    init.encoding = e;
+    std::vector<double> rounded = init.table_sum;
+    compress::round_with_feedback(e, rounded.data(), residual.data(), n);
+    std::swap(init.table_sum, rounded);
+    bytes = encode(init);
+    EXPECT_LT(bytes.size(), compress::payload_bytes(e, n) + 200);
+    d = decode_copy(bytes);
+    ASSERT_TRUE(d.is_ok()) << d.error();
+    expect_same(msg::Message(init), *d);
+    msg::PartBytes parts;
+    wire::add_part_bytes(*d, 1, parts);
+    EXPECT_EQ(parts.setup, compress::payload_bytes(e, n));
+    std::swap(init.table_sum, rounded);
+  }
+  init.encoding = msg::Encoding::q8;  // but not rounded: goes as f64, and decodes as such
+  d = decode_copy(encode(init));
+  ASSERT_TRUE(d.is_ok()) << d.error();
+  EXPECT_EQ(std::get<msg::InitUpload>(*d).encoding, msg::Encoding::f64);
+  expect_same_bits(std::get<msg::InitUpload>(*d).table_sum, init.table_sum, "table_sum");
+}
+
+TEST(WireDecode, RejectsInconsistentCompactSetup) {
+  const auto join = [](std::vector<std::uint32_t> list, std::vector<std::uint8_t> bits,
+                       std::uint32_t features) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto id = fbb.CreateString("a");
+    const auto support = fbb.CreateVector(list);
+    const auto b = fbb.CreateVector(bits);
+    const auto t = fb::CreateJoin(fbb, id, 1, features, 1, fb::Loss::logistic, 1.0, id, 0,
+                                  support, b);
+    return decode_copy(finish(fbb, fb::Body::Join, t.Union()));
+  };
+  const auto ok = join({}, {0x81, 0x01}, 9);
+  ASSERT_TRUE(ok.is_ok()) << ok.error();
+  EXPECT_EQ(std::get<msg::Join>(*ok).support, (std::vector<std::uint32_t>{0, 7, 8}));
+  expect_error(join({1}, {0x81, 0x01}, 9), "Join.support and Join.support_bits are both given");
+  expect_error(join({}, {0x81, 0x01, 0}, 9),
+               "Join.support_bits has 3 bytes, expected 2 for 9 features");
+  expect_error(join({}, {0x81, 0x03}, 9), "Join.support_bits has a column at or past its 9 features");
+
+  const auto zeros = [](fb::Body type, std::vector<double> w, std::uint32_t count,
+                        std::uint64_t base = 0) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto v = fbb.CreateVector(w);
+    const auto none = fbb.CreateVector(std::vector<double>{});
+    const auto floats = fbb.CreateVector(std::vector<float>{});
+    if (type == fb::Body::Config) {
+      fb::ConfigBuilder b(fbb);
+      b.add_w(v);
+      b.add_basis(none);
+      b.add_basis_f32(floats);
+      b.add_w_zeros(count);
+      const auto t = b.Finish();
+      return decode_copy(finish(fbb, type, t.Union()));
+    }
+    const auto p = base != 0 ? packed_form(fbb, PackedForm{}) : flatbuffers::Offset<fb::Packed>();
+    const auto t = fb::CreateRoundStart(fbb, 5, v, none, flatbuffers::Offset<flatbuffers::Vector<double>>(),
+                                        0.0, 0, false, none, base, p, p, count);
+    return decode_copy(finish(fbb, type, t.Union()));
+  };
+  const auto c = zeros(fb::Body::Config, {}, 3);
+  ASSERT_TRUE(c.is_ok()) << c.error();
+  EXPECT_EQ(std::get<msg::Config>(*c).w, std::vector<double>(3, 0.0));
+  expect_error(zeros(fb::Body::Config, {1.0}, 3), "Config.w has values and w_zeros = 3");
+  expect_error(zeros(fb::Body::RoundStart, {0.0}, 2), "RoundStart.w has values and w_zeros = 2");
+  expect_error_containing(zeros(fb::Body::Config, {}, 0xFFFFFFFFu),
+                          "Config.w is 4294967295 zeros, over the limit of");
+  expect_error(zeros(fb::Body::RoundStart, {}, 3, 4),
+               "RoundStart.w, gbar and eval_w must be empty with a base round");
+
+  const auto init = [](std::vector<double> sum, const PackedForm& form) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto s = fbb.CreateVector(sum);
+    const auto none = fbb.CreateVector(std::vector<double>{});
+    const auto floats = fbb.CreateVector(std::vector<float>{});
+    const auto p = packed_form(fbb, form);
+    const auto t = fb::CreateInitUpload(fbb, 1, 1, s, 0.0, none, 0.0, none, floats,
+                                        flatbuffers::Offset<fb::Packed>(), p);
+    return decode_copy(finish(fbb, fb::Body::InitUpload, t.Union()));
+  };
+  const auto i = init({}, PackedForm{});
+  ASSERT_TRUE(i.is_ok()) << i.error();
+  EXPECT_EQ(std::get<msg::InitUpload>(*i).table_sum, (std::vector<double>{0.5, -63.5, 0.0}));
+  EXPECT_EQ(std::get<msg::InitUpload>(*i).encoding, msg::Encoding::q8);
+  expect_error(init({1.0}, PackedForm{}),
+               "InitUpload.table_sum must be empty when it travels packed");
+  PackedForm bad;
+  bad.count = 4;
+  expect_error_containing(init({}, bad), "InitUpload.table_sum_packed (q8) holds 3 integers");
+}
+
 TEST(WireDecode, RejectsInconsistentPackedVectors) {
   using Form = PackedForm;
   struct Case {
@@ -798,8 +967,8 @@ TEST(WireDecode, RejectsWrongIdentifier) {
 TEST(WireDecode, RejectsOtherProtocolVersions) {
   // 1: a peer from before two-level dSAGA, 2: from before restricted vectors, 3: from before
   // Newton-CG rounds and the validation counts, 4: from before packed deltas, 5: from before the
-  // compressed broadcast; each is refused with a clear reason.
-  for (std::uint32_t version : {0u, 1u, 2u, 3u, 4u, 5u, 7u, 0xFFFFFFFFu}) {
+  // compressed broadcast, 6: from before the compact setup; each is refused with a clear reason.
+  for (std::uint32_t version : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 8u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
         finish(fbb, fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, 3).Union(), version);
@@ -1101,14 +1270,16 @@ TEST(WireDecode, RejectsDoubleVectorsMisalignedWithinTheBuffer) {
   // Found by fuzzing: an Update whose dw offset puts the doubles at 4 mod 8 from the (aligned)
   // buffer start. The FlatBuffers verifier accepts it (it checks only the length prefix's
   // alignment); reading it would be a misaligned double load, a SIGBUS on armhf. (Byte 28 is the
-  // envelope's protocol version, kept current.)
-  const Bytes bytes = {0x14, 0x00, 0x00, 0x00, 0x44, 0x53, 0x47, 0x41, 0x00, 0x00, 0x0a, 0x00,
+  // envelope's protocol version, set to the current one below.)
+  Bytes bytes = {0x14, 0x00, 0x00, 0x00, 0x44, 0x53, 0x47, 0x41, 0x00, 0x00, 0x0a, 0x00,
                        0x12, 0x00, 0x08, 0x00, 0x07, 0x00, 0x0c, 0x00, 0x0a, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x00, 0x05, 0x06, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x12, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
                        0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x08, 0x00, 0x12, 0x00, 0x00, 0x00,
                        0x0c, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
                        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+  static_assert(msg::kProtocolVersion < 256);
+  bytes[28] = static_cast<std::uint8_t>(msg::kProtocolVersion);
   expect_error(decode_copy(bytes), "Update.dw is not 8-byte aligned (corrupt offset)");
   // The same bytes at every misalignment of the caller's buffer: same verdict.
   std::vector<std::uint64_t> storage(bytes.size() / 8 + 2);
@@ -1205,6 +1376,7 @@ TEST(WireCorpus, CommittedSeedsMatchTheEncoder) {
   check({packed_update(msg::Encoding::f32, 8)}, "f32");
   check({packed_update(msg::Encoding::q8, 70)}, "q8");
   check({changes_start(150)}, "changes");
+  check(compact_setup(70), "compact");
 }
 
 // ---- Decoding into reused storage (decode_into, Decoder) -------------------------------------

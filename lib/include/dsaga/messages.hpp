@@ -28,8 +28,9 @@ namespace dsaga::msg {
 // Bumped on any incompatible change of the schema or of the meaning of a field.
 // 2: two-level dSAGA, 3: restricted vectors, 4: Newton-CG rounds (RoundStart.kind) and the
 // Update's held-out validation counts, 5: compact encodings of Update.dw and Update.dS,
-// 6: the broadcast as q8 changes (RoundStart.base)
-inline constexpr std::uint32_t kProtocolVersion = 6;
+// 6: the broadcast as q8 changes (RoundStart.base), 7: compact setup (the support as a bitmap,
+// zero vectors as their length, InitUpload's table sum rounded like dS)
+inline constexpr std::uint32_t kProtocolVersion = 7;
 
 // How an agent rounds dw and dS before sending them, with error feedback (compress.hpp).
 using compress::Encoding;
@@ -99,12 +100,15 @@ struct Config {
 struct InitUpload {
   std::uint64_t seq = 0;
   std::uint64_t samples = 0;
-  std::vector<double> table_sum;  // S_k
+  std::vector<double> table_sum;  // S_k (in `encoding` below)
   double loss_sum = 0.0;          // sum of local losses at Config::w
   std::vector<double> eigenvalues;   // top Config::basis_rank of X_k^T X_k / n_k, descending
   double eigen_next = 0.0;           // the next one
   std::vector<double> eigenvectors;  // on the support, column-major |support| x q
   compress::Q8 eigenvectors_q8;      // the same as q8, like Config::basis_q8
+  // How table_sum travels: rounded by the agent like Update::dS, with the same error feedback
+  // (its residual goes out with the first dS), so it is exactly what the hub accounts.
+  Encoding encoding = Encoding::f64;
 };
 
 // What a round asks of an agent (newton.hpp for the last two).
