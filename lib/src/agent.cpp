@@ -287,11 +287,11 @@ Status AgentCore::build_table(Outbox& out) {
     assign(pairs.values, init.eigenvalues);
     init.eigen_next = pairs.next;
     init.eigenvectors.assign(pairs.vectors.data(), pairs.vectors.data() + pairs.vectors.size());
-    // They only shape the coarse space: q8 or floats with a compact encoding.
-    if (config_->encoding == msg::Encoding::q8)
+    // They only shape the coarse space: q8 or floats, as the hub chose.
+    if (config_->curvature == msg::Encoding::q8)
       compress::round_to_q8(init.eigenvectors.data(), init.eigenvectors.size(),
                             &init.eigenvectors_q8);
-    else if (config_->encoding != msg::Encoding::f64)
+    else if (config_->curvature != msg::Encoding::f64)
       compress::round_to_float(init.eigenvectors.data(), init.eigenvectors.size());
   }
   has_pending_ = true;

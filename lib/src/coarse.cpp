@@ -269,6 +269,13 @@ int vectors_per_agent(int agents, Index columns) {
   return static_cast<int>(std::max<Index>(1, std::min({by_count, by_bytes, columns})));
 }
 
+bool curvature_as_q8(double entries, Index coarse_dim) {
+  const double per_round =
+      static_cast<double>(coarse_dim) + 0.5 * static_cast<double>(coarse_dim) *
+                                            static_cast<double>(coarse_dim + 1);
+  return entries > per_round;
+}
+
 bool whole_space(Index d, int classes, int rank) {
   if (d * std::max(1, classes) > kMaxCoarseDim) return false;
   if (rank > 0) return rank >= d;

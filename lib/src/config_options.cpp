@@ -143,8 +143,9 @@ std::vector<OptionSpec> hub_options(HubConfig& c) {
        "how agents round the deltas they send, with error feedback (exact table accounting): "
        "q8 (8 bits an entry and a float scale per 64), f32, f64 (as they are); q8 also sends "
        "the broadcast as q8 changes (the hub's error feedback) and two-level's basis and "
-       "eigenvectors as q8; other than f64, coarse Hessians (and with f32 the basis and "
-       "eigenvectors) travel as floats",
+       "eigenvectors as q8 where they outweigh a round's coarse payload (else as floats); "
+       "other than f64, coarse Hessians (and with f32 the basis and eigenvectors) travel as "
+       "floats",
        encoding_ref(h.compression)},
       {"training", "coarse_rank", "--coarse-rank",
        "two-level: dimension m of the coarse space (0 = chosen from the spectrum the agents "

@@ -130,6 +130,7 @@ msg::Config HubCore::config_for(const AgentState& agent, bool build_table) const
   config.round = round_;
   config.restricted = restricted(agent);
   config.encoding = options_.compression;
+  config.curvature = options_.compression;  // two-level may send floats instead of q8
   config.w = config.restricted ? support::gather(w_, agent.support, options_.objective.classes)
                                : to_std(w_);
   config.prox = options_.prox;

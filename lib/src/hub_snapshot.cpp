@@ -20,8 +20,8 @@ namespace {
 constexpr char kMagic[8] = {'D', 'S', 'G', 'A', 'C', 'K', 'P', 'T'};
 // 2: aggregation, max_staleness, version; 3: table_refresh; 4: two-level (coarse_rank, the
 // coarse state, the agents' supports); 5: the round's broadcast; 6: the outcome; 7: Newton-CG and
-// auto's switch; 8: the compressed broadcast (bw_, bg_)
-constexpr std::uint32_t kFormat = 8;
+// auto's switch; 8: the compressed broadcast (bw_, bg_); 9: whether U travels as q8
+constexpr std::uint32_t kFormat = 9;
 constexpr std::size_t kHeader = 8 + 4 + 8 + 4;
 
 class Writer {
@@ -159,6 +159,7 @@ std::string HubCore::snapshot() const {
   // two-level: the basis, the local step the rule allowed, the guard's state.
   w.put<std::uint64_t>(coarse_.basis_id);
   w.put<std::uint8_t>(coarse_.basis.identity ? 1 : 0);
+  w.put<std::uint8_t>(coarse_.basis_q8 ? 1 : 0);
   w.put(coarse_.basis.u);
   w.put(coarse_.basis.curvature);
   w.put<double>(coarse_.basis.fine_curvature);
@@ -269,7 +270,9 @@ Status HubCore::restore(const std::string& bytes) {
        r.get(next.best_round_) && r.get(next.version_) && r.get(next.round_gbar_) &&
        r.get(next.round_eta_) && r.get(next.bw_) && r.get(next.bg_);
   std::uint8_t identity = 0;
-  ok = ok && r.get(next.coarse_.basis_id) && r.get(identity) && r.get(next.coarse_.basis.u) &&
+  std::uint8_t basis_q8 = 0;
+  ok = ok && r.get(next.coarse_.basis_id) && r.get(identity) && r.get(basis_q8) &&
+       r.get(next.coarse_.basis.u) &&
        r.get(next.coarse_.basis.curvature) && r.get(next.coarse_.basis.fine_curvature) &&
        r.get(next.coarse_.eta0) && r.get(next.coarse_.max_steps) && r.get(next.coarse_.gamma) && r.get(next.coarse_.f_prev) &&
        r.get(next.coarse_.f_prev2) && r.get(next.coarse_.w_prev) && r.get(next.coarse_.reverts);
@@ -282,6 +285,7 @@ Status HubCore::restore(const std::string& bytes) {
        r.get(nt.outer) && r.get(nt.pairs_s) && r.get(nt.pairs_y) && r.get(nt.next_s) &&
        r.get(nt.next_y) && r.get(agent_count);
   next.coarse_.basis.identity = identity != 0;
+  next.coarse_.basis_q8 = basis_q8 != 0;
   if (ok) {
     // The mode running: the one the options name, or Newton-CG after auto's switch.
     const bool switched = options_.aggregation == Aggregation::automatic &&

@@ -139,8 +139,19 @@ void TwoLevelMode::build_coarse_space(HubCore& hub) {
     // The agents get U in floats or q8 (at a half or an eighth of the bytes); the hub's coarse
     // step uses the same rounded U, so both sides work in one coarse space, and its Gram U^T U
     // where it took I for an orthonormal one (two_level_step).
+    // q8 only where U's rows outweigh one round's coarse payload (coarse::curvature_as_q8,
+    // on the mean agent's share: its rows of U and the eigenvectors it sent).
     Eigen::MatrixXd& u = hub.coarse_.basis.u;
-    if (hub.options_.compression == msg::Encoding::q8)
+    double entries = 0.0;
+    for (const auto& a : uploads)
+      entries += static_cast<double>(a.vectors.cols() + u.cols()) *
+                 static_cast<double>(a.support.empty() ? hub.features_
+                                                       : static_cast<Index>(a.support.size()));
+    hub.coarse_.basis_q8 =
+        hub.options_.compression == msg::Encoding::q8 &&
+        coarse::curvature_as_q8(entries / static_cast<double>(std::max<std::size_t>(1, uploads.size())),
+                                u.cols() * hub.options_.objective.classes);
+    if (hub.coarse_.basis_q8)
       compress::round_to_q8(u.data(), static_cast<std::size_t>(u.size()));
     else if (floats)
       compress::round_to_float(u.data(), static_cast<std::size_t>(u.size()));
@@ -175,11 +186,22 @@ void TwoLevelMode::add_to_config(const HubCore& hub, const AgentState& agent,
   config.two_level = true;
   config.refresh = 0.0;  // the whole table, every round
   if (!hub.basis_ready()) {
-    // The setup: the agent's top eigenpairs come back with its table.
-    if (!coarse::whole_space(hub.features_, hub.options_.objective.classes, hub.options_.coarse_rank))
-      config.basis_rank = static_cast<std::uint32_t>(coarse::vectors_per_agent(
-          hub.agents(), agent.support.empty() ? hub.features_
-                                              : static_cast<Index>(agent.support.size())));
+    // The setup: the agent's top eigenpairs come back with its table, as q8 where they and
+    // its rows of U (m at most the union, at most kMaxRank) outweigh a round's coarse payload.
+    const int C = hub.options_.objective.classes;
+    if (!coarse::whole_space(hub.features_, C, hub.options_.coarse_rank)) {
+      const Index columns =
+          agent.support.empty() ? hub.features_ : static_cast<Index>(agent.support.size());
+      const int q = coarse::vectors_per_agent(hub.agents(), columns);
+      config.basis_rank = static_cast<std::uint32_t>(q);
+      const Index m = std::min<Index>(
+          hub.options_.coarse_rank > 0 ? hub.options_.coarse_rank : coarse::kMaxRank,
+          static_cast<Index>(q) * std::max(1, hub.agents()));
+      if (config.curvature == msg::Encoding::q8 &&
+          !coarse::curvature_as_q8(static_cast<double>(q + m) * static_cast<double>(columns),
+                                   m * C))
+        config.curvature = msg::Encoding::f32;
+    }
     return;
   }
   // The step stays Config.eta (a changed one would make the agent rebuild its solver): the
@@ -192,7 +214,7 @@ void TwoLevelMode::add_to_config(const HubCore& hub, const AgentState& agent,
   }
   const Eigen::MatrixXd& u = hub.coarse_.basis.u;
   config.basis_dim = static_cast<std::uint32_t>(u.cols());
-  if (hub.options_.compression == msg::Encoding::q8) {
+  if (hub.coarse_.basis_q8) {
     // U is q8 already (build_coarse_space): its integers and scales, restricted to the support
     // with the whole matrix's blocks.
     compress::Q8 whole;

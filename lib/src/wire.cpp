@@ -164,7 +164,8 @@ struct BodyEncoder {
                                     to_fb(m.loss), m.lambda, m.eta, m.steps, m.seed, m.build_table,
                                     m.round, w.values, m.prox, m.refresh, m.two_level,
                                     m.basis_rank, m.basis_id, m.basis_identity, m.basis_dim, basis,
-                                    m.restricted, to_fb(m.encoding), basis_f32, basis_q8, w.zeros);
+                                    m.restricted, to_fb(m.encoding), basis_f32, basis_q8, w.zeros,
+                                    to_fb(m.curvature));
     return {fb::Body::Config, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::InitUpload& m) {
@@ -550,6 +551,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
       .known(t.algorithm(), fb::EnumNameAlgorithm, "Config.algorithm")
       .known(t.loss(), fb::EnumNameLoss, "Config.loss")
       .known(t.encoding(), fb::EnumNameEncoding, "Config.encoding")
+      .known(t.curvature(), fb::EnumNameEncoding, "Config.curvature")
       .finite(t.lambda(), "Config.lambda")
       .finite(t.eta(), "Config.eta")
       .finite(t.prox(), "Config.prox")
@@ -589,6 +591,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
   assign_q8_payload(t.basis_q8(), *t.basis(), *t.basis_f32(), m.basis, m.basis_q8);
   m.restricted = t.restricted();
   m.encoding = from_fb(t.encoding());
+  m.curvature = from_fb(t.curvature());
   return Status::ok();
 }
 

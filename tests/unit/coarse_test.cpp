@@ -209,6 +209,17 @@ TEST(CoarseNewton, SolvesTheRegularisedSystem) {
   EXPECT_NEAR(shifted->x(), -1.0, 1e-9);
 }
 
+// q8 curvature where the eigenvectors and rows of U outweigh one round's coarse payload (m C
+// + (m C)(m C + 1) / 2 values): B1's shape (64 + 64 vectors of 785, m C = 64) and a wide sparse
+// support yes; B2's (m C = 640) and a payload of exactly one round no.
+TEST(CoarseSpace, CurvatureAsQ8WhereItOutweighsARoundsCoarsePayload) {
+  EXPECT_TRUE(coarse::curvature_as_q8(128.0 * 785, 64));
+  EXPECT_TRUE(coarse::curvature_as_q8(44.0 * 116536, 40));
+  EXPECT_FALSE(coarse::curvature_as_q8(128.0 * 785, 640));
+  EXPECT_FALSE(coarse::curvature_as_q8(64 + 64 * 65 / 2, 64));
+  EXPECT_TRUE(coarse::curvature_as_q8(64 + 64 * 65 / 2 + 1, 64));
+}
+
 TEST(CoarseSpace, WholeSpaceWhenTheHessianIsSmall) {
   EXPECT_TRUE(coarse::whole_space(58, 1, 0));
   EXPECT_TRUE(coarse::whole_space(25, 10, 0));

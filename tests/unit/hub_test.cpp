@@ -1002,6 +1002,34 @@ TEST(HubTwoLevel, ResumedHubContinuesBitIdentically) {
   }
 }
 
+// With --compression q8 the eigenvectors (and later U) travel as q8 only where they outweigh one
+// round's coarse payload: a binary model of d = 300 (64 + 64 vectors of 300 entries against a
+// 64 x 64 Hessian) yes; the same with 10 classes (a 640 x 640 Hessian a round) no, as floats.
+TEST(HubTwoLevel, CurvatureTravelsAsQ8OnlyWhereItOutweighsARoundsCoarsePayload) {
+  for (const int classes : {1, 10}) {
+    SCOPED_TRACE(classes);
+    HubOptions o = options();
+    o.objective.loss = classes == 1 ? Loss::logistic : Loss::multinomial;
+    o.objective.classes = classes;
+    o.compression = msg::Encoding::q8;
+    HubCore hub(o);
+    std::vector<Outgoing> out;
+    msg::Join a = make_join("a", 1), b = make_join("b", 3);
+    for (msg::Join* j : {&a, &b}) {
+      j->features = 300;
+      j->classes = static_cast<std::uint32_t>(classes);
+      j->loss = o.objective.loss;
+    }
+    ASSERT_TRUE(hub.on_message("pa", a, 0.0, out));
+    ASSERT_TRUE(hub.on_message("pb", b, 0.0, out));
+    const auto configs = sent<msg::Config>(out, "pa");
+    ASSERT_EQ(configs.size(), 1u);
+    ASSERT_EQ(configs[0]->basis_rank, 64u);
+    EXPECT_EQ(configs[0]->encoding, msg::Encoding::q8);  // the deltas: q8 either way
+    EXPECT_EQ(configs[0]->curvature, classes == 1 ? msg::Encoding::q8 : msg::Encoding::f32);
+  }
+}
+
 }  // namespace two_level
 
 namespace newton_cg {

@@ -76,6 +76,7 @@ void expect_same(const msg::Config& a, const msg::Config& b) {
   expect_same_bits(a.basis, b.basis, "basis");
   EXPECT_EQ(a.restricted, b.restricted);
   EXPECT_EQ(a.encoding, b.encoding);
+  EXPECT_EQ(a.curvature, b.curvature);
 }
 void expect_same(const msg::InitUpload& a, const msg::InitUpload& b) {
   EXPECT_EQ(a.seq, b.seq);
@@ -193,6 +194,7 @@ std::vector<msg::Message> samples(std::size_t n) {
   config.basis = ramp(2 * n, 0.75);
   config.restricted = true;
   config.encoding = msg::Encoding::q8;
+  config.curvature = msg::Encoding::f32;
 
   msg::InitUpload init;
   init.seq = 3;

@@ -131,6 +131,13 @@ Basis build_basis(Index d, const std::vector<AgentBasis>& agents, int max_rank,
 inline constexpr Index kMaxUnion = 512;
 inline constexpr std::size_t kMaxUploadBytes = std::size_t(4) << 20;
 int vectors_per_agent(int agents, Index columns);
+// Whether two-level's curvature payloads, an agent's eigenvectors up and its rows of U down
+// (`entries` values for one agent), are rounded to q8 under --compression q8 rather than to
+// floats: only where they outweigh one round's coarse payload (the coarse gradient and the
+// packed Hessian of a coarse space of `coarse_dim` = m * C). Rounding them saves about 3 bytes
+// an entry, once, and can cost rounds (bench/RESULTS.md, issue 15: one on B1, two on B2);
+// where the saving is under one round's coarse payload it cannot pay for one lost round.
+bool curvature_as_q8(double entries, Index coarse_dim);
 // Whether the coarse space is the whole space (U = I, m = d): when the model's Hessian is at most
 // 256 x 256 (d * C <= 256: 32,896 scalars, 257 kB in float64 per agent per round, a link-cost
 // budget), or when the user's `rank` (0 = automatic) is >= d; never when d * C > kMaxCoarseDim.

@@ -420,6 +420,7 @@ class HubCore {
   struct CoarseState {
     coarse::Basis basis;
     std::uint64_t basis_id = 0;   // 0 until built
+    bool basis_q8 = false;        // U is rounded to q8 and travels so (else floats, or doubles)
     double eta0 = 0.0;            // the local step (1/L_max unless the options set one)
     std::uint64_t max_steps = 0;  // the local steps per round the stability rule allows (0: n_k)
     double gamma = 1.0;           // the guard's scale of eta0 and of the coarse step

@@ -95,6 +95,9 @@ struct Config {
   // How the agent's Update::dw and Update::dS travel: rounded by the agent with error feedback,
   // so they are exactly what the hub receives and accounts (compress.hpp).
   Encoding encoding = Encoding::f64;
+  // How the agent's eigenvectors travel (InitUpload): q8, floats or doubles. The hub's choice
+  // (coarse::curvature_as_q8): floats where q8 would not pay for itself.
+  Encoding curvature = Encoding::f64;
 };
 
 struct InitUpload {
