@@ -22,6 +22,7 @@
 
 #include "dsaga/wire.hpp"
 #include "dsaga_generated.h"
+#include "rice.hpp"
 
 namespace dsaga::wire {
 
@@ -201,15 +202,26 @@ struct BodyEncoder {
                                         m.base, w_delta, gbar_delta, w.zeros);
     return {fb::Body::RoundStart, t.Union()};
   }
+  // A q8 vector's integers: as Rice codes when those are shorter (rice.hpp), else as bytes.
+  using Bytes8 = flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>;
+  std::pair<flatbuffers::Offset<flatbuffers::Vector<std::int8_t>>, Bytes8> integers(
+      const std::int8_t* q, std::size_t n, const std::vector<std::uint8_t>& runs) {
+    thread_local std::vector<std::uint8_t> coded;
+    const rice::Blocks blocks{n, runs.data(), runs.size()};
+    if (n != 0 && rice::bytes(q, blocks) < n) {
+      rice::encode(q, blocks, coded);
+      return {fbb.CreateVector(q, 0), fbb.CreateVector(coded.data(), coded.size())};
+    }
+    return {fbb.CreateVector(q, n), Bytes8()};
+  }
+
   flatbuffers::Offset<fb::Packed> q8(const compress::Q8& x) {
     const auto values = fbb.CreateVector(static_cast<const float*>(nullptr), 0);
-    const auto q = fbb.CreateVector(x.q.data(), x.q.size());
+    const auto [q, coded] = integers(x.q.data(), x.q.size(), x.runs);
     const auto scales = fbb.CreateVector(x.scales.data(), x.scales.size());
-    const auto runs =
-        x.runs.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>()
-                       : fbb.CreateVector(x.runs.data(), x.runs.size());
+    const auto runs = x.runs.empty() ? Bytes8() : fbb.CreateVector(x.runs.data(), x.runs.size());
     return fb::CreatePacked(fbb, fb::Encoding::q8, static_cast<std::uint32_t>(x.q.size()), values,
-                            q, scales, runs);
+                            q, scales, runs, coded);
   }
   // A packed vector's wire form, kept per thread (dw and dS each their own): the capacity is
   // kept, so the steady state of an agent's Updates allocates nothing.
@@ -243,12 +255,13 @@ struct BodyEncoder {
 
   // The filled scratch `s` of n entries as a Packed table.
   flatbuffers::Offset<fb::Packed> packed(msg::Encoding encoding, std::size_t n, const Scratch& s) {
+    static const std::vector<std::uint8_t> no_runs;
     const bool f32 = encoding == msg::Encoding::f32;
     const auto values = fbb.CreateVector(s.f32.data(), f32 ? n : 0);
-    const auto q8 = fbb.CreateVector(s.q8.data(), f32 ? 0 : n);
+    const auto [q8, coded] = integers(s.q8.data(), f32 ? 0 : n, no_runs);
     const auto scales = fbb.CreateVector(s.scales.data(), f32 ? 0 : compress::q8_blocks(n));
     return fb::CreatePacked(fbb, to_fb(encoding), static_cast<std::uint32_t>(n), values, q8,
-                            scales);
+                            scales, Bytes8(), coded);
   }
 
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Update& m) {
@@ -712,6 +725,13 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
 
 // One packed vector (Packed in the schema): its form consistent with its encoding and count,
 // every value finite, every integer in -127..127. Nothing is read before the checks guarding it.
+// A Packed's blocks for rice.hpp (its runs, or blocks of 64).
+rice::Blocks rice_blocks(const fb::Packed& p) {
+  const auto* runs = p.runs();
+  if (runs == nullptr || runs->size() == 0) return rice::Blocks{p.count(), nullptr, 0};
+  return rice::Blocks{p.count(), runs->data(), runs->size()};
+}
+
 Status check_packed(const fb::Packed& p, const Limits& limits, const char* name) {
   const auto bad = [name](const std::string& why) {
     return Status::error(std::string(name) + " " + why);
@@ -729,6 +749,7 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name)
   switch (p.encoding()) {
     case fb::Encoding::f32:
       if (p.runs() != nullptr && p.runs()->size() != 0) return bad("(f32) has runs");
+      if (p.q8_rice() != nullptr && p.q8_rice()->size() != 0) return bad("(f32) has q8_rice");
       if (p.f32()->size() != n || p.q8()->size() != 0 || p.scales()->size() != 0)
         return bad("(f32) holds " + std::to_string(p.f32()->size()) + " floats, " +
                    std::to_string(p.q8()->size()) + " integers and " +
@@ -751,15 +772,25 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name)
           return bad("(q8) runs add up to " + std::to_string(sum) + " entries, the count is " +
                      std::to_string(n));
       }
-      if (p.q8()->size() != n || p.scales()->size() != blocks || p.f32()->size() != 0)
+      const bool coded = p.q8_rice() != nullptr && p.q8_rice()->size() != 0;
+      const std::size_t integers = coded ? 0 : n;  // Rice-coded: q8 is empty
+      if (p.q8()->size() != integers || p.scales()->size() != blocks || p.f32()->size() != 0)
         return bad("(q8) holds " + std::to_string(p.q8()->size()) + " integers, " +
                    std::to_string(p.scales()->size()) + " scales and " +
                    std::to_string(p.f32()->size()) + " floats for " + std::to_string(n) +
-                   " entries (expected " + std::to_string(n) + ", " + std::to_string(blocks) +
-                   ", 0)");
+                   " entries (expected " + std::to_string(integers) + ", " +
+                   std::to_string(blocks) + ", 0" + (coded ? ", with q8_rice)" : ")"));
       for (flatbuffers::uoffset_t i = 0; i < blocks; ++i)
         if (!(p.scales()->Get(i) >= 0.0f))
           return bad("scale " + std::to_string(i) + " is negative");
+      if (coded) {
+        thread_local std::vector<std::int8_t> ints;  // reused: no allocation once grown
+        ints.resize(n);
+        const std::string why = rice::decode(p.q8_rice()->data(), p.q8_rice()->size(),
+                                             rice_blocks(p), ints.data());
+        if (!why.empty()) return bad("q8_rice " + why);
+        return Status::ok();
+      }
       for (flatbuffers::uoffset_t i = 0; i < n; ++i)
         if (p.q8()->Get(i) < -compress::kLevels)
           return bad("integer " + std::to_string(i) + " is " + std::to_string(p.q8()->Get(i)) +
@@ -790,7 +821,12 @@ Status check_packed(const fb::Update& t, const Limits& limits) {
 
 // Only called on a Packed that check_packed() accepted: q8 as integers and scales.
 void unpack(const fb::Packed& p, compress::Q8& out) {
-  assign(*p.q8(), out.q);
+  if (p.q8_rice() != nullptr && p.q8_rice()->size() != 0) {
+    out.q.resize(p.count());
+    rice::decode(p.q8_rice()->data(), p.q8_rice()->size(), rice_blocks(p), out.q.data());
+  } else {
+    assign(*p.q8(), out.q);
+  }
   assign(*p.scales(), out.scales);
   if (p.runs() != nullptr) assign(*p.runs(), out.runs);
   else out.runs.clear();
@@ -804,13 +840,19 @@ void unpack(const fb::Packed& p, std::vector<double>& out) {
     for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<double>(p.f32()->Get(static_cast<flatbuffers::uoffset_t>(i)));
     return;
   }
-  // Straight from the buffer (an Update's dw and dS on the hub's receive path: no copy).
+  // Straight from the buffer (an Update's dw and dS on the hub's receive path: no copy), or
+  // from the Rice codes decoded into a buffer kept per thread.
   out.resize(n);
-  const auto& q = *p.q8();
+  const std::int8_t* q = p.q8()->data();
+  if (p.q8_rice() != nullptr && p.q8_rice()->size() != 0) {
+    thread_local std::vector<std::int8_t> ints;
+    ints.resize(n);
+    rice::decode(p.q8_rice()->data(), p.q8_rice()->size(), rice_blocks(p), ints.data());
+    q = ints.data();
+  }
   const auto& scales = *p.scales();
   const auto value = [&](std::size_t i, flatbuffers::uoffset_t s) {
-    return static_cast<double>(scales.Get(s)) *
-           static_cast<double>(q.Get(static_cast<flatbuffers::uoffset_t>(i)));
+    return static_cast<double>(scales.Get(s)) * static_cast<double>(q[i]);
   };
   if (p.runs() == nullptr || p.runs()->size() == 0) {
     for (std::size_t i = 0; i < n; ++i)
@@ -1087,6 +1129,36 @@ std::optional<std::uint32_t> foreign_version(const void* data, std::size_t size)
   return version;
 }
 
+namespace {
+
+// Bytes of a q8 vector's payload as the encoder writes it: its integers (Rice codes when those
+// are shorter), scales and runs.
+std::uint64_t q8_bytes(const std::int8_t* q, std::size_t n, const std::vector<std::uint8_t>& runs,
+                       std::size_t scales) {
+  const std::size_t ints =
+      n == 0 ? 0 : std::min(n, rice::bytes(q, rice::Blocks{n, runs.data(), runs.size()}));
+  return ints + 4 * scales + runs.size();
+}
+std::uint64_t q8_bytes(const compress::Q8& x) {
+  return q8_bytes(x.q.data(), x.q.size(), x.runs, x.scales.size());
+}
+
+// ... of doubles that travel packed in `encoding` when they are exact in it (Update.dw, dS,
+// InitUpload.table_sum), else as doubles.
+std::uint64_t packed_bytes(msg::Encoding encoding, const std::vector<double>& v) {
+  const std::size_t n = v.size();
+  if (encoding != msg::Encoding::q8) return compress::payload_bytes(encoding, n);
+  thread_local std::vector<float> scales;
+  thread_local std::vector<std::int8_t> q;
+  scales.resize(compress::q8_blocks(n));
+  q.resize(n);
+  if (!compress::to_q8(v.data(), n, scales.data(), q.data())) return 8 * n;
+  static const std::vector<std::uint8_t> no_runs;
+  return q8_bytes(q.data(), n, no_runs, scales.size());
+}
+
+}  // namespace
+
 void add_part_bytes(const msg::Message& message, std::uint64_t copies, msg::PartBytes& parts) {
   // As BodyEncoder writes them: doubles, floats where every value is one, packed deltas.
   const auto plain = [](const std::vector<double>& v) -> std::uint64_t { return 8 * v.size(); };
@@ -1099,22 +1171,21 @@ void add_part_bytes(const msg::Message& message, std::uint64_t copies, msg::Part
   if (const auto* u = std::get_if<msg::Update>(&message)) {
     // A decoded Update's encoding is the one it travelled in (f64 when it was not packed).
     const msg::Encoding e = u->encoding;
-    parts.deltas += copies * (compress::payload_bytes(e, u->dw.size()) +
-                              compress::payload_bytes(e, u->dS.size()));
+    parts.deltas += copies * (packed_bytes(e, u->dw) + packed_bytes(e, u->dS));
     parts.coarse += copies * (plain(u->coarse_g) + either(u->coarse_h));
     parts.newton += copies * (plain(u->product) + 4 * u->gram.size());
   } else if (const auto* r = std::get_if<msg::RoundStart>(&message)) {
     parts.broadcast += copies * (state(r->w) + plain(r->gbar) + plain(r->eval_w) +
-                                 r->w_delta.bytes() + r->gbar_delta.bytes());
+                                 q8_bytes(r->w_delta) + q8_bytes(r->gbar_delta));
     parts.newton += copies * plain(r->direction);
   } else if (const auto* c = std::get_if<msg::Config>(&message)) {
     parts.setup += copies * (state(c->w) + (c->basis_q8.empty() ? either(c->basis)
-                                                                 : c->basis_q8.bytes()));
+                                                                 : q8_bytes(c->basis_q8)));
   } else if (const auto* i = std::get_if<msg::InitUpload>(&message)) {
-    parts.setup += copies * (compress::payload_bytes(i->encoding, i->table_sum.size()) +
+    parts.setup += copies * (packed_bytes(i->encoding, i->table_sum) +
                              plain(i->eigenvalues) +
                              (i->eigenvectors_q8.empty() ? either(i->eigenvectors)
-                                                         : i->eigenvectors_q8.bytes()));
+                                                         : q8_bytes(i->eigenvectors_q8)));
   }
 }
 

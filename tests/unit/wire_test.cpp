@@ -536,6 +536,7 @@ struct PackedForm {
   std::vector<float> scales = {0.5f};
   std::vector<std::uint8_t> runs;  // empty: absent
   bool f32_present = true;
+  std::vector<std::uint8_t> rice;  // empty: absent
 };
 flatbuffers::Offset<fb::Packed> packed_form(flatbuffers::FlatBufferBuilder& fbb,
                                             const PackedForm& f) {
@@ -545,7 +546,9 @@ flatbuffers::Offset<fb::Packed> packed_form(flatbuffers::FlatBufferBuilder& fbb,
   const auto scales = fbb.CreateVector(f.scales);
   const auto runs = f.runs.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>()
                                    : fbb.CreateVector(f.runs);
-  return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales, runs);
+  const auto rice = f.rice.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>()
+                                   : fbb.CreateVector(f.rice);
+  return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales, runs, rice);
 }
 
 // The hub's broadcast as q8 changes (RoundStart.base): whole and restricted (runs) forms come
@@ -669,12 +672,18 @@ TEST(WireDecode, CurvatureAsQ8TravelsPackedAndBothFormsAreRefused) {
   init.table_sum = {1.0};
   init.eigenvectors = u;
   init.eigenvectors_q8 = whole;
-  const auto i = decode_copy(encode(init));
+  const Bytes init_bytes = encode(init);
+  const auto i = decode_copy(init_bytes);
   ASSERT_TRUE(i.is_ok()) << i.error();
   EXPECT_EQ(std::get<msg::InitUpload>(*i).eigenvectors, u);
   msg::PartBytes parts;
   wire::add_part_bytes(init, 1, parts);
-  EXPECT_EQ(parts.setup, 8 + whole.bytes());
+  // The counted bytes are the wire's: the ramp's integers go as Rice codes (shorter than 200).
+  const fb::Packed* sent = fb::GetEnvelope(init_bytes.data())->body_as_InitUpload()->eigenvectors_q8();
+  ASSERT_NE(sent->q8_rice(), nullptr);
+  EXPECT_EQ(sent->q8()->size(), 0u);
+  EXPECT_LT(sent->q8_rice()->size(), u.size());
+  EXPECT_EQ(parts.setup, 8 + sent->q8_rice()->size() + 4 * whole.scales.size());
 
   // Packed and as doubles at once: refused.
   flatbuffers::FlatBufferBuilder fbb;
@@ -881,6 +890,36 @@ TEST(WireDecode, RejectsInconsistentPackedVectors) {
   refused([](Case& c) { c.dw.scales[0] = -0.5f; }, "Update.dw_packed scale 0 is negative");
   refused([](Case& c) { c.dw.scales[0] = std::nanf(""); }, "Update.dw_packed[0] is not finite");
   refused([](Case& c) { c.dw.f32_present = false; }, "Update.dw_packed lacks one of");
+  // Rice-coded integers (protocol 7): {1, -127, 0} with k = 6 is 27 bits in 4 bytes.
+  const std::vector<std::uint8_t> rice = {0x26, 0x5c, 0x0f, 0x00};
+  {
+    Case c;
+    c.dw.q8.clear();
+    c.dw.rice = rice;
+    const auto ok = decode_copy(build(c));
+    ASSERT_TRUE(ok.is_ok()) << ok.error();
+    EXPECT_EQ(std::get<msg::Update>(*ok).dw, (std::vector<double>{0.5, -63.5, 0.0}));
+  }
+  refused([&](Case& c) { c.dw.rice = rice; },
+          "Update.dw_packed (q8) holds 3 integers, 1 scales and 0 floats for 3 entries (expected 0, 1, 0, with q8_rice)");
+  refused([&](Case& c) {
+            c.dw.q8.clear();
+            c.dw.rice = {0x26, 0x5c};
+          }, "Update.dw_packed q8_rice ends inside integer 1");
+  refused([&](Case& c) {
+            c.dw.q8.clear();
+            c.dw.rice = rice;
+            c.dw.rice.push_back(0);
+          }, "Update.dw_packed q8_rice has 13 bits past its integers");
+  refused([&](Case& c) {
+            c.dw.encoding = c.ds.encoding = fb::Encoding::f32;
+            c.dw.q8.clear();
+            c.ds.q8.clear();
+            c.dw.scales.clear();
+            c.ds.scales.clear();
+            c.dw.f32 = c.ds.f32 = {1.0f, 2.0f, 3.0f};
+            c.dw.rice = rice;
+          }, "Update.dw_packed (f32) has q8_rice");
   refused([](Case& c) {
             c.dw.encoding = c.ds.encoding = fb::Encoding::f64;
           }, "Update.dw_packed has encoding 0");
