@@ -385,7 +385,7 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
 
 Status AgentCore::take_broadcast(const msg::RoundStart& start, Outbox& out) {
   const Index wire = wire_width();
-  if (start.base == 0) {
+  if (start.base == 0 && !start.from_zero) {
     if (static_cast<Index>(start.w.size()) != wire || static_cast<Index>(start.gbar.size()) != wire)
       return Status::error(cat("RoundStart ", start.round, " rejected: w has ", start.w.size(),
                                " and gbar ", start.gbar.size(), " entries, expected ", wire));
@@ -401,7 +401,11 @@ Status AgentCore::take_broadcast(const msg::RoundStart& start, Outbox& out) {
     return Status::error(cat("RoundStart ", start.round, " rejected: its changes have ",
                              start.w_delta.size(), " and ", start.gbar_delta.size(),
                              " entries, expected ", wire));
-  if (start.base != held_round_) {
+  if (start.from_zero) {
+    // The first compressed round: changes on zeros, whatever this agent held.
+    w_round_.setZero();
+    gbar_round_.setZero();
+  } else if (start.base != held_round_) {
     const std::string why =
         cat("RoundStart ", start.round, " holds changes on round ", start.base,
             "'s broadcast and this agent holds ",

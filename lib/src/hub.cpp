@@ -178,18 +178,21 @@ bool HubCore::compressed_broadcast() const {
 void HubCore::advance_broadcast() {
   w_change_.q.clear();
   gbar_change_.q.clear();
-  const bool first = bw_.size() != w_.size() || bg_.size() != round_gbar_.size();
-  if (!compressed_broadcast() || first) {
+  changes_from_zero_ = false;
+  if (!compressed_broadcast()) {
     // No changes this round: every agent is sent the vectors.
     for (auto& [id, agent] : agents_) agent.holds_round = 0;
-    if (compressed_broadcast()) {
-      bw_ = w_;
-      bg_ = round_gbar_;
-    } else {
-      bw_.resize(0);
-      bg_.resize(0);
-    }
+    bw_.resize(0);
+    bg_.resize(0);
     return;
+  }
+  if (bw_.size() != w_.size() || bg_.size() != round_gbar_.size()) {
+    // The first compressed round: the changes are on zeros, which any agent can take whatever
+    // it holds (RoundStart.from_zero), and the error feedback starts from there.
+    for (auto& [id, agent] : agents_) agent.holds_round = 0;
+    bw_.setZero(w_.size());
+    bg_.setZero(round_gbar_.size());
+    changes_from_zero_ = true;
   }
   Eigen::VectorXd change = w_ - bw_;
   compress::quantize(change.data(), static_cast<std::size_t>(change.size()), w_change_);
@@ -200,13 +203,15 @@ void HubCore::advance_broadcast() {
 }
 
 bool HubCore::takes_changes(const AgentState& agent) const {
-  return !w_change_.empty() && agent.holds_round != 0 && agent.holds_round + 1 == round_;
+  return !w_change_.empty() &&
+         (changes_from_zero_ || (agent.holds_round != 0 && agent.holds_round + 1 == round_));
 }
 
 msg::RoundStart HubCore::changes_start(const AgentState* agent) const {
   msg::RoundStart start;
   start.round = round_;
-  start.base = round_ - 1;
+  start.base = changes_from_zero_ ? 0 : round_ - 1;
+  start.from_zero = changes_from_zero_;
   if (agent != nullptr) {
     compress::gather(w_change_, agent->support, options_.objective.classes, start.w_delta);
     compress::gather(gbar_change_, agent->support, options_.objective.classes, start.gbar_delta);

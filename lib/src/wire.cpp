@@ -195,11 +195,12 @@ struct BodyEncoder {
         m.eval_w.empty() ? flatbuffers::Offset<flatbuffers::Vector<double>>() : doubles(m.eval_w);
     const auto direction = doubles(m.direction);
     // Changes on the broadcast of round `base` (hub.hpp): q8 as the hub quantized them.
-    const auto w_delta = m.base != 0 ? q8(m.w_delta) : flatbuffers::Offset<fb::Packed>();
-    const auto gbar_delta = m.base != 0 ? q8(m.gbar_delta) : flatbuffers::Offset<fb::Packed>();
+    const bool changes = m.base != 0 || m.from_zero;
+    const auto w_delta = changes ? q8(m.w_delta) : flatbuffers::Offset<fb::Packed>();
+    const auto gbar_delta = changes ? q8(m.gbar_delta) : flatbuffers::Offset<fb::Packed>();
     const auto t = fb::CreateRoundStart(fbb, m.round, w.values, gbar, eval_w, m.eta,
                                         static_cast<std::uint8_t>(m.kind), m.gram, direction,
-                                        m.base, w_delta, gbar_delta, w.zeros);
+                                        m.base, w_delta, gbar_delta, w.zeros, m.from_zero);
     return {fb::Body::RoundStart, t.Union()};
   }
   // A q8 vector's integers: as Rice codes when those are shorter (rice.hpp), else as bytes.
@@ -658,7 +659,9 @@ Status convert(const fb::InitUpload& t, const Limits& limits, msg::Message& out)
 Status check_delta(const fb::RoundStart& t, const Limits& limits) {
   const fb::Packed* dw = t.w_delta();
   const fb::Packed* dg = t.gbar_delta();
-  if (t.base() == 0) {
+  if (t.from_zero() && t.base() != 0)
+    return Status::error("RoundStart.from_zero with base " + std::to_string(t.base()));
+  if (t.base() == 0 && !t.from_zero()) {
     if (dw != nullptr || dg != nullptr)
       return Status::error("RoundStart.w_delta and gbar_delta need a base round (base is 0)");
     return Status::ok();
@@ -670,7 +673,7 @@ Status check_delta(const fb::RoundStart& t, const Limits& limits) {
     return Status::error("RoundStart.w, gbar and eval_w must be empty with a base round");
   if (t.kind() != static_cast<std::uint8_t>(msg::RoundKind::run))
     return Status::error("RoundStart.base is set in a Newton-CG round");
-  if (t.base() >= t.round())
+  if (t.base() != 0 && t.base() >= t.round())
     return Status::error("RoundStart.base " + std::to_string(t.base()) +
                          " is not before its round " + std::to_string(t.round()));
   if (const Status s = check_packed(*dw, limits, "RoundStart.w_delta"); !s) return s;
@@ -713,7 +716,8 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
   m.gram = t.gram();
   assign(*t.direction(), m.direction);
   m.base = t.base();
-  if (m.base != 0) {
+  m.from_zero = t.from_zero();
+  if (m.base != 0 || m.from_zero) {
     unpack(*t.w_delta(), m.w_delta);
     unpack(*t.gbar_delta(), m.gbar_delta);
   } else {

@@ -103,7 +103,11 @@ TEST_F(HubTest, InitRoundFormsGbarAndBroadcastsRoundOne) {
   const auto starts = sent<msg::RoundStart>(out, "pa");
   ASSERT_EQ(starts.size(), 1u);
   EXPECT_EQ(starts[0]->round, 1u);
-  EXPECT_EQ(starts[0]->gbar, std::vector<double>({1, 1, 1}));
+  // The first compressed broadcast: gbar as q8 on zeros, to within a rounding.
+  ASSERT_TRUE(starts[0]->from_zero);
+  Eigen::Vector3d g = Eigen::Vector3d::Zero();
+  compress::add(starts[0]->gbar_delta, g.data());
+  EXPECT_LE((g - Eigen::Vector3d(1, 1, 1)).cwiseAbs().maxCoeff(), 1.0 / 254);
   const auto reports = hub.take_reports();
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].round, 0u);
@@ -349,8 +353,9 @@ TEST_F(HubTest, LostUpdateTriggersTableRebuildNotDoubleCounting) {
   EXPECT_LE(hub.check_invariant(), 1e-15);
 }
 
-// The compressed broadcast (compression q8, the default): the first round goes out whole, later
-// ones as the q8 changes since the round before, to every agent that was sent that round; the
+// The compressed broadcast (compression q8, the default): the first round goes out as changes on
+// zeros, later ones as the q8 changes since the round before, to every agent that was sent that
+// round; the
 // sums are the hub's broadcast_w() bit for bit, which trails w() by what the changes left out
 // and reaches it as w stops moving. An agent that reports a stale base, or comes back on a new
 // connection, is sent the vectors.
@@ -362,10 +367,16 @@ TEST_F(HubTest, CompressedBroadcastSendsChangesOnTheRoundBefore) {
   ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}, {}}, 0.0, out));
   ASSERT_EQ(sent<msg::RoundStart>(out, "pa").size(), 1u);
   const msg::RoundStart round1 = *sent<msg::RoundStart>(out, "pa")[0];
-  EXPECT_EQ(round1.base, 0u);  // the first: whole
-  Eigen::VectorXd w_held = Eigen::Map<const Eigen::VectorXd>(round1.w.data(), kD);
-  Eigen::VectorXd g_held = Eigen::Map<const Eigen::VectorXd>(round1.gbar.data(), kD);
-  EXPECT_EQ(w_held, hub.w());
+  EXPECT_EQ(sent<msg::RoundStart>(out, "pa")[0], sent<msg::RoundStart>(out, "pb")[0]);
+  EXPECT_EQ(round1.base, 0u);  // the first: changes on zeros
+  EXPECT_TRUE(round1.from_zero);
+  EXPECT_TRUE(round1.w.empty() && round1.gbar.empty());
+  Eigen::VectorXd w_held = Eigen::VectorXd::Zero(kD), g_held = Eigen::VectorXd::Zero(kD);
+  compress::add(round1.w_delta, w_held.data());
+  compress::add(round1.gbar_delta, g_held.data());
+  EXPECT_EQ(w_held, hub.w());  // w_1 = 0: exact
+  EXPECT_EQ(w_held, hub.broadcast_w());
+  EXPECT_LE((g_held - hub.gbar()).cwiseAbs().maxCoeff(), hub.gbar().cwiseAbs().maxCoeff() / 200);
 
   std::uint64_t seq = 2;
   double last_gap = INFINITY;
@@ -382,6 +393,7 @@ TEST_F(HubTest, CompressedBroadcastSendsChangesOnTheRoundBefore) {
     EXPECT_EQ(starts[0], sent<msg::RoundStart>(out, "pb")[0]);  // one message to both
     const msg::RoundStart& start = *starts[0];
     EXPECT_EQ(start.base, round);
+    EXPECT_FALSE(start.from_zero);
     EXPECT_TRUE(start.w.empty() && start.gbar.empty());
     ASSERT_EQ(start.w_delta.size(), static_cast<std::size_t>(kD));
     compress::add(start.w_delta, w_held.data());

@@ -98,6 +98,7 @@ void expect_same(const msg::RoundStart& a, const msg::RoundStart& b) {
   EXPECT_EQ(a.gram, b.gram);
   expect_same_bits(a.direction, b.direction, "direction");
   EXPECT_EQ(a.base, b.base);
+  EXPECT_EQ(a.from_zero, b.from_zero);
   for (const auto& [x, y] : {std::pair{&a.w_delta, &b.w_delta}, std::pair{&a.gbar_delta, &b.gbar_delta}}) {
     EXPECT_EQ(x->q, y->q);
     EXPECT_EQ(x->scales, y->scales);
@@ -587,6 +588,7 @@ TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
     Form w, g;
     bool w_present = true, g_present = true;
     std::vector<double> whole_w;
+    bool from_zero = false;
   };
   const auto build = [](const Case& c) {
     flatbuffers::FlatBufferBuilder fbb;
@@ -596,7 +598,7 @@ TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
     const auto w = fbb.CreateVector(c.whole_w);
     const auto none = fbb.CreateVector(std::vector<double>{});
     const auto t = fb::CreateRoundStart(fbb, c.round, w, none, 0, 0.0, c.kind, false, none,
-                                        c.base, wp, gp);
+                                        c.base, wp, gp, 0, c.from_zero);
     return finish(fbb, fb::Body::RoundStart, t.Union());
   };
   {
@@ -617,6 +619,26 @@ TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
   refused([](Case& c) { c.g_present = false; }, "RoundStart.gbar_delta is missing");
   refused([](Case& c) { c.w_present = false; }, "RoundStart.w_delta is missing");
   refused([](Case& c) { c.base = 0; }, "need a base round");
+  {  // The first compressed round's changes: on zeros, no base (protocol 7).
+    Case c;
+    c.base = 0;
+    c.from_zero = true;
+    const auto ok = decode_copy(build(c));
+    ASSERT_TRUE(ok.is_ok()) << ok.error();
+    EXPECT_TRUE(std::get<msg::RoundStart>(*ok).from_zero);
+    EXPECT_EQ(std::get<msg::RoundStart>(*ok).w_delta.size(), 3u);
+  }
+  refused([](Case& c) { c.from_zero = true; }, "RoundStart.from_zero with base 4");
+  refused([](Case& c) {
+            c.base = 0;
+            c.from_zero = true;
+            c.g_present = false;
+          }, "RoundStart.gbar_delta is missing");
+  refused([](Case& c) {
+            c.base = 0;
+            c.from_zero = true;
+            c.whole_w = {1.0};
+          }, "must be empty with a base round");
   refused([](Case& c) { c.base = 5; }, "is not before its round");
   refused([](Case& c) { c.kind = 2; }, "base is set in a Newton-CG round");
   refused([](Case& c) { c.whole_w = {1.0, 2.0, 3.0}; }, "must be empty with a base round");
@@ -1417,6 +1439,10 @@ TEST(WireCorpus, CommittedSeedsMatchTheEncoder) {
   check({packed_update(msg::Encoding::f32, 8)}, "f32");
   check({packed_update(msg::Encoding::q8, 70)}, "q8");
   check({changes_start(150)}, "changes");
+  msg::RoundStart first = changes_start(90);
+  first.base = 0;
+  first.from_zero = true;
+  check({first}, "from-zero");
   check(compact_setup(70), "compact");
 }
 

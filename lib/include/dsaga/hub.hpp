@@ -402,6 +402,8 @@ class HubCore {
   // The compressed broadcast (empty when off; checkpointed) and the open round's changes.
   Eigen::VectorXd bw_, bg_;
   compress::Q8 w_change_, gbar_change_;
+  // The open round is the first compressed one: its changes are on zeros, for every agent.
+  bool changes_from_zero_ = false;
   double best_objective_ = std::numeric_limits<double>::quiet_NaN();
   std::uint64_t best_round_ = 0;
   double admission_started_ = -1.0;

@@ -139,6 +139,9 @@ struct RoundStart {
   // of RoundStart `base`, which it holds. base = 0: w and gbar are the vectors.
   std::uint64_t base = 0;
   compress::Q8 w_delta, gbar_delta;
+  // The changes are on zero vectors (base = 0): the first compressed round's, which an agent
+  // takes whatever it holds.
+  bool from_zero = false;
 };
 
 struct Update {
