@@ -448,8 +448,9 @@ void assign_either(const flatbuffers::Vector<double>& d, const flatbuffers::Vect
 // touched before every check has passed (a rejected message leaves it as it was).
 
 // A support sent as a bitmap (Join.support_bits): ceil(d / 8) bytes, no bit at or past d, and
-// then no list.
-Status check_support_bits(const fb::Join& t) {
+// then no list; and no more columns than a message of max_message_bytes could list (a bitmap
+// is 32 times denser: a hostile one would otherwise decode to 32 times the message).
+Status check_support_bits(const fb::Join& t, const Limits& limits) {
   const auto* bits = t.support_bits();
   if (bits == nullptr || bits->size() == 0) return Status::ok();
   if (t.support()->size() != 0)
@@ -463,6 +464,13 @@ Status check_support_bits(const fb::Join& t) {
   if (d % 8 != 0 && (bits->Get(static_cast<flatbuffers::uoffset_t>(bytes - 1)) >> (d % 8)) != 0)
     return Status::error("Join.support_bits has a column at or past its " + std::to_string(d) +
                          " features");
+  std::size_t columns = 0;
+  for (flatbuffers::uoffset_t i = 0; i < bits->size(); ++i)
+    columns += static_cast<std::size_t>(__builtin_popcount(bits->Get(i)));
+  const std::size_t most = limits.max_message_bytes / sizeof(std::uint32_t);
+  if (columns > most)
+    return Status::error("Join.support_bits has " + std::to_string(columns) +
+                         " columns, over the limit of " + std::to_string(most));
   return Status::ok();
 }
 
@@ -510,7 +518,7 @@ Status convert(const fb::Join& t, const Limits& limits, msg::Message& out) {
       .length(t.software_version(), "Join.software_version")
       .finite(t.lmax(), "Join.lmax");
   if (!checks.status()) return checks.status();
-  if (const Status s = check_support_bits(t); !s) return s;
+  if (const Status s = check_support_bits(t, limits); !s) return s;
   msg::Join& m = slot<msg::Join>(out);
   assign(*t.agent_id(), m.agent_id);
   m.samples = t.samples();

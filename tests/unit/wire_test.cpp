@@ -817,6 +817,20 @@ TEST(WireDecode, RejectsInconsistentCompactSetup) {
   expect_error(join({}, {0x81, 0x01, 0}, 9),
                "Join.support_bits has 3 bytes, expected 2 for 9 features");
   expect_error(join({}, {0x81, 0x03}, 9), "Join.support_bits has a column at or past its 9 features");
+  {  // A bitmap decodes to no more columns than a message of the limit could list.
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto id = fbb.CreateString("a");
+    const auto none = fbb.CreateVector(std::vector<std::uint32_t>{});
+    const auto b = fbb.CreateVector(std::vector<std::uint8_t>(100, 0xFF));
+    const auto t = fb::CreateJoin(fbb, id, 1, 800, 1, fb::Loss::logistic, 1.0, id, 0, none, b);
+    const Bytes bytes = finish(fbb, fb::Body::Join, t.Union());
+    Limits limits;
+    limits.max_message_bytes = 4096;  // 1024 columns as a list; the bitmap holds 800
+    EXPECT_TRUE(decode_copy(bytes, limits).is_ok());
+    limits.max_message_bytes = 3196;
+    expect_error(decode_copy(bytes, limits),
+                 "Join.support_bits has 800 columns, over the limit of 799");
+  }
 
   const auto zeros = [](fb::Body type, std::vector<double> w, std::uint32_t count,
                         std::uint64_t base = 0) {
