@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <numeric>
 #include <type_traits>
 
@@ -287,7 +288,28 @@ Basis build_basis(Index d, const std::vector<AgentBasis>& agents, int max_rank, 
   // Every uploaded vector, lifted to R^d, with its weighted curvature.
   Index total = 0;
   for (const auto& a : agents) total += a.vectors.cols();
-  Eigen::MatrixXd v = Eigen::MatrixXd::Zero(d, total);
+  // The work is on the rows of the union of the supports (every other row of every vector is
+  // zero): on a wide sparse model, d x total doubles of mostly zeros would be most of the time
+  // and memory. `rows` lists them (empty: all d, an agent uploaded dense vectors), `at` maps a
+  // column of the model to its row here.
+  std::vector<std::uint32_t> rows;
+  bool dense = false;
+  for (const auto& a : agents) dense = dense || (a.vectors.cols() > 0 && a.support.empty());
+  if (!dense) {
+    for (const auto& a : agents) {
+      if (a.vectors.cols() == 0) continue;
+      std::vector<std::uint32_t> both;
+      both.reserve(rows.size() + a.support.size());
+      std::set_union(rows.begin(), rows.end(), a.support.begin(), a.support.end(),
+                     std::back_inserter(both));
+      rows.swap(both);
+    }
+  }
+  const Index n = dense ? d : static_cast<Index>(rows.size());
+  const auto at = [&](std::uint32_t column) {
+    return static_cast<Index>(std::lower_bound(rows.begin(), rows.end(), column) - rows.begin());
+  };
+  Eigen::MatrixXd v = Eigen::MatrixXd::Zero(n, total);
   Eigen::VectorXd weight(total);
   // What the uploads leave out: agent k's part of the Gram outside its vectors has curvature at
   // most weight_k * next_k. Their sum bounds the whole (Weyl), tight only when the leftovers
@@ -302,7 +324,8 @@ Basis build_basis(Index d, const std::vector<AgentBasis>& agents, int max_rank, 
         v.col(col) = a.vectors.col(j);
       } else {
         for (std::size_t s = 0; s < a.support.size(); ++s)
-          v(a.support[s], col) = a.vectors(static_cast<Index>(s), j);
+          v(dense ? static_cast<Index>(a.support[s]) : at(a.support[s]), col) =
+              a.vectors(static_cast<Index>(s), j);
       }
       weight[col] = a.weight * a.values[j];
     }
@@ -315,16 +338,12 @@ Basis build_basis(Index d, const std::vector<AgentBasis>& agents, int max_rank, 
   qr.setThreshold(1e-8);
   const Index r = qr.rank();
   if (r == 0) return basis;
-  const Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(d, r);
+  const Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(n, r);
   const Eigen::MatrixXd c = q.transpose() * v;  // r x total
   const Eigen::MatrixXd g = c * weight.asDiagonal() * c.transpose();
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(0.5 * (g + g.transpose()));
   Eigen::VectorXd curv(r);
-  Eigen::MatrixXd ordered(d, r);
-  for (Index j = 0; j < r; ++j) {
-    curv[j] = std::max(0.0, eig.eigenvalues()[r - 1 - j]);
-    ordered.col(j) = q * eig.eigenvectors().col(r - 1 - j);
-  }
+  for (Index j = 0; j < r; ++j) curv[j] = std::max(0.0, eig.eigenvalues()[r - 1 - j]);
   // The whole union up to kMaxRank directions (the approximate Gram underestimates the
   // curvature past its first few directions, so cutting the union shorter by the rule costs
   // rounds: measured in bench/RESULTS.md); the caller lowers the local step if the curvature
@@ -332,7 +351,14 @@ Basis build_basis(Index d, const std::vector<AgentBasis>& agents, int max_rank, 
   const auto fine = [&](Index m) { return m < r ? std::max(curv[m], residual) : residual; };
   const Index cap = std::max<Index>(1, kMaxCoarseDim / std::max(1, classes));
   const Index m = std::min<Index>({max_rank > 0 ? max_rank : kMaxRank, r, cap});
-  basis.u = ordered.leftCols(m);
+  // The kept directions, most curved first, back on the model's d rows.
+  const Eigen::MatrixXd ordered = q * eig.eigenvectors().rightCols(m).rowwise().reverse();
+  if (dense) {
+    basis.u = ordered;
+  } else {
+    basis.u = Eigen::MatrixXd::Zero(d, m);
+    for (Index i = 0; i < n; ++i) basis.u.row(rows[static_cast<std::size_t>(i)]) = ordered.row(i);
+  }
   basis.curvature = curv.head(m);
   basis.fine_curvature = fine(m);
   return basis;
