@@ -168,6 +168,17 @@ int run_agent_daemon(int argc, char** argv) {
   options.incarnation = (std::uint64_t(entropy()) << 32) ^ entropy();
   options.validation = data->validation ? &*data->validation : nullptr;
   options.eval_every = c.validation.eval_every;
+  options.bias = c.data.bias;
+  if (missing_features_are_zeros(c.data)) {
+    // A LIBSVM shard narrower than the model (its highest feature index is lower than another
+    // agent's) takes the model's width from the hub's Config.
+    options.widen = [&local = *data, bias = c.data.bias](Index cols) {
+      spdlog::info("the model has {} features, this data {}: the missing ones are zeros", cols,
+                   local.train.cols());
+      widen(local.train, cols, bias);
+      if (local.validation) widen(*local.validation, cols, bias);
+    };
+  }
   AgentCore core(data->train, c.objective, options);
 
   TransportContext context;

@@ -56,6 +56,10 @@ AgentCore::AgentCore(const Dataset& data, const Objective& objective, AgentOptio
   Objective no_lambda = objective_;
   no_lambda.lambda = 0.0;
   lmax_ = max_smoothness(data_, no_lambda);
+  find_support();
+}
+
+void AgentCore::find_support() {
   support_ = coarse::support_of(data_);
   if (options_.validation != nullptr && data_.is_sparse()) {
     // The validation rows read w on their columns too: the hub must send those exactly.
@@ -79,6 +83,8 @@ msg::Join AgentCore::join() const {
   join.incarnation = options_.incarnation;
   // Dense data touches every column: the empty list says so in no bytes.
   if (static_cast<Index>(support_.size()) != data_.cols()) join.support = support_;
+  join.zero_padded = static_cast<bool>(options_.widen);
+  join.bias = options_.bias;
   return join;
 }
 
@@ -134,9 +140,16 @@ Status AgentCore::on_message(const msg::Message& message, Outbox& out) {
   return Status::error(cat("the hub does not send ", msg::name_of(message)));
 }
 
+Index AgentCore::width_for(const msg::Config& config) const {
+  const Index model = static_cast<Index>(config.features);
+  return options_.widen && model > data_.cols() ? model : data_.cols();
+}
+
 // The checks of a Config against this agent's data and the bounds, before anything changes.
 Status AgentCore::check_config(const msg::Config& config) const {
-  const Index d = data_.cols();
+  // A LIBSVM agent narrower than the model widens to it (after these checks): its support keeps
+  // its size (the new columns are zeros; the bias column moves last).
+  const Index d = width_for(config);
   const auto bad = [&](const std::string& why) {
     return Status::error(cat("Config from the hub rejected: ", why));
   };
@@ -146,7 +159,9 @@ Status AgentCore::check_config(const msg::Config& config) const {
   if (static_cast<int>(config.classes) != objective_.classes)
     return bad(cat(config.classes, " classes, this agent has ", objective_.classes));
   if (static_cast<Index>(config.features) != d)
-    return bad(cat(config.features, " features, this agent's data has ", d));
+    return bad(cat(config.features, " features, this agent's data has ", d,
+                   options_.widen ? "" : " (only LIBSVM data, whose missing features are zeros, "
+                                         "may be narrower than the model)"));
   if (config.total_samples < static_cast<std::uint64_t>(data_.rows()))
     return bad(
         cat("N = ", config.total_samples, " is less than this agent's ", data_.rows(), " samples"));
@@ -186,6 +201,11 @@ Status AgentCore::check_config(const msg::Config& config) const {
 
 Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
   if (const Status s = check_config(config); !s) return s;
+  if (width_for(config) > data_.cols()) {
+    options_.widen(width_for(config));
+    find_support();
+    method_.reset();  // a solver of the narrower data has nothing to keep
+  }
   held_round_ = 0;  // the hub sends the next broadcast whole
   const Index d = data_.cols();
   const Index wire = (config.restricted ? static_cast<Index>(support_.size()) : d) *

@@ -119,7 +119,9 @@ std::vector<OptionSpec> hub_options(HubConfig& c) {
   add_problem_options(rows, h.objective);
   rows.insert(rows.end(), {
       {"problem", "lambda", "--lambda", "L2 regularisation", &h.objective.lambda},
-      {"problem", "features", "--features", "Model dimension d (0 = from the first agent)",
+      {"problem", "features", "--features",
+       "Model dimension d (0 = the widest agent's; a narrower LIBSVM agent reads the features it "
+       "lacks as zeros)",
        &h.features},
 
       {"training", "algorithm", "--algorithm",
@@ -222,9 +224,9 @@ std::vector<OptionSpec> data_options(DataSpec& d, Objective& objective) {
       {"data", "storage", "--storage", "auto, dense or sparse", storage_ref(d.read)},
       {"data", "features", "--features",
        "LIBSVM: the number of features; a file whose highest index is lower is padded with zero "
-       "columns (a missing feature is zero), one with a higher index is refused. Give every "
-       "agent of a natural split the model's width (without the --bias column). 0 = the highest "
-       "index in the file",
+       "columns (a missing feature is zero), one with a higher index is refused. 0 = the highest "
+       "index in the file; a narrower file than the model is widened when the hub names the "
+       "model's width, so the shards of a natural split need not set it",
        &d.read.features, OptionCheck::non_negative},
       {"data", "zero_based", nullptr, nullptr, &d.read.zero_based},
       {"data", "csv_header", nullptr, nullptr, &d.read.csv_header},

@@ -207,6 +207,11 @@ Result<Dataset> load_data(const DataSpec& spec, const Objective& objective) {
   return data;
 }
 
+bool missing_features_are_zeros(const DataSpec& spec) {
+  const auto format = resolve_format(spec);
+  return format && *format == "libsvm";
+}
+
 Result<Dataset> load_validation(const DataSpec& data, const ValidationSpec& spec,
                                 const Objective& objective, const Dataset& train) {
   if (spec.path.empty()) return Result<Dataset>::failure("validation.path: empty");

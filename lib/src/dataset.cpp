@@ -231,6 +231,35 @@ void append_constant(Dataset& data, double value) {
       data.X);
 }
 
+void widen(Dataset& data, Index cols, bool bias_last) {
+  std::visit(
+      [&](auto& X) {
+        using M = std::decay_t<decltype(X)>;
+        const Index rows = X.rows(), old = X.cols();
+        if (cols <= old) return;
+        const bool move_bias = bias_last && old > 0;
+        if constexpr (kIsSparse<M>) {
+          check_csr_fits(static_cast<Index>(X.nonZeros()), cols, "widen");
+          // A compressed row-major matrix gains columns without touching its entries; the bias
+          // entries, the last of their rows, stay the last under their new index.
+          X.conservativeResize(rows, cols);
+          if (move_bias) {
+            using StorageIndex = typename M::StorageIndex;
+            for (Index k = 0; k < static_cast<Index>(X.nonZeros()); ++k)
+              if (X.innerIndexPtr()[k] == static_cast<StorageIndex>(old - 1))
+                X.innerIndexPtr()[k] = static_cast<StorageIndex>(cols - 1);
+          }
+        } else {
+          M R = M::Zero(rows, cols);
+          const Index keep = move_bias ? old - 1 : old;
+          R.leftCols(keep) = X.leftCols(keep);
+          if (move_bias) R.col(cols - 1) = X.col(old - 1);
+          X = std::move(R);
+        }
+      },
+      data.X);
+}
+
 Eigen::VectorXd row_norms_squared(const Dataset& data) {
   return std::visit(
       [](const auto& X) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <utility>
 
 #include "dsaga/rng.hpp"
@@ -300,10 +301,9 @@ Status HubCore::on_message(const PeerId& from, const msg::Message& message, doub
 
 namespace {
 
-// The checks of a Join that need no state beyond the model (its width `features`, 0 = not yet
-// known): a refusal's code and reason, or nothing.
-std::optional<Refusal> check_join(const HubOptions& options, Index features,
-                                  const msg::Join& join) {
+// The checks of a Join that need no state beyond the options (its width: check_width): a
+// refusal's code and reason, or nothing.
+std::optional<Refusal> check_join(const HubOptions& options, const msg::Join& join) {
   if (!valid_agent_id(join.agent_id))
     return Refusal{msg::ErrorCode::refused, "the id must be 1 to 64 characters of [A-Za-z0-9._-]"};
   if (join.loss != options.objective.loss)
@@ -315,12 +315,6 @@ std::optional<Refusal> check_join(const HubOptions& options, Index features,
                    cat(join.classes, " classes, this hub trains ", options.objective.classes)};
   const Index d = static_cast<Index>(join.features);
   if (d <= 0) return Refusal{msg::ErrorCode::dimension_mismatch, "0 features"};
-  if (features != 0 && d != features)
-    return Refusal{msg::ErrorCode::dimension_mismatch,
-                   cat(d, " features, the model has ", features,
-                       d < features ? "; a narrower LIBSVM shard is padded by the agent's "
-                                      "--features (the model's width without a --bias column)"
-                                    : "; every agent's data must have the model's width")};
   if (join.samples == 0 || join.samples > kMaxSamples)
     return Refusal{msg::ErrorCode::invalid_value, cat(join.samples, " samples")};
   if (!std::isfinite(join.lmax) || join.lmax < 0)
@@ -337,7 +331,59 @@ std::optional<Refusal> check_join(const HubOptions& options, Index features,
   return std::nullopt;
 }
 
+// An agent's support in the model's columns: the same list when its data has the model's
+// width; for narrower data (widened by the agent: dataset.hpp widen) every column of its own
+// when the list is empty, and the bias column, its last, moved to the model's last.
+std::vector<std::uint32_t> model_support(const std::vector<std::uint32_t>& own, Index width,
+                                         bool bias, Index model) {
+  if (width >= model) return own;
+  std::vector<std::uint32_t> s = own;
+  if (s.empty()) {
+    s.resize(static_cast<std::size_t>(width));
+    std::iota(s.begin(), s.end(), 0u);
+  }
+  if (bias && !s.empty() && s.back() == static_cast<std::uint32_t>(width - 1))
+    s.back() = static_cast<std::uint32_t>(model - 1);
+  return s;
+}
+
+constexpr const char* kOnlyLibsvmNarrower =
+    "only LIBSVM data (a missing feature is a zero) may be narrower than the model";
+
 }  // namespace
+
+std::optional<Refusal> HubCore::check_width(const msg::Join& join) const {
+  const Index d = static_cast<Index>(join.features);
+  const auto refusal = [](const std::string& why) {
+    return Refusal{msg::ErrorCode::dimension_mismatch, why};
+  };
+  if (features_ != 0) {  // --features, or fixed when training started
+    const char* whence = options_.features != 0 ? " (--features)" : "";
+    if (d > features_)
+      return refusal(cat(d, " features, the model has ", features_, whence,
+                         "; an agent's data may be narrower than the model, not wider"));
+    if (d < features_ && !join.zero_padded)
+      return refusal(cat(d, " features, the model has ", features_, whence, "; ",
+                         kOnlyLibsvmNarrower));
+  }
+  for (const auto& [id, other] : agents_) {
+    if (id == join.agent_id || other.width == 0) continue;
+    if (other.bias != join.bias)
+      return refusal(cat(join.bias ? "its data has a --bias column, agent '"
+                                   : "its data has no --bias column, agent '",
+                         id, join.bias ? "' has none" : "' has one",
+                         ": every agent's data must have the same columns"));
+    if (features_ != 0) continue;
+    // The model will be as wide as the widest agent: only zero-padded data may be narrower.
+    if (d < other.width && !join.zero_padded)
+      return refusal(cat(d, " features, agent '", id, "' has ", other.width, "; ",
+                         kOnlyLibsvmNarrower));
+    if (d > other.width && !other.zero_padded)
+      return refusal(cat(d, " features, agent '", id, "' has ", other.width,
+                         " and its data (not LIBSVM) cannot take a wider model"));
+  }
+  return std::nullopt;
+}
 
 Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
                         std::vector<Outgoing>& out) {
@@ -351,8 +397,8 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
     return reject(from, code, cat("Join of agent '", join.agent_id, "' refused: ", why, waiting),
                   out);
   };
-  if (const auto refusal = check_join(options_, features_, join))
-    return refuse(refusal->code, refusal->why);
+  if (auto refusal = check_join(options_, join)) return refuse(refusal->code, refusal->why);
+  if (auto refusal = check_width(join)) return refuse(refusal->code, refusal->why);
   const Index d = static_cast<Index>(join.features);
 
   auto it = agents_.find(join.agent_id);
@@ -379,11 +425,14 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
       // a duplicate.
       pending_.erase(agent.agent_id);
     }
+    agent.width = d;
+    agent.zero_padded = join.zero_padded;
+    agent.bias = join.bias;
     if (phase_ == Phase::admitting) {
       agent.samples = join.samples;
       agent.lmax = join.lmax;
       agent.support = join.support;
-    } else if (join.support != agent.support) {
+    } else if (model_support(join.support, d, join.bias, features_) != agent.support) {
       return refuse(msg::ErrorCode::dimension_mismatch,
                     "its support changed since training started (the coarse basis it holds is "
                     "restricted to the old one)");
@@ -407,7 +456,6 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
   if (agent_of_peer_.count(from) != 0)
     return refuse(msg::ErrorCode::refused, "this connection already joined as another agent");
 
-  if (features_ == 0) features_ = d;
   AgentState agent;
   agent.agent_id = join.agent_id;
   agent.peer = from;
@@ -415,6 +463,9 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
   agent.lmax = join.lmax;
   agent.incarnation = join.incarnation;
   agent.support = join.support;
+  agent.width = d;
+  agent.zero_padded = join.zero_padded;
+  agent.bias = join.bias;
   agents_.emplace(join.agent_id, std::move(agent));
   agent_of_peer_[from] = join.agent_id;
   if (admission_started_ < 0) admission_started_ = now;
@@ -424,6 +475,20 @@ Status HubCore::on_join(const PeerId& from, const msg::Join& join, double now,
 }
 
 void HubCore::start_initialization(double /*now*/, std::vector<Outgoing>& out) {
+  // The model's width: --features, else the widest agent's; a narrower (LIBSVM) agent widens
+  // its data to it when its Config comes, and its support is then in the model's columns.
+  if (features_ == 0)
+    for (const auto& [id, agent] : agents_) features_ = std::max(features_, agent.width);
+  int narrower = 0;
+  for (auto& [id, agent] : agents_) {
+    agent.support = model_support(agent.support, agent.width, agent.bias, features_);
+    if (agent.width < features_) ++narrower;
+  }
+  if (narrower > 0)
+    notes_.push_back(cat("the model has ", features_, " features (",
+                         options_.features != 0 ? "--features" : "the widest agent's", "); ",
+                         narrower, " narrower agent", narrower > 1 ? "s read" : " reads",
+                         " the missing features as zeros"));
   total_samples_ = 0;
   double lmax = 0.0;
   for (const auto& [id, agent] : agents_) {

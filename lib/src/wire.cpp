@@ -152,7 +152,8 @@ struct BodyEncoder {
     const auto support_bits = as_bits ? fbb.CreateVector(bits.data(), bits.size())
                                       : flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>();
     const auto t = fb::CreateJoin(fbb, agent_id, m.samples, m.features, m.classes, to_fb(m.loss),
-                                  m.lmax, software_version, m.incarnation, support, support_bits);
+                                  m.lmax, software_version, m.incarnation, support, support_bits,
+                                  m.zero_padded, m.bias);
     return {fb::Body::Join, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Config& m) {
@@ -529,6 +530,8 @@ Status convert(const fb::Join& t, const Limits& limits, msg::Message& out) {
   assign(*t.software_version(), m.software_version);
   m.incarnation = t.incarnation();
   assign_support(t, m.support);
+  m.zero_padded = t.zero_padded();
+  m.bias = t.bias();
   return Status::ok();
 }
 

@@ -370,5 +370,41 @@ TEST(Partition, RejectsEmptyShards) {
   EXPECT_NO_THROW(partition(d, 3, PartitionKind::by_label, 0));
 }
 
+// A narrower LIBSVM shard widened to the model: zeros go in before the bias column, which stays
+// last; CSR keeps its entries, dense storage its values; a width it already has changes nothing.
+TEST(Widen, AddsZeroColumnsBeforeTheBiasInEveryStorage) {
+  DenseMatrix<double> X(2, 3);
+  X << 1, 0, 1,  //
+      0, 2, 1;   // the last column is the bias
+  for (Storage storage : {Storage::dense, Storage::sparse}) {
+    for (Precision precision : {Precision::f32, Precision::f64}) {
+      Dataset data;
+      data.X = X;
+      data.y = Eigen::Vector2d(1, -1);
+      data = convert(data, storage, precision);
+      const Index nnz = data.nnz();
+      widen(data, 5, true);
+      ASSERT_EQ(data.cols(), 5);
+      const Dataset dense = convert(data, Storage::dense, Precision::f64);
+      DenseMatrix<double> expected(2, 5);
+      expected << 1, 0, 0, 0, 1,  //
+          0, 2, 0, 0, 1;
+      EXPECT_EQ(std::get<DenseMatrix<double>>(dense.X), expected);
+      if (storage == Storage::sparse) {
+        EXPECT_EQ(data.nnz(), nnz);
+      }
+      widen(data, 5, true);
+      EXPECT_EQ(convert(data, Storage::dense, Precision::f64).X.index(), dense.X.index());
+      EXPECT_EQ(std::get<DenseMatrix<double>>(convert(data, Storage::dense, Precision::f64).X),
+                expected);
+      widen(data, 6, false);  // no bias: the zeros go last
+      EXPECT_EQ(std::get<DenseMatrix<double>>(convert(data, Storage::dense, Precision::f64).X)
+                    .col(5)
+                    .squaredNorm(),
+                0.0);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dsaga

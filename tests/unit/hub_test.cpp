@@ -308,9 +308,85 @@ TEST_F(HubTest, JoinWithWrongShapeIsRefused) {
   EXPECT_FALSE(hub.on_message("pa", j, 0, out));
   ASSERT_TRUE(hub.on_message("pa", make_join("a", 1), 0, out));
   j = make_join("b", 1);
-  j.features = kD + 1;  // the first agent fixed d
+  j.features = kD + 1;  // wider than a, whose dense data cannot take a wider model
   EXPECT_FALSE(hub.on_message("pb", j, 0, out));
   EXPECT_EQ(hub.agents(), 1);
+}
+
+// A natural LIBSVM split: shards whose highest feature index differs. Without --features the
+// model is as wide as the widest agent; a narrower one widens its data to it (its missing
+// features are zeros) and its support, in the model's columns, has its bias column last.
+TEST_F(HubTest, LibsvmAgentsOfOtherWidthsTakeTheWidestWithTheBiasLast) {
+  msg::Join a = make_join("a", 1);
+  a.features = 5;  // four features and the bias
+  a.zero_padded = a.bias = true;
+  a.support = {0, 2, 4};
+  msg::Join b = make_join("b", 3);
+  b.features = 8;
+  b.zero_padded = b.bias = true;  // every column: the empty list
+  ASSERT_TRUE(hub.on_message("pa", a, 0, out));
+  ASSERT_TRUE(hub.on_message("pb", b, 0, out));
+  ASSERT_EQ(hub.phase(), HubCore::Phase::initializing);
+  EXPECT_EQ(hub.w().size(), 8);
+  ASSERT_EQ(sent<msg::Config>(out, "pa").size(), 1u);
+  const msg::Config& to_a = *sent<msg::Config>(out, "pa")[0];
+  EXPECT_EQ(to_a.features, 8u);
+  EXPECT_TRUE(to_a.restricted);
+  EXPECT_EQ(to_a.w.size(), 3u);
+  EXPECT_EQ(sent<msg::Config>(out, "pb")[0]->features, 8u);
+  out.clear();
+  // a's table sum on its support lands on the model's columns 0, 2 and 7 (the bias).
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}, {}}, 0, out));
+  ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0, 0, 0, 0, 0, 0}, 1.5, {}, 0, {},
+                                                   {}, {}},
+                             0, out));
+  ASSERT_EQ(hub.phase(), HubCore::Phase::training);
+  Eigen::VectorXd expected = Eigen::VectorXd::Zero(8);
+  expected << 1, 0, 2, 0, 0, 0, 0, 3;
+  EXPECT_EQ(hub.gbar(), expected / 4);
+  // Restarted, a joins at its own width again: the same support, so it is taken back.
+  out.clear();
+  a.incarnation = 2;
+  EXPECT_TRUE(hub.on_message("pa2", a, 1, out));
+  EXPECT_EQ(sent<msg::Config>(out, "pa2").size(), 1u);
+}
+
+TEST_F(HubTest, WidthsThatNoModelFitsAreRefusedWithTheReason) {
+  const auto refused = [](const std::vector<Outgoing>& sent_out, const PeerId& to) {
+    const auto errors = sent<msg::Error>(sent_out, to);
+    return errors.empty() ? std::string() : errors[0]->text;
+  };
+  msg::Join wide = make_join("wide", 1);
+  wide.features = 8;
+  wide.zero_padded = true;
+  ASSERT_TRUE(hub.on_message("pw", wide, 0, out));
+  // Dense (CSV) data narrower than an agent already in: its missing columns are not zeros.
+  msg::Join dense = make_join("dense", 1);
+  dense.features = 5;
+  EXPECT_FALSE(hub.on_message("pd", dense, 0, out));
+  EXPECT_NE(refused(out, "pd").find("only LIBSVM data"), std::string::npos) << refused(out, "pd");
+  // A --bias column on one agent and not the other.
+  msg::Join biased = make_join("biased", 1);
+  biased.features = 5;
+  biased.zero_padded = biased.bias = true;
+  EXPECT_FALSE(hub.on_message("pb", biased, 0, out));
+  EXPECT_NE(refused(out, "pb").find("--bias"), std::string::npos) << refused(out, "pb");
+  EXPECT_EQ(hub.agents(), 1);
+
+  // With --features the model's width is given: narrower LIBSVM data is taken, wider is not.
+  HubOptions o = options();
+  o.features = 6;
+  HubCore given(o);
+  std::vector<Outgoing> out2;
+  msg::Join narrow = make_join("narrow", 1);
+  narrow.features = 4;
+  narrow.zero_padded = true;
+  EXPECT_TRUE(given.on_message("pn", narrow, 0, out2));
+  wide.features = 7;
+  EXPECT_FALSE(given.on_message("pw", wide, 0, out2));
+  EXPECT_NE(refused(out2, "pw").find("7 features, the model has 6 (--features)"),
+            std::string::npos)
+      << refused(out2, "pw");
 }
 
 TEST_F(HubTest, LateUpdateAppliesTableDeltaExactlyOnceAndDropsStep) {

@@ -55,9 +55,11 @@ struct TrainingRun {
 // Trains `shards` over inproc://; `meddle` (optional) runs with the hub's endpoint once the hub
 // serves, before the agents join.
 // `validation` (optional): agent k's held-out rows, validation[k].
+// `natural_widths`: the shards are LIBSVM data of their own widths, each with a bias column
+// last, which the agents widen to the model's width (a copy of them: `shards` is unchanged).
 TrainingRun train(const std::vector<Dataset>& shards, const HubOptions& options,
           const std::function<void(TransportContext&, const std::string&)>& meddle = {},
-          const std::vector<Dataset>* validation = nullptr) {
+          const std::vector<Dataset>* validation = nullptr, bool natural_widths = false) {
   TransportContext context;
   TransportOptions transport;
   static int counter = 0;
@@ -84,13 +86,19 @@ TrainingRun train(const std::vector<Dataset>& shards, const HubOptions& options,
   if (meddle) meddle(context, endpoint);
 
   Objective objective = options.objective;
+  std::vector<Dataset> own;
+  if (natural_widths) own = shards;
   std::vector<std::thread> agents;
   std::vector<Status> agent_status(shards.size());
   for (std::size_t k = 0; k < shards.size(); ++k) {
     agents.emplace_back([&, k] {
       AgentOptions agent{"agent-" + std::to_string(k), 1 + k};
       if (validation != nullptr) agent.validation = &(*validation)[k];
-      AgentCore core(shards[k], objective, agent);
+      if (natural_widths) {
+        agent.bias = true;
+        agent.widen = [&own, k](Index cols) { widen(own[k], cols, true); };
+      }
+      AgentCore core(natural_widths ? own[k] : shards[k], objective, agent);
       auto client = ClientSocket::connect(context, endpoint, transport);
       ASSERT_TRUE(client) << client.error();
       AgentServiceOptions service;
@@ -105,6 +113,29 @@ TrainingRun train(const std::vector<Dataset>& shards, const HubOptions& options,
   run.best_w = hub.best_w();
   run.finish_reason = hub.finish_reason();
   return run;
+}
+
+// Sparse shards of synthetic(rows per shard * K, d + 1) whose rows touch only their first
+// widths[k] features and the bias: at the model's width d + 1 (padded, as `--features d` gives)
+// or at their own, widths[k] + 1 with the bias right after their last feature (natural: each
+// file's highest index).
+std::vector<Dataset> shards_of_widths(const std::vector<Index>& widths, Index d, Index rows,
+                                      bool natural) {
+  const Dataset all = synthetic(rows * static_cast<Index>(widths.size()), d + 1, 7);
+  const auto& X = std::get<DenseMatrix<double>>(all.X);
+  std::vector<Dataset> shards;
+  for (std::size_t k = 0; k < widths.size(); ++k) {
+    const Index w = widths[k], cols = natural ? w + 1 : d + 1;
+    DenseMatrix<double> part = DenseMatrix<double>::Zero(rows, cols);
+    part.leftCols(w) = X.block(static_cast<Index>(k) * rows, 0, rows, w);
+    part.col(cols - 1) = X.block(static_cast<Index>(k) * rows, d, rows, 1);
+    Dataset shard;
+    shard.X = part;
+    shard.y = all.y.segment(static_cast<Index>(k) * rows, rows);
+    shard.source = "shard " + std::to_string(k);
+    shards.push_back(convert(shard, Storage::sparse, Precision::f64));
+  }
+  return shards;
 }
 
 HubOptions logistic_options(int agents, std::uint64_t rounds) {
@@ -917,6 +948,33 @@ TEST(Service, HostileMessagesAreRejectedWithAReasonAndChangeNothing) {
   ASSERT_EQ(attacked.w_after_round.size(), clean.w_after_round.size());
   for (std::size_t r = 0; r < clean.w_after_round.size(); ++r)
     EXPECT_EQ(attacked.w_after_round[r], clean.w_after_round[r]) << "round " << r;
+}
+
+// A natural LIBSVM split: each file as wide as its highest feature index, none given
+// --features. The hub takes the widest agent's width and the others widen their data to it:
+// the same iterates as the shards padded to the model's width, in the whole space (d <= 256) and
+// in a coarse space of 3 directions with local runs.
+TEST(Service, ANaturalSplitOfOtherWidthsTrainsAsThePaddedShards) {
+  const std::vector<Index> widths = {12, 9, 5};
+  const std::vector<Dataset> padded = shards_of_widths(widths, 12, 60, false);
+  const std::vector<Dataset> natural = shards_of_widths(widths, 12, 60, true);
+  ASSERT_EQ(natural[2].cols(), 6);
+  for (const int coarse_rank : {0, 3}) {
+    HubOptions options = logistic_options(3, 6);
+    options.coarse_rank = coarse_rank;
+    const TrainingRun a = train(padded, options);
+    const TrainingRun b = train(natural, options, {}, nullptr, true);
+    ASSERT_EQ(a.w_after_round.size(), 7u);
+    ASSERT_EQ(b.w_after_round.size(), a.w_after_round.size());
+    for (std::size_t r = 1; r < a.w_after_round.size(); ++r) {
+      ASSERT_EQ(b.w_after_round[r].size(), 13);
+      EXPECT_LE((a.w_after_round[r] - b.w_after_round[r]).lpNorm<Eigen::Infinity>(),
+                1e-12 * a.w_after_round[r].lpNorm<Eigen::Infinity>())
+          << "coarse rank " << coarse_rank << ", round " << r;
+    }
+    EXPECT_LT(b.reports.back().objective, b.reports.front().objective);
+  }
+  EXPECT_EQ(natural[2].cols(), 6);  // the agents widened copies
 }
 
 }  // namespace

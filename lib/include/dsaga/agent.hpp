@@ -25,6 +25,7 @@
 
 #include <Eigen/Dense>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,6 +75,13 @@ struct AgentOptions {
   // columns too, so that a restricted w is exact wherever they read it.
   const Dataset* validation = nullptr;
   std::uint64_t eval_every = 1;
+  // Set when the data's missing columns are zeros (LIBSVM): the data may then be narrower than
+  // the model (the hub makes the model as wide as its widest agent), and this widens the
+  // training data and the validation rows in place to the model's width (dataset.hpp widen),
+  // once, when a Config names a wider model. Empty: the data must have the model's width.
+  std::function<void(Index cols)> widen = nullptr;
+  // The data's last column is the constant 1 of --bias (in a wider model, the model's last).
+  bool bias = false;
 };
 
 class AgentCore {
@@ -104,6 +112,9 @@ class AgentCore {
  private:
   Status on_config(const msg::Config& config, Outbox& out);
   Status check_config(const msg::Config& config) const;  // before on_config changes anything
+  // The data's width once `config` is taken: the model's when the data widens to it.
+  Index width_for(const msg::Config& config) const;
+  void find_support();  // support_ from the data (and the validation rows)
   Status on_round(const msg::RoundStart& start, Outbox& out);
   // Newton-CG rounds (newton.hpp): the gradient and curvature at w, or a Hessian product.
   Status on_newton_round(const msg::RoundStart& start, Outbox& out);

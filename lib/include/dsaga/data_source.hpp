@@ -56,6 +56,10 @@ struct DataSpec {
 // numbered from 0 as in `shard`).
 Result<Dataset> load_data(const DataSpec& spec, const Objective& objective);
 
+// Whether the data's missing features are zeros (LIBSVM), so that it may be widened to a wider
+// model (dataset.hpp widen); false for a spec whose format does not resolve.
+bool missing_features_are_zeros(const DataSpec& spec);
+
 // An agent's held-out validation rows (validation.hpp), which it never trains on: a file of its
 // own, or a seeded fraction of the rows load_data gave it. The TOML table [validation] of
 // config/agent.toml; the options --validation, --validation-labels, --holdout, --holdout-seed

@@ -62,6 +62,11 @@ void scale_features(Dataset& data, double factor);
 void normalize_rows(Dataset& data);
 // Appends a constant feature (the bias) as the last column.
 void append_constant(Dataset& data, double value = 1.0);
+// Widens the data to `cols` columns (>= its own) whose new ones are zeros, in place: a LIBSVM
+// shard narrower than the model (a missing feature is a zero). With `bias_last` the data's last
+// column is append_constant's and stays the last: the zeros go in before it. CSR storage gains
+// no entries and is not copied; dense storage is copied once.
+void widen(Dataset& data, Index cols, bool bias_last);
 
 // Squared L2 norm of every row, accumulated in double.
 Eigen::VectorXd row_norms_squared(const Dataset& data);

@@ -106,7 +106,7 @@ struct HubOptions {
   // update's dw to be used; 0 = twice the number of agents.
   std::uint64_t max_staleness = 0;
   Objective objective;            // loss, lambda, classes; every Join must agree
-  Index features = 0;             // d; 0 = taken from the first Join
+  Index features = 0;             // d; 0 = the widest agent's (narrower LIBSVM agents widen)
   int expected_agents = 1;        // training starts when this many have joined...
   int min_agents = 0;             // ...or, after admission_timeout seconds, this many (0 = all)
   double admission_timeout = 0.0;
@@ -303,7 +303,15 @@ class HubCore {
     bool initialized = false;    // S_k received for the current table
     double init_loss = 0.0;      // loss sum at w0 (init round)
     Eigen::VectorXd table_sum;   // S_k
-    std::vector<std::uint32_t> support;  // columns its rows touch (empty: every column)
+    // Columns its rows touch (empty: every column), in the model's columns once the model's
+    // width is known (start_initialization; model_support).
+    std::vector<std::uint32_t> support;
+    // From its last Join (not checkpointed): its data's width, whether that data's missing
+    // features are zeros (LIBSVM, so it may be narrower than the model) and whether its last
+    // column is --bias's. 0: not seen since this hub started.
+    Index width = 0;
+    bool zero_padded = false;
+    bool bias = false;
     // The round whose broadcast (bw_, bg_) it was last sent: it can take the next one as
     // changes. 0: none (it joined, lost its connection, or was sent whole vectors).
     std::uint64_t holds_round = 0;
@@ -317,6 +325,9 @@ class HubCore {
 
   Status on_join(const PeerId& from, const msg::Join& join, double now,
                  std::vector<Outgoing>& out);
+  // A Join's width against the model's (features_, when known) and the other agents': a
+  // refusal's code and reason, or nothing.
+  std::optional<Refusal> check_width(const msg::Join& join) const;
   Status on_init(AgentState& agent, const msg::InitUpload& init, double now,
                  std::vector<Outgoing>& out);
   Status on_update(AgentState& agent, const msg::Update& update, double now,

@@ -61,6 +61,8 @@ struct Join {
   std::string software_version;
   std::uint64_t incarnation = 0;  // random per agent process start: a restart vs a reconnect
   std::vector<std::uint32_t> support;  // columns its rows touch, ascending; empty = every column
+  bool zero_padded = false;  // its missing columns are zeros (LIBSVM): may be narrower than d
+  bool bias = false;         // its last column is --bias's constant 1 (the model's last column)
 };
 
 struct Config {
