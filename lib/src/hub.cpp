@@ -172,8 +172,11 @@ msg::RoundStart HubCore::round_start_for(const AgentState& agent) const {
 }
 
 bool HubCore::compressed_broadcast() const {
+  // Not over the whole space (U = I, d C <= 256): the vectors are a few kB against the coarse
+  // Hessian's tens, and an exact Newton step needs the w it was computed at, which q8 changes
+  // of a large step miss on badly scaled columns (a 64-entry block's scale is its largest).
   return options_.compression == msg::Encoding::q8 && mode_->knows_broadcast() &&
-         mode_->round_kind(*this) == msg::RoundKind::run;
+         mode_->round_kind(*this) == msg::RoundKind::run && !coarse_.basis.identity;
 }
 
 void HubCore::advance_broadcast() {

@@ -21,7 +21,7 @@ constexpr char kMagic[8] = {'D', 'S', 'G', 'A', 'C', 'K', 'P', 'T'};
 // 2: aggregation, max_staleness, version; 3: table_refresh; 4: two-level (coarse_rank, the
 // coarse state, the agents' supports); 5: the round's broadcast; 6: the outcome; 7: Newton-CG and
 // auto's switch; 8: the compressed broadcast (bw_, bg_); 9: whether U travels as q8
-constexpr std::uint32_t kFormat = 9;
+constexpr std::uint32_t kFormat = 10;
 constexpr std::size_t kHeader = 8 + 4 + 8 + 4;
 
 class Writer {
@@ -170,6 +170,7 @@ std::string HubCore::snapshot() const {
   w.put<double>(coarse_.f_prev2);
   w.put(coarse_.w_prev);
   w.put<std::uint64_t>(coarse_.reverts);
+  w.put<double>(coarse_.step_quadratic);
   // auto's switch and Newton-CG (the factor is rebuilt from the Gram).
   w.put<std::uint8_t>(static_cast<std::uint8_t>(active_));
   w.put(f_history_);
@@ -275,7 +276,8 @@ Status HubCore::restore(const std::string& bytes) {
        r.get(next.coarse_.basis.u) &&
        r.get(next.coarse_.basis.curvature) && r.get(next.coarse_.basis.fine_curvature) &&
        r.get(next.coarse_.eta0) && r.get(next.coarse_.max_steps) && r.get(next.coarse_.gamma) && r.get(next.coarse_.f_prev) &&
-       r.get(next.coarse_.f_prev2) && r.get(next.coarse_.w_prev) && r.get(next.coarse_.reverts);
+       r.get(next.coarse_.f_prev2) && r.get(next.coarse_.w_prev) && r.get(next.coarse_.reverts) &&
+       r.get(next.coarse_.step_quadratic);
   std::uint8_t active = 0, stage = 0, use_gram = 0, gram_asked = 0;
   HubCore::NewtonState& nt = next.newton_;
   ok = ok && r.get(active) && r.get(next.f_history_) && r.get(stage) && r.get(use_gram) &&

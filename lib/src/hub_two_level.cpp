@@ -283,27 +283,46 @@ void TwoLevelMode::two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, 
   if (hub.pending_.size() == hub.agents_.size())
     report.gradient_norm =
         (hub.gbar_ + hub.options_.objective.lambda * hub.broadcast_w()).norm();
-  // The guard (on rounds whose F is known): a rise of F larger than the decrease before it
-  // sends the model back to the last accepted w with half the step; a good round grows the
-  // step back by 1.25 up to the full one.
+  // The guard (on rounds whose F is known): a rise of F larger than the decrease before it (in
+  // the whole space, any rise) sends the model back, and halves the step scale; a good round
+  // grows the scale back by 1.25 up to the full one (by 2 where the Newton model holds).
   if (std::isfinite(objective)) {
     // Near the optimum F changes between rounds only by rounding (sums of N losses differ in
     // the last bits): a rise within 1e-12 relative is noise, not a bad round.
     const double noise = 1e-12 * std::abs(s.f_prev);
-    if (s.w_prev.size() == w_round.size() &&
-        objective - s.f_prev > std::max(s.f_prev2 - s.f_prev, 0.0) + noise) {
-      hub.w_ = s.w_prev;
+    // The whole space takes exact Newton steps, which must lower F (Armijo's rule without its
+    // fraction) from the first; local runs may raise F a little on a round that still helps
+    // (f_prev2 is infinite at the start and after a revert: any F is taken).
+    const double allowed = s.basis.identity ? 0.0 : std::max(s.f_prev2 - s.f_prev, 0.0);
+    if (s.w_prev.size() == w_round.size() && objective - s.f_prev > allowed + noise) {
+      // In the whole space a backtracking line search, one round a try: the next round is at
+      // the shorter step already, not at the accepted w again (whose F, gradient and Hessian
+      // the hub has had). With local runs, back to the accepted w, whose round runs them again
+      // with the smaller step (its F is measured where the agents are, at a q8 broadcast
+      // perhaps, so the round after a revert is taken whatever its F).
+      hub.w_ = s.basis.identity ? Eigen::VectorXd(s.w_prev + 0.5 * (w_round - s.w_prev))
+                                : s.w_prev;
       s.gamma *= 0.5;
       s.f_prev2 = std::numeric_limits<double>::infinity();
       ++s.reverts;
       hub.notes_.push_back(cat("two-level guard: F rose to ", objective, " at round ", hub.round_,
-                           " (from ", s.f_prev, "): back to the previous model, step scale ",
+                           " (from ", s.f_prev, "): ", s.basis.identity ? "half that step" : "back to the previous model",
+                           ", step scale ",
                            s.gamma));
       report.reverted = true;
       report.step_scale = s.gamma;
       return;
     }
-    if (std::isfinite(s.f_prev)) s.gamma = std::min(1.0, 1.25 * s.gamma);
+    if (std::isfinite(s.f_prev)) {
+      // In the whole space the round was an exact Newton step scaled by gamma, whose quadratic
+      // model predicts F to fall by gamma (1 - gamma / 2) d^T (H + lambda) d: where F fell by at
+      // least 3/4 of that the model holds and the scale doubles (a trust region's rule, back to
+      // the full step in few rounds); otherwise, and with local runs, it grows by 1.25.
+      const double predicted = s.gamma * (1 - 0.5 * s.gamma) * s.step_quadratic;
+      const bool model_holds = s.basis.identity && predicted > 0 &&
+                               s.f_prev - objective >= 0.75 * predicted;
+      s.gamma = std::min(1.0, (model_holds ? 2.0 : 1.25) * s.gamma);
+    }
     s.f_prev2 = s.f_prev;
     s.f_prev = objective;
   }
@@ -350,6 +369,7 @@ void TwoLevelMode::two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, 
   }
   if (s.basis.identity) {
     hub.w_ = w_round + s.gamma * *delta;
+    s.step_quadratic = delta->dot(h * *delta) + lambda * delta->squaredNorm();
     return;
   }
   Eigen::VectorXd coarse_part = coarse::restrict(s.basis.u, dbar, C);  // m x C, row-major

@@ -168,7 +168,7 @@ std::string progress_line(const RoundReport& r, std::uint64_t max_rounds, double
   }
   if (r.kind == msg::RoundKind::gradient) line += " newton-cg gradient";
   // Two-level's guard, when it acts: the step it left and whether it went back a round.
-  if (r.reverted) line += " guard: back to the previous model";
+  if (r.reverted) line += " guard: F rose, step back";
   if (r.step_scale < 1.0) {
     std::snprintf(buf, sizeof buf, " step x%.3g", r.step_scale);
     line += buf;

@@ -1012,23 +1012,41 @@ TEST(HubTwoLevel, GuardRevertsARoundWhoseObjectiveRoseAndHalvesTheStep) {
   round(1, 2.0, 2.0);  // F(w_1) = 1
   const Eigen::VectorXd w2 = hub.w();  // round 2's model
   round(2, 1.0, 1.0);  // F(w_2) ~ 0.5: a decrease of ~0.5
+  const Eigen::VectorXd w3 = hub.w();
   round(3, 9.0, 9.0);  // F(w_3) ~ 4.5: a rise far above the decrease before it
   auto reports = hub.take_reports();
   ASSERT_EQ(reports.back().round, 3u);
   EXPECT_TRUE(reports.back().reverted);
   EXPECT_DOUBLE_EQ(reports.back().step_scale, 0.5);
-  // Back to the model of round 2 (the last accepted one), with half the local step.
-  EXPECT_EQ(hub.w(), w2);
+  // Halfway back along the step from the model of round 2 (the last accepted one), at once,
+  // with half the local step.
+  EXPECT_EQ(hub.w(), Eigen::VectorXd(w2 + 0.5 * (w3 - w2)));
   const auto starts = sent<msg::RoundStart>(out, "pa");
   ASSERT_EQ(starts.size(), 1u);
   EXPECT_EQ(starts[0]->round, 4u);
   EXPECT_DOUBLE_EQ(starts[0]->eta, 0.5 / 2.5);
   EXPECT_LE(hub.check_invariant(), 1e-15);
-  // A good round grows the step again by 1.25.
-  round(4, 1.0, 1.0);
+  // A round that lowers F by less than 3/4 of what the whole space's quadratic model predicts
+  // grows the step again by 1.25 (F equal to round 2's would be a rise: none is allowed here);
+  // one that lowers it by more doubles it, up to the full step.
+  // F is the mean loss plus lambda / 2 |w|^2 at the round's w (w itself: the whole space has no
+  // q8 broadcast); the model predicts a fall of gamma (1 - gamma / 2) d^T (H / N + lambda) d for
+  // the step gamma d, and H / N + lambda = I here.
+  const auto loss_for = [&](double f) { return 2 * (f - 0.25 * hub.w().squaredNorm()); };
+  const double f2 = 0.5 + 0.25 * w2.squaredNorm();
+  const double predicted4 = 0.5 * (1 - 0.25) * (w3 - w2).squaredNorm();  // half the step d
+  const double f4 = f2 - 0.5 * predicted4;
+  const Eigen::VectorXd w4 = hub.w();
+  round(4, loss_for(f4), loss_for(f4));
   reports = hub.take_reports();
   EXPECT_FALSE(reports.back().reverted);
   EXPECT_DOUBLE_EQ(reports.back().step_scale, 0.625);
+  const double predicted5 = 0.625 * (1 - 0.3125) * (hub.w() - w4).squaredNorm() / (0.625 * 0.625);
+  const double f5 = f4 - predicted5;
+  round(5, loss_for(f5), loss_for(f5));
+  reports = hub.take_reports();
+  EXPECT_FALSE(reports.back().reverted);
+  EXPECT_DOUBLE_EQ(reports.back().step_scale, 1.0);  // 0.78125 by 1.25
 }
 
 TEST(HubTwoLevel, GuardIgnoresRoundingNoiseAtTheOptimum) {

@@ -349,7 +349,8 @@ class HubCore {
   std::uint64_t local_steps_for(const AgentState& agent) const;
   // The RoundStart of the open round for this agent (restricted or whole), with the vectors.
   msg::RoundStart round_start_for(const AgentState& agent) const;
-  // The compressed broadcast (HubOptions::compression q8, synchronous run rounds). Every agent
+  // The compressed broadcast (HubOptions::compression q8, synchronous run rounds, a coarse
+  // space short of the whole one). Every agent
   // starts its run not from w_ but from bw_ (and bg_ for gbar), which each round moves by the
   // q8 rounding of w_ - bw_ (of round_gbar_ - bg_): the hub's error feedback, so what is left
   // out of one round's change goes out with the next, and bw_ -> w_ as the changes vanish. The
@@ -441,6 +442,9 @@ class HubCore {
     double f_prev2 = std::numeric_limits<double>::infinity();  // ... and the one before
     Eigen::VectorXd w_prev;       // the last accepted broadcast w (where a revert returns)
     std::uint64_t reverts = 0;
+    // Whole space (U = I): d^T (H + lambda) d of the Newton step d the broadcast w took (scaled
+    // by gamma), so that F's decrease can be held to the quadratic model's; NaN: none.
+    double step_quadratic = std::numeric_limits<double>::quiet_NaN();
   } coarse_;
   // newton_cg state (checkpointed but for the factor, rebuilt from the Gram)
   struct NewtonState {
