@@ -306,9 +306,9 @@ void TwoLevelMode::two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, 
       s.f_prev2 = std::numeric_limits<double>::infinity();
       ++s.reverts;
       hub.notes_.push_back(cat("two-level guard: F rose to ", objective, " at round ", hub.round_,
-                           " (from ", s.f_prev, "): ", s.basis.identity ? "half that step" : "back to the previous model",
-                           ", step scale ",
-                           s.gamma));
+                           " (from ", s.f_prev, "): ",
+                           s.basis.identity ? "half that step" : "back to the previous model",
+                           ", step scale ", s.gamma));
       report.reverted = true;
       report.step_scale = s.gamma;
       return;
