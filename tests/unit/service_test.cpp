@@ -400,10 +400,14 @@ TEST(Service, AgentAsksForTheVectorsWhenChangesAreOnAnotherRound) {
   ASSERT_EQ(out.size(), 1u);
   ASSERT_TRUE(std::holds_alternative<msg::Update>(out[0]));
   ASSERT_TRUE(agent.on_message(msg::Ack{1, 2}, out));
-  out.clear();
-  ASSERT_TRUE(agent.on_message(changes, out));
-  ASSERT_EQ(out.size(), 1u);
-  const msg::Update* update = std::get_if<msg::Update>(&out[0]);
+  // A RoundStart taken: one Update back (nullptr otherwise, with the failure reported).
+  const auto answer_to = [&](const msg::RoundStart& start) -> const msg::Update* {
+    out.clear();
+    EXPECT_TRUE(agent.on_message(start, out));
+    EXPECT_EQ(out.size(), 1u);
+    return out.size() == 1 ? std::get_if<msg::Update>(&out[0]) : nullptr;
+  };
+  const msg::Update* update = answer_to(changes);
   ASSERT_NE(update, nullptr);
   // Its loss is at the sum it holds: 0 + the changes.
   Eigen::VectorXd w = Eigen::VectorXd::Zero(6);
@@ -419,10 +423,7 @@ TEST(Service, AgentAsksForTheVectorsWhenChangesAreOnAnotherRound) {
   changes.round = 4;
   changes.base = 0;
   changes.from_zero = true;
-  out.clear();
-  ASSERT_TRUE(agent.on_message(changes, out));
-  ASSERT_EQ(out.size(), 1u);
-  update = std::get_if<msg::Update>(&out[0]);
+  update = answer_to(changes);
   ASSERT_NE(update, nullptr);
   EXPECT_NEAR(update->loss_sum, loss_sum(data, objective, w), 1e-9);
   // ... and the next round's changes are on it.
@@ -430,10 +431,7 @@ TEST(Service, AgentAsksForTheVectorsWhenChangesAreOnAnotherRound) {
   changes.round = 5;
   changes.base = 4;
   changes.from_zero = false;
-  out.clear();
-  ASSERT_TRUE(agent.on_message(changes, out));
-  ASSERT_EQ(out.size(), 1u);
-  update = std::get_if<msg::Update>(&out[0]);
+  update = answer_to(changes);
   ASSERT_NE(update, nullptr);
   compress::add(changes.w_delta, w.data());
   EXPECT_NEAR(update->loss_sum, loss_sum(data, objective, w), 1e-9);
