@@ -142,7 +142,7 @@ Status AgentCore::on_message(const msg::Message& message, Outbox& out) {
 
 Index AgentCore::width_for(const msg::Config& config) const {
   const Index model = static_cast<Index>(config.features);
-  return options_.widen && model > data_.cols() ? model : data_.cols();
+  return options_.widen && model > data_.cols() && model <= kMaxColumns ? model : data_.cols();
 }
 
 // The checks of a Config against this agent's data and the bounds, before anything changes.

@@ -232,11 +232,12 @@ void append_constant(Dataset& data, double value) {
 }
 
 void widen(Dataset& data, Index cols, bool bias_last) {
+  if (cols <= data.cols()) return;
+  if (!data.is_sparse()) data = convert(data, Storage::sparse, data.precision());
   std::visit(
       [&](auto& X) {
         using M = std::decay_t<decltype(X)>;
         const Index rows = X.rows(), old = X.cols();
-        if (cols <= old) return;
         const bool move_bias = bias_last && old > 0;
         if constexpr (kIsSparse<M>) {
           check_csr_fits(static_cast<Index>(X.nonZeros()), cols, "widen");
@@ -249,12 +250,6 @@ void widen(Dataset& data, Index cols, bool bias_last) {
               if (X.innerIndexPtr()[k] == static_cast<StorageIndex>(old - 1))
                 X.innerIndexPtr()[k] = static_cast<StorageIndex>(cols - 1);
           }
-        } else {
-          M R = M::Zero(rows, cols);
-          const Index keep = move_bias ? old - 1 : old;
-          R.leftCols(keep) = X.leftCols(keep);
-          if (move_bias) R.col(cols - 1) = X.col(old - 1);
-          X = std::move(R);
         }
       },
       data.X);

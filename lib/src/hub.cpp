@@ -318,6 +318,9 @@ std::optional<Refusal> check_join(const HubOptions& options, const msg::Join& jo
                    cat(join.classes, " classes, this hub trains ", options.objective.classes)};
   const Index d = static_cast<Index>(join.features);
   if (d <= 0) return Refusal{msg::ErrorCode::dimension_mismatch, "0 features"};
+  if (d > kMaxColumns)
+    return Refusal{msg::ErrorCode::invalid_value,
+                   cat(d, " features: no data set has more than ", kMaxColumns)};
   if (join.samples == 0 || join.samples > kMaxSamples)
     return Refusal{msg::ErrorCode::invalid_value, cat(join.samples, " samples")};
   if (!std::isfinite(join.lmax) || join.lmax < 0)

@@ -371,7 +371,7 @@ TEST(Partition, RejectsEmptyShards) {
 }
 
 // A narrower LIBSVM shard widened to the model: zeros go in before the bias column, which stays
-// last; CSR keeps its entries, dense storage its values; a width it already has changes nothing.
+// last; CSR keeps its entries, dense storage becomes CSR; a width it already has changes nothing.
 TEST(Widen, AddsZeroColumnsBeforeTheBiasInEveryStorage) {
   DenseMatrix<double> X(2, 3);
   X << 1, 0, 1,  //
@@ -390,9 +390,11 @@ TEST(Widen, AddsZeroColumnsBeforeTheBiasInEveryStorage) {
       expected << 1, 0, 0, 0, 1,  //
           0, 2, 0, 0, 1;
       EXPECT_EQ(std::get<DenseMatrix<double>>(dense.X), expected);
+      EXPECT_TRUE(data.is_sparse());
       if (storage == Storage::sparse) {
         EXPECT_EQ(data.nnz(), nnz);
       }
+      EXPECT_EQ(data.precision(), precision);
       widen(data, 5, true);
       EXPECT_EQ(convert(data, Storage::dense, Precision::f64).X.index(), dense.X.index());
       EXPECT_EQ(std::get<DenseMatrix<double>>(convert(data, Storage::dense, Precision::f64).X),

@@ -371,6 +371,13 @@ TEST_F(HubTest, WidthsThatNoModelFitsAreRefusedWithTheReason) {
   biased.zero_padded = biased.bias = true;
   EXPECT_FALSE(hub.on_message("pb", biased, 0, out));
   EXPECT_NE(refused(out, "pb").find("--bias"), std::string::npos) << refused(out, "pb");
+  // Wider than any data set can be (CSR's 32-bit columns): refused before a model is sized.
+  msg::Join huge = make_join("huge", 1);
+  huge.features = static_cast<std::uint32_t>(kMaxColumns) + 1;
+  huge.zero_padded = true;
+  EXPECT_FALSE(hub.on_message("ph", huge, 0, out));
+  EXPECT_NE(refused(out, "ph").find("no data set has more than"), std::string::npos)
+      << refused(out, "ph");
   EXPECT_EQ(hub.agents(), 1);
 
   // With --features the model's width is given: narrower LIBSVM data is taken, wider is not.

@@ -975,5 +975,30 @@ TEST(Service, ANaturalSplitOfOtherWidthsTrainsAsThePaddedShards) {
   EXPECT_EQ(natural[2].cols(), 6);  // the agents widened copies
 }
 
+// A Config naming a model wider than any data set can be (a hostile or broken hub) is refused
+// by a LIBSVM agent that would widen to it: nothing is allocated, the data stays as it was.
+TEST(Service, AgentRefusesToWidenToAModelNoDataSetCanHave) {
+  Dataset data = shards_of_widths({4}, 4, 20, true)[0];
+  bool widened = false;
+  AgentOptions options{"a", 1};
+  options.bias = true;
+  options.widen = [&](Index) { widened = true; };
+  AgentCore agent(data, Objective{}, options);
+  msg::Config config;
+  config.total_samples = 20;
+  config.features = static_cast<std::uint32_t>(kMaxColumns) + 1;
+  config.lambda = 1e-2;
+  config.eta = 0.05;
+  config.steps = 20;
+  config.restricted = true;
+  config.w.assign(5, 0.0);
+  Outbox out;
+  const Status s = agent.on_message(config, out);
+  EXPECT_FALSE(s);
+  EXPECT_NE(s.message().find("2147483648 features"), std::string::npos) << s.message();
+  EXPECT_FALSE(widened);
+  EXPECT_EQ(data.cols(), 5);
+}
+
 }  // namespace
 }  // namespace dsaga

@@ -14,6 +14,7 @@
 #include <Eigen/SparseCore>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <variant>
 #include <vector>
@@ -29,6 +30,10 @@ using DenseMatrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowM
 // Compressed row storage (CSR); always kept compressed (makeCompressed()).
 template <class S>
 using SparseMatrix = Eigen::SparseMatrix<S, Eigen::RowMajor, std::int32_t>;
+
+// No data set has more columns: CSR storage indexes them in 32 bits (a reader refuses wider
+// input); a model that wide is refused where a message asks for it.
+inline constexpr Index kMaxColumns = std::numeric_limits<std::int32_t>::max();
 
 using Features =
     std::variant<DenseMatrix<float>, DenseMatrix<double>, SparseMatrix<float>, SparseMatrix<double>>;
@@ -65,7 +70,8 @@ void append_constant(Dataset& data, double value = 1.0);
 // Widens the data to `cols` columns (>= its own) whose new ones are zeros, in place: a LIBSVM
 // shard narrower than the model (a missing feature is a zero). With `bias_last` the data's last
 // column is append_constant's and stays the last: the zeros go in before it. CSR storage gains
-// no entries and is not copied; dense storage is copied once.
+// no entries and is not copied; dense storage becomes CSR of the same precision (a dense copy
+// of a few columns widened to a wide model would be mostly zeros). cols <= kMaxColumns.
 void widen(Dataset& data, Index cols, bool bias_last);
 
 // Squared L2 norm of every row, accumulated in double.
