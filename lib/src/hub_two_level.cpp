@@ -11,10 +11,11 @@ namespace dsaga {
 
 namespace {
 
-// auto's switch to Newton-CG (ALGORITHM.md section 7.3): the rounds' ratio of successive
-// decreases of F, rho_r = (F_{r-1} - F_r) / (F_{r-2} - F_{r-1}), measures how much of the
-// remaining error a round leaves. Two-level rounds converge linearly, and a median rho over
-// kSwitchWindow rounds above kSwitchRatio means more than ~22 rounds per decade (0.9^22 = 0.1):
+// auto's switch to Newton-CG (ALGORITHM.md section 7.3): the rounds' rate rho, the fraction of
+// F's decrease a round keeps (newton::median_decrease_ratio, from decreases over two rounds),
+// measures how much of the remaining error a round leaves. Two-level rounds converge linearly,
+// and a median rho over the last kSwitchWindow + 2 values of F above kSwitchRatio means more
+// than ~22 rounds per decade (0.9^22 = 0.1):
 // the flat-curvature regime, where local runs barely move the flat directions. Newton-CG from a
 // point that close needs a few outer rounds of some ten CG exchanges each per decade or less, so
 // below that ratio the switch would not save round trips: at a median of 0.80 (N = 2,500 test
@@ -270,9 +271,9 @@ void TwoLevelMode::consider_switch(HubCore& hub, double objective, const RoundRe
   if (f.size() < need) return;
   const double median = newton::median_decrease_ratio(f);
   if (!(median > kSwitchRatio)) return;
-  switch_to_newton(hub, cat("the median ratio of successive decreases of F over the last ",
-                            kSwitchWindow, " rounds is ", median, " (over ", kSwitchRatio,
-                            "): the flat-curvature regime"));
+  switch_to_newton(hub, cat("F's decrease over the last ", need - 1, " rounds keeps ", median,
+                            " of itself a round (the median, from decreases over two rounds; over ",
+                            kSwitchRatio, "): the flat-curvature regime"));
 }
 
 void TwoLevelMode::two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round,

@@ -251,11 +251,12 @@ void Cg::next_direction(const Eigen::VectorXd& z) {
 }
 
 double median_decrease_ratio(const std::vector<double>& f) {
+  // D_j = f_j - f_{j+2}, and rho^2 = D_{j+2} / D_j.
   std::vector<double> rho;
-  for (std::size_t j = 2; j < f.size(); ++j) {
-    const double before = f[j - 2] - f[j - 1], now = f[j - 1] - f[j];
+  for (std::size_t j = 4; j < f.size(); ++j) {
+    const double before = f[j - 4] - f[j - 2], now = f[j - 2] - f[j];
     if (!(before > 1e-10 * std::abs(f[j])) || !(now > 0)) return std::nan("");
-    rho.push_back(now / before);
+    rho.push_back(std::sqrt(now / before));
   }
   if (rho.empty()) return std::nan("");
   std::sort(rho.begin(), rho.end());

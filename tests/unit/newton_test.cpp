@@ -236,10 +236,17 @@ TEST(NewtonSwitch, MedianDecreaseRatio) {
   // One odd ratio does not move the median.
   slow[3] = slow[2] - 0.99 * (slow[2] - slow[4]);
   EXPECT_NEAR(newton::median_decrease_ratio(slow), 0.9, 1e-12);
-  // A rise, or a decrease at rounding level: nothing to judge by.
-  EXPECT_TRUE(std::isnan(newton::median_decrease_ratio({1.0, 0.9, 0.95, 0.8})));
-  EXPECT_TRUE(std::isnan(newton::median_decrease_ratio({1.0, 1.0, 1.0 - 1e-16, 1.0 - 2e-16})));
-  EXPECT_TRUE(std::isnan(newton::median_decrease_ratio({1.0, 0.5})));
+  // Rounds that alternate a large and a small decrease at an underlying rate of 0.6 (as two-level
+  // with q8 on S1 by label does): single-round ratios alternate 1.56 and 0.23, whose median is
+  // 1.56, but F takes 4.5 rounds a decade.
+  std::vector<double> alternating;
+  for (int r = 0; r < 7; ++r) alternating.push_back(1 + std::pow(0.6, r) * (r % 2 ? 1.0 : 0.8));
+  EXPECT_NEAR(newton::median_decrease_ratio(alternating), 0.6, 1e-12);
+  // Two rounds without a decrease, or a decrease at rounding level: nothing to judge by.
+  EXPECT_TRUE(std::isnan(newton::median_decrease_ratio({1.0, 0.9, 0.95, 0.8, 0.96, 0.7, 0.6})));
+  EXPECT_TRUE(std::isnan(newton::median_decrease_ratio(
+      {1.0, 1.0, 1.0 - 1e-16, 1.0 - 2e-16, 1.0 - 3e-16, 1.0 - 4e-16, 1.0 - 5e-16})));
+  EXPECT_TRUE(std::isnan(newton::median_decrease_ratio({1.0, 0.9, 0.8, 0.7})));
 }
 
 }  // namespace

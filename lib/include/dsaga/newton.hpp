@@ -122,10 +122,14 @@ struct Cg {
   void next_direction(const Eigen::VectorXd& z);
 };
 
-// auto's measured switch (hub_two_level.cpp): from consecutive F values f_0..f_n (n >= 2), the
-// median of rho_j = (f_{j-1} - f_j) / (f_{j-2} - f_{j-1}), the fraction of the decrease each
-// round keeps: a linear rate. NaN when some round did not decrease, or the decrease before it was
-// only rounding (1e-10 relative): then there is nothing to judge by.
+// auto's measured switch (hub_two_level.cpp): from consecutive F values f_0..f_n (n >= 4), the
+// fraction of the decrease each round keeps, a linear rate: the median over j of
+// rho_j = sqrt(D_j / D_{j-2}), with D_j = f_{j-2} - f_j the decrease over two rounds. Two
+// rounds, not one: two-level rounds often alternate a large and a small decrease (the guard lets
+// F rise a little), and ratios of single rounds then swing around 1 whatever the rate (S1 by
+// label with q8: 0.03, 13.6, 0.09, 3.9 at a rate of 0.64). NaN when some two rounds did not
+// decrease F, or the decrease before them was only rounding (1e-10 relative): then there is
+// nothing to judge by.
 double median_decrease_ratio(const std::vector<double>& f);
 
 }  // namespace dsaga::newton
