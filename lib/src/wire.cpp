@@ -22,11 +22,38 @@
 
 #include "dsaga/wire.hpp"
 #include "dsaga_generated.h"
+#include "range.hpp"
 #include "rice.hpp"
 
 namespace dsaga::wire {
 
 namespace {
+
+// The shortest wire form of a q8 vector's integers: the bytes themselves, Rice codes (rice.hpp)
+// or the range code (range.hpp). `coded` points at a buffer kept per thread, valid until the
+// next call on the thread.
+struct IntegerForm {
+  enum Kind { plain, rice_coded, range_coded };
+  Kind kind = plain;
+  std::size_t size = 0;
+  const std::vector<std::uint8_t>* coded = nullptr;
+
+  static IntegerForm shortest(const std::int8_t* q, std::size_t n,
+                              const std::vector<std::uint8_t>& runs) {
+    thread_local std::vector<std::uint8_t> by_rice, by_range;
+    if (n == 0) return IntegerForm{plain, 0, nullptr};
+    const rice::Blocks blocks{n, runs.data(), runs.size()};
+    const std::size_t rice_bytes = rice::bytes(q, blocks);
+    range::encode(q, n, by_range);
+    if (by_range.size() < std::min(n, rice_bytes))
+      return IntegerForm{range_coded, by_range.size(), &by_range};
+    if (rice_bytes < n) {
+      rice::encode(q, blocks, by_rice);
+      return IntegerForm{rice_coded, by_rice.size(), &by_rice};
+    }
+    return IntegerForm{plain, n, nullptr};
+  }
+};
 
 // ---- Enum correspondence -------------------------------------------------------------------
 // The C++ enums and the schema enums must agree value by value: conversion is a cast.
@@ -204,26 +231,32 @@ struct BodyEncoder {
                                         m.base, w_delta, gbar_delta, w.zeros, m.from_zero);
     return {fb::Body::RoundStart, t.Union()};
   }
-  // A q8 vector's integers: as Rice codes when those are shorter (rice.hpp), else as bytes.
+  // A q8 vector's integers in their shortest form (IntegerForm): one of the three is not empty.
   using Bytes8 = flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>;
-  std::pair<flatbuffers::Offset<flatbuffers::Vector<std::int8_t>>, Bytes8> integers(
-      const std::int8_t* q, std::size_t n, const std::vector<std::uint8_t>& runs) {
-    thread_local std::vector<std::uint8_t> coded;
-    const rice::Blocks blocks{n, runs.data(), runs.size()};
-    if (n != 0 && rice::bytes(q, blocks) < n) {
-      rice::encode(q, blocks, coded);
-      return {fbb.CreateVector(q, 0), fbb.CreateVector(coded.data(), coded.size())};
-    }
-    return {fbb.CreateVector(q, n), Bytes8()};
+  struct Integers {
+    flatbuffers::Offset<flatbuffers::Vector<std::int8_t>> q;
+    Bytes8 rice, range;
+  };
+  Integers integers(const std::int8_t* q, std::size_t n, const std::vector<std::uint8_t>& runs) {
+    const IntegerForm form = IntegerForm::shortest(q, n, runs);
+    const auto coded = [&](IntegerForm::Kind kind) {
+      return form.kind == kind ? fbb.CreateVector(form.coded->data(), form.coded->size())
+                               : Bytes8();
+    };
+    Integers out;
+    out.q = fbb.CreateVector(q, form.kind == IntegerForm::plain ? n : 0);
+    out.rice = coded(IntegerForm::rice_coded);
+    out.range = coded(IntegerForm::range_coded);
+    return out;
   }
 
   flatbuffers::Offset<fb::Packed> q8(const compress::Q8& x) {
     const auto values = fbb.CreateVector(static_cast<const float*>(nullptr), 0);
-    const auto [q, coded] = integers(x.q.data(), x.q.size(), x.runs);
+    const Integers q = integers(x.q.data(), x.q.size(), x.runs);
     const auto scales = fbb.CreateVector(x.scales.data(), x.scales.size());
     const auto runs = x.runs.empty() ? Bytes8() : fbb.CreateVector(x.runs.data(), x.runs.size());
     return fb::CreatePacked(fbb, fb::Encoding::q8, static_cast<std::uint32_t>(x.q.size()), values,
-                            q, scales, runs, coded);
+                            q.q, scales, runs, q.rice, q.range);
   }
   // A packed vector's wire form, kept per thread (dw and dS each their own): the capacity is
   // kept, so the steady state of an agent's Updates allocates nothing.
@@ -260,10 +293,10 @@ struct BodyEncoder {
     static const std::vector<std::uint8_t> no_runs;
     const bool f32 = encoding == msg::Encoding::f32;
     const auto values = fbb.CreateVector(s.f32.data(), f32 ? n : 0);
-    const auto [q8, coded] = integers(s.q8.data(), f32 ? 0 : n, no_runs);
+    const Integers q = integers(s.q8.data(), f32 ? 0 : n, no_runs);
     const auto scales = fbb.CreateVector(s.scales.data(), f32 ? 0 : compress::q8_blocks(n));
-    return fb::CreatePacked(fbb, to_fb(encoding), static_cast<std::uint32_t>(n), values, q8,
-                            scales, Bytes8(), coded);
+    return fb::CreatePacked(fbb, to_fb(encoding), static_cast<std::uint32_t>(n), values, q.q,
+                            scales, Bytes8(), q.rice, q.range);
   }
 
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Update& m) {
@@ -740,11 +773,21 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
 
 // One packed vector (Packed in the schema): its form consistent with its encoding and count,
 // every value finite, every integer in -127..127. Nothing is read before the checks guarding it.
-// A Packed's blocks for rice.hpp (its runs, or blocks of 64).
-rice::Blocks rice_blocks(const fb::Packed& p) {
-  const auto* runs = p.runs();
-  if (runs == nullptr || runs->size() == 0) return rice::Blocks{p.count(), nullptr, 0};
-  return rice::Blocks{p.count(), runs->data(), runs->size()};
+bool is_set(const flatbuffers::Vector<std::uint8_t>* v) { return v != nullptr && v->size() != 0; }
+
+// The integers of a q8 Packed coded in q8_rice or q8_range, into `out` (count entries): empty on
+// success, else the field and why not.
+std::string decode_integers(const fb::Packed& p, std::vector<std::int8_t>& out) {
+  out.resize(p.count());
+  if (is_set(p.q8_rice())) {
+    const auto* runs = p.runs();
+    const rice::Blocks blocks = is_set(runs) ? rice::Blocks{p.count(), runs->data(), runs->size()}
+                                             : rice::Blocks{p.count(), nullptr, 0};
+    const std::string why = rice::decode(p.q8_rice()->data(), p.q8_rice()->size(), blocks, out.data());
+    return why.empty() ? why : "q8_rice " + why;
+  }
+  const std::string why = range::decode(p.q8_range()->data(), p.q8_range()->size(), p.count(), out.data());
+  return why.empty() ? why : "q8_range " + why;
 }
 
 Status check_packed(const fb::Packed& p, const Limits& limits, const char* name) {
@@ -764,7 +807,7 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name)
   switch (p.encoding()) {
     case fb::Encoding::f32:
       if (p.runs() != nullptr && p.runs()->size() != 0) return bad("(f32) has runs");
-      if (p.q8_rice() != nullptr && p.q8_rice()->size() != 0) return bad("(f32) has q8_rice");
+      if (is_set(p.q8_rice()) || is_set(p.q8_range())) return bad("(f32) has q8_rice or q8_range");
       if (p.f32()->size() != n || p.q8()->size() != 0 || p.scales()->size() != 0)
         return bad("(f32) holds " + std::to_string(p.f32()->size()) + " floats, " +
                    std::to_string(p.q8()->size()) + " integers and " +
@@ -787,23 +830,23 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name)
           return bad("(q8) runs add up to " + std::to_string(sum) + " entries, the count is " +
                      std::to_string(n));
       }
-      const bool coded = p.q8_rice() != nullptr && p.q8_rice()->size() != 0;
-      const std::size_t integers = coded ? 0 : n;  // Rice-coded: q8 is empty
+      if (is_set(p.q8_rice()) && is_set(p.q8_range())) return bad("(q8) has both q8_rice and q8_range");
+      const bool coded = is_set(p.q8_rice()) || is_set(p.q8_range());
+      const std::size_t integers = coded ? 0 : n;  // coded: q8 is empty
       if (p.q8()->size() != integers || p.scales()->size() != blocks || p.f32()->size() != 0)
         return bad("(q8) holds " + std::to_string(p.q8()->size()) + " integers, " +
                    std::to_string(p.scales()->size()) + " scales and " +
                    std::to_string(p.f32()->size()) + " floats for " + std::to_string(n) +
                    " entries (expected " + std::to_string(integers) + ", " +
-                   std::to_string(blocks) + ", 0" + (coded ? ", with q8_rice)" : ")"));
+                   std::to_string(blocks) + ", 0" +
+                   (is_set(p.q8_rice()) ? ", with q8_rice)" : is_set(p.q8_range()) ? ", with q8_range)" : ")"));
       for (flatbuffers::uoffset_t i = 0; i < blocks; ++i)
         if (!(p.scales()->Get(i) >= 0.0f))
           return bad("scale " + std::to_string(i) + " is negative");
       if (coded) {
         thread_local std::vector<std::int8_t> ints;  // reused: no allocation once grown
-        ints.resize(n);
-        const std::string why = rice::decode(p.q8_rice()->data(), p.q8_rice()->size(),
-                                             rice_blocks(p), ints.data());
-        if (!why.empty()) return bad("q8_rice " + why);
+        const std::string why = decode_integers(p, ints);
+        if (!why.empty()) return bad(why);
         return Status::ok();
       }
       for (flatbuffers::uoffset_t i = 0; i < n; ++i)
@@ -836,9 +879,8 @@ Status check_packed(const fb::Update& t, const Limits& limits) {
 
 // Only called on a Packed that check_packed() accepted: q8 as integers and scales.
 void unpack(const fb::Packed& p, compress::Q8& out) {
-  if (p.q8_rice() != nullptr && p.q8_rice()->size() != 0) {
-    out.q.resize(p.count());
-    rice::decode(p.q8_rice()->data(), p.q8_rice()->size(), rice_blocks(p), out.q.data());
+  if (is_set(p.q8_rice()) || is_set(p.q8_range())) {
+    decode_integers(p, out.q);
   } else {
     assign(*p.q8(), out.q);
   }
@@ -856,13 +898,12 @@ void unpack(const fb::Packed& p, std::vector<double>& out) {
     return;
   }
   // Straight from the buffer (an Update's dw and dS on the hub's receive path: no copy), or
-  // from the Rice codes decoded into a buffer kept per thread.
+  // from the codes decoded into a buffer kept per thread.
   out.resize(n);
   const std::int8_t* q = p.q8()->data();
-  if (p.q8_rice() != nullptr && p.q8_rice()->size() != 0) {
+  if (is_set(p.q8_rice()) || is_set(p.q8_range())) {
     thread_local std::vector<std::int8_t> ints;
-    ints.resize(n);
-    rice::decode(p.q8_rice()->data(), p.q8_rice()->size(), rice_blocks(p), ints.data());
+    decode_integers(p, ints);
     q = ints.data();
   }
   const auto& scales = *p.scales();
@@ -1146,13 +1187,11 @@ std::optional<std::uint32_t> foreign_version(const void* data, std::size_t size)
 
 namespace {
 
-// Bytes of a q8 vector's payload as the encoder writes it: its integers (Rice codes when those
-// are shorter), scales and runs.
+// Bytes of a q8 vector's payload as the encoder writes it: its integers (in their shortest form),
+// scales and runs.
 std::uint64_t q8_bytes(const std::int8_t* q, std::size_t n, const std::vector<std::uint8_t>& runs,
                        std::size_t scales) {
-  const std::size_t ints =
-      n == 0 ? 0 : std::min(n, rice::bytes(q, rice::Blocks{n, runs.data(), runs.size()}));
-  return ints + 4 * scales + runs.size();
+  return IntegerForm::shortest(q, n, runs).size + 4 * scales + runs.size();
 }
 std::uint64_t q8_bytes(const compress::Q8& x) {
   return q8_bytes(x.q.data(), x.q.size(), x.runs, x.scales.size());

@@ -21,6 +21,7 @@
 
 #include "dsaga/compress.hpp"
 #include "dsaga_generated.h"
+#include "range.hpp"
 
 namespace dsaga::wire {
 namespace {
@@ -537,7 +538,8 @@ struct PackedForm {
   std::vector<float> scales = {0.5f};
   std::vector<std::uint8_t> runs;  // empty: absent
   bool f32_present = true;
-  std::vector<std::uint8_t> rice;  // empty: absent
+  std::vector<std::uint8_t> rice;   // empty: absent
+  std::vector<std::uint8_t> range;  // empty: absent
 };
 flatbuffers::Offset<fb::Packed> packed_form(flatbuffers::FlatBufferBuilder& fbb,
                                             const PackedForm& f) {
@@ -549,7 +551,9 @@ flatbuffers::Offset<fb::Packed> packed_form(flatbuffers::FlatBufferBuilder& fbb,
                                    : fbb.CreateVector(f.runs);
   const auto rice = f.rice.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>()
                                    : fbb.CreateVector(f.rice);
-  return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales, runs, rice);
+  const auto range = f.range.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>()
+                                     : fbb.CreateVector(f.range);
+  return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales, runs, rice, range);
 }
 
 // The hub's broadcast as q8 changes (RoundStart.base): whole and restricted (runs) forms come
@@ -671,6 +675,11 @@ TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
   refused([](Case& c) { c.g.scales[0] = -1.0f; }, "RoundStart.gbar_delta scale 0 is negative");
 }
 
+// A Packed's integers as Rice or range codes: their bytes (0 when they travel as bytes).
+std::size_t coded_bytes(const fb::Packed& p) {
+  return (p.q8_rice() ? p.q8_rice()->size() : 0u) + (p.q8_range() ? p.q8_range()->size() : 0u);
+}
+
 // Two-level's curvature payloads as q8 (compression q8): the basis (restricted rows, runs) and
 // the eigenvectors travel packed and decode into both forms; a payload sent both ways is refused.
 TEST(WireDecode, CurvatureAsQ8TravelsPackedAndBothFormsAreRefused) {
@@ -700,12 +709,12 @@ TEST(WireDecode, CurvatureAsQ8TravelsPackedAndBothFormsAreRefused) {
   EXPECT_EQ(std::get<msg::InitUpload>(*i).eigenvectors, u);
   msg::PartBytes parts;
   wire::add_part_bytes(init, 1, parts);
-  // The counted bytes are the wire's: the ramp's integers go as Rice codes (shorter than 200).
+  // The counted bytes are the wire's: the ramp's integers go coded (shorter than 200 bytes).
   const fb::Packed* sent = fb::GetEnvelope(init_bytes.data())->body_as_InitUpload()->eigenvectors_q8();
-  ASSERT_NE(sent->q8_rice(), nullptr);
   EXPECT_EQ(sent->q8()->size(), 0u);
-  EXPECT_LT(sent->q8_rice()->size(), u.size());
-  EXPECT_EQ(parts.setup, 8 + sent->q8_rice()->size() + 4 * whole.scales.size());
+  EXPECT_GT(coded_bytes(*sent), 0u);
+  EXPECT_LT(coded_bytes(*sent), u.size());
+  EXPECT_EQ(parts.setup, 8 + coded_bytes(*sent) + 4 * whole.scales.size());
 
   // Packed and as doubles at once: refused.
   flatbuffers::FlatBufferBuilder fbb;
@@ -789,7 +798,11 @@ TEST(WireRoundTrip, CompactSetupIsExactAndSmaller) {
     expect_same(msg::Message(init), *d);
     msg::PartBytes parts;
     wire::add_part_bytes(*d, 1, parts);
-    EXPECT_EQ(parts.setup, compress::payload_bytes(e, n));
+    // The wire's bytes: q8's integers coded where that is shorter (the ramp's are).
+    const fb::Packed* sent = fb::GetEnvelope(bytes.data())->body_as_InitUpload()->table_sum_packed();
+    ASSERT_NE(sent, nullptr);
+    const std::size_t integers = e == msg::Encoding::q8 ? coded_bytes(*sent) : 0;
+    EXPECT_EQ(parts.setup, compress::payload_bytes(e, n) - (integers > 0 ? n - integers : 0));
     std::swap(init.table_sum, rounded);
   }
   init.encoding = msg::Encoding::q8;  // but not rounded: goes as f64, and decodes as such
@@ -955,7 +968,40 @@ TEST(WireDecode, RejectsInconsistentPackedVectors) {
             c.ds.scales.clear();
             c.dw.f32 = c.ds.f32 = {1.0f, 2.0f, 3.0f};
             c.dw.rice = rice;
-          }, "Update.dw_packed (f32) has q8_rice");
+          }, "Update.dw_packed (f32) has q8_rice or q8_range");
+  // Range-coded integers (protocol 8): the same {1, -127, 0}, as range.hpp codes them.
+  std::vector<std::uint8_t> range;
+  {
+    const std::vector<std::int8_t> ints = {1, -127, 0};
+    range::encode(ints.data(), ints.size(), range);
+    Case c;
+    c.dw.q8.clear();
+    c.dw.range = range;
+    const auto ok = decode_copy(build(c));
+    ASSERT_TRUE(ok.is_ok()) << ok.error();
+    EXPECT_EQ(std::get<msg::Update>(*ok).dw, (std::vector<double>{0.5, -63.5, 0.0}));
+  }
+  refused([&](Case& c) { c.dw.range = range; }, "(expected 0, 1, 0, with q8_range)");
+  refused([&](Case& c) {
+            c.dw.q8.clear();
+            c.dw.range = range;
+            c.dw.rice = rice;
+          }, "Update.dw_packed (q8) has both q8_rice and q8_range");
+  refused([&](Case& c) {
+            c.dw.q8.clear();
+            c.dw.range = range;
+            c.dw.range.pop_back();
+          }, "Update.dw_packed q8_range ends inside integer");
+  refused([&](Case& c) {
+            c.dw.q8.clear();
+            c.dw.range = range;
+            c.dw.range.push_back(0);
+          }, "Update.dw_packed q8_range has 1 bytes past its integers");
+  refused([&](Case& c) {
+            c.dw.q8.clear();
+            c.dw.range = range;
+            c.dw.range[0] = 1;
+          }, "Update.dw_packed q8_range does not start with a zero byte");
   refused([](Case& c) {
             c.dw.encoding = c.ds.encoding = fb::Encoding::f64;
           }, "Update.dw_packed has encoding 0");
@@ -1044,8 +1090,9 @@ TEST(WireDecode, RejectsWrongIdentifier) {
 TEST(WireDecode, RejectsOtherProtocolVersions) {
   // 1: a peer from before two-level dSAGA, 2: from before restricted vectors, 3: from before
   // Newton-CG rounds and the validation counts, 4: from before packed deltas, 5: from before the
-  // compressed broadcast, 6: from before the compact setup; each is refused with a clear reason.
-  for (std::uint32_t version : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 8u, 0xFFFFFFFFu}) {
+  // compressed broadcast, 6: from before the compact setup, 7: from before range-coded integers;
+  // each is refused with a clear reason.
+  for (std::uint32_t version : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 9u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
         finish(fbb, fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, 3).Union(), version);

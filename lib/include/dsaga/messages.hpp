@@ -30,7 +30,7 @@ namespace dsaga::msg {
 // Update's held-out validation counts, 5: compact encodings of Update.dw and Update.dS,
 // 6: the broadcast as q8 changes (RoundStart.base), 7: compact setup (the support as a bitmap,
 // zero vectors as their length, InitUpload's table sum rounded like dS)
-inline constexpr std::uint32_t kProtocolVersion = 7;
+inline constexpr std::uint32_t kProtocolVersion = 8;
 
 // How an agent rounds dw and dS before sending them, with error feedback (compress.hpp).
 using compress::Encoding;
