@@ -8,25 +8,17 @@
 #include <string>
 #include <vector>
 
+#include "q8_integers.hpp"
 #include "range.hpp"
 #include "rice.hpp"
 
 namespace dsaga {
 namespace {
 
-std::vector<std::int8_t> draw(std::size_t n, int spread, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::int8_t> q(n);
-  for (auto& x : q) {
-    // Laplace-like: a geometric magnitude of mean ~spread, clipped to 127, random sign.
-    std::geometric_distribution<int> magnitude(1.0 / (1.0 + spread));
-    const int m = std::min(127, magnitude(rng));
-    x = static_cast<std::int8_t>(rng() % 2 ? m : -m);
-  }
-  return q;
-}
+using test::draw_q8_integers;
 
-std::vector<std::int8_t> round_trip(const std::vector<std::int8_t>& q, std::size_t* size = nullptr) {
+std::vector<std::int8_t> round_trip(const std::vector<std::int8_t>& q,
+                                    std::size_t* size = nullptr) {
   std::vector<std::uint8_t> coded;
   range::encode(q.data(), q.size(), coded);
   if (size) *size = coded.size();
@@ -49,7 +41,7 @@ TEST(Range, EveryVectorComesBackExactly) {
   for (std::size_t n : {0u, 1u, 63u, 64u, 65u, 1000u, 100000u}) {
     for (int spread : {0, 1, 5, 40, 1000}) {
       SCOPED_TRACE(std::to_string(n) + " entries, spread " + std::to_string(spread));
-      const auto q = draw(n, spread, n * 31 + static_cast<std::size_t>(spread));
+      const auto q = draw_q8_integers(n, spread, n * 31 + static_cast<std::size_t>(spread));
       EXPECT_EQ(round_trip(q), q);
     }
   }
@@ -70,7 +62,7 @@ TEST(Range, IsNearTheEntropyAndShorterThanRice) {
   EXPECT_LT(size, 6400u / 32);
   for (int spread : {5, 40}) {
     SCOPED_TRACE(spread);
-    const auto q = draw(100000, spread, 7);
+    const auto q = draw_q8_integers(100000, spread, 7);
     round_trip(q, &size);
     const double bits = 8.0 * static_cast<double>(size) / static_cast<double>(q.size());
     EXPECT_LT(bits, entropy_bits(q) * 1.03);

@@ -7,22 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "q8_integers.hpp"
 #include "rice.hpp"
 
 namespace dsaga {
 namespace {
 
-std::vector<std::int8_t> draw(std::size_t n, int spread, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::int8_t> q(n);
-  for (auto& x : q) {
-    // Laplace-like: a geometric magnitude of mean ~spread, clipped to 127, random sign.
-    std::geometric_distribution<int> magnitude(1.0 / (1.0 + spread));
-    const int m = std::min(127, magnitude(rng));
-    x = static_cast<std::int8_t>(rng() % 2 ? m : -m);
-  }
-  return q;
-}
+using test::draw_q8_integers;
 
 std::vector<std::int8_t> round_trip(const std::vector<std::int8_t>& q, const rice::Blocks& b,
                                     std::size_t* size = nullptr) {
@@ -39,7 +30,7 @@ TEST(Rice, EveryVectorComesBackExactly) {
   for (std::size_t n : {1u, 63u, 64u, 65u, 1000u}) {
     for (int spread : {0, 1, 5, 40, 1000}) {
       SCOPED_TRACE(std::to_string(n) + " entries, spread " + std::to_string(spread));
-      const auto q = draw(n, spread, n * 31 + static_cast<std::size_t>(spread));
+      const auto q = draw_q8_integers(n, spread, n * 31 + static_cast<std::size_t>(spread));
       EXPECT_EQ(round_trip(q, rice::Blocks{n, nullptr, 0}), q);
       // Runs, as a restricted vector's blocks: 1..64 entries each.
       std::vector<std::uint8_t> runs;
@@ -59,7 +50,8 @@ TEST(Rice, IsShorterWhereTheIntegersCrowdNearZero) {
   const std::vector<std::int8_t> zeros(640, 0);  // k = 0: one bit each, 3 a block
   round_trip(zeros, rice::Blocks{zeros.size(), nullptr, 0}, &size);
   EXPECT_EQ(size, (10 * (3 + 64) + 7) / 8);
-  const auto near = draw(6400, 5, 1);  // magnitudes of mean ~5: k = 3, about 5 bits each
+  // Magnitudes of mean ~5: k = 3, about 5 bits each.
+  const auto near = draw_q8_integers(6400, 5, 1);
   round_trip(near, rice::Blocks{near.size(), nullptr, 0}, &size);
   EXPECT_LT(size, near.size() * 2 / 3);
   // Spread over the whole range the codes are longer than bytes (the wire then sends bytes).

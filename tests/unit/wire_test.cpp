@@ -969,39 +969,36 @@ TEST(WireDecode, RejectsInconsistentPackedVectors) {
             c.dw.f32 = c.ds.f32 = {1.0f, 2.0f, 3.0f};
             c.dw.rice = rice;
           }, "Update.dw_packed (f32) has q8_rice or q8_range");
-  // Range-coded integers (protocol 8): the same {1, -127, 0}, as range.hpp codes them.
+  // Range-coded integers (protocol 8): the same {1, -127, 0}, as range.hpp codes them, and the
+  // codes cut short, lengthened and with a first byte other than 0.
   std::vector<std::uint8_t> range;
-  {
-    const std::vector<std::int8_t> ints = {1, -127, 0};
-    range::encode(ints.data(), ints.size(), range);
-    Case c;
+  const std::vector<std::int8_t> ints = {1, -127, 0};
+  range::encode(ints.data(), ints.size(), range);
+  std::vector<std::uint8_t> cut = range, longer = range, first = range;
+  cut.pop_back();
+  longer.push_back(0);
+  first[0] = 1;
+  const auto range_coded = [](Case& c, const std::vector<std::uint8_t>& bytes) {
     c.dw.q8.clear();
-    c.dw.range = range;
+    c.dw.range = bytes;
+  };
+  {
+    Case c;
+    range_coded(c, range);
     const auto ok = decode_copy(build(c));
     ASSERT_TRUE(ok.is_ok()) << ok.error();
     EXPECT_EQ(std::get<msg::Update>(*ok).dw, (std::vector<double>{0.5, -63.5, 0.0}));
   }
   refused([&](Case& c) { c.dw.range = range; }, "(expected 0, 1, 0, with q8_range)");
   refused([&](Case& c) {
-            c.dw.q8.clear();
-            c.dw.range = range;
+            range_coded(c, range);
             c.dw.rice = rice;
           }, "Update.dw_packed (q8) has both q8_rice and q8_range");
-  refused([&](Case& c) {
-            c.dw.q8.clear();
-            c.dw.range = range;
-            c.dw.range.pop_back();
-          }, "Update.dw_packed q8_range ends inside integer");
-  refused([&](Case& c) {
-            c.dw.q8.clear();
-            c.dw.range = range;
-            c.dw.range.push_back(0);
-          }, "Update.dw_packed q8_range has 1 bytes past its integers");
-  refused([&](Case& c) {
-            c.dw.q8.clear();
-            c.dw.range = range;
-            c.dw.range[0] = 1;
-          }, "Update.dw_packed q8_range does not start with a zero byte");
+  refused([&](Case& c) { range_coded(c, cut); }, "Update.dw_packed q8_range ends inside integer");
+  refused([&](Case& c) { range_coded(c, longer); },
+          "Update.dw_packed q8_range has 1 bytes past its integers");
+  refused([&](Case& c) { range_coded(c, first); },
+          "Update.dw_packed q8_range does not start with a zero byte");
   refused([](Case& c) {
             c.dw.encoding = c.ds.encoding = fb::Encoding::f64;
           }, "Update.dw_packed has encoding 0");
