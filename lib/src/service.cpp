@@ -45,7 +45,7 @@ void send_all(ServerSocket& socket, std::vector<Outgoing>& out, std::vector<std:
   for (const Outgoing& o : out) {
     if (o.to.empty()) continue;
     wire::encode(o.message, buffer);
-    if (sent != nullptr) wire::add_part_bytes(o.message, o.to.size(), *sent);
+    if (sent != nullptr) wire::add_part_bytes(buffer, o.to.size(), *sent);
     for (const PeerId& peer : o.to) {
       if (!socket.send(peer, buffer.data(), buffer.size()))
         spdlog::debug("hub: {} to peer {} not sent (peer gone or queue full)",
@@ -150,7 +150,7 @@ Status run_hub(HubCore& core, ServerSocket& socket, const HubServiceOptions& opt
     const double now = monotonic_seconds();
     if (*got) {
       auto message = wire::decode(payload.data(), payload.size(), options.limits);
-      if (message) wire::add_part_bytes(*message, 1, received);
+      if (message) wire::add_part_bytes(payload, 1, received);
       const auto* join = message ? std::get_if<msg::Join>(&*message) : nullptr;
       if (!message) {
         if (const auto version = wire::foreign_version(payload.data(), payload.size())) {

@@ -568,34 +568,44 @@ Status convert(const fb::Join& t, const Limits& limits, msg::Message& out) {
   return Status::ok();
 }
 
-Status check_packed(const fb::Packed& p, const Limits& limits, const char* name);
-void unpack(const fb::Packed& p, compress::Q8& out);
-void unpack(const fb::Packed& p, std::vector<double>& out);
+// A coded q8 vector's integers, decoded once: by check_packed(), which must decode them to
+// check them, for unpack() of the same vector. Each message has at most two coded vectors, and
+// each of its checks and unpacks names its own one of these two (per thread, reused: no
+// allocation once grown).
+using Integers = std::vector<std::int8_t>;
+Integers& decoded(int which) {
+  thread_local Integers integers[2];
+  return integers[which];
+}
+
+Status check_packed(const fb::Packed& p, const Limits& limits, const char* name, Integers& ints);
+void unpack(const fb::Packed& p, const Integers& ints, compress::Q8& out);
+void unpack(const fb::Packed& p, const Integers& ints, std::vector<double>& out);
 
 // A curvature payload that may travel as q8 (`packed`) instead of [double] or [float]: then both
 // of those are empty and it is q8.
 Status check_q8_payload(const fb::Packed* packed, const flatbuffers::Vector<double>& d,
                         const flatbuffers::Vector<float>& f, const Limits& limits,
-                        const char* name) {
+                        const char* name, Integers& ints) {
   if (packed == nullptr) return Status::ok();
   if (d.size() != 0 || f.size() != 0)
     return Status::error(std::string(name) + " travels both packed and as floats or doubles");
-  if (const Status s = check_packed(*packed, limits, name); !s) return s;
+  if (const Status s = check_packed(*packed, limits, name, ints); !s) return s;
   if (packed->encoding() != fb::Encoding::q8) return Status::error(std::string(name) + " must be q8");
   return Status::ok();
 }
 
 // ... decoded into both forms (only after check_q8_payload passed).
 void assign_q8_payload(const fb::Packed* packed, const flatbuffers::Vector<double>& d,
-                       const flatbuffers::Vector<float>& f, std::vector<double>& values,
-                       compress::Q8& q8) {
+                       const flatbuffers::Vector<float>& f, const Integers& ints,
+                       std::vector<double>& values, compress::Q8& q8) {
   if (packed == nullptr) {
     q8.q.clear();
     q8.scales.clear();
     q8.runs.clear();
     return assign_either(d, f, values);
   }
-  unpack(*packed, q8);
+  unpack(*packed, ints, q8);
   values.assign(q8.size(), 0.0);
   compress::add(q8, values.data());
 }
@@ -622,7 +632,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
       .one_of(t.basis(), t.basis_f32(), "Config.basis");
   if (!checks.status()) return checks.status();
   if (const Status s = check_q8_payload(t.basis_q8(), *t.basis(), *t.basis_f32(), limits,
-                                        "Config.basis_q8");
+                                        "Config.basis_q8", decoded(0));
       !s)
     return s;
   if (const Status s = check_zeros(*t.w(), t.w_zeros(), limits, "Config.w"); !s) return s;
@@ -646,7 +656,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
   m.basis_id = t.basis_id();
   m.basis_identity = t.basis_identity();
   m.basis_dim = t.basis_dim();
-  assign_q8_payload(t.basis_q8(), *t.basis(), *t.basis_f32(), m.basis, m.basis_q8);
+  assign_q8_payload(t.basis_q8(), *t.basis(), *t.basis_f32(), decoded(0), m.basis, m.basis_q8);
   m.restricted = t.restricted();
   m.encoding = from_fb(t.encoding());
   m.curvature = from_fb(t.curvature());
@@ -672,20 +682,22 @@ Status convert(const fb::InitUpload& t, const Limits& limits, msg::Message& out)
       .one_of(t.eigenvectors(), t.eigenvectors_f32(), "InitUpload.eigenvectors");
   if (!checks.status()) return checks.status();
   if (const Status s = check_q8_payload(t.eigenvectors_q8(), *t.eigenvectors(),
-                                        *t.eigenvectors_f32(), limits, "InitUpload.eigenvectors_q8");
+                                        *t.eigenvectors_f32(), limits, "InitUpload.eigenvectors_q8",
+                                        decoded(0));
       !s)
     return s;
   if (const fb::Packed* p = t.table_sum_packed()) {
     if (t.table_sum()->size() != 0)
       return Status::error("InitUpload.table_sum must be empty when it travels packed");
-    if (const Status s = check_packed(*p, limits, "InitUpload.table_sum_packed"); !s) return s;
+    if (const Status s = check_packed(*p, limits, "InitUpload.table_sum_packed", decoded(1)); !s)
+      return s;
   }
   msg::InitUpload& m = slot<msg::InitUpload>(out);
   m.seq = t.seq();
   m.samples = t.samples();
   if (const fb::Packed* p = t.table_sum_packed()) {
     m.encoding = from_fb(p->encoding());
-    unpack(*p, m.table_sum);
+    unpack(*p, decoded(1), m.table_sum);
   } else {
     m.encoding = msg::Encoding::f64;
     assign(*t.table_sum(), m.table_sum);
@@ -693,7 +705,7 @@ Status convert(const fb::InitUpload& t, const Limits& limits, msg::Message& out)
   m.loss_sum = t.loss_sum();
   assign(*t.eigenvalues(), m.eigenvalues);
   m.eigen_next = t.eigen_next();
-  assign_q8_payload(t.eigenvectors_q8(), *t.eigenvectors(), *t.eigenvectors_f32(),
+  assign_q8_payload(t.eigenvectors_q8(), *t.eigenvectors(), *t.eigenvectors_f32(), decoded(0),
                     m.eigenvectors, m.eigenvectors_q8);
   return Status::ok();
 }
@@ -720,8 +732,8 @@ Status check_delta(const fb::RoundStart& t, const Limits& limits) {
   if (t.base() != 0 && t.base() >= t.round())
     return Status::error("RoundStart.base " + std::to_string(t.base()) +
                          " is not before its round " + std::to_string(t.round()));
-  if (const Status s = check_packed(*dw, limits, "RoundStart.w_delta"); !s) return s;
-  if (const Status s = check_packed(*dg, limits, "RoundStart.gbar_delta"); !s) return s;
+  if (const Status s = check_packed(*dw, limits, "RoundStart.w_delta", decoded(0)); !s) return s;
+  if (const Status s = check_packed(*dg, limits, "RoundStart.gbar_delta", decoded(1)); !s) return s;
   if (dw->encoding() != fb::Encoding::q8 || dg->encoding() != fb::Encoding::q8)
     return Status::error("RoundStart.w_delta and gbar_delta must be q8");
   if (dw->count() != dg->count())
@@ -762,8 +774,8 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
   m.base = t.base();
   m.from_zero = t.from_zero();
   if (m.base != 0 || m.from_zero) {
-    unpack(*t.w_delta(), m.w_delta);
-    unpack(*t.gbar_delta(), m.gbar_delta);
+    unpack(*t.w_delta(), decoded(0), m.w_delta);
+    unpack(*t.gbar_delta(), decoded(1), m.gbar_delta);
   } else {
     m.w_delta.q.clear();
     m.gbar_delta.q.clear();
@@ -790,7 +802,7 @@ std::string decode_integers(const fb::Packed& p, std::vector<std::int8_t>& out) 
   return why.empty() ? why : "q8_range " + why;
 }
 
-Status check_packed(const fb::Packed& p, const Limits& limits, const char* name) {
+Status check_packed(const fb::Packed& p, const Limits& limits, const char* name, Integers& ints) {
   const auto bad = [name](const std::string& why) {
     return Status::error(std::string(name) + " " + why);
   };
@@ -843,8 +855,7 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name)
       for (flatbuffers::uoffset_t i = 0; i < blocks; ++i)
         if (!(p.scales()->Get(i) >= 0.0f))
           return bad("scale " + std::to_string(i) + " is negative");
-      if (coded) {
-        thread_local std::vector<std::int8_t> ints;  // reused: no allocation once grown
+      if (coded) {  // kept in `ints` for unpack()
         const std::string why = decode_integers(p, ints);
         if (!why.empty()) return bad(why);
         return Status::ok();
@@ -873,14 +884,15 @@ Status check_packed(const fb::Update& t, const Limits& limits) {
     return Status::error("Update.dw_packed and Update.ds_packed have different encodings");
   if (t.dw()->size() != 0 || t.ds()->size() != 0)
     return Status::error("Update.dw and Update.dS must be empty when they travel packed");
-  if (const Status s = check_packed(*dw, limits, "Update.dw_packed"); !s) return s;
-  return check_packed(*ds, limits, "Update.ds_packed");
+  if (const Status s = check_packed(*dw, limits, "Update.dw_packed", decoded(0)); !s) return s;
+  return check_packed(*ds, limits, "Update.ds_packed", decoded(1));
 }
 
-// Only called on a Packed that check_packed() accepted: q8 as integers and scales.
-void unpack(const fb::Packed& p, compress::Q8& out) {
+// Only called on a Packed that check_packed() accepted, with the `ints` it decoded: q8 as
+// integers and scales.
+void unpack(const fb::Packed& p, const Integers& ints, compress::Q8& out) {
   if (is_set(p.q8_rice()) || is_set(p.q8_range())) {
-    decode_integers(p, out.q);
+    out.q = ints;
   } else {
     assign(*p.q8(), out.q);
   }
@@ -890,7 +902,7 @@ void unpack(const fb::Packed& p, compress::Q8& out) {
 }
 
 // ... and as the doubles it stands for.
-void unpack(const fb::Packed& p, std::vector<double>& out) {
+void unpack(const fb::Packed& p, const Integers& ints, std::vector<double>& out) {
   const std::size_t n = p.count();
   if (p.encoding() == fb::Encoding::f32) {
     out.resize(n);
@@ -898,14 +910,10 @@ void unpack(const fb::Packed& p, std::vector<double>& out) {
     return;
   }
   // Straight from the buffer (an Update's dw and dS on the hub's receive path: no copy), or
-  // from the codes decoded into a buffer kept per thread.
+  // from the integers check_packed() decoded.
   out.resize(n);
-  const std::int8_t* q = p.q8()->data();
-  if (is_set(p.q8_rice()) || is_set(p.q8_range())) {
-    thread_local std::vector<std::int8_t> ints;
-    decode_integers(p, ints);
-    q = ints.data();
-  }
+  const std::int8_t* q =
+      is_set(p.q8_rice()) || is_set(p.q8_range()) ? ints.data() : p.q8()->data();
   const auto& scales = *p.scales();
   const auto value = [&](std::size_t i, flatbuffers::uoffset_t s) {
     return static_cast<double>(scales.Get(s)) * static_cast<double>(q[i]);
@@ -965,8 +973,8 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
   m.loss_sum = t.loss_sum();
   if (t.dw_packed() != nullptr) {
     m.encoding = from_fb(t.dw_packed()->encoding());
-    unpack(*t.dw_packed(), m.dw);
-    unpack(*t.ds_packed(), m.dS);
+    unpack(*t.dw_packed(), decoded(0), m.dw);
+    unpack(*t.ds_packed(), decoded(1), m.dS);
   } else {
     m.encoding = msg::Encoding::f64;
     assign(*t.dw(), m.dw);
@@ -1187,59 +1195,41 @@ std::optional<std::uint32_t> foreign_version(const void* data, std::size_t size)
 
 namespace {
 
-// Bytes of a q8 vector's payload as the encoder writes it: its integers (in their shortest form),
-// scales and runs.
-std::uint64_t q8_bytes(const std::int8_t* q, std::size_t n, const std::vector<std::uint8_t>& runs,
-                       std::size_t scales) {
-  return IntegerForm::shortest(q, n, runs).size + 4 * scales + runs.size();
+// Bytes of a vector as it lies in an encoded message (0 where it is absent).
+template <class T>
+std::uint64_t bytes_of(const flatbuffers::Vector<T>* v) {
+  return v == nullptr ? 0 : std::uint64_t{v->size()} * sizeof(T);
 }
-std::uint64_t q8_bytes(const compress::Q8& x) {
-  return q8_bytes(x.q.data(), x.q.size(), x.runs, x.scales.size());
-}
-
-// ... of doubles that travel packed in `encoding` when they are exact in it (Update.dw, dS,
-// InitUpload.table_sum), else as doubles.
-std::uint64_t packed_bytes(msg::Encoding encoding, const std::vector<double>& v) {
-  const std::size_t n = v.size();
-  if (encoding != msg::Encoding::q8) return compress::payload_bytes(encoding, n);
-  thread_local std::vector<float> scales;
-  thread_local std::vector<std::int8_t> q;
-  scales.resize(compress::q8_blocks(n));
-  q.resize(n);
-  if (!compress::to_q8(v.data(), n, scales.data(), q.data())) return 8 * n;
-  static const std::vector<std::uint8_t> no_runs;
-  return q8_bytes(q.data(), n, no_runs, scales.size());
+std::uint64_t bytes_of(const fb::Packed* p) {
+  if (p == nullptr) return 0;
+  return bytes_of(p->f32()) + bytes_of(p->q8()) + bytes_of(p->scales()) + bytes_of(p->runs()) +
+         bytes_of(p->q8_rice()) + bytes_of(p->q8_range());
 }
 
 }  // namespace
 
-void add_part_bytes(const msg::Message& message, std::uint64_t copies, msg::PartBytes& parts) {
-  // As BodyEncoder writes them: doubles, floats where every value is one, packed deltas.
-  const auto plain = [](const std::vector<double>& v) -> std::uint64_t { return 8 * v.size(); };
-  const auto state = [](const std::vector<double>& v) -> std::uint64_t {  // doubles_or_zeros
-    return all_zero_bits(v) ? 0 : 8 * v.size();
-  };
-  const auto either = [](const std::vector<double>& v) -> std::uint64_t {
-    return (!v.empty() && compress::fits_f32(v.data(), v.size()) ? 4 : 8) * v.size();
-  };
-  if (const auto* u = std::get_if<msg::Update>(&message)) {
-    // A decoded Update's encoding is the one it travelled in (f64 when it was not packed).
-    const msg::Encoding e = u->encoding;
-    parts.deltas += copies * (packed_bytes(e, u->dw) + packed_bytes(e, u->dS));
-    parts.coarse += copies * (plain(u->coarse_g) + either(u->coarse_h));
-    parts.newton += copies * (plain(u->product) + 4 * u->gram.size());
-  } else if (const auto* r = std::get_if<msg::RoundStart>(&message)) {
-    parts.broadcast += copies * (state(r->w) + plain(r->gbar) + plain(r->eval_w) +
-                                 q8_bytes(r->w_delta) + q8_bytes(r->gbar_delta));
-    parts.newton += copies * plain(r->direction);
-  } else if (const auto* c = std::get_if<msg::Config>(&message)) {
-    parts.setup += copies * (state(c->w) + (c->basis_q8.empty() ? either(c->basis)
-                                                                 : q8_bytes(c->basis_q8)));
-  } else if (const auto* i = std::get_if<msg::InitUpload>(&message)) {
-    parts.setup += copies * (packed_bytes(i->encoding, i->table_sum) +
-                             plain(i->eigenvalues) +
-                             (i->eigenvectors_q8.empty() ? either(i->eigenvectors)
-                                                         : q8_bytes(i->eigenvectors_q8)));
+void add_part_bytes(const std::vector<std::uint8_t>& message, std::uint64_t copies,
+                    msg::PartBytes& parts) {
+  // Whatever form each vector took (doubles, floats, packed, a zero w as its length), its
+  // bytes are the lengths of the buffer's vectors: nothing is encoded again to count it.
+  const fb::Envelope* envelope = fb::GetEnvelope(message.data());
+  if (const auto* u = envelope->body_as_Update()) {
+    parts.deltas += copies * (bytes_of(u->dw()) + bytes_of(u->ds()) + bytes_of(u->dw_packed()) +
+                              bytes_of(u->ds_packed()));
+    parts.coarse += copies * (bytes_of(u->coarse_g()) + bytes_of(u->coarse_h()) +
+                              bytes_of(u->coarse_h_f32()));
+    parts.newton += copies * (bytes_of(u->product()) + bytes_of(u->gram()));
+  } else if (const auto* r = envelope->body_as_RoundStart()) {
+    parts.broadcast += copies * (bytes_of(r->w()) + bytes_of(r->gbar()) + bytes_of(r->eval_w()) +
+                                 bytes_of(r->w_delta()) + bytes_of(r->gbar_delta()));
+    parts.newton += copies * bytes_of(r->direction());
+  } else if (const auto* c = envelope->body_as_Config()) {
+    parts.setup += copies * (bytes_of(c->w()) + bytes_of(c->basis()) + bytes_of(c->basis_f32()) +
+                             bytes_of(c->basis_q8()));
+  } else if (const auto* i = envelope->body_as_InitUpload()) {
+    parts.setup += copies * (bytes_of(i->table_sum()) + bytes_of(i->table_sum_packed()) +
+                             bytes_of(i->eigenvalues()) + bytes_of(i->eigenvectors()) +
+                             bytes_of(i->eigenvectors_f32()) + bytes_of(i->eigenvectors_q8()));
   }
 }
 

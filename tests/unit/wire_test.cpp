@@ -470,6 +470,47 @@ TEST(WireRoundTrip, PackedUpdatesAreExactAndSmaller) {
   }
 }
 
+// The metrics' bytes by part are the encoded message's vectors, each counted once: their sum is
+// the message less its fixed fields, whatever form the vectors took (doubles, floats, packed and
+// coded integers), and each vector lands in its own part.
+TEST(WirePartBytes, CountEveryVectorOfTheEncodedMessageOnce) {
+  const std::size_t n = 3000;
+  std::vector<msg::Message> messages = samples(n);
+  for (msg::Encoding e : {msg::Encoding::f32, msg::Encoding::q8}) {
+    msg::Update u = packed_update(e, n);
+    u.coarse_g = ramp(6, 1.0);
+    u.coarse_h = {1.0, 0.5, 0.25};  // floats exactly: they travel as [float]
+    messages.push_back(u);
+  }
+  for (std::size_t k = 0; k < messages.size(); ++k) {
+    const msg::Message& m = messages[k];
+    SCOPED_TRACE(msg::name_of(m));
+    const Bytes bytes = encode(m);
+    msg::PartBytes parts;
+    wire::add_part_bytes(bytes, 3, parts);
+    const std::uint64_t once = parts.total() / 3;
+    EXPECT_EQ(parts.total(), 3 * once);
+    EXPECT_LE(once, bytes.size());
+    const bool vectors = std::holds_alternative<msg::Config>(m) ||
+                         std::holds_alternative<msg::InitUpload>(m) ||
+                         std::holds_alternative<msg::RoundStart>(m) ||
+                         std::holds_alternative<msg::Update>(m);
+    // The rest is the header, the tables' fields, vector lengths and padding, and an Update's
+    // validation histograms (the Join's strings and support are no part's either).
+    const auto* u = std::get_if<msg::Update>(&m);
+    const std::size_t histograms =
+        u != nullptr ? 8 * (u->validation.negatives.size() + u->validation.positives.size()) : 0;
+    if (vectors)
+      EXPECT_LT(bytes.size() - histograms - once, 400u) << bytes.size() << " bytes, parts " << once;
+    else
+      EXPECT_EQ(once, 0u);
+    if (k + 2 >= messages.size()) {  // the packed Updates
+      EXPECT_EQ(parts.coarse, 3u * (6 * 8 + 3 * 4));
+      EXPECT_EQ(parts.deltas, 3 * (once - 6 * 8 - 3 * 4));
+    }
+  }
+}
+
 // The curvature payloads (Config.basis, InitUpload.eigenvectors, Update.coarse_h) travel as
 // floats when their sender rounded them to floats, decode to the same doubles, in half the bytes;
 // a message holding both forms is refused.
@@ -582,7 +623,7 @@ TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
   EXPECT_EQ(m.gbar_delta.scales, start.gbar_delta.scales);
   EXPECT_EQ(m.gbar_delta.runs, start.gbar_delta.runs);
   msg::PartBytes parts;
-  wire::add_part_bytes(start, 1, parts);
+  wire::add_part_bytes(encode(start), 1, parts);
   EXPECT_EQ(parts.broadcast, start.w_delta.bytes() + start.gbar_delta.bytes());
 
   using Form = PackedForm;
@@ -696,7 +737,7 @@ TEST(WireDecode, CurvatureAsQ8TravelsPackedAndBothFormsAreRefused) {
   EXPECT_EQ(got.basis_q8.q, config.basis_q8.q);
   EXPECT_EQ(got.basis_q8.runs, config.basis_q8.runs);
   msg::PartBytes config_parts;
-  wire::add_part_bytes(got, 1, config_parts);  // 8 integers, 4 scales, 4 runs
+  wire::add_part_bytes(encode(got), 1, config_parts);  // 8 integers, 4 scales, 4 runs
   EXPECT_EQ(config_parts.setup, 16 + 8 + 4 * 4 + 4);
 
   msg::InitUpload init;
@@ -708,7 +749,7 @@ TEST(WireDecode, CurvatureAsQ8TravelsPackedAndBothFormsAreRefused) {
   ASSERT_TRUE(i.is_ok()) << i.error();
   EXPECT_EQ(std::get<msg::InitUpload>(*i).eigenvectors, u);
   msg::PartBytes parts;
-  wire::add_part_bytes(init, 1, parts);
+  wire::add_part_bytes(init_bytes, 1, parts);
   // The counted bytes are the wire's: the ramp's integers go coded (shorter than 200 bytes).
   const fb::Packed* sent = fb::GetEnvelope(init_bytes.data())->body_as_InitUpload()->eigenvectors_q8();
   EXPECT_EQ(sent->q8()->size(), 0u);
@@ -772,7 +813,7 @@ TEST(WireRoundTrip, CompactSetupIsExactAndSmaller) {
     ASSERT_TRUE(d.is_ok()) << d.error();
     expect_same(m, *d);
     msg::PartBytes parts;
-    wire::add_part_bytes(*d, 1, parts);
+    wire::add_part_bytes(bytes, 1, parts);
     EXPECT_EQ(parts.total(), std::holds_alternative<msg::Config>(m) ? 0u : 8u);
   }
   config.w[17] = -0.0;  // not +0.0 bit for bit: the doubles travel
@@ -797,7 +838,7 @@ TEST(WireRoundTrip, CompactSetupIsExactAndSmaller) {
     ASSERT_TRUE(d.is_ok()) << d.error();
     expect_same(msg::Message(init), *d);
     msg::PartBytes parts;
-    wire::add_part_bytes(*d, 1, parts);
+    wire::add_part_bytes(bytes, 1, parts);
     // The wire's bytes: q8's integers coded where that is shorter (the ramp's are).
     const fb::Packed* sent = fb::GetEnvelope(bytes.data())->body_as_InitUpload()->table_sum_packed();
     ASSERT_NE(sent, nullptr);

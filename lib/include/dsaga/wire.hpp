@@ -43,11 +43,13 @@ struct Limits {
 void encode(const msg::Message& message, std::vector<std::uint8_t>& out);
 std::vector<std::uint8_t> encode(const msg::Message& message);
 
-// Adds the vector bytes of `message`, as encode() writes them, times `copies` (its recipients)
-// to `parts` (msg::PartBytes: the metrics' split of the traffic by part). An Update's deltas are
-// counted in its `encoding`, which for a decoded Update is the one it travelled in (the hub
-// counts only Updates it received).
-void add_part_bytes(const msg::Message& message, std::uint64_t copies, msg::PartBytes& parts);
+// Adds the vector bytes of an encoded `message` (the lengths of its vectors as they lie in the
+// buffer: doubles, floats, packed integers, scales and runs), times `copies` (its recipients), to
+// `parts` (msg::PartBytes: the metrics' split of the traffic by part). Precondition: `message`
+// is what encode() wrote or what decode() accepted (a verified buffer; a std::vector's storage
+// is aligned for it).
+void add_part_bytes(const std::vector<std::uint8_t>& message, std::uint64_t copies,
+                    msg::PartBytes& parts);
 
 // Verifies and decodes; never throws, crashes or reads outside [data, data + size) on any input,
 // and allocates at most a few times `size`. Checks, in order: size (empty, under the 8-byte
