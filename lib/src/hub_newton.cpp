@@ -56,6 +56,8 @@ class NewtonMode final : public SyncMode {
   // w <- w_outer + x; the next round is a gradient round.
   static void end_cg(HubCore& hub, RoundReport& report);
   static Eigen::VectorXd precondition(HubCore& hub, const Eigen::VectorXd& r);
+  // Whether the preconditioner is the bound on two-level's basis (newton.hpp: coarse).
+  static bool on_coarse_basis(const HubCore& hub);
 };
 
 const HubCore::Mode& newton_mode() {
@@ -107,15 +109,27 @@ void NewtonMode::begin(HubCore& hub) {
   s.use_gram = affordable && asked != Preconditioner::pairs;
   s.gram_asked = s.use_gram;
   s.w_outer = hub.w_;
+  const std::string over = cat("d = ", hub.features_, " is over ", newton::max_gram_columns(),
+                               " columns for a Gram upload; ");
   hub.notes_.push_back(
       s.use_gram ? cat("Newton-CG: preconditioner M = beta X^T X / N + lambda I from the agents' "
                        "Grams (d = ", hub.features_, ": one upload each)")
+      : on_coarse_basis(hub)
+          ? cat("Newton-CG: ", affordable ? std::string() : over,
+                "preconditioner M = beta X^T X / N + lambda I bounded on two-level's basis (",
+                hub.coarse_.basis.u.cols(), " directions, curvature ",
+                hub.coarse_.basis.fine_curvature, " outside them)")
       : affordable
           ? std::string("Newton-CG: preconditioner from the last round's CG curvature pairs (as "
                         "asked)")
-          : cat("Newton-CG: d = ", hub.features_, " is over ", newton::max_gram_columns(),
-                " columns for a Gram upload; preconditioner from the last round's CG curvature "
-                "pairs"));
+          : cat("Newton-CG: ", over, "preconditioner from the last round's CG curvature pairs"));
+}
+
+bool NewtonMode::on_coarse_basis(const HubCore& hub) {
+  const HubCore::NewtonState& s = hub.newton_;
+  const coarse::Basis& b = hub.coarse_.basis;
+  return !s.use_gram && !s.coarse_failed && hub.options_.preconditioner != Preconditioner::pairs &&
+         !b.identity && b.u.cols() > 0;
 }
 
 void NewtonMode::add_to_start(const HubCore& hub, const AgentState* agent,
@@ -273,6 +287,19 @@ Eigen::VectorXd NewtonMode::precondition(HubCore& hub, const Eigen::VectorXd& r)
       if (!f) s.use_gram = false;
     }
     if (s.factor.ready()) return s.factor.apply(r, hub.options_.objective.classes);
+  }
+  if (on_coarse_basis(hub)) {
+    if (!s.coarse.ready()) {  // the first CG after the switch, or a restored hub
+      const Status b = s.coarse.build(hub.coarse_.basis, hub.options_.objective.beta(),
+                                      hub.options_.objective.lambda);
+      if (!b) {
+        s.coarse_failed = true;
+        hub.notes_.push_back(cat("Newton-CG: no preconditioner on the coarse basis (", b.message(),
+                                 "): curvature pairs instead"));
+      }
+    }
+    if (s.coarse.ready())
+      return s.coarse.apply(hub.coarse_.basis, r, hub.options_.objective.classes);
   }
   return newton::apply_pairs(s.pairs_s, s.pairs_y, r);
 }

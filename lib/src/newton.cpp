@@ -206,6 +206,42 @@ Eigen::VectorXd GramPreconditioner::apply(const Eigen::VectorXd& r, int classes)
   return Eigen::Map<const Eigen::VectorXd>(z.data(), d * C);
 }
 
+Status CoarsePreconditioner::build(const coarse::Basis& basis, double beta, double lambda) {
+  llt_.reset();
+  const Index m = basis.u.cols();
+  if (basis.identity || m == 0 || basis.curvature.size() != m)
+    return Status::error("no coarse basis to build the preconditioner on");
+  const double fine = beta * basis.fine_curvature + lambda;
+  if (!(fine > 0.0) || !std::isfinite(fine))
+    return Status::error("the curvature left outside the basis is zero (lambda = 0)");
+  shift_.resize(m);
+  for (Index j = 0; j < m; ++j) {
+    const double stiff = beta * basis.curvature[j] + lambda;
+    if (!(stiff > 0.0) || !std::isfinite(stiff))
+      return Status::error("a basis column has no curvature (lambda = 0)");
+    shift_[j] = 1.0 / stiff - 1.0 / fine;
+  }
+  fine_ = 1.0 / fine;
+  auto llt = std::make_shared<Eigen::LLT<Eigen::MatrixXd>>(basis.u.transpose() * basis.u);
+  if (llt->info() != Eigen::Success) return Status::error("the basis's columns are dependent");
+  llt_ = std::move(llt);
+  return Status::ok();
+}
+
+Eigen::VectorXd CoarsePreconditioner::apply(const coarse::Basis& basis, const Eigen::VectorXd& r,
+                                            int classes) const {
+  // U~ = U L^{-T}: U~^T r = L^{-1} U^T r, and M^{-1} r = r / c + U L^{-T} diag(shift) U~^T r.
+  const Index C = std::max(1, classes), m = basis.u.cols();
+  const auto& L = llt_->matrixL();
+  const Eigen::VectorXd ur = coarse::restrict(basis.u, r, C);  // U^T r, m x C
+  RowMatrix b = L.solve(Eigen::Map<const RowMatrix>(ur.data(), m, C));
+  b = shift_.asDiagonal() * b;
+  b = L.transpose().solve(b);
+  Eigen::VectorXd out = coarse::prolong(basis.u, Eigen::Map<const Eigen::VectorXd>(b.data(), m * C), C);
+  out += fine_ * r;
+  return out;
+}
+
 Eigen::VectorXd apply_pairs(const Eigen::MatrixXd& s, const Eigen::MatrixXd& y,
                             const Eigen::VectorXd& r) {
   const Index m = s.cols();

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <tuple>
 
 namespace dsaga {
 namespace {
@@ -1382,6 +1383,111 @@ TEST(HubNewton, AutoStartsWithNewtonCgOnlyWhereLocalRunsCannotMoveFlatDirections
       noted = noted || note.find("Newton-CG from the start") != std::string::npos;
     EXPECT_EQ(noted, flat);
   }
+}
+
+// auto on a model too wide for the Gram upload (d = 1500 > 1447): two-level's rounds barely move
+// F, the hub switches to Newton-CG, and its CG is preconditioned by the bound on two-level's basis
+// (newton.hpp: coarse), not by plain CG: the first direction scales the basis's stiff direction
+// apart from the rest. A hub restored from a checkpoint mid-CG rebuilds it and sends the same
+// next direction, bit for bit.
+TEST(HubNewton, AutoSwitchOnAWideModelPreconditionsWithTheCoarseBasis) {
+  const Index d = 1500;
+  HubOptions o;  // aggregation auto
+  o.objective.loss = Loss::logistic;
+  o.objective.lambda = 1e-3;
+  o.expected_agents = 2;
+  o.max_rounds = 40;
+  o.compression = msg::Encoding::f64;
+  HubCore hub(o);
+  std::vector<Outgoing> out;
+  const auto join = [&](HubCore& core, const PeerId& peer, const char* id, std::uint64_t n,
+                        std::vector<Outgoing>& o2) {
+    msg::Join j = make_join(id, n, 2.0);
+    j.features = d;
+    ASSERT_TRUE(core.on_message(peer, j, 0.0, o2));
+  };
+  join(hub, "pa", "a", 1, out);
+  join(hub, "pb", "b", 3, out);
+  // Each agent's top eigenvector: e_0 (curvature 8) and e_1 (curvature 4); little outside them.
+  for (int k = 0; k < 2; ++k) {
+    msg::InitUpload init{1, k == 0 ? 1u : 3u, std::vector<double>(d, 0.0), k == 0 ? 0.7 : 2.1,
+                         {k == 0 ? 8.0 : 4.0}, 0.01, std::vector<double>(d, 0.0), {}, {}};
+    init.eigenvectors[k] = 1.0;
+    ASSERT_TRUE(hub.on_message(k == 0 ? "pa" : "pb", init, 0.0, out));
+  }
+  ASSERT_EQ(hub.phase(), HubCore::Phase::training);
+  // Two-level rounds whose F = (sum of losses) / N falls by 5% of the gap a round: the switch.
+  const auto run_update = [&](std::uint64_t r, std::uint64_t n, double loss) {
+    msg::Update u;
+    u.round = r;
+    u.seq = r + 1;
+    u.samples = n;
+    u.steps = n;
+    u.loss_sum = loss;
+    u.dw.assign(d, 0.0);
+    u.dS.assign(d, 0.0);
+    u.coarse_g = {0.0, 0.0};
+    u.coarse_h = {1.0, 0.0, 1.0};
+    return u;
+  };
+  std::uint64_t r = 1;
+  bool gradient_round = false;
+  for (; r <= 12 && !gradient_round; ++r) {
+    const double f = 0.5 + 0.2 * std::pow(0.95, static_cast<double>(r));
+    out.clear();
+    ASSERT_TRUE(hub.on_message("pa", run_update(r, 1, f), 1.0, out));
+    ASSERT_TRUE(hub.on_message("pb", run_update(r, 3, 3 * f), 1.0, out));
+    const auto next = sent<msg::RoundStart>(out, "pa");
+    ASSERT_EQ(next.size(), 1u) << "round " << r;
+    gradient_round = next[0]->kind == msg::RoundKind::gradient;
+  }
+  ASSERT_TRUE(gradient_round);
+  bool noted = false;
+  for (const std::string& note : hub.take_notes())
+    noted = noted || note.find("bounded on two-level's basis") != std::string::npos;
+  EXPECT_TRUE(noted);
+  // The gradient round: g = (1, 1, 1, 0, ...) / N.
+  std::vector<double> g(d, 0.0);
+  g[0] = g[1] = g[2] = 1.0;
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa", answer(r, r + 1, 1, g, 0.5), 2.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(r, r + 1, 3, std::vector<double>(d, 0.0), 1.5), 2.0, out));
+  ++r;
+  auto starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.size(), 1u);
+  ASSERT_EQ(starts[0]->kind, msg::RoundKind::product);
+  const std::vector<double> p = starts[0]->direction;
+  ASSERT_EQ(p.size(), static_cast<std::size_t>(d));
+  // Plain CG would start along -g: equal entries. The bound scales each direction by its
+  // curvature: e_0 by beta 2 + lambda (a's 8 at weight 1/4), e_1 by beta 3 + lambda (b's 4 at
+  // 3/4), e_2 by what is left outside the basis, far less.
+  const double beta = 0.25, lambda = o.objective.lambda;
+  EXPECT_NEAR(p[0], -0.25 / (beta * 2 + lambda), 1e-12);
+  EXPECT_NEAR(p[1], -0.25 / (beta * 3 + lambda), 1e-12);
+  EXPECT_LT(p[2], 10 * p[0]);
+  // A checkpoint now; the next product round's direction from the hub and from its copy.
+  ASSERT_TRUE(hub.take_commit());
+  HubCore resumed(o);
+  ASSERT_TRUE(resumed.restore(hub.snapshot()));
+  std::vector<Outgoing> out2;
+  join(resumed, "qa", "a", 1, out2);
+  join(resumed, "qb", "b", 3, out2);
+  std::vector<double> hp(d, 0.0);
+  for (Index i = 0; i < d; ++i) hp[static_cast<std::size_t>(i)] = (i % 3 + 1) * p[static_cast<std::size_t>(i)];
+  out.clear();
+  out2.clear();
+  for (auto [core, o2, pa, pb] : {std::make_tuple(&hub, &out, "pa", "pb"),
+                                  std::make_tuple(&resumed, &out2, "qa", "qb")}) {
+    ASSERT_TRUE(core->on_message(pa, answer(r, r + 1, 1, hp, 0.0), 3.0, *o2));
+    ASSERT_TRUE(core->on_message(pb, answer(r, r + 1, 3, std::vector<double>(d, 0.0), 0.0), 3.0, *o2));
+  }
+  starts = sent<msg::RoundStart>(out, "pa");
+  const auto again = sent<msg::RoundStart>(out2, "qa");
+  ASSERT_EQ(starts.size(), 1u);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(starts[0]->kind, again[0]->kind);
+  EXPECT_EQ(starts[0]->direction, again[0]->direction);
+  EXPECT_EQ(hub.snapshot(), resumed.snapshot());
 }
 
 }  // namespace newton_cg

@@ -1,7 +1,7 @@
 // Distributed Newton-CG's math (newton.hpp): the agents' gradient and Hessian products against
 // the objective and finite differences for every loss, dense and sparse; the Gram on a support;
 // the Gram preconditioner bounding every Hessian; CG run to the end equal to the direct Newton
-// step; the pairs preconditioner; and the measured switch's ratio.
+// step; the pairs and coarse-basis preconditioners; and the measured switch's ratio.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -222,6 +222,48 @@ TEST(NewtonHub, PairsPreconditionerInvertsTheMatrixOnTheDirectionsItSaw) {
   // No pairs: the identity.
   const Eigen::VectorXd r = random_vector(n, 1);
   EXPECT_EQ(newton::apply_pairs(Eigen::MatrixXd(n, 0), Eigen::MatrixXd(n, 0), r), r);
+}
+
+// The coarse bound M = beta (U~ diag(c) U~^T + c_f (I - U~ U~^T)) + lambda I on a basis U (here
+// rounded, so not orthonormal, as q8 leaves it): M^{-1} is symmetric, inverts M built directly,
+// and works class by class (C = 3 in the feature-major layout).
+TEST(NewtonHub, CoarsePreconditionerInvertsItsBoundSymmetrically) {
+  const Index d = 9, m = 3;
+  const double beta = 0.25, lambda = 1e-2;
+  coarse::Basis basis;
+  Eigen::HouseholderQR<Eigen::MatrixXd> qr(Eigen::MatrixXd::Random(d, m));
+  basis.u = Eigen::MatrixXd(qr.householderQ()).leftCols(m);
+  basis.u = (basis.u * 64.0).array().round() / 64.0;  // rounded: U^T U is not I
+  basis.curvature = Eigen::Vector3d(40.0, 7.0, 3.0);
+  basis.fine_curvature = 2.0;
+  newton::CoarsePreconditioner pre;
+  ASSERT_TRUE(pre.build(basis, beta, lambda).is_ok());
+  // M itself, from U~ = U L^{-T} (U^T U = L L^T).
+  const Eigen::MatrixXd l = Eigen::LLT<Eigen::MatrixXd>(basis.u.transpose() * basis.u).matrixL();
+  const Eigen::MatrixXd ut = basis.u * l.transpose().inverse();
+  const Eigen::MatrixXd m_full =
+      beta * (ut * basis.curvature.asDiagonal() * ut.transpose() +
+              basis.fine_curvature * (Eigen::MatrixXd::Identity(d, d) - ut * ut.transpose())) +
+      lambda * Eigen::MatrixXd::Identity(d, d);
+  for (int classes : {1, 3}) {
+    SCOPED_TRACE(classes);
+    const Index n = d * classes;
+    const Eigen::VectorXd a = random_vector(n, 5), b = random_vector(n, 6);
+    const Eigen::VectorXd ma = pre.apply(basis, a, classes), mb = pre.apply(basis, b, classes);
+    EXPECT_NEAR(a.dot(mb), b.dot(ma), 1e-12 * a.norm() * mb.norm());
+    EXPECT_GT(a.dot(ma), 0.0);
+    // M (M^{-1} a) = a, each class's column on its own.
+    using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    const RowMatrix back = m_full * Eigen::Map<const RowMatrix>(ma.data(), d, classes);
+    EXPECT_LE((Eigen::Map<const Eigen::VectorXd>(back.data(), n) - a).norm(), 1e-10 * a.norm());
+  }
+  // Nothing to bound with: no basis, or no curvature outside it and lambda = 0.
+  EXPECT_FALSE(pre.build(coarse::Basis{}, beta, lambda).is_ok());
+  EXPECT_FALSE(pre.ready());
+  coarse::Basis flat = basis;
+  flat.fine_curvature = 0.0;
+  EXPECT_FALSE(pre.build(flat, beta, 0.0).is_ok());
+  EXPECT_TRUE(pre.build(flat, beta, lambda).is_ok());
 }
 
 TEST(NewtonSwitch, MedianDecreaseRatio) {

@@ -76,7 +76,8 @@ const char* to_string(Aggregation aggregation);
 Result<Aggregation> parse_aggregation(const std::string& text);
 
 // Newton-CG's preconditioner (newton.hpp): automatic = the Gram bound where its d x d upload is
-// affordable (d <= newton::max_gram_columns()), else the previous CG's curvature pairs.
+// affordable (d <= newton::max_gram_columns()), else the bound on two-level's coarse basis where
+// the run switched from two-level, else the previous CG's curvature pairs.
 enum class Preconditioner : std::uint8_t { automatic = 0, gram = 1, pairs = 2 };
 const char* to_string(Preconditioner preconditioner);
 // "auto" | "gram" | "pairs"
@@ -461,6 +462,10 @@ class HubCore {
     Eigen::MatrixXd pairs_s, pairs_y;  // the last CG's (p_j, H p_j), for the pairs preconditioner
     Eigen::MatrixXd next_s, next_y;    // ... and the open CG's, for the next one
     newton::GramPreconditioner factor;  // from `gram` (not checkpointed: refactored on demand)
+    // From two-level's basis (coarse_), where the Gram is not used and pairs were not asked for
+    // (not checkpointed: rebuilt on demand; `coarse_failed` once it could not be).
+    newton::CoarsePreconditioner coarse;
+    bool coarse_failed = false;
   } newton_;
   // auto: the mode running now (two_level until the switch), and F of the last rounds that the
   // switch looks at (checkpointed).

@@ -17,6 +17,11 @@
 //          H(w) <= M = beta G / N + lambda I for every w, G = sum_k X_k^T X_k: each agent
 //          uploads its Gram once (upper triangle, float32), the hub factors M (one d x d block,
 //          the same for every class) and uses it in every later round.
+//   coarse nothing uploaded, for a run that switched from two-level: the same bound built from
+//          two-level's basis U (its columns' Gram curvatures c_j, c_fine for the rest of the
+//          space), M = beta (U~ diag(c) U~^T + c_fine (I - U~ U~^T)) + lambda I, with U~ the
+//          basis orthonormalised through its Gram (exact where U was rounded to q8). The stiff
+//          directions two-level found are scaled apart from the flat rest.
 //   pairs  nothing uploaded: the curvature pairs (p_j, H p_j) of the previous round's CG in an
 //          L-BFGS two-loop recursion (Morales and Nocedal 2000); the first round runs plain CG.
 //
@@ -31,6 +36,7 @@
 #include <memory>
 #include <vector>
 
+#include "dsaga/coarse.hpp"
 #include "dsaga/dataset.hpp"
 #include "dsaga/objective.hpp"
 #include "dsaga/status.hpp"
@@ -97,6 +103,23 @@ class GramPreconditioner {
 
  private:
   std::shared_ptr<const Eigen::LLT<Eigen::MatrixXd>> llt_;  // null until factored
+};
+
+// M^{-1} r for the coarse bound above (the header's list), on a basis it does not copy: the
+// caller passes the same basis to build() and apply(). M is symmetric positive definite:
+// M^{-1} = U~ D^{-1} U~^T + (I - U~ U~^T) / c, D_j = beta c_j + lambda, c = beta c_fine + lambda.
+class CoarsePreconditioner {
+ public:
+  // Factors U^T U (d m^2 flops, once). Fails where M is not definite (lambda = 0 and a zero
+  // curvature), or U's columns are dependent.
+  Status build(const coarse::Basis& basis, double beta, double lambda);
+  bool ready() const { return llt_ != nullptr; }
+  Eigen::VectorXd apply(const coarse::Basis& basis, const Eigen::VectorXd& r, int classes) const;
+
+ private:
+  std::shared_ptr<const Eigen::LLT<Eigen::MatrixXd>> llt_;  // U^T U = L L^T; null until built
+  Eigen::VectorXd shift_;  // 1 / D_j - 1 / c, per column of U~
+  double fine_ = 0.0;      // 1 / c
 };
 
 // The L-BFGS two-loop recursion on pairs (s_j, y_j = H s_j), columns of `s` and `y` (oldest
