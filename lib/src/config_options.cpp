@@ -139,8 +139,9 @@ std::vector<OptionSpec> hub_options(HubConfig& c) {
        enum_ref(h.aggregation, parse_aggregation, to_string)},
       {"training", "preconditioner", "--preconditioner",
        "newton-cg: auto (the Gram bound where its one-time d x d upload is affordable, "
-       "d <= 1447; else the same bound on two-level's basis where auto switched from two-level; "
-       "else curvature pairs); gram; pairs (no upload: the last round's CG pairs)",
+       "d <= 1447; else that bound approximated on two-level's basis where auto switched from "
+       "two-level; else curvature pairs); gram (as auto where d is over 1447); pairs (no "
+       "upload: the last round's CG pairs)",
        enum_ref(h.preconditioner, parse_preconditioner, to_string)},
       {"training", "compression", "--compression",
        "how agents round the deltas they send, with error feedback (exact table accounting): "

@@ -200,7 +200,9 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
                                          static_cast<double>(hub.total_samples_), lambda);
         !f) {
       s.use_gram = false;
-      hub.notes_.push_back(cat("Newton-CG: ", f.message(), "; curvature pairs instead"));
+      hub.notes_.push_back(cat("Newton-CG: ", f.message(),
+                               on_coarse_basis(hub) ? "; the bound on two-level's basis instead"
+                                                    : "; curvature pairs instead"));
     }
   }
   // F rose against the last accepted point (by more than rounding): half the step back.

@@ -220,6 +220,8 @@ Status CoarsePreconditioner::build(const coarse::Basis& basis, double beta, doub
     if (!(stiff > 0.0) || !std::isfinite(stiff))
       return Status::error("a basis column has no curvature (lambda = 0)");
     shift_[j] = 1.0 / stiff - 1.0 / fine;
+    if (!std::isfinite(shift_[j]))
+      return Status::error("a basis column's curvature is too small to invert");
   }
   fine_ = 1.0 / fine;
   auto llt = std::make_shared<Eigen::LLT<Eigen::MatrixXd>>(basis.u.transpose() * basis.u);

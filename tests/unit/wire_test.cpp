@@ -486,10 +486,15 @@ TEST(WirePartBytes, CountEveryVectorOfTheEncodedMessageOnce) {
     const msg::Message& m = messages[k];
     SCOPED_TRACE(msg::name_of(m));
     const Bytes bytes = encode(m);
-    msg::PartBytes parts;
-    wire::add_part_bytes(bytes, 3, parts);
-    const std::uint64_t once = parts.total() / 3;
-    EXPECT_EQ(parts.total(), 3 * once);
+    msg::PartBytes parts, single;
+    wire::add_part_bytes(bytes, 3, parts);  // to 3 recipients
+    wire::add_part_bytes(bytes, 1, single);
+    EXPECT_EQ(parts.setup, 3 * single.setup);
+    EXPECT_EQ(parts.broadcast, 3 * single.broadcast);
+    EXPECT_EQ(parts.deltas, 3 * single.deltas);
+    EXPECT_EQ(parts.coarse, 3 * single.coarse);
+    EXPECT_EQ(parts.newton, 3 * single.newton);
+    const std::uint64_t once = single.total();
     EXPECT_LE(once, bytes.size());
     const bool vectors = std::holds_alternative<msg::Config>(m) ||
                          std::holds_alternative<msg::InitUpload>(m) ||
@@ -504,6 +509,14 @@ TEST(WirePartBytes, CountEveryVectorOfTheEncodedMessageOnce) {
       EXPECT_LT(bytes.size() - histograms - once, 400u) << bytes.size() << " bytes, parts " << once;
     else
       EXPECT_EQ(once, 0u);
+    // Each kind of message in its own parts.
+    if (std::holds_alternative<msg::Config>(m) || std::holds_alternative<msg::InitUpload>(m))
+      EXPECT_EQ(single.setup, once);
+    if (std::holds_alternative<msg::RoundStart>(m)) {
+      EXPECT_EQ(single.broadcast + single.newton, once);
+      EXPECT_GT(single.broadcast, 8 * n);  // w and gbar at least
+    }
+    if (u != nullptr) EXPECT_EQ(single.deltas + single.coarse + single.newton, once);
     if (k + 2 >= messages.size()) {  // the packed Updates
       EXPECT_EQ(parts.coarse, 3u * (6 * 8 + 3 * 4));
       EXPECT_EQ(parts.deltas, 3 * (once - 6 * 8 - 3 * 4));

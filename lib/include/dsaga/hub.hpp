@@ -450,7 +450,7 @@ class HubCore {
   // newton_cg state (checkpointed but for the factor, rebuilt from the Gram)
   struct NewtonState {
     msg::RoundKind stage = msg::RoundKind::gradient;  // what the open round asks
-    bool use_gram = false;          // the preconditioner: the Gram bound, or curvature pairs
+    bool use_gram = false;          // the Gram bound; else two-level's basis or curvature pairs
     bool gram_asked = false;        // the open gradient round asks for the agents' Grams
     Eigen::VectorXd gram;           // sum_k X_k^T X_k, packed upper triangle (empty: none yet)
     newton::Cg cg;                  // the open round's CG

@@ -17,11 +17,12 @@
 //          H(w) <= M = beta G / N + lambda I for every w, G = sum_k X_k^T X_k: each agent
 //          uploads its Gram once (upper triangle, float32), the hub factors M (one d x d block,
 //          the same for every class) and uses it in every later round.
-//   coarse nothing uploaded, for a run that switched from two-level: the same bound built from
+//   coarse nothing uploaded, for a run that switched from two-level: that bound approximated on
 //          two-level's basis U (its columns' Gram curvatures c_j, c_fine for the rest of the
 //          space), M = beta (U~ diag(c) U~^T + c_fine (I - U~ U~^T)) + lambda I, with U~ the
 //          basis orthonormalised through its Gram (exact where U was rounded to q8). The stiff
-//          directions two-level found are scaled apart from the flat rest.
+//          directions two-level found are scaled apart from the flat rest. The curvatures are
+//          estimates and the cross terms are left out: not a strict bound on H.
 //   pairs  nothing uploaded: the curvature pairs (p_j, H p_j) of the previous round's CG in an
 //          L-BFGS two-loop recursion (Morales and Nocedal 2000); the first round runs plain CG.
 //
@@ -105,7 +106,7 @@ class GramPreconditioner {
   std::shared_ptr<const Eigen::LLT<Eigen::MatrixXd>> llt_;  // null until factored
 };
 
-// M^{-1} r for the coarse bound above (the header's list), on a basis it does not copy: the
+// M^{-1} r for the coarse approximation of the bound above (the header's list), on a basis it does not copy: the
 // caller passes the same basis to build() and apply(). M is symmetric positive definite:
 // M^{-1} = U~ D^{-1} U~^T + (I - U~ U~^T) / c, D_j = beta c_j + lambda, c = beta c_fine + lambda.
 class CoarsePreconditioner {
