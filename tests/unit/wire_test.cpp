@@ -505,18 +505,22 @@ TEST(WirePartBytes, CountEveryVectorOfTheEncodedMessageOnce) {
     const auto* u = std::get_if<msg::Update>(&m);
     const std::size_t histograms =
         u != nullptr ? 8 * (u->validation.negatives.size() + u->validation.positives.size()) : 0;
-    if (vectors)
+    if (vectors) {
       EXPECT_LT(bytes.size() - histograms - once, 400u) << bytes.size() << " bytes, parts " << once;
-    else
+    } else {
       EXPECT_EQ(once, 0u);
+    }
     // Each kind of message in its own parts.
-    if (std::holds_alternative<msg::Config>(m) || std::holds_alternative<msg::InitUpload>(m))
+    if (std::holds_alternative<msg::Config>(m) || std::holds_alternative<msg::InitUpload>(m)) {
       EXPECT_EQ(single.setup, once);
+    }
     if (std::holds_alternative<msg::RoundStart>(m)) {
       EXPECT_EQ(single.broadcast + single.newton, once);
       EXPECT_GT(single.broadcast, 8 * n);  // w and gbar at least
     }
-    if (u != nullptr) EXPECT_EQ(single.deltas + single.coarse + single.newton, once);
+    if (u != nullptr) {
+      EXPECT_EQ(single.deltas + single.coarse + single.newton, once);
+    }
     if (k + 2 >= messages.size()) {  // the packed Updates
       EXPECT_EQ(parts.coarse, 3u * (6 * 8 + 3 * 4));
       EXPECT_EQ(parts.deltas, 3 * (once - 6 * 8 - 3 * 4));
