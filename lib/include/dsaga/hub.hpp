@@ -76,8 +76,8 @@ const char* to_string(Aggregation aggregation);
 Result<Aggregation> parse_aggregation(const std::string& text);
 
 // Newton-CG's preconditioner (newton.hpp): automatic = the Gram bound where its d x d upload is
-// affordable (d <= newton::max_gram_columns()), else the bound on two-level's coarse basis where
-// the run switched from two-level, else the previous CG's curvature pairs.
+// affordable (d <= newton::max_gram_columns()), else that bound approximated on two-level's
+// basis where the run switched from two-level, else the previous CG's curvature pairs.
 enum class Preconditioner : std::uint8_t { automatic = 0, gram = 1, pairs = 2 };
 const char* to_string(Preconditioner preconditioner);
 // "auto" | "gram" | "pairs"
