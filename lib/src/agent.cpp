@@ -461,12 +461,19 @@ Status AgentCore::on_newton_round(const msg::RoundStart& start, Outbox& out) {
                              ", ", start.gbar.size(), ", ", start.direction.size(), " and ",
                              start.eval_w.size(), " entries, expected ", wire, ", 0, ", direction,
                              " and 0"));
-  if (start.gram && product)
-    return Status::error(cat("RoundStart ", start.round, " rejected: a Gram is asked with a product"));
-  // The Gram is |support|^2 / 2 floats: refused past the bound the hub keeps (newton.hpp).
+  if ((start.gram || start.hessian) && product)
+    return Status::error(cat("RoundStart ", start.round,
+                             " rejected: a Gram or a Hessian is asked with a product"));
+  // The Gram is |support|^2 / 2 floats, the Hessian (|support| C)^2 / 2: refused past the bound
+  // the hub keeps (newton.hpp).
   if (start.gram && static_cast<Index>(support_.size()) > newton::max_gram_columns())
     return Status::error(cat("RoundStart ", start.round, " rejected: a Gram of ", support_.size(),
                              " columns (the most is ", newton::max_gram_columns(), ")"));
+  const Index hessian_columns = static_cast<Index>(support_.size()) * objective_.classes;
+  if (start.hessian && hessian_columns > newton::max_gram_columns())
+    return Status::error(cat("RoundStart ", start.round, " rejected: a Hessian of ",
+                             hessian_columns, " columns (the most is ",
+                             newton::max_gram_columns(), ")"));
   from_wire(start.w, w_round_);
   held_round_ = 0;  // (no gbar)
   double loss = 0.0;
@@ -508,6 +515,10 @@ Status AgentCore::on_newton_round(const msg::RoundStart& start, Outbox& out) {
     newton::gram_upper(data_, support_, update.gram);
   else
     update.gram.clear();
+  if (start.hessian)
+    curvature_.hessian_upper(data_, objective_, support_, update.hessian);
+  else
+    update.hessian.clear();
   // Held-out counts at a gradient round's w (agent.hpp: AgentOptions::validation); a product
   // round measures nothing.
   if (!product && options_.validation != nullptr &&

@@ -1,9 +1,11 @@
 // The hub's side of distributed Newton-CG (hub.hpp: Aggregation::newton_cg; newton.hpp has the
 // math, ALGORITHM.md section 7.3 the derivation). Synchronous rounds, each one exchange:
 //
-//   gradient round  every agent sends its loss sum and g_k at w (and, the first time, its Gram).
-//                   F rose against the last accepted point: the step is halved and asked again.
-//                   Otherwise w is accepted and CG starts on H(w) x = -g.
+//   gradient round  every agent sends its loss sum and g_k at w (and, the first time, its Gram;
+//                   or every time its part of the Hessian at w). F rose against the last
+//                   accepted point: the step is halved and asked again (with the Hessians: the
+//                   hub solves (H + mu I) x = -g itself with a larger damping mu, no exchange).
+//                   Otherwise w is accepted and CG starts on (H(w) + mu I) x = -g.
 //   product round   the hub sends p; every agent sends (H p)_k. One CG step; when the residual
 //                   meets the tolerance (or after kMaxCgSteps) w <- w + x and a gradient round
 //                   follows.
@@ -58,6 +60,10 @@ class NewtonMode final : public SyncMode {
   static Eigen::VectorXd precondition(HubCore& hub, const Eigen::VectorXd& r);
   // Whether the preconditioner is the bound on two-level's basis (newton.hpp: coarse).
   static bool on_coarse_basis(const HubCore& hub);
+  // use_hessian: the model of the Hessian at w_outer, factored with the damping mu (rebuilt from
+  // the checkpointed sum on a restored hub). False when it cannot be (the hub then goes on
+  // with the Gram bound or curvature pairs, and says so).
+  static bool hessian_ready(HubCore& hub);
 };
 
 const HubCore::Mode& newton_mode() {
@@ -103,16 +109,27 @@ void NewtonMode::begin(HubCore& hub) {
   HubCore::NewtonState& s = hub.newton_;
   s = HubCore::NewtonState{};
   s.stage = msg::RoundKind::gradient;
-  // The Gram bound needs a d x d upload and factor: affordable up to max_gram_columns().
+  // The Hessians need a (d*C)^2 upload each gradient round and a factor, the Gram bound a d x d
+  // upload once: each affordable up to max_gram_columns(). The squared loss's Hessian is its
+  // Gram.
   const Preconditioner asked = hub.options_.preconditioner;
+  const Index width = hub.features_ * hub.options_.objective.classes;
   const bool affordable = hub.features_ <= newton::max_gram_columns();
-  s.use_gram = affordable && asked != Preconditioner::pairs;
+  s.use_hessian = width <= newton::max_gram_columns() &&
+                  hub.options_.objective.loss != Loss::squared &&
+                  (asked == Preconditioner::automatic || asked == Preconditioner::hessian);
+  s.use_gram = !s.use_hessian && affordable && asked != Preconditioner::pairs;
   s.gram_asked = s.use_gram;
   s.w_outer = hub.w_;
   const std::string over = cat("d = ", hub.features_, " is over ", newton::max_gram_columns(),
                                " columns for a Gram upload; ");
   hub.notes_.push_back(
-      s.use_gram ? cat("Newton-CG: preconditioner M = beta X^T X / N + lambda I from the agents' "
+      s.use_hessian
+          ? cat("Newton-CG: preconditioner M = H / N + (lambda + mu) I from the agents' Hessians "
+                "at each accepted point (d*C = ", width, ": ",
+                coarse::packed_size(static_cast<std::size_t>(width)) * sizeof(float),
+                " bytes from each agent a gradient round), steps damped by mu")
+      : s.use_gram ? cat("Newton-CG: preconditioner M = beta X^T X / N + lambda I from the agents' "
                        "Grams (d = ", hub.features_, ": one upload each)")
       : on_coarse_basis(hub)
           ? cat("Newton-CG: ", affordable ? std::string() : over,
@@ -139,6 +156,7 @@ void NewtonMode::add_to_start(const HubCore& hub, const AgentState* agent,
   start.gbar.clear();
   start.eta = 0.0;
   start.gram = s.stage == msg::RoundKind::gradient && s.gram_asked;
+  start.hessian = s.stage == msg::RoundKind::gradient && s.use_hessian;
   start.direction.clear();
   if (s.stage == msg::RoundKind::product)
     start.direction = agent != nullptr
@@ -154,6 +172,11 @@ std::optional<Refusal> NewtonMode::check_update(const HubCore& hub, const AgentS
     return Refusal{msg::ErrorCode::wrong_round,
                    cat("round ", hub.round_, " is a Newton-CG ", to_string(hub.newton_.stage),
                        " round: the update must carry `product`, not a local run")};
+  const bool hessian = hub.newton_.stage == msg::RoundKind::gradient && hub.newton_.use_hessian;
+  if (update.hessian.empty() == hessian)
+    return Refusal{msg::ErrorCode::dimension_mismatch,
+                   hessian ? "the round asked for the agent's Hessian and the update has none"
+                           : "the update carries a Hessian the round did not ask for"};
   const bool gram = hub.newton_.stage == msg::RoundKind::gradient && hub.newton_.gram_asked;
   if (update.gram.empty() == gram)
     return Refusal{msg::ErrorCode::dimension_mismatch,
@@ -175,26 +198,37 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
                                double objective, bool complete, RoundReport& report) {
   HubCore::NewtonState& s = hub.newton_;
   const double lambda = hub.options_.objective.lambda;
+  // The sum of the agents' packed upper triangles (Grams: classes 1; Hessians: the model's),
+  // each on its support x classes.
+  const auto sum_packed = [&hub](std::vector<float> msg::Update::*field, int classes) {
+    const Index n = hub.features_ * classes;
+    Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(n)));
+    for (const auto& [id, u] : hub.pending_) {
+      const std::vector<float>& part = u.*field;
+      const AgentState& a = hub.agents_.at(id);
+      if (a.support.empty()) {
+        for (std::size_t k = 0; k < part.size(); ++k) sum[static_cast<Index>(k)] += part[k];
+        continue;
+      }
+      // Its support's rows and columns of the upper triangle (ascending: the support is).
+      const std::size_t m = a.support.size() * static_cast<std::size_t>(classes);
+      const auto global = [&](std::size_t i) {
+        return static_cast<Index>(a.support[i / classes]) * classes +
+               static_cast<Index>(i % classes);
+      };
+      std::size_t k = 0;
+      for (std::size_t i = 0; i < m; ++i) {
+        const Index row = global(i);
+        const Index base = row * n - row * (row - 1) / 2 - row;  // packed index of (row, 0)
+        for (std::size_t j = i; j < m; ++j) sum[base + global(j)] += part[k++];
+      }
+    }
+    return sum;
+  };
   // The Grams, once, and only from every agent (a partial sum is no bound).
   if (s.gram_asked && complete) {
     const Index d = hub.features_;
-    Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(d)));
-    for (const auto& [id, u] : hub.pending_) {
-      const AgentState& a = hub.agents_.at(id);
-      if (a.support.empty()) {
-        for (std::size_t k = 0; k < u.gram.size(); ++k) sum[static_cast<Index>(k)] += u.gram[k];
-        continue;
-      }
-      // Its support's rows and columns of the upper triangle (the support is ascending).
-      const std::size_t m = a.support.size();
-      std::size_t k = 0;
-      for (std::size_t i = 0; i < m; ++i) {
-        const Index row = a.support[i];
-        const Index base = row * d - row * (row - 1) / 2 - row;  // packed index of (row, 0)
-        for (std::size_t j = i; j < m; ++j) sum[base + a.support[j]] += u.gram[k++];
-      }
-    }
-    s.gram = std::move(sum);
+    s.gram = sum_packed(&msg::Update::gram, 1);
     s.gram_asked = false;
     if (const Status f = s.factor.factor(s.gram, d, hub.options_.objective.beta(),
                                          static_cast<double>(hub.total_samples_), lambda);
@@ -205,9 +239,25 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
                                                     : "; curvature pairs instead"));
     }
   }
-  // F rose against the last accepted point (by more than rounding): half the step back.
+  // F rose against the last accepted point (by more than rounding): with the Hessians, a
+  // shorter step bent towards the gradient, (H + mu I) x = -g with a larger mu, solved here;
+  // else half the step back.
   if (std::isfinite(objective) && std::isfinite(s.f_outer) &&
       objective - s.f_outer > 1e-12 * std::abs(s.f_outer)) {
+    if (s.use_hessian && s.g_outer.size() == w_round.size() && s.hessian.size() > 0) {
+      if (!s.model.has()) hessian_ready(hub);  // a restored hub: the model again
+      if (s.model.has()) s.mu = std::max(4.0 * s.mu, s.model.initial_damping());
+      if (s.use_hessian && hessian_ready(hub)) {
+        s.step = -s.model.solve(s.g_outer);
+        s.predicted = s.model.predicted_decrease(s.g_outer, s.step);
+        s.t = 1.0;
+        hub.w_ = s.w_outer + s.step;
+        report.reverted = true;
+        hub.notes_.push_back(cat("Newton-CG: F rose to ", objective, " at round ", hub.round_,
+                                 " (from ", s.f_outer, "): damping mu = ", s.mu));
+        return;
+      }
+    }
     s.t *= 0.5;
     hub.w_ = s.w_outer + s.t * s.step;
     report.reverted = true;
@@ -216,6 +266,13 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
                              " (from ", s.f_outer, "): step length ", s.t));
     return;
   }
+  // The damping follows how F's decrease compared with the model's (newton::next_damping).
+  if (s.use_hessian && s.hessian.size() > 0 && !s.model.has()) hessian_ready(hub);  // restored
+  if (s.use_hessian && std::isfinite(objective) && std::isfinite(s.f_outer) &&
+      std::isfinite(s.predicted) && s.predicted > 0.0 && s.model.has())
+    s.mu = newton::next_damping(s.mu, (s.f_outer - objective) / s.predicted,
+                                s.model.initial_damping(), lambda);
+  s.predicted = std::numeric_limits<double>::quiet_NaN();
   s.w_outer = w_round;
   if (std::isfinite(objective)) s.f_outer = objective;
   ++s.outer;
@@ -224,6 +281,16 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
   for (const auto& [id, u] : hub.pending_) g += view(u.product);
   g = g / n_round + lambda * w_round;
   if (complete) report.gradient_norm = g.norm();  // the whole gradient at w: exact
+  if (s.use_hessian) {
+    s.g_outer = g;
+    // The Hessians at the new point, from every agent; after a partial round the last ones
+    // stay (still a preconditioner, if a stale one).
+    if (complete) {
+      s.hessian = sum_packed(&msg::Update::hessian, hub.options_.objective.classes);
+      s.model = newton::HessianModel{};
+    }
+    if (s.hessian.size() > 0) hessian_ready(hub);  // if it fails, it says so
+  }
   s.cg.start(g, precondition(hub, -g), newton::cg_tolerance(g.norm()));
   s.stage = msg::RoundKind::product;
 }
@@ -237,7 +304,8 @@ void NewtonMode::take_product(HubCore& hub, bool complete, RoundReport& report) 
   }
   Eigen::VectorXd q = Eigen::VectorXd::Zero(s.cg.p.size());
   for (const auto& [id, u] : hub.pending_) q += view(u.product);
-  q = q / static_cast<double>(hub.total_samples_) + hub.options_.objective.lambda * s.cg.p;
+  q = q / static_cast<double>(hub.total_samples_) +
+      (hub.options_.objective.lambda + (s.use_hessian ? s.mu : 0.0)) * s.cg.p;
   const Eigen::VectorXd p = s.cg.p;
   if (!s.cg.take(q)) {
     if (s.cg.x.isZero(0.0)) s.cg.x = p;
@@ -269,6 +337,9 @@ void NewtonMode::end_cg(HubCore& hub, RoundReport& report) {
   report.cg_steps = s.cg.steps;
   s.step = s.cg.x;
   s.t = 1.0;
+  // (hessian_ready: a restored hub builds the model again first.)
+  if (s.use_hessian && s.hessian.size() > 0 && (s.model.has() || hessian_ready(hub)))
+    s.predicted = s.model.predicted_decrease(s.g_outer, s.step);
   hub.w_ = s.w_outer + s.step;
   s.stage = msg::RoundKind::gradient;
   if (s.next_s.cols() > 0) {
@@ -279,8 +350,28 @@ void NewtonMode::end_cg(HubCore& hub, RoundReport& report) {
   s.next_y.resize(0, 0);
 }
 
+bool NewtonMode::hessian_ready(HubCore& hub) {
+  HubCore::NewtonState& s = hub.newton_;
+  const Index width = hub.w_.size();
+  if (s.hessian.size() == 0) return false;
+  Status status = Status::ok();
+  if (!s.model.has())
+    status = s.model.set(s.hessian, width, static_cast<double>(hub.total_samples_),
+                         hub.options_.objective.lambda);
+  if (status && (!s.model.ready() || s.model.mu() != s.mu)) status = s.model.factor(s.mu);
+  if (status) return true;
+  s.use_hessian = false;
+  s.use_gram = false;
+  s.model = newton::HessianModel{};
+  hub.notes_.push_back(cat("Newton-CG: ", status.message(),
+                           on_coarse_basis(hub) ? "; the bound on two-level's basis instead"
+                                                : "; curvature pairs instead"));
+  return false;
+}
+
 Eigen::VectorXd NewtonMode::precondition(HubCore& hub, const Eigen::VectorXd& r) {
   HubCore::NewtonState& s = hub.newton_;
+  if (s.use_hessian && hessian_ready(hub)) return s.model.solve(r);
   if (s.use_gram && s.gram.size() > 0) {
     if (!s.factor.ready()) {  // a restored hub: the factor again, from the checkpointed Gram
       const Status f = s.factor.factor(s.gram, hub.features_, hub.options_.objective.beta(),

@@ -132,6 +132,81 @@ std::size_t AgentCurvature::bytes() const {
          sizeof(double);
 }
 
+void AgentCurvature::hessian_upper(const Dataset& data, const Objective& objective,
+                                   const std::vector<std::uint32_t>& support,
+                                   std::vector<float>& packed) const {
+  const int C = std::max(1, objective.classes);
+  const bool softmax = objective.loss == Loss::multinomial;
+  const Index s = static_cast<Index>(support.size()), n = data.rows();
+  const Index stride = softmax ? C : 1;
+  // Block (c, c') of the class pair, s x s: sum_i x_i x_i^T A_i[c, c'], for c <= c'. With
+  // A_i = diag(p_i) - p_i p_i^T it is X^T diag(p_c) X [c = c'] - (diag(p_c) X)^T (diag(p_c') X).
+  std::vector<Eigen::MatrixXd> blocks(static_cast<std::size_t>(C * C));
+  for (auto& b : blocks) b.setZero(s, s);
+  const auto block = [&](int c, int c2) -> Eigen::MatrixXd& {
+    return blocks[static_cast<std::size_t>(c * C + c2)];
+  };
+  std::visit(
+      [&](const auto& X) {
+        using M = std::decay_t<decltype(X)>;
+        if constexpr (kIsSparse<M>) {
+          std::vector<std::int32_t> pos(static_cast<std::size_t>(X.cols()), -1);
+          for (std::size_t k = 0; k < support.size(); ++k)
+            pos[support[k]] = static_cast<std::int32_t>(k);
+          for (Index i = 0; i < n; ++i) {
+            const double* p = curv_.data() + i * stride;
+            for (typename M::InnerIterator a(X, i); a; ++a)
+              for (typename M::InnerIterator b(X, i); b; ++b) {
+                const double xx = static_cast<double>(a.value()) * static_cast<double>(b.value());
+                const Index pa = pos[a.index()], pb = pos[b.index()];
+                for (int c = 0; c < C; ++c)
+                  for (int c2 = c; c2 < C; ++c2) {
+                    const double A = softmax ? (c == c2 ? p[c] : 0.0) - p[c] * p[c2] : p[0];
+                    block(c, c2)(pa, pb) += xx * A;
+                  }
+              }
+          }
+        } else {
+          // Dense data: the support is every column.
+          Eigen::MatrixXd rows;
+          std::vector<Eigen::MatrixXd> scaled(static_cast<std::size_t>(C));
+          for (Index i = 0; i < n; i += kBlock) {
+            const Index b = std::min(kBlock, n - i);
+            rows = X.middleRows(i, b).template cast<double>();
+            for (int c = 0; c < C; ++c) {
+              Eigen::VectorXd weight(b);
+              for (Index r = 0; r < b; ++r) weight[r] = curv_[(i + r) * stride + c];
+              scaled[static_cast<std::size_t>(c)] = weight.asDiagonal() * rows;
+            }
+            for (int c = 0; c < C; ++c) {
+              const Eigen::MatrixXd& yc = scaled[static_cast<std::size_t>(c)];
+              if (!softmax) {
+                block(0, 0).noalias() += rows.transpose() * yc;
+                continue;
+              }
+              block(c, c).noalias() += rows.transpose() * yc;
+              for (int c2 = c; c2 < C; ++c2)
+                block(c, c2).noalias() -= yc.transpose() * scaled[static_cast<std::size_t>(c2)];
+            }
+          }
+        }
+      },
+      data.X);
+  // Entry (j C + c, j2 C + c2) is block(c, c2)(j, j2), or block(c2, c)(j2, j) below c2 < c.
+  const Index m = s * C;
+  packed.resize(coarse::packed_size(static_cast<std::size_t>(m)));
+  std::size_t k = 0;
+  for (Index a = 0; a < m; ++a) {
+    const Index j = a / C;
+    const int c = static_cast<int>(a % C);
+    for (Index b = a; b < m; ++b) {
+      const Index j2 = b / C;
+      const int c2 = static_cast<int>(b % C);
+      packed[k++] = static_cast<float>(c <= c2 ? block(c, c2)(j, j2) : block(c2, c)(j2, j));
+    }
+  }
+}
+
 void gram_upper(const Dataset& data, const std::vector<std::uint32_t>& support,
                 std::vector<float>& packed) {
   const Index s = static_cast<Index>(support.size());
@@ -204,6 +279,55 @@ Eigen::VectorXd GramPreconditioner::apply(const Eigen::VectorXd& r, int classes)
   const Index C = std::max(1, classes), d = r.size() / C;
   RowMatrix z = llt_->solve(Eigen::Map<const RowMatrix>(r.data(), d, C));
   return Eigen::Map<const Eigen::VectorXd>(z.data(), d * C);
+}
+
+Status HessianModel::set(const Eigen::VectorXd& packed, Index n, double total_samples,
+                         double lambda) {
+  llt_.reset();
+  h_.resize(0, 0);
+  if (static_cast<std::size_t>(packed.size()) != coarse::packed_size(static_cast<std::size_t>(n)))
+    return Status::error("the Hessian's size does not match the model's width");
+  h_.resize(n, n);
+  coarse::unpack_upper(packed.data(), h_);
+  h_ /= total_samples;
+  h_.diagonal().array() += lambda;
+  return Status::ok();
+}
+
+Status HessianModel::factor(double mu) {
+  llt_.reset();
+  mu_ = mu;
+  Eigen::MatrixXd m = h_;
+  m.diagonal().array() += mu;
+  auto llt = std::make_shared<Eigen::LLT<Eigen::MatrixXd>>(m);
+  // lambda = 0 and a direction the data never touches, or float rounding of a flat direction:
+  // shifts up to a millionth of the largest curvature keep M definite.
+  for (double shift = 1e-12; llt->info() != Eigen::Success && shift <= 1e-6; shift *= 100.0) {
+    m.diagonal().array() += shift * std::max(1.0, m.diagonal().cwiseAbs().maxCoeff());
+    llt->compute(m);
+  }
+  if (llt->info() != Eigen::Success)
+    return Status::error("the uploaded Hessian is not positive definite");
+  llt_ = std::move(llt);
+  return Status::ok();
+}
+
+double HessianModel::predicted_decrease(const Eigen::VectorXd& g, const Eigen::VectorXd& x) const {
+  return -(g.dot(x) + 0.5 * x.dot(h_ * x));
+}
+
+double HessianModel::initial_damping() const {
+  return h_.size() == 0 ? 0.0 : 1e-3 * h_.diagonal().cwiseAbs().maxCoeff();
+}
+
+std::size_t HessianModel::bytes() const {
+  return static_cast<std::size_t>(h_.size()) * sizeof(double) * (llt_ != nullptr ? 2 : 1);
+}
+
+double next_damping(double mu, double ratio, double initial, double lambda) {
+  if (ratio > 0.75) mu /= 3.0;
+  else if (ratio < 0.25) mu = std::max(4.0 * mu, initial);
+  return mu < 1e-3 * lambda ? 0.0 : mu;
 }
 
 Status CoarsePreconditioner::build(const coarse::Basis& basis, double beta, double lambda) {

@@ -228,7 +228,8 @@ struct BodyEncoder {
     const auto gbar_delta = changes ? q8(m.gbar_delta) : flatbuffers::Offset<fb::Packed>();
     const auto t = fb::CreateRoundStart(fbb, m.round, w.values, gbar, eval_w, m.eta,
                                         static_cast<std::uint8_t>(m.kind), m.gram, direction,
-                                        m.base, w_delta, gbar_delta, w.zeros, m.from_zero);
+                                        m.base, w_delta, gbar_delta, w.zeros, m.from_zero,
+                                        m.hessian);
     return {fb::Body::RoundStart, t.Union()};
   }
   // A q8 vector's integers in their shortest form (IntegerForm): one of the three is not empty.
@@ -315,13 +316,17 @@ struct BodyEncoder {
     const auto [coarse_h, coarse_h_f32] = doubles_or_floats(m.coarse_h);
     const auto product = doubles(m.product);
     const auto gram = fbb.CreateVector(m.gram.data(), m.gram.size());
+    // Absent unless the round asked for it: an Update costs no byte more for the field.
+    const auto hessian = m.hessian.empty()
+                             ? flatbuffers::Offset<flatbuffers::Vector<float>>()
+                             : fbb.CreateVector(m.hessian.data(), m.hessian.size());
     const ValidationCounts& v = m.validation;
     const auto negatives = fbb.CreateVector(v.negatives.data(), v.negatives.size());
     const auto positives = fbb.CreateVector(v.positives.data(), v.positives.size());
     const auto t = fb::CreateUpdate(fbb, m.round, m.seq, m.samples, m.steps, m.loss_sum, dw, ds,
                                     coarse_g, coarse_h, product, gram, v.examples, v.loss_sum,
                                     v.correct, negatives, positives, dw_packed, ds_packed,
-                                    coarse_h_f32);
+                                    coarse_h_f32, hessian);
     return {fb::Body::Update, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Ack& m) {
@@ -759,6 +764,10 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
   if (checks.status() && t.kind() > static_cast<std::uint8_t>(msg::RoundKind::product))
     return Status::error("RoundStart.kind has unknown value " + std::to_string(int(t.kind())));
   if (!checks.status()) return checks.status();
+  if ((t.gram() || t.hessian()) && t.kind() != static_cast<std::uint8_t>(msg::RoundKind::gradient))
+    return Status::error("RoundStart.gram or hessian outside a Newton-CG gradient round");
+  if (t.gram() && t.hessian())
+    return Status::error("RoundStart asks for both the Gram and the Hessian");
   if (const Status s = check_delta(t, limits); !s) return s;
   if (const Status s = check_zeros(*t.w(), t.w_zeros(), limits, "RoundStart.w"); !s) return s;
   msg::RoundStart& m = slot<msg::RoundStart>(out);
@@ -770,6 +779,7 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
   m.eta = t.eta();
   m.kind = static_cast<msg::RoundKind>(t.kind());
   m.gram = t.gram();
+  m.hessian = t.hessian();
   assign(*t.direction(), m.direction);
   m.base = t.base();
   m.from_zero = t.from_zero();
@@ -953,6 +963,8 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
       .aligned(t.gram(), "Update.gram")
       .finite(t.product(), "Update.product")
       .finite(t.gram(), "Update.gram")
+      .aligned(t.hessian(), "Update.hessian")
+      .finite(t.hessian(), "Update.hessian")
       .required(t.val_negatives(), "Update.validation.negatives")
       .required(t.val_positives(), "Update.validation.positives")
       .aligned(t.val_negatives(), "Update.validation.negatives")
@@ -984,6 +996,8 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
   assign_either(*t.coarse_h(), *t.coarse_h_f32(), m.coarse_h);
   assign(*t.product(), m.product);
   assign(*t.gram(), m.gram);
+  if (t.hessian() != nullptr) assign(*t.hessian(), m.hessian);
+  else m.hessian.clear();  // keeps its capacity
   ValidationCounts& v = m.validation;
   v.examples = t.val_examples();
   v.loss_sum = t.val_loss_sum();
@@ -1218,7 +1232,8 @@ void add_part_bytes(const std::vector<std::uint8_t>& message, std::uint64_t copi
                               bytes_of(u->ds_packed()));
     parts.coarse += copies * (bytes_of(u->coarse_g()) + bytes_of(u->coarse_h()) +
                               bytes_of(u->coarse_h_f32()));
-    parts.newton += copies * (bytes_of(u->product()) + bytes_of(u->gram()));
+    parts.newton +=
+        copies * (bytes_of(u->product()) + bytes_of(u->gram()) + bytes_of(u->hessian()));
   } else if (const auto* r = envelope->body_as_RoundStart()) {
     parts.broadcast += copies * (bytes_of(r->w()) + bytes_of(r->gbar()) + bytes_of(r->eval_w()) +
                                  bytes_of(r->w_delta()) + bytes_of(r->gbar_delta()));

@@ -1148,9 +1148,12 @@ TEST(HubTwoLevel, CurvatureTravelsAsQ8OnlyWhereItOutweighsARoundsCoarsePayload) 
 
 namespace newton_cg {
 
+// The Gram preconditioner (asked for; auto would take the Hessians at d * C = 3): the tests
+// that follow the Hessians' path say so.
 HubOptions options() {
   HubOptions o;
   o.aggregation = Aggregation::newton_cg;
+  o.preconditioner = Preconditioner::gram;
   o.objective.loss = Loss::logistic;
   o.objective.lambda = 0.5;
   o.expected_agents = 2;
@@ -1158,9 +1161,10 @@ HubOptions options() {
   return o;
 }
 
-// A Newton answer: product (g_k or (H p)_k), loss sum and, when asked, the Gram.
+// A Newton answer: product (g_k or (H p)_k), loss sum and, when asked, the Gram or the Hessian.
 msg::Update answer(std::uint64_t round, std::uint64_t seq, std::uint64_t n,
-                   std::vector<double> product, double loss, std::vector<float> gram = {}) {
+                   std::vector<double> product, double loss, std::vector<float> gram = {},
+                   std::vector<float> hessian = {}) {
   msg::Update u;
   u.round = round;
   u.seq = seq;
@@ -1169,12 +1173,13 @@ msg::Update answer(std::uint64_t round, std::uint64_t seq, std::uint64_t n,
   u.loss_sum = loss;
   u.product = std::move(product);
   u.gram = std::move(gram);
+  u.hessian = std::move(hessian);
   return u;
 }
 
 // Agents a (n = 1) and b (n = 3) admitted and initialised; round 1 (a gradient round that asks
-// for the Grams) open, its RoundStart in `out`.
-void start(HubCore& hub, std::vector<Outgoing>& out) {
+// for the Grams, or the Hessians where `hessian`) open, its RoundStart in `out`.
+void start(HubCore& hub, std::vector<Outgoing>& out, bool hessian = false) {
   ASSERT_TRUE(hub.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
   ASSERT_TRUE(hub.on_message("pb", make_join("b", 3, 1.0), 0.0, out));
   out.clear();
@@ -1184,7 +1189,8 @@ void start(HubCore& hub, std::vector<Outgoing>& out) {
   const auto starts = sent<msg::RoundStart>(out, "pa");
   ASSERT_EQ(starts.size(), 1u);
   EXPECT_EQ(starts[0]->kind, msg::RoundKind::gradient);
-  EXPECT_TRUE(starts[0]->gram);
+  EXPECT_EQ(starts[0]->gram, !hessian);
+  EXPECT_EQ(starts[0]->hessian, hessian);
   EXPECT_TRUE(starts[0]->gbar.empty());
   // `out` keeps round 1's RoundStart: the tests answer what the hub asked.
 }
@@ -1262,7 +1268,7 @@ TEST(HubNewton, RunUpdatesAndMisshapenAnswersAreRefusedAndChangeNothing) {
   EXPECT_NE(s.message().find("asked for the agent's Gram"), std::string::npos) << s.message();
   s = hub.on_message("pa", answer(1, 2, 1, {1, 2, 3}, 1.0, {1, 0, 1}), 1.0, out);
   ASSERT_FALSE(s);
-  EXPECT_NE(s.message().find("gram of"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("gram and hessian of"), std::string::npos) << s.message();
   s = hub.on_message("pa", answer(1, 2, 1, {1, 2}, 1.0, {1, 0, 0, 1, 0, 1}), 1.0, out);
   ASSERT_FALSE(s);
   EXPECT_EQ(hub.snapshot(), before);
@@ -1271,11 +1277,19 @@ TEST(HubNewton, RunUpdatesAndMisshapenAnswersAreRefusedAndChangeNothing) {
 }
 
 TEST(HubNewton, ResumedMidCgContinuesBitIdentically) {
-  HubCore hub(options());
+ for (const bool with_hessian : {false, true}) {
+  SCOPED_TRACE(with_hessian ? "the Hessians, damped" : "the Gram bound");
+  HubOptions o = options();
+  if (with_hessian) o.preconditioner = Preconditioner::automatic;
+  HubCore hub(o);
   std::vector<Outgoing> out, out2;
-  start(hub, out);
-  HubCore resumed(options());
+  start(hub, out, with_hessian);
+  HubCore resumed(o);
   const std::vector<float> gram_a = {1, 0.5f, 0, 1, 0, 1}, gram_b = {2, 0, 0.25f, 2, 0, 2};
+  // The Hessians: A / 4 and 3 A / 4 from a and b, with a rounding error each (a stands in for
+  // float rounding), so that the hub's model differs from the products' A.
+  const std::vector<float> hessian_a = {1.01f, 0.25f, 0, 0.75f, 0.25f, 0.5f},
+                           hessian_b = {3, 0.75f, 0, 2.25f, 0.75f, 1.49f};
   // Both hubs get the same answers, computed from what each asks (the agents hold a quadratic
   // model); the copy takes over from a checkpoint after round 1, in the middle of the first CG.
   std::uint64_t seqs = 2;
@@ -1295,13 +1309,17 @@ TEST(HubNewton, ResumedMidCgContinuesBitIdentically) {
                                     : Eigen::Vector3d(model_a() * w + Eigen::Vector3d(1, -2, 0.5));
       const double loss = 0.5 * w.dot(model_a() * w) + w.dot(Eigen::Vector3d(1, -2, 0.5)) + 3;
       const bool gram = s.gram;
+      // Round 5's loss is high: a rise, which the Hessians' path answers with a damped step.
+      const double high = r == 5 ? 100.0 : 1.0;
       ASSERT_TRUE(core->on_message(first ? "pa" : "qa",
-                                   answer(r, seqs, 1, {v[0] / 4, v[1] / 4, v[2] / 4}, loss / 4,
-                                          gram ? gram_a : std::vector<float>{}),
+                                   answer(r, seqs, 1, {v[0] / 4, v[1] / 4, v[2] / 4},
+                                          high * loss / 4, gram ? gram_a : std::vector<float>{},
+                                          s.hessian ? hessian_a : std::vector<float>{}),
                                    r, o));
       ASSERT_TRUE(core->on_message(first ? "pb" : "qb",
                                    answer(r, seqs, 3, {3 * v[0] / 4, 3 * v[1] / 4, 3 * v[2] / 4},
-                                          3 * loss / 4, gram ? gram_b : std::vector<float>{}),
+                                          high * 3 * loss / 4, gram ? gram_b : std::vector<float>{},
+                                          s.hessian ? hessian_b : std::vector<float>{}),
                                    r, o));
     }
     if (r == 1) {
@@ -1323,6 +1341,87 @@ TEST(HubNewton, ResumedMidCgContinuesBitIdentically) {
     EXPECT_EQ(hub.w(), resumed.w()) << "round " << r;
     EXPECT_EQ(hub.snapshot(), resumed.snapshot()) << "round " << r;
   }
+  // Round 5 was a gradient round whose F rose: halved (the Gram) or damped (the Hessians).
+  bool rose = false, damped = false;
+  for (const std::string& note : hub.take_notes()) {
+    rose = rose || note.find("F rose") != std::string::npos;
+    damped = damped || note.find("damping mu") != std::string::npos;
+  }
+  EXPECT_TRUE(rose);
+  EXPECT_EQ(damped, with_hessian);
+ }
+}
+
+// auto's preconditioner at d * C = 3: the agents' Hessians each gradient round. With M = H
+// exactly, CG ends after one product at the Newton step; a gradient round whose F rose is
+// answered by the hub alone, w = w_outer - (H + mu I)^{-1} g with mu = 1e-3 max diag H, and the
+// next round asks for F and the Hessians there (no product round). Answers without the Hessian,
+// with one of the wrong size, or with one where none was asked are refused and change nothing.
+TEST(HubNewton, TheHessiansPreconditionAndARiseIsDampedWithoutAnExchange) {
+  HubOptions o = options();
+  o.preconditioner = Preconditioner::automatic;
+  HubCore hub(o);
+  std::vector<Outgoing> out;
+  start(hub, out, true);
+  const std::vector<float> hessian_a = {1, 0.25f, 0, 0.75f, 0.25f, 0.5f},     // A / 4
+                           hessian_b = {3, 0.75f, 0, 2.25f, 0.75f, 1.5f};     // 3 A / 4
+  const std::string before = hub.snapshot();
+  Status refused = hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 2.0), 1.0, out);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.message().find("asked for the agent's Hessian"), std::string::npos)
+      << refused.message();
+  refused = hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 2.0, {}, {1, 0, 1}), 1.0, out);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.message().find("hessian of"), std::string::npos) << refused.message();
+  EXPECT_EQ(hub.snapshot(), before);
+  // Round 1 at w = 0: gradient sum 4 (1, -2, 0.5), F(0) = 4 / 4.
+  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 1.0, {}, hessian_a), 1.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(1, 2, 3, {3, -6, 1.5}, 3.0, {}, hessian_b), 1.0, out));
+  const Eigen::Vector3d g(1, -2, 0.5);
+  const Eigen::Matrix3d h = model_a() / 4.0 + 0.5 * Eigen::Matrix3d::Identity();
+  auto starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.back()->kind, msg::RoundKind::product);
+  EXPECT_FALSE(starts.back()->hessian);
+  const Eigen::Vector3d p(starts.back()->direction[0], starts.back()->direction[1],
+                          starts.back()->direction[2]);
+  EXPECT_LE((p + h.ldlt().solve(g)).norm(), 1e-12);  // the first direction: the Newton step
+  out.clear();
+  // A Hessian in a product round was not asked for.
+  const Eigen::Vector3d ap = model_a() * p;
+  refused = hub.on_message("pa", answer(2, 3, 1, {ap[0] / 4, ap[1] / 4, ap[2] / 4}, 0, {}, hessian_a),
+                           2.0, out);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.message().find("did not ask for"), std::string::npos) << refused.message();
+  ASSERT_TRUE(hub.on_message("pa", answer(2, 3, 1, {ap[0] / 4, ap[1] / 4, ap[2] / 4}, 0), 2.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(2, 3, 3, {3 * ap[0] / 4, 3 * ap[1] / 4, 3 * ap[2] / 4}, 0),
+                             2.0, out));
+  starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0]->kind, msg::RoundKind::gradient);  // one product was enough
+  EXPECT_TRUE(starts[0]->hessian);
+  const Eigen::Vector3d newton = -h.ldlt().solve(g);
+  EXPECT_LE((hub.w() - newton).norm(), 1e-12);
+  // Round 3: F rose (loss sums 400 against F(0) = 1). The hub damps the step itself.
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa", answer(3, 4, 1, {0, 0, 0}, 100.0, {}, hessian_a), 3.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(3, 4, 3, {0, 0, 0}, 300.0, {}, hessian_b), 3.0, out));
+  starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0]->kind, msg::RoundKind::gradient);
+  EXPECT_TRUE(starts[0]->hessian);
+  const double mu = 1e-3 * h.diagonal().maxCoeff();
+  const Eigen::Vector3d damped = -(h + mu * Eigen::Matrix3d::Identity()).ldlt().solve(g);
+  EXPECT_LE((hub.w() - damped).norm(), 1e-12);
+  EXPECT_LT(damped.norm(), newton.norm());
+  bool noted = false;
+  for (const std::string& note : hub.take_notes())
+    noted = noted || note.find("damping mu") != std::string::npos;
+  EXPECT_TRUE(noted);
+  // The state survives a checkpoint, the damping included.
+  ASSERT_TRUE(hub.take_commit());
+  HubCore copy(o);
+  ASSERT_TRUE(copy.restore(hub.snapshot()));
+  EXPECT_EQ(copy.snapshot(), hub.snapshot());
 }
 
 // A round deadline with an agent missing: a partial product is another matrix, so the CG ends

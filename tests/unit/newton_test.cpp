@@ -1,7 +1,8 @@
 // Distributed Newton-CG's math (newton.hpp): the agents' gradient and Hessian products against
 // the objective and finite differences for every loss, dense and sparse; the Gram on a support;
 // the Gram preconditioner bounding every Hessian; CG run to the end equal to the direct Newton
-// step; the pairs and coarse-basis preconditioners; and the measured switch's ratio.
+// step; the pairs and coarse-basis preconditioners; the uploaded Hessian and its damped model;
+// and the measured switch's ratio.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -264,6 +265,82 @@ TEST(NewtonHub, CoarsePreconditionerInvertsItsBoundSymmetrically) {
   flat.fine_curvature = 0.0;
   EXPECT_FALSE(pre.build(flat, beta, 0.0).is_ok());
   EXPECT_TRUE(pre.build(flat, beta, lambda).is_ok());
+}
+
+TEST(NewtonAgent, HessianUploadIsEveryProductOnTheSupportTimesClasses) {
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(std::string(to_string(c.loss)) + (c.sparse ? " sparse" : " dense"));
+    Objective objective;
+    objective.loss = c.loss;
+    objective.classes = c.classes;
+    const Dataset data = problem(50, 6, objective, 21, c.sparse);
+    const Index C = c.classes, dim = data.cols() * C;
+    const Eigen::VectorXd w = 0.5 * random_vector(dim, 8);
+    const Eigen::MatrixXd h = hessian(data, objective, w);
+    newton::AgentCurvature curvature;
+    Eigen::VectorXd g;
+    curvature.gradient(data, objective, w, g);
+    const std::vector<std::uint32_t> support = coarse::support_of(data);
+    EXPECT_EQ(support.size(), c.sparse ? 5u : 6u);  // sparse: column 1 never used
+    std::vector<float> packed;
+    curvature.hessian_upper(data, objective, support, packed);
+    const Index m = static_cast<Index>(support.size()) * C;
+    ASSERT_EQ(packed.size(), coarse::packed_size(static_cast<std::size_t>(m)));
+    // Entry (a, b) is H's (support[a / C] C + a % C, support[b / C] C + b % C), to float rounding.
+    const auto global = [&](Index a) { return Index(support[a / C]) * C + a % C; };
+    std::size_t k = 0;
+    for (Index a = 0; a < m; ++a)
+      for (Index b = a; b < m; ++b, ++k) {
+        const double want = h(global(a), global(b));
+        EXPECT_NEAR(packed[k], want, 1e-6 * (1 + h.cwiseAbs().maxCoeff())) << a << "," << b;
+      }
+  }
+}
+
+TEST(NewtonHub, HessianModelSolvesTheDampedSystemAndPredictsTheDecrease) {
+  Objective objective;
+  objective.loss = Loss::multinomial;
+  objective.classes = 3;
+  const Dataset data = problem(80, 5, objective, 4, false);
+  const Index dim = data.cols() * 3;
+  const Eigen::VectorXd w = 0.4 * random_vector(dim, 9);
+  newton::AgentCurvature curvature;
+  Eigen::VectorXd g;
+  curvature.gradient(data, objective, w, g);
+  std::vector<std::uint32_t> every(static_cast<std::size_t>(data.cols()));
+  for (std::size_t k = 0; k < every.size(); ++k) every[k] = static_cast<std::uint32_t>(k);
+  std::vector<float> packed;
+  curvature.hessian_upper(data, objective, every, packed);
+  Eigen::VectorXd sum(static_cast<Index>(packed.size()));
+  for (std::size_t k = 0; k < packed.size(); ++k) sum[static_cast<Index>(k)] = packed[k];
+  const double n = 80.0, lambda = 0.01;
+  newton::HessianModel model;
+  EXPECT_FALSE(model.set(sum.head(sum.size() - 1), dim, n, lambda).is_ok());  // wrong size
+  ASSERT_TRUE(model.set(sum, dim, n, lambda).is_ok());
+  EXPECT_FALSE(model.ready());
+  Eigen::MatrixXd h(dim, dim);
+  coarse::unpack_upper(sum.data(), h);
+  h = h / n + lambda * Eigen::MatrixXd::Identity(dim, dim);
+  const Eigen::VectorXd grad = g / n + lambda * w;
+  for (const double mu : {0.0, 0.5}) {
+    ASSERT_TRUE(model.factor(mu).is_ok());
+    EXPECT_EQ(model.mu(), mu);
+    const Eigen::VectorXd x = -model.solve(grad);
+    const Eigen::VectorXd residual = (h + mu * Eigen::MatrixXd::Identity(dim, dim)) * x + grad;
+    EXPECT_LE(residual.norm(), 1e-10 * grad.norm());
+    EXPECT_NEAR(model.predicted_decrease(grad, x), -(grad.dot(x) + 0.5 * x.dot(h * x)),
+                1e-12 * grad.squaredNorm() / lambda);
+    // A damped step is shorter and still decreases the model.
+    EXPECT_GT(model.predicted_decrease(grad, x), 0.0);
+  }
+  EXPECT_NEAR(model.initial_damping(), 1e-3 * h.diagonal().maxCoeff(), 1e-15);
+  // The damping: shrinks on a good ratio, grows (from the initial value) on a poor one, and is 0
+  // again below a thousandth of lambda.
+  EXPECT_EQ(newton::next_damping(0.0, 0.1, 2.0, lambda), 2.0);
+  EXPECT_EQ(newton::next_damping(3.0, 0.1, 2.0, lambda), 12.0);
+  EXPECT_EQ(newton::next_damping(3.0, 0.9, 2.0, lambda), 1.0);
+  EXPECT_EQ(newton::next_damping(3.0, 0.5, 2.0, lambda), 3.0);
+  EXPECT_EQ(newton::next_damping(2.9e-5, 0.9, 2.0, lambda), 0.0);
 }
 
 TEST(NewtonSwitch, MedianDecreaseRatio) {

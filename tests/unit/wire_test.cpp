@@ -97,6 +97,7 @@ void expect_same(const msg::RoundStart& a, const msg::RoundStart& b) {
   expect_same_bits(a.eta, b.eta, "eta");
   EXPECT_EQ(a.kind, b.kind);
   EXPECT_EQ(a.gram, b.gram);
+  EXPECT_EQ(a.hessian, b.hessian);
   expect_same_bits(a.direction, b.direction, "direction");
   EXPECT_EQ(a.base, b.base);
   EXPECT_EQ(a.from_zero, b.from_zero);
@@ -119,6 +120,7 @@ void expect_same(const msg::Update& a, const msg::Update& b) {
   expect_same_bits(a.coarse_h, b.coarse_h, "coarse_h");
   expect_same_bits(a.product, b.product, "product");
   EXPECT_EQ(a.gram, b.gram);
+  EXPECT_EQ(a.hessian, b.hessian);
   EXPECT_EQ(a.validation.examples, b.validation.examples);
   expect_same_bits(a.validation.loss_sum, b.validation.loss_sum, "validation.loss_sum");
   EXPECT_EQ(a.validation.correct, b.validation.correct);
@@ -213,7 +215,7 @@ std::vector<msg::Message> samples(std::size_t n) {
   start.gbar = ramp(n, 1e-9);
   start.eval_w = ramp(n, -0.25);  // present (async hub); msg::RoundStart{} below has it absent
   start.eta = 0.6180339887498949;
-  start.kind = msg::RoundKind::product;
+  start.kind = msg::RoundKind::gradient;  // (the Gram is asked only in gradient rounds)
   start.gram = true;
   start.direction = ramp(n, -7.5);
 
@@ -229,6 +231,7 @@ std::vector<msg::Message> samples(std::size_t n) {
   update.coarse_h = ramp(10, -3.0);
   update.product = ramp(n, 0.75);
   update.gram = {1.5f, -2.25f, 3.0e-38f};
+  update.hessian = {0.5f, 7.0f, -1e-3f, 2.0f, 0.0f, 1e30f};
   update.validation.examples = 7;
   update.validation.loss_sum = 3.25;
   update.validation.correct = 5;
@@ -616,6 +619,41 @@ flatbuffers::Offset<fb::Packed> packed_form(flatbuffers::FlatBufferBuilder& fbb,
 
 // The hub's broadcast as q8 changes (RoundStart.base): whole and restricted (runs) forms come
 // back bit for bit, and every inconsistency is refused naming its field.
+// Newton-CG's curvature uploads: a gradient round asks for the Gram or the Hessian, never both,
+// and no other round asks for either; the Hessian travels as the floats sent, and a non-finite
+// entry is refused.
+TEST(WireDecode, CurvatureRequestsOnlyInGradientRoundsAndHessiansTravelExactly) {
+  msg::RoundStart start;
+  start.round = 4;
+  start.w = ramp(6, 0.5);
+  start.kind = msg::RoundKind::gradient;
+  start.hessian = true;
+  auto decoded = decode_copy(encode(start));
+  ASSERT_TRUE(decoded.is_ok()) << decoded.error();
+  EXPECT_TRUE(std::get<msg::RoundStart>(*decoded).hessian);
+  EXPECT_FALSE(std::get<msg::RoundStart>(*decoded).gram);
+  start.gram = true;
+  expect_error_containing(decode_copy(encode(start)), "asks for both the Gram and the Hessian");
+  for (const msg::RoundKind kind : {msg::RoundKind::run, msg::RoundKind::product}) {
+    for (const bool gram : {false, true}) {
+      start.kind = kind;
+      start.gram = gram;
+      start.hessian = !gram;
+      expect_error_containing(decode_copy(encode(start)), "outside a Newton-CG gradient round");
+    }
+  }
+  msg::Update u;
+  u.round = 4;
+  u.samples = 3;
+  u.product = ramp(6, 1.0);
+  u.hessian = {1.0f, -0.25f, 3.5e-8f};
+  decoded = decode_copy(encode(u));
+  ASSERT_TRUE(decoded.is_ok()) << decoded.error();
+  EXPECT_EQ(std::get<msg::Update>(*decoded).hessian, u.hessian);
+  u.hessian[1] = std::numeric_limits<float>::quiet_NaN();
+  expect_error(decode_copy(encode(u)), "Update.hessian[1] is not finite");
+}
+
 TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
   msg::RoundStart start;
   start.round = 9;
@@ -1145,9 +1183,9 @@ TEST(WireDecode, RejectsWrongIdentifier) {
 TEST(WireDecode, RejectsOtherProtocolVersions) {
   // 1: a peer from before two-level dSAGA, 2: from before restricted vectors, 3: from before
   // Newton-CG rounds and the validation counts, 4: from before packed deltas, 5: from before the
-  // compressed broadcast, 6: from before the compact setup, 7: from before range-coded integers;
-  // each is refused with a clear reason.
-  for (std::uint32_t version : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 9u, 0xFFFFFFFFu}) {
+  // compressed broadcast, 6: from before the compact setup, 7: from before range-coded integers,
+  // 8: from before the Hessian upload; each is refused with a clear reason.
+  for (std::uint32_t version : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 10u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
         finish(fbb, fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, 3).Union(), version);

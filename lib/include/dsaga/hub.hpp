@@ -75,12 +75,15 @@ const char* to_string(Aggregation aggregation);
 // "auto" | "two-level" | "newton-cg" | "mean" | "async"
 Result<Aggregation> parse_aggregation(const std::string& text);
 
-// Newton-CG's preconditioner (newton.hpp): automatic = the Gram bound where its d x d upload is
-// affordable (d <= newton::max_gram_columns()), else that bound approximated on two-level's
-// basis where the run switched from two-level, else the previous CG's curvature pairs.
-enum class Preconditioner : std::uint8_t { automatic = 0, gram = 1, pairs = 2 };
+// Newton-CG's preconditioner (newton.hpp): automatic = the agents' Hessians, damped, where their
+// (d*C)^2 upload each gradient round is affordable (d*C <= newton::max_gram_columns(); not for
+// the squared loss), else the Gram bound where its one-time d x d upload is (d <=
+// newton::max_gram_columns()), else that bound approximated on two-level's basis where the run
+// switched from two-level, else the previous CG's curvature pairs. hessian and gram name the
+// first two (each falls back as automatic where it is not affordable).
+enum class Preconditioner : std::uint8_t { automatic = 0, gram = 1, pairs = 2, hessian = 3 };
 const char* to_string(Preconditioner preconditioner);
-// "auto" | "gram" | "pairs"
+// "auto" | "hessian" | "gram" | "pairs"
 Result<Preconditioner> parse_preconditioner(const std::string& text);
 
 struct HubOptions {
@@ -450,6 +453,7 @@ class HubCore {
   // newton_cg state (checkpointed but for the factor, rebuilt from the Gram)
   struct NewtonState {
     msg::RoundKind stage = msg::RoundKind::gradient;  // what the open round asks
+    bool use_hessian = false;       // the agents' Hessians each gradient round, damped by mu
     bool use_gram = false;          // the Gram bound; else two-level's basis or curvature pairs
     bool gram_asked = false;        // the open gradient round asks for the agents' Grams
     Eigen::VectorXd gram;           // sum_k X_k^T X_k, packed upper triangle (empty: none yet)
@@ -462,6 +466,14 @@ class HubCore {
     Eigen::MatrixXd pairs_s, pairs_y;  // the last CG's (p_j, H p_j), for the pairs preconditioner
     Eigen::MatrixXd next_s, next_y;    // ... and the open CG's, for the next one
     newton::GramPreconditioner factor;  // from `gram` (not checkpointed: refactored on demand)
+    // use_hessian: sum_k H_k at w_outer (packed upper triangle of d*C; empty: none yet), the
+    // gradient there, the damping mu and the model's decrease for the step taken from w_outer
+    // (NaN: none); `model` is rebuilt from them on demand (not checkpointed).
+    Eigen::VectorXd hessian;
+    Eigen::VectorXd g_outer;
+    double mu = 0.0;
+    double predicted = std::numeric_limits<double>::quiet_NaN();
+    newton::HessianModel model;
     // From two-level's basis (coarse_), where the Gram is not used and pairs were not asked for
     // (not checkpointed: rebuilt on demand; `coarse_failed` once it could not be).
     newton::CoarsePreconditioner coarse;

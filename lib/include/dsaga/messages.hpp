@@ -29,8 +29,9 @@ namespace dsaga::msg {
 // 2: two-level dSAGA, 3: restricted vectors, 4: Newton-CG rounds (RoundStart.kind) and the
 // Update's held-out validation counts, 5: compact encodings of Update.dw and Update.dS,
 // 6: the broadcast as q8 changes (RoundStart.base), 7: compact setup (the support as a bitmap,
-// zero vectors as their length, InitUpload's table sum rounded like dS)
-inline constexpr std::uint32_t kProtocolVersion = 8;
+// zero vectors as their length, InitUpload's table sum rounded like dS), 8: q8 integers as
+// range codes, 9: Newton-CG's Hessian upload (RoundStart.hessian, Update.hessian)
+inline constexpr std::uint32_t kProtocolVersion = 9;
 
 // How an agent rounds dw and dS before sending them, with error feedback (compress.hpp).
 using compress::Encoding;
@@ -119,7 +120,8 @@ struct InitUpload {
 // What a round asks of an agent (newton.hpp for the last two).
 //   run       the algorithm's local run from (w, gbar): Update.dw, dS (and the coarse payload)
 //   gradient  the loss sum and the gradient sum g_k at w, keeping the curvature there:
-//             Update.product = g_k (and Update.gram = its Gram when RoundStart.gram)
+//             Update.product = g_k (and Update.gram = its Gram when RoundStart.gram, or
+//             Update.hessian = its part of the Hessian at w when RoundStart.hessian)
 //   product   the data part of the Hessian at w times `direction`: Update.product = (H p)_k
 // Newton rounds carry no gbar and their Updates no dw, dS: they leave the tables alone.
 enum class RoundKind : std::uint8_t { run = 0, gradient = 1, product = 2 };
@@ -135,6 +137,7 @@ struct RoundStart {
   double eta = 0.0;  // the round's local step; 0 = Config::eta
   RoundKind kind = RoundKind::run;
   bool gram = false;              // gradient: also upload the Gram X_k^T X_k (once)
+  bool hessian = false;           // gradient: also upload the data part of the Hessian at w
   std::vector<double> direction;  // product: p (d*C, or restricted like w)
   // The broadcast as changes (hub.hpp: HubOptions::compression): base > 0 says w and gbar are
   // empty and the agent adds w_delta and gbar_delta (as wide as w would be) to the w and gbar
@@ -163,6 +166,9 @@ struct Update {
   // Newton rounds (RoundStart::kind gradient or product; dw and dS are then empty):
   std::vector<double> product;   // g_k or (H p)_k, d*C (restricted like dw)
   std::vector<float> gram;       // X_k^T X_k on the support, packed upper triangle; or empty
+  // sum_i (x_i x_i^T) (x) A_i at w on the support x classes (the layout of w), packed upper
+  // triangle; or empty (newton.hpp: AgentCurvature::hessian_upper)
+  std::vector<float> hessian;
   // Counts on the agent's validation rows at the point of loss_sum (validation.hpp); empty when
   // it has none or skipped the pass this round (--eval-every). Every mode takes them.
   ValidationCounts validation;

@@ -13,6 +13,13 @@
 // tolerance |res| <= min(0.5, sqrt|g|) |g|; then w_{r+1} = w_r + x, halved while F rises.
 //
 // Preconditioners (the hub's choice, from the model's width):
+//   hessian the exact curvature, where its (dC)^2 upload per gradient round is affordable
+//          (d*C <= max_gram_columns(); not for the squared loss, whose Hessian is the Gram):
+//          each gradient round every agent uploads its part sum_i (x_i x_i^T) (x) A_i at w (upper
+//          triangle, float32), and the hub factors M = H / N + (lambda + mu) I. CG then needs a
+//          product or two, and the step is damped Levenberg-Marquardt fashion (HessianModel):
+//          a trial that raises F is replaced by the hub's own solve with a larger mu, no
+//          exchange needed; mu shrinks again as F's decrease matches the model's.
 //   gram   every per-sample curvature is bounded (A_i <= beta I: 1/4, 1, 1/2 by loss), so
 //          H(w) <= M = beta G / N + lambda I for every w, G = sum_k X_k^T X_k: each agent
 //          uploads its Gram once (upper triangle, float32), the hub factors M (one d x d block,
@@ -56,6 +63,11 @@ class AgentCurvature {
   // out = sum_i x_i (x) (A_i (x_i^T P)) (d*C) with the curvature of the last gradient().
   void product(const Dataset& data, const Objective& objective, const Eigen::VectorXd& p,
                Eigen::VectorXd& out);
+  // The packed upper triangle (by rows) of sum_i (x_i x_i^T) (x) A_i with the curvature of the
+  // last gradient(): on `support` x classes (index position * C + class, the layout of w; every
+  // column for dense data), float32 (accumulated in double).
+  void hessian_upper(const Dataset& data, const Objective& objective,
+                     const std::vector<std::uint32_t>& support, std::vector<float>& packed) const;
   // Whether the curvature held is the one at w (bitwise).
   bool at(const Eigen::VectorXd& w) const {
     return w_.size() == w.size() && w_.size() > 0 && (w_.array() == w.array()).all();
@@ -122,6 +134,40 @@ class CoarsePreconditioner {
   Eigen::VectorXd shift_;  // 1 / D_j - 1 / c, per column of U~
   double fine_ = 0.0;      // 1 / c
 };
+
+// The Hessian the agents upload (the header's `hessian`): H = sum_k H_k / N + lambda I, held
+// dense, and M = H + mu I factored, for CG's preconditioner and for the damped step. mu is the
+// Levenberg-Marquardt damping (Nielsen 1999; Madsen, Nielsen and Tingleff 2004, section 3.2): it
+// grows where F's decrease falls short of the quadratic model's and shrinks where it matches.
+class HessianModel {
+ public:
+  // `packed`: sum_k H_k, packed upper triangle of n x n (n = d*C). Fails on a wrong size.
+  Status set(const Eigen::VectorXd& packed, Index n, double total_samples, double lambda);
+  bool has() const { return h_.size() > 0; }
+  // M = H + mu I; a tiny shift where float rounding left H not quite definite (lambda = 0).
+  Status factor(double mu);
+  bool ready() const { return llt_ != nullptr; }
+  double mu() const { return mu_; }
+  Eigen::VectorXd solve(const Eigen::VectorXd& r) const { return llt_->solve(r); }
+  // The quadratic model's decrease for a step x from a point of gradient g: -(g.x + x.H x / 2).
+  double predicted_decrease(const Eigen::VectorXd& g, const Eigen::VectorXd& x) const;
+  // The damping's first value where a step failed: 1e-3 of H's largest diagonal entry (the
+  // reference's tau = 1e-3, relative to the curvature's scale).
+  double initial_damping() const;
+  std::size_t bytes() const;
+
+ private:
+  Eigen::MatrixXd h_;  // H, lower triangle filled too
+  std::shared_ptr<const Eigen::LLT<Eigen::MatrixXd>> llt_;  // of H + mu I; null until factored
+  double mu_ = 0.0;
+};
+
+// The damping after a step whose F decrease was `ratio` times the model's (a step that raised
+// F has ratio < 0): ratio > 3/4 divides mu by 3, ratio < 1/4 multiplies it by 4 (at least
+// `initial`); below a thousandth of lambda it is 0 again, the plain Newton step. (Factors 3 and
+// 4 rather than Madsen et al.'s continuous rule: in a simulation of these rounds on the digits
+// of bench/daemons_small.sh with rows over four decades, 96 rounds to 1e-6 against 136.)
+double next_damping(double mu, double ratio, double initial, double lambda);
 
 // The L-BFGS two-loop recursion on pairs (s_j, y_j = H s_j), columns of `s` and `y` (oldest
 // first); the identity when there are none.
