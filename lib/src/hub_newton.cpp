@@ -64,6 +64,12 @@ class NewtonMode final : public SyncMode {
   // the checkpointed sum on a restored hub). False when it cannot be (the hub then goes on
   // with the Gram bound or curvature pairs, and says so).
   static bool hessian_ready(HubCore& hub);
+  // use_hessian: mu raised (x4, at least the model's initial damping) until the model's decrease
+  // for the step -(H + mu I)^{-1} g at w_outer is at most F(w_outer). Every loss is >= 0, so
+  // F >= 0 everywhere: a model that promises more than F is trusted too far (on rows of very
+  // different scales its Newton step is mostly the flat directions', which lambda alone holds,
+  // and the trial point's F is then thousands of times the start's). F unknown: mu as it is.
+  static void bound_damping(HubCore& hub);
 };
 
 const HubCore::Mode& newton_mode() {
@@ -247,6 +253,7 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
     if (s.use_hessian && s.g_outer.size() == w_round.size() && s.hessian.size() > 0) {
       if (!s.model.has()) hessian_ready(hub);  // a restored hub: the model again
       if (s.model.has()) s.mu = std::max(4.0 * s.mu, s.model.initial_damping());
+      bound_damping(hub);
       if (s.use_hessian && hessian_ready(hub)) {
         s.step = -s.model.solve(s.g_outer);
         s.predicted = s.model.predicted_decrease(s.g_outer, s.step);
@@ -289,7 +296,7 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
       s.hessian = sum_packed(&msg::Update::hessian, hub.options_.objective.classes);
       s.model = newton::HessianModel{};
     }
-    if (s.hessian.size() > 0) hessian_ready(hub);  // if it fails, it says so
+    if (s.hessian.size() > 0 && hessian_ready(hub)) bound_damping(hub);  // (a failure is said)
   }
   s.cg.start(g, precondition(hub, -g), newton::cg_tolerance(g.norm()));
   s.stage = msg::RoundKind::product;
@@ -367,6 +374,18 @@ bool NewtonMode::hessian_ready(HubCore& hub) {
                            on_coarse_basis(hub) ? "; the bound on two-level's basis instead"
                                                 : "; curvature pairs instead"));
   return false;
+}
+
+void NewtonMode::bound_damping(HubCore& hub) {
+  HubCore::NewtonState& s = hub.newton_;
+  if (!std::isfinite(s.f_outer) || !(s.f_outer > 0.0) || s.g_outer.size() != hub.w_.size())
+    return;
+  // (H + mu I)^{-1} g shrinks like 1 / mu: a few dozen factors at most.
+  for (int k = 0; k < 100 && s.use_hessian && hessian_ready(hub); ++k) {
+    const Eigen::VectorXd x = -s.model.solve(s.g_outer);
+    if (s.model.predicted_decrease(s.g_outer, x) <= s.f_outer) return;
+    s.mu = std::max(4.0 * s.mu, s.model.initial_damping());
+  }
 }
 
 Eigen::VectorXd NewtonMode::precondition(HubCore& hub, const Eigen::VectorXd& r) {

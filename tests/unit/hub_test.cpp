@@ -1374,9 +1374,10 @@ TEST(HubNewton, TheHessiansPreconditionAndARiseIsDampedWithoutAnExchange) {
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.message().find("hessian of"), std::string::npos) << refused.message();
   EXPECT_EQ(hub.snapshot(), before);
-  // Round 1 at w = 0: gradient sum 4 (1, -2, 0.5), F(0) = 4 / 4.
-  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 1.0, {}, hessian_a), 1.0, out));
-  ASSERT_TRUE(hub.on_message("pb", answer(1, 2, 3, {3, -6, 1.5}, 3.0, {}, hessian_b), 1.0, out));
+  // Round 1 at w = 0: gradient sum 4 (1, -2, 0.5), F(0) = 40 / 4 (above the Newton step's model
+  // decrease, 2.1: the damping stays 0).
+  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 10.0, {}, hessian_a), 1.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(1, 2, 3, {3, -6, 1.5}, 30.0, {}, hessian_b), 1.0, out));
   const Eigen::Vector3d g(1, -2, 0.5);
   const Eigen::Matrix3d h = model_a() / 4.0 + 0.5 * Eigen::Matrix3d::Identity();
   auto starts = sent<msg::RoundStart>(out, "pa");
@@ -1401,7 +1402,7 @@ TEST(HubNewton, TheHessiansPreconditionAndARiseIsDampedWithoutAnExchange) {
   EXPECT_TRUE(starts[0]->hessian);
   const Eigen::Vector3d newton = -h.ldlt().solve(g);
   EXPECT_LE((hub.w() - newton).norm(), 1e-12);
-  // Round 3: F rose (loss sums 400 against F(0) = 1). The hub damps the step itself.
+  // Round 3: F rose (loss sums 400 against F(0) = 10). The hub damps the step itself.
   out.clear();
   ASSERT_TRUE(hub.on_message("pa", answer(3, 4, 1, {0, 0, 0}, 100.0, {}, hessian_a), 3.0, out));
   ASSERT_TRUE(hub.on_message("pb", answer(3, 4, 3, {0, 0, 0}, 300.0, {}, hessian_b), 3.0, out));
@@ -1422,6 +1423,40 @@ TEST(HubNewton, TheHessiansPreconditionAndARiseIsDampedWithoutAnExchange) {
   HubCore copy(o);
   ASSERT_TRUE(copy.restore(hub.snapshot()));
   EXPECT_EQ(copy.snapshot(), hub.snapshot());
+}
+
+// Every loss is >= 0, so F is: a quadratic model that promises a decrease larger than F(w) is
+// trusted too far. At w = 0 with F = 1 the Newton step's model decrease is 2.1: the hub raises mu
+// (by 4s from 1e-3 max diag H) until the damped step's decrease is at most F, and no further.
+TEST(HubNewton, TheDampedModelPromisesNoMoreThanF) {
+  HubOptions o = options();
+  o.preconditioner = Preconditioner::automatic;
+  HubCore hub(o);
+  std::vector<Outgoing> out;
+  start(hub, out, true);
+  const std::vector<float> hessian_a = {1, 0.25f, 0, 0.75f, 0.25f, 0.5f},
+                           hessian_b = {3, 0.75f, 0, 2.25f, 0.75f, 1.5f};
+  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 1.0, {}, hessian_a), 1.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(1, 2, 3, {3, -6, 1.5}, 3.0, {}, hessian_b), 1.0, out));
+  const Eigen::Vector3d g(1, -2, 0.5);
+  const Eigen::Matrix3d h = model_a() / 4.0 + 0.5 * Eigen::Matrix3d::Identity();
+  const auto decrease = [&](const Eigen::Vector3d& x) { return -(g.dot(x) + 0.5 * x.dot(h * x)); };
+  const Eigen::Vector3d newton = -h.ldlt().solve(g);
+  ASSERT_GT(decrease(newton), 1.0);
+  const auto starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.back()->kind, msg::RoundKind::product);
+  // The first CG direction is -(H + mu I)^{-1} g (M is that matrix): mu from it.
+  const Eigen::Vector3d p(starts.back()->direction[0], starts.back()->direction[1],
+                          starts.back()->direction[2]);
+  const double mu = -(g + h * p).dot(p) / p.squaredNorm();
+  const double floor = 1e-3 * h.diagonal().maxCoeff();
+  EXPECT_LE(((h + mu * Eigen::Matrix3d::Identity()) * p + g).norm(), 1e-12);
+  EXPECT_LE(decrease(p), 1.0);
+  // mu = floor 4^k, the first such one that keeps the promise.
+  const double k = std::log(mu / floor) / std::log(4.0);
+  EXPECT_NEAR(k, std::round(k), 1e-9);
+  ASSERT_GE(k, 1.0);
+  EXPECT_GT(decrease(-(h + mu / 4 * Eigen::Matrix3d::Identity()).ldlt().solve(g)), 1.0);
 }
 
 // A round deadline with an agent missing: a partial product is another matrix, so the CG ends
