@@ -2,20 +2,21 @@
 # Small real data sets and natural splits through the real daemons (a dsaga-hub and one
 # dsaga-agent per file on 127.0.0.1), with the defaults a user gets, side by side with two
 # forced modes in the same run: plain dSAGA (--aggregation mean) and Newton-CG (--aggregation
-# newton-cg). The data (bench/small_data.py, from Debian's python3-sklearn): breast cancer and
-# wine with raw, badly scaled columns, digits with rows scaled over four decades, each agent
+# newton-cg; on the dense sets also with --preconditioner gram). The data (bench/small_data.py,
+# from Debian's python3-sklearn): breast cancer and
+# wine with raw, badly scaled columns, digits as they are and with rows scaled over four decades, each agent
 # holding one class; and a sparse wide set (d ~ 2^18) whose files have their own widths and
 # supports, none given --features. lambda = 1/N, target 1e-6, round cap 200 (message rounds).
 # Writes OUT/<set>-<method>/ (logs, metrics.csv) and OUT/summary.txt: rounds and MB per agent to
 # 1e-3 and 1e-6, the final (F-F*)/F*, and the largest F of any round after the first against
 # F at the start (trial points a guard sent back count).
 #
-# Usage: bench/daemons_small.sh [BUILD_DIR] [--out DIR] [--sets "cancer wine digits-rows sparse"]
+# Usage: bench/daemons_small.sh [BUILD_DIR] [--out DIR] [--sets "cancer wine digits digits-rows sparse"]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build
 if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then build=$1; shift; fi
-out=$root/bench/results/daemons-small sets="cancer wine digits-rows sparse"
+out=$root/bench/results/daemons-small sets="cancer wine digits digits-rows sparse"
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
@@ -30,7 +31,7 @@ cmake --build "$build" -j"$(nproc)" --target dsaga-hub dsaga-agent dsaga-referen
 hub=$build/hub/dsaga-hub agent=$build/edge-agent/dsaga-agent reference=$build/tools/dsaga-reference
 mkdir -p "$out"
 data=$out/data
-[ -f "$data/sparse/all.libsvm" ] || /usr/bin/python3 "$root/bench/small_data.py" "$data"
+[ -f "$data/sparse/all.libsvm" ] && [ -f "$data/digits/all.libsvm" ] || /usr/bin/python3 "$root/bench/small_data.py" "$data"
 echo "machine: $(nproc) cores; commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" |
   tee "$out/machine.txt"
 
@@ -41,7 +42,7 @@ run() {
   case $set in
     cancer) fmt=csv ;;
     wine) fmt=csv problem=(--loss multinomial --classes 3) ;;
-    digits-rows) fmt=libsvm problem=(--loss multinomial --classes 10) ;;
+    digits | digits-rows) fmt=libsvm problem=(--loss multinomial --classes 10) ;;
     sparse) fmt=libsvm ;;
     *) echo "daemons_small.sh: unknown set $set" >&2; exit 2 ;;
   esac
@@ -85,9 +86,16 @@ for set in $sets; do
   run "$set" default
   run "$set" mean --aggregation mean
   run "$set" newton-cg --aggregation newton-cg
+  # The Gram bound, Newton-CG's preconditioner on these small models until the Hessians (the
+  # sparse model is too wide for either).
+  [ "$set" = sparse ] || run "$set" newton-gram --aggregation newton-cg --preconditioner gram
 done
 {
   printf 'set\tmethod\tr(1e-3)\tMB(1e-3)\tr(1e-6)\tMB(1e-6)\tfinal\tpeak (F-F*)/F* after round 0\n'
-  for set in $sets; do cat "$out/$set"-*/row.tsv; done
+  for set in $sets; do
+    for method in default mean newton-cg newton-gram; do
+      [ ! -f "$out/$set-$method/row.tsv" ] || cat "$out/$set-$method/row.tsv"
+    done
+  done
 } | column -t -s $'\t' | tee "$out/summary.txt"
 echo "total: $(( $(date +%s) - start )) s" | tee -a "$out/summary.txt"

@@ -2,8 +2,8 @@
 """Writes the small data sets of bench/daemons_small.sh into OUT (a directory per set, a file
 per agent, all.* for the union): scikit-learn's bundled breast cancer (569 x 30, raw features
 from 1e-3 to 4e3; binary; two agents per class, each holding one class) and wine (178 x 13, raw,
-3 classes, one per agent), digits (1797 x 64, 10 classes, one per agent) with every row scaled
-by 10^U(-2, 2), and a sparse wide set (6 agents of 400 rows on d up to 2^18, each file as wide
+3 classes, one per agent), digits (1797 x 64, 10 classes, one per agent) as they are (pixels
+0-16) and with every row scaled by 10^U(-2, 2), and a sparse wide set (6 agents of 400 rows on d up to 2^18, each file as wide
 as its own highest index: 2^18, 2^17, 2^16, 2^15 less up to 1000; a shared Zipf head and a
 region of its own; labels all +1 on two agents, all -1 on one, from a linear rule on three).
 Deterministic (seed 0). Usage: small_data.py OUT"""
@@ -49,6 +49,7 @@ def main(out):
     save(out, "wine", X, y, "csv", [np.where(y == c)[0] for c in sorted(set(y))])
     a = np.loadtxt(gzip.open(os.path.join(D, "digits.csv.gz")), delimiter=",")
     X, y = a[:, :-1], a[:, -1].astype(int)
+    save(out, "digits", X, y, "libsvm", [np.where(y == c)[0] for c in sorted(set(y))])
     X = X * (10 ** rng.uniform(-2, 2, size=(len(X), 1)))
     save(out, "digits-rows", X, y, "libsvm", [np.where(y == c)[0] for c in sorted(set(y))])
     d, n = 2 ** 18, 400

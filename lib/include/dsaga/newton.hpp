@@ -10,7 +10,8 @@
 //
 // with a_i the loss derivative and A_i its curvature (logistic sigma (1 - sigma), squared 1,
 // softmax diag(p) - p p^T). H p = sum_k (H p)_k / N + lambda p. CG stops at the inexact-Newton
-// tolerance |res| <= min(0.5, sqrt|g|) |g|; then w_{r+1} = w_r + x, halved while F rises.
+// tolerance |res| <= min(0.5, sqrt|g|) |g|; then w_{r+1} = w_r + x, halved while F rises (with
+// the `hessian` preconditioner: damped instead, below).
 //
 // Preconditioners (the hub's choice, from the model's width):
 //   hessian the exact curvature, where its (dC)^2 upload per gradient round is affordable
@@ -19,7 +20,8 @@
 //          triangle, float32), and the hub factors M = H / N + (lambda + mu) I. CG then needs a
 //          product or two, and the step is damped Levenberg-Marquardt fashion (HessianModel):
 //          a trial that raises F is replaced by the hub's own solve with a larger mu, no
-//          exchange needed; mu shrinks again as F's decrease matches the model's.
+//          exchange needed; mu shrinks again as F's decrease matches the model's, and is raised
+//          wherever the model would promise a decrease larger than F itself (F >= 0).
 //   gram   every per-sample curvature is bounded (A_i <= beta I: 1/4, 1, 1/2 by loss), so
 //          H(w) <= M = beta G / N + lambda I for every w, G = sum_k X_k^T X_k: each agent
 //          uploads its Gram once (upper triangle, float32), the hub factors M (one d x d block,
