@@ -252,7 +252,7 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
       objective - s.f_outer > 1e-12 * std::abs(s.f_outer)) {
     if (s.use_hessian && s.g_outer.size() == w_round.size() && s.hessian.size() > 0) {
       if (!s.model.has()) hessian_ready(hub);  // a restored hub: the model again
-      if (s.model.has()) s.mu = std::max(4.0 * s.mu, s.model.initial_damping());
+      if (s.model.has()) s.mu = newton::raise_damping(s.mu, s.model.initial_damping());
       bound_damping(hub);
       if (s.use_hessian && hessian_ready(hub)) {
         s.step = -s.model.solve(s.g_outer);
@@ -380,11 +380,16 @@ void NewtonMode::bound_damping(HubCore& hub) {
   HubCore::NewtonState& s = hub.newton_;
   if (!std::isfinite(s.f_outer) || !(s.f_outer > 0.0) || s.g_outer.size() != hub.w_.size())
     return;
-  // (H + mu I)^{-1} g shrinks like 1 / mu: a few dozen factors at most.
-  for (int k = 0; k < 100 && s.use_hessian && hessian_ready(hub); ++k) {
+  // (H + mu I)^{-1} g shrinks like 1 / mu, and mu stops at kMaxDamping times the initial
+  // value: about 20 factors at most. A decrease that is not finite (a Hessian of huge floats)
+  // ends the search: the trial's F is checked like any.
+  for (int k = 0; k < 30 && s.use_hessian && hessian_ready(hub); ++k) {
     const Eigen::VectorXd x = -s.model.solve(s.g_outer);
-    if (s.model.predicted_decrease(s.g_outer, x) <= s.f_outer) return;
-    s.mu = std::max(4.0 * s.mu, s.model.initial_damping());
+    const double decrease = s.model.predicted_decrease(s.g_outer, x);
+    if (!std::isfinite(decrease) || decrease <= s.f_outer) return;
+    const double raised = newton::raise_damping(s.mu, s.model.initial_damping());
+    if (raised == s.mu) return;  // at the bound
+    s.mu = raised;
   }
 }
 

@@ -324,9 +324,13 @@ std::size_t HessianModel::bytes() const {
   return static_cast<std::size_t>(h_.size()) * sizeof(double) * (llt_ != nullptr ? 2 : 1);
 }
 
+double raise_damping(double mu, double initial) {
+  return std::min(std::max(4.0 * mu, initial), kMaxDamping * initial);
+}
+
 double next_damping(double mu, double ratio, double initial, double lambda) {
   if (ratio > 0.75) mu /= 3.0;
-  else if (ratio < 0.25) mu = std::max(4.0 * mu, initial);
+  else if (ratio < 0.25) mu = raise_damping(mu, initial);
   return mu < 1e-3 * lambda ? 0.0 : mu;
 }
 

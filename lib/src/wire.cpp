@@ -2,10 +2,11 @@
 // truth of the wire; this file is the only code that includes its generated header.
 //
 // decode() is written for hostile input: every check runs before the value it guards is read,
-// nothing it allocates exceeds a small multiple of the input (an aligned copy of the input, plus
-// the decoded vectors and strings, which the verifier has proven to lie inside the input; at most
-// two vector fields per message, so even aliased fields stay under 3x the input), and the
-// FlatBuffers verifier bounds the work by the input size and the depth/table limits below.
+// nothing it allocates exceeds a fixed multiple of the input (an aligned copy of the input, plus
+// the decoded vectors and strings, which the verifier has proven to lie inside the input: aliased
+// fields may each copy the same bytes, so the bound is one copy per vector field of the message
+// type, an Update's dozen the most, of an input under Limits' message size), and the FlatBuffers
+// verifier bounds the work by the input size and the depth/table limits below.
 
 #include <algorithm>
 #include <array>

@@ -341,6 +341,11 @@ TEST(NewtonHub, HessianModelSolvesTheDampedSystemAndPredictsTheDecrease) {
   EXPECT_EQ(newton::next_damping(3.0, 0.9, 2.0, lambda), 1.0);
   EXPECT_EQ(newton::next_damping(3.0, 0.5, 2.0, lambda), 3.0);
   EXPECT_EQ(newton::next_damping(2.9e-5, 0.9, 2.0, lambda), 0.0);
+  // ... and never past kMaxDamping times the initial value, where it stays finite.
+  EXPECT_EQ(newton::raise_damping(0.0, 2.0), 2.0);
+  EXPECT_EQ(newton::raise_damping(1e12, 2.0), newton::kMaxDamping * 2.0);
+  EXPECT_EQ(newton::next_damping(newton::kMaxDamping * 2.0, -1.0, 2.0, lambda),
+            newton::kMaxDamping * 2.0);
 }
 
 TEST(NewtonSwitch, MedianDecreaseRatio) {

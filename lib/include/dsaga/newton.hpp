@@ -170,6 +170,10 @@ class HessianModel {
 // 4 rather than Madsen et al.'s continuous rule: in a simulation of these rounds on the digits
 // of bench/daemons_small.sh with rows over four decades, 96 rounds to 1e-6 against 136.)
 double next_damping(double mu, double ratio, double initial, double lambda);
+// The damping raised: max(4 mu, initial), at most kMaxDamping times `initial` (a step then a
+// 1e-9 of the gradient step: nothing, yet finite, so that the ratio can shrink it again).
+inline constexpr double kMaxDamping = 1e12;
+double raise_damping(double mu, double initial);
 
 // The L-BFGS two-loop recursion on pairs (s_j, y_j = H s_j), columns of `s` and `y` (oldest
 // first); the identity when there are none.
