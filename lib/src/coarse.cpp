@@ -25,13 +25,6 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 // Rows per block of the dense passes: a block of rows in double fits in L2 for d ~ 1000.
 constexpr Index kBlock = 256;
 
-// Column -> position in the support (-1: outside), for the sparse passes.
-std::vector<std::int32_t> positions(Index d, const std::vector<std::uint32_t>& support) {
-  std::vector<std::int32_t> pos(static_cast<std::size_t>(d), -1);
-  for (std::size_t s = 0; s < support.size(); ++s) pos[support[s]] = static_cast<std::int32_t>(s);
-  return pos;
-}
-
 // out = X_s^T (X_s Q) / n for the data restricted to its support (Q: |support| x p).
 void gram_times(const Dataset& data, const std::vector<std::int32_t>& pos, const RowMatrix& q,
                 RowMatrix& out) {
@@ -99,6 +92,12 @@ double curvature(const Objective& objective, double a) {
 }
 
 }  // namespace
+
+std::vector<std::int32_t> positions(Index d, const std::vector<std::uint32_t>& support) {
+  std::vector<std::int32_t> pos(static_cast<std::size_t>(d), -1);
+  for (std::size_t s = 0; s < support.size(); ++s) pos[support[s]] = static_cast<std::int32_t>(s);
+  return pos;
+}
 
 std::vector<std::uint32_t> support_of(const Dataset& data) {
   std::vector<std::uint32_t> support;

@@ -150,9 +150,7 @@ void AgentCurvature::hessian_upper(const Dataset& data, const Objective& objecti
       [&](const auto& X) {
         using M = std::decay_t<decltype(X)>;
         if constexpr (kIsSparse<M>) {
-          std::vector<std::int32_t> pos(static_cast<std::size_t>(X.cols()), -1);
-          for (std::size_t k = 0; k < support.size(); ++k)
-            pos[support[k]] = static_cast<std::int32_t>(k);
+          const std::vector<std::int32_t> pos = coarse::positions(X.cols(), support);
           for (Index i = 0; i < n; ++i) {
             const double* p = curv_.data() + i * stride;
             for (typename M::InnerIterator a(X, i); a; ++a)
@@ -215,9 +213,7 @@ void gram_upper(const Dataset& data, const std::vector<std::uint32_t>& support,
       [&](const auto& X) {
         using M = std::decay_t<decltype(X)>;
         if constexpr (kIsSparse<M>) {
-          std::vector<std::int32_t> pos(static_cast<std::size_t>(X.cols()), -1);
-          for (std::size_t k = 0; k < support.size(); ++k)
-            pos[support[k]] = static_cast<std::int32_t>(k);
+          const std::vector<std::int32_t> pos = coarse::positions(X.cols(), support);
           for (Index i = 0; i < X.rows(); ++i)
             for (typename M::InnerIterator a(X, i); a; ++a) {
               const Index pa = pos[a.index()];

@@ -50,6 +50,8 @@ inline constexpr Index kMaxCoarseDim = 4096;
 
 // The columns the rows of `data` touch, ascending (every column for dense storage).
 std::vector<std::uint32_t> support_of(const Dataset& data);
+// Column -> its position in `support` (-1: outside), d entries: for the sparse passes.
+std::vector<std::int32_t> positions(Index d, const std::vector<std::uint32_t>& support);
 
 struct Eigenpairs {
   Eigen::VectorXd values;   // q largest eigenvalues of X^T X / n, descending
