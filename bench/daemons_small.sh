@@ -2,9 +2,9 @@
 # Small real data sets and natural splits through the real daemons (a dsaga-hub and one
 # dsaga-agent per file on 127.0.0.1), with the defaults a user gets, side by side with two
 # forced modes in the same run: plain dSAGA (--aggregation mean) and Newton-CG (--aggregation
-# newton-cg; on the dense sets also with --preconditioner gram). The data (bench/small_data.py,
-# from Debian's python3-sklearn): breast cancer and
-# wine with raw, badly scaled columns, digits as they are and with rows scaled over four decades, each agent
+# newton-cg; on the dense sets also with --preconditioner gram, on the sparse one with
+# --preconditioner pairs). The data (bench/small_data.py, from Debian's python3-sklearn): breast
+# cancer and wine with raw, badly scaled columns, digits as they are and with rows scaled over four decades, each agent
 # holding one class; and a sparse wide set (d ~ 2^18) whose files have their own widths and
 # supports, none given --features. lambda = 1/N, target 1e-6, round cap 200 (message rounds).
 # Writes OUT/<set>-<method>/ (logs, metrics.csv) and OUT/summary.txt: rounds and MB per agent to
@@ -86,14 +86,19 @@ for set in $sets; do
   run "$set" default
   run "$set" mean --aggregation mean
   run "$set" newton-cg --aggregation newton-cg
-  # The Gram bound, Newton-CG's preconditioner on these small models until the Hessians (the
-  # sparse model is too wide for either).
-  [ "$set" = sparse ] || run "$set" newton-gram --aggregation newton-cg --preconditioner gram
+  # The Gram bound, Newton-CG's preconditioner on these small models until the Hessians; the
+  # sparse model is too wide for either, and its Newton-CG had the curvature pairs alone until
+  # the diagonals.
+  if [ "$set" = sparse ]; then
+    run "$set" newton-pairs --aggregation newton-cg --preconditioner pairs
+  else
+    run "$set" newton-gram --aggregation newton-cg --preconditioner gram
+  fi
 done
 {
   printf 'set\tmethod\tr(1e-3)\tMB(1e-3)\tr(1e-6)\tMB(1e-6)\tfinal\tpeak (F-F*)/F* after round 0\n'
   for set in $sets; do
-    for method in default mean newton-cg newton-gram; do
+    for method in default mean newton-cg newton-gram newton-pairs; do
       [ ! -f "$out/$set-$method/row.tsv" ] || cat "$out/$set-$method/row.tsv"
     done
   done

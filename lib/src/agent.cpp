@@ -461,9 +461,9 @@ Status AgentCore::on_newton_round(const msg::RoundStart& start, Outbox& out) {
                              ", ", start.gbar.size(), ", ", start.direction.size(), " and ",
                              start.eval_w.size(), " entries, expected ", wire, ", 0, ", direction,
                              " and 0"));
-  if ((start.gram || start.hessian) && product)
+  if ((start.gram || start.hessian || start.diagonal) && product)
     return Status::error(cat("RoundStart ", start.round,
-                             " rejected: a Gram or a Hessian is asked with a product"));
+                             " rejected: a Gram, a Hessian or its diagonal is asked with a product"));
   // The Gram is |support|^2 / 2 floats, the Hessian (|support| C)^2 / 2: refused past the bound
   // the hub keeps (newton.hpp).
   if (start.gram && static_cast<Index>(support_.size()) > newton::max_gram_columns())
@@ -519,6 +519,19 @@ Status AgentCore::on_newton_round(const msg::RoundStart& start, Outbox& out) {
     curvature_.hessian_upper(data_, objective_, support_, update.hessian);
   else
     update.hessian.clear();
+  if (start.diagonal)
+    curvature_.hessian_diagonal(data_, objective_, support_, update.diagonal);
+  else
+    update.diagonal.clear();
+  // (A float overflow is not sent: the hub would refuse it.)
+  if (std::any_of(update.diagonal.begin(), update.diagonal.end(),
+                  [](float v) { return !std::isfinite(v); })) {
+    out.push_back(msg::Error{msg::ErrorCode::invalid_value,
+                             cat("the Hessian's diagonal of round ", start.round,
+                                 " is not finite in float32")});
+    return Status::error(cat("round ", start.round,
+                             ": the Hessian's diagonal is not finite in float32"));
+  }
   // Held-out counts at a gradient round's w (agent.hpp: AgentOptions::validation); a product
   // round measures nothing.
   if (!product && options_.validation != nullptr &&

@@ -141,9 +141,10 @@ std::vector<OptionSpec> hub_options(HubConfig& c) {
        "newton-cg: auto (the agents' Hessians at each new point, steps damped by the hub, "
        "where their (d*C)^2 upload is affordable, d*C <= 1447, and the loss is not squared; else "
        "the Gram bound where its one-time d x d upload is, d <= 1447; else that bound "
-       "approximated on two-level's basis where auto switched from two-level; else curvature "
-       "pairs); hessian, gram (each as auto where it is not affordable); pairs (no upload: the "
-       "last round's CG pairs)",
+       "approximated on two-level's basis where auto switched from two-level; else diagonal); "
+       "hessian, gram (each as auto where it is not affordable); diagonal (the diagonals of the "
+       "agents' Hessians at each new point, d*C floats, under the last round's CG pairs); pairs "
+       "(no upload: the last round's CG pairs)",
        enum_ref(h.preconditioner, parse_preconditioner, to_string)},
       {"training", "compression", "--compression",
        "how agents round the deltas they send, with error feedback (exact table accounting): "

@@ -62,16 +62,17 @@ const char* to_string(Preconditioner preconditioner) {
     case Preconditioner::gram: return "gram";
     case Preconditioner::pairs: return "pairs";
     case Preconditioner::hessian: return "hessian";
+    case Preconditioner::diagonal: return "diagonal";
   }
   return "unknown";
 }
 
 Result<Preconditioner> parse_preconditioner(const std::string& text) {
   for (auto p : {Preconditioner::automatic, Preconditioner::hessian, Preconditioner::gram,
-                 Preconditioner::pairs})
+                 Preconditioner::diagonal, Preconditioner::pairs})
     if (text == to_string(p)) return p;
   return Result<Preconditioner>::failure(
-      cat("'", text, "' is not a preconditioner (auto, hessian, gram, pairs)"));
+      cat("'", text, "' is not a preconditioner (auto, hessian, gram, diagonal, pairs)"));
 }
 
 const char* to_string(Outcome outcome) {
@@ -671,38 +672,41 @@ std::optional<Refusal> HubCore::check_update_payload(const AgentState& agent,
   const bool narrow = restricted(agent);
   const Index width =
       narrow ? static_cast<Index>(agent.support.size()) * options_.objective.classes : w_.size();
-  // A Newton-CG answer (newton.hpp) carries `product` (and the Gram or the Hessian when asked)
-  // instead of dw and dS.
+  // A Newton-CG answer (newton.hpp) carries `product` (and the Gram, the Hessian or its diagonal
+  // when asked) instead of dw and dS.
   const bool newton = !update.product.empty();
   const std::size_t gram_columns =
       agent.support.empty() ? static_cast<std::size_t>(features_) : agent.support.size();
-  // The Hessian is on the Gram's columns (the support the agent declared, else every one) times
-  // the classes.
-  const std::size_t hessian_size = coarse::packed_size(
-      gram_columns * static_cast<std::size_t>(options_.objective.classes));
+  // The Hessian and its diagonal are on the Gram's columns (the support the agent declared, else
+  // every one) times the classes, whether or not its vectors travel restricted.
+  const std::size_t diagonal_size =
+      gram_columns * static_cast<std::size_t>(options_.objective.classes);
+  const std::size_t hessian_size = coarse::packed_size(diagonal_size);
   if (newton && (!update.dw.empty() || !update.dS.empty() || !update.coarse_g.empty() ||
                  !update.coarse_h.empty() || static_cast<Index>(update.product.size()) != width ||
                  (!update.gram.empty() &&
                   update.gram.size() != coarse::packed_size(gram_columns)) ||
-                 (!update.hessian.empty() && update.hessian.size() != hessian_size)))
+                 (!update.hessian.empty() && update.hessian.size() != hessian_size) ||
+                 (!update.diagonal.empty() && update.diagonal.size() != diagonal_size)))
     return Refusal{
         msg::ErrorCode::dimension_mismatch,
-        cat("a Newton answer with product, dw, dS, coarse_g, coarse_h, gram and hessian of ",
+        cat("a Newton answer with product, dw, dS, coarse_g, coarse_h, gram, hessian and "
+            "diagonal of ",
             update.product.size(), ", ", update.dw.size(), ", ", update.dS.size(), ", ",
-            update.coarse_g.size(), ", ", update.coarse_h.size(), ", ", update.gram.size(),
-            " and ", update.hessian.size(), " entries; expected ", width, ", 0, 0, 0, 0, 0 or ",
-            coarse::packed_size(gram_columns), " and 0 or ", hessian_size,
-            narrow ? " (restricted to its support)" : "")};
+            update.coarse_g.size(), ", ", update.coarse_h.size(), ", ", update.gram.size(), ", ",
+            update.hessian.size(), " and ", update.diagonal.size(), " entries; expected ", width,
+            ", 0, 0, 0, 0, 0 or ", coarse::packed_size(gram_columns), ", 0 or ", hessian_size,
+            " and 0 or ", diagonal_size, narrow ? " (restricted to its support)" : "")};
   if (!newton && (static_cast<Index>(update.dw.size()) != width ||
                   static_cast<Index>(update.dS.size()) != width || !update.gram.empty() ||
-                  !update.hessian.empty()))
+                  !update.hessian.empty() || !update.diagonal.empty()))
     return Refusal{
         msg::ErrorCode::dimension_mismatch,
         cat("dw has ", update.dw.size(), " and dS ", update.dS.size(), " entries, expected ",
             width, narrow ? " (restricted to its support)" : "",
-            update.gram.empty() && update.hessian.empty()
+            update.gram.empty() && update.hessian.empty() && update.diagonal.empty()
                 ? ""
-                : "; a Gram or a Hessian comes only with a Newton gradient")};
+                : "; a Gram, a Hessian or its diagonal comes only with a Newton gradient")};
   if (!std::isfinite(update.loss_sum))
     return Refusal{msg::ErrorCode::invalid_value, "loss_sum is not finite"};
   if (const Status s = check_counts(update.validation, "validation: "); !s)

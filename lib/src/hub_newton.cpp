@@ -124,8 +124,14 @@ void NewtonMode::begin(HubCore& hub) {
   s.use_hessian = width <= newton::max_gram_columns() &&
                   hub.options_.objective.loss != Loss::squared &&
                   (asked == Preconditioner::automatic || asked == Preconditioner::hessian);
-  s.use_gram = !s.use_hessian && affordable && asked != Preconditioner::pairs;
+  s.use_gram = !s.use_hessian && affordable && asked != Preconditioner::pairs &&
+               asked != Preconditioner::diagonal;
   s.gram_asked = s.use_gram;
+  // The diagonal where neither fits (or asked): d*C floats each gradient round, as the initial
+  // matrix of the curvature pairs' recursion.
+  s.use_diagonal = !s.use_hessian && !s.use_gram &&
+                   (asked == Preconditioner::diagonal ||
+                    (asked == Preconditioner::automatic && !on_coarse_basis(hub)));
   s.w_outer = hub.w_;
   const std::string over = cat("d = ", hub.features_, " is over ", newton::max_gram_columns(),
                                " columns for a Gram upload; ");
@@ -137,6 +143,12 @@ void NewtonMode::begin(HubCore& hub) {
                 " bytes from each agent a gradient round), steps damped by mu")
       : s.use_gram ? cat("Newton-CG: preconditioner M = beta X^T X / N + lambda I from the agents' "
                        "Grams (d = ", hub.features_, ": one upload each)")
+      : s.use_diagonal
+          ? cat("Newton-CG: ", affordable ? std::string() : over,
+                "preconditioner from the last round's CG curvature pairs on the diagonal of the "
+                "agents' Hessians at each accepted point (d*C = ", width, ": ",
+                width * static_cast<Index>(sizeof(float)),
+                " bytes at most from each agent a gradient round)")
       : on_coarse_basis(hub)
           ? cat("Newton-CG: ", affordable ? std::string() : over,
                 "preconditioner M = beta X^T X / N + lambda I bounded on two-level's basis (",
@@ -151,8 +163,9 @@ void NewtonMode::begin(HubCore& hub) {
 bool NewtonMode::on_coarse_basis(const HubCore& hub) {
   const HubCore::NewtonState& s = hub.newton_;
   const coarse::Basis& b = hub.coarse_.basis;
-  return !s.use_gram && !s.coarse_failed && hub.options_.preconditioner != Preconditioner::pairs &&
-         !b.identity && b.u.cols() > 0;
+  return !s.use_gram && !s.use_diagonal && !s.coarse_failed &&
+         hub.options_.preconditioner != Preconditioner::pairs &&
+         hub.options_.preconditioner != Preconditioner::diagonal && !b.identity && b.u.cols() > 0;
 }
 
 void NewtonMode::add_to_start(const HubCore& hub, const AgentState* agent,
@@ -163,6 +176,7 @@ void NewtonMode::add_to_start(const HubCore& hub, const AgentState* agent,
   start.eta = 0.0;
   start.gram = s.stage == msg::RoundKind::gradient && s.gram_asked;
   start.hessian = s.stage == msg::RoundKind::gradient && s.use_hessian;
+  start.diagonal = s.stage == msg::RoundKind::gradient && s.use_diagonal;
   start.direction.clear();
   if (s.stage == msg::RoundKind::product)
     start.direction = agent != nullptr
@@ -183,6 +197,12 @@ std::optional<Refusal> NewtonMode::check_update(const HubCore& hub, const AgentS
     return Refusal{msg::ErrorCode::dimension_mismatch,
                    hessian ? "the round asked for the agent's Hessian and the update has none"
                            : "the update carries a Hessian the round did not ask for"};
+  const bool diagonal = hub.newton_.stage == msg::RoundKind::gradient && hub.newton_.use_diagonal;
+  if (update.diagonal.empty() == diagonal)
+    return Refusal{msg::ErrorCode::dimension_mismatch,
+                   diagonal ? "the round asked for the diagonal of the agent's Hessian and the "
+                              "update has none"
+                            : "the update carries a Hessian diagonal the round did not ask for"};
   const bool gram = hub.newton_.stage == msg::RoundKind::gradient && hub.newton_.gram_asked;
   if (update.gram.empty() == gram)
     return Refusal{msg::ErrorCode::dimension_mismatch,
@@ -297,6 +317,18 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
       s.model = newton::HessianModel{};
     }
     if (s.hessian.size() > 0 && hessian_ready(hub)) bound_damping(hub);  // (a failure is said)
+  }
+  // The diagonals at the new point, from every agent (after a partial round the last stay).
+  if (s.use_diagonal && complete) {
+    const int C = hub.options_.objective.classes;
+    s.diagonal = Eigen::VectorXd::Zero(w_round.size());
+    for (const auto& [id, u] : hub.pending_) {
+      const AgentState& a = hub.agents_.at(id);
+      for (std::size_t i = 0; i < u.diagonal.size(); ++i)
+        s.diagonal[a.support.empty() ? static_cast<Index>(i)
+                                     : static_cast<Index>(a.support[i / C]) * C +
+                                           static_cast<Index>(i % C)] += u.diagonal[i];
+    }
   }
   s.cg.start(g, precondition(hub, -g), newton::cg_tolerance(g.norm()));
   s.stage = msg::RoundKind::product;
@@ -417,6 +449,13 @@ Eigen::VectorXd NewtonMode::precondition(HubCore& hub, const Eigen::VectorXd& r)
     }
     if (s.coarse.ready())
       return s.coarse.apply(hub.coarse_.basis, r, hub.options_.objective.classes);
+  }
+  if (s.use_diagonal && s.diagonal.size() == r.size()) {
+    // H's diagonal; 1 where it is 0 (lambda = 0 and a column no agent's rows touch: r is 0
+    // there too).
+    const Eigen::ArrayXd d =
+        s.diagonal.array() / static_cast<double>(hub.total_samples_) + hub.options_.objective.lambda;
+    return newton::apply_pairs(s.pairs_s, s.pairs_y, r, (d > 0.0).select(d, 1.0).matrix());
   }
   return newton::apply_pairs(s.pairs_s, s.pairs_y, r);
 }

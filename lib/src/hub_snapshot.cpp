@@ -21,8 +21,9 @@ constexpr char kMagic[8] = {'D', 'S', 'G', 'A', 'C', 'K', 'P', 'T'};
 // 2: aggregation, max_staleness, version; 3: table_refresh; 4: two-level (coarse_rank, the
 // coarse state, the agents' supports); 5: the round's broadcast; 6: the outcome; 7: Newton-CG and
 // auto's switch; 8: the compressed broadcast (bw_, bg_); 9: whether U travels as q8; 11: Newton-CG's
-// Hessians (use_hessian, the sum, g_outer, mu, predicted)
-constexpr std::uint32_t kFormat = 11;
+// Hessians (use_hessian, the sum, g_outer, mu, predicted); 12: their diagonals (use_diagonal, the
+// sum)
+constexpr std::uint32_t kFormat = 12;
 constexpr std::size_t kHeader = 8 + 4 + 8 + 4;
 
 class Writer {
@@ -194,6 +195,8 @@ std::string HubCore::snapshot() const {
   w.put(newton_.g_outer);
   w.put<double>(newton_.mu);
   w.put<double>(newton_.predicted);
+  w.put<std::uint8_t>(newton_.use_diagonal ? 1 : 0);
+  w.put(newton_.diagonal);
   w.put<std::uint64_t>(newton_.outer);
   w.put(newton_.pairs_s);
   w.put(newton_.pairs_y);
@@ -284,14 +287,15 @@ Status HubCore::restore(const std::string& bytes) {
        r.get(next.coarse_.eta0) && r.get(next.coarse_.max_steps) && r.get(next.coarse_.gamma) && r.get(next.coarse_.f_prev) &&
        r.get(next.coarse_.f_prev2) && r.get(next.coarse_.w_prev) && r.get(next.coarse_.reverts) &&
        r.get(next.coarse_.step_quadratic);
-  std::uint8_t active = 0, stage = 0, use_gram = 0, gram_asked = 0, use_hessian = 0;
+  std::uint8_t active = 0, stage = 0, use_gram = 0, gram_asked = 0, use_hessian = 0,
+               use_diagonal = 0;
   HubCore::NewtonState& nt = next.newton_;
   ok = ok && r.get(active) && r.get(next.f_history_) && r.get(stage) && r.get(use_gram) &&
        r.get(gram_asked) && r.get(nt.gram) && r.get(nt.cg.x) && r.get(nt.cg.r) &&
        r.get(nt.cg.p) && r.get(nt.cg.rz) && r.get(nt.cg.tol) && r.get(nt.cg.steps) &&
        r.get(nt.w_outer) && r.get(nt.f_outer) && r.get(nt.step) && r.get(nt.t) &&
        r.get(use_hessian) && r.get(nt.hessian) && r.get(nt.g_outer) && r.get(nt.mu) &&
-       r.get(nt.predicted) &&
+       r.get(nt.predicted) && r.get(use_diagonal) && r.get(nt.diagonal) &&
        r.get(nt.outer) && r.get(nt.pairs_s) && r.get(nt.pairs_y) && r.get(nt.next_s) &&
        r.get(nt.next_y) && r.get(agent_count);
   next.coarse_.basis.identity = identity != 0;
@@ -310,6 +314,7 @@ Status HubCore::restore(const std::string& bytes) {
     nt.use_gram = use_gram != 0;
     nt.gram_asked = gram_asked != 0;
     nt.use_hessian = use_hessian != 0;
+    nt.use_diagonal = use_diagonal != 0;
     ok = stage == static_cast<std::uint8_t>(msg::RoundKind::gradient) ||
          stage == static_cast<std::uint8_t>(msg::RoundKind::product);
   }
@@ -340,7 +345,8 @@ Status HubCore::restore(const std::string& bytes) {
                                   coarse::packed_size(static_cast<std::size_t>(next.features_))) ||
       (nt.hessian.size() != 0 &&
        static_cast<std::size_t>(nt.hessian.size()) != coarse::packed_size(static_cast<std::size_t>(dim))) ||
-      !sized(nt.g_outer) || !(nt.mu >= 0.0) || !std::isfinite(nt.mu) ||
+      !sized(nt.g_outer) || !sized(nt.diagonal) || !(nt.diagonal.array() >= 0.0).all() ||
+      !(nt.mu >= 0.0) || !std::isfinite(nt.mu) ||
       (nt.stage == msg::RoundKind::product &&
        (nt.cg.p.size() != dim || nt.cg.x.size() != dim || nt.cg.r.size() != dim ||
         nt.w_outer.size() != dim)) ||

@@ -205,6 +205,39 @@ void AgentCurvature::hessian_upper(const Dataset& data, const Objective& objecti
   }
 }
 
+void AgentCurvature::hessian_diagonal(const Dataset& data, const Objective& objective,
+                                      const std::vector<std::uint32_t>& support,
+                                      std::vector<float>& out) const {
+  const int C = std::max(1, objective.classes);
+  const bool softmax = objective.loss == Loss::multinomial;
+  const Index n = data.rows();
+  const Index stride = softmax ? C : 1;
+  Eigen::VectorXd diagonal = Eigen::VectorXd::Zero(static_cast<Index>(support.size()) * C);
+  // Row i adds x_ij^2 (A_i)_cc at (position of j) * C + c: A_i = h_i, or p_c (1 - p_c).
+  const auto add = [&](Index i, Index position, double x) {
+    const double* p = curv_.data() + i * stride;
+    for (int c = 0; c < C; ++c)
+      diagonal[position * C + c] += x * x * (softmax ? p[c] * (1.0 - p[c]) : p[0]);
+  };
+  std::visit(
+      [&](const auto& X) {
+        using M = std::decay_t<decltype(X)>;
+        if constexpr (kIsSparse<M>) {
+          const std::vector<std::int32_t> pos = coarse::positions(X.cols(), support);
+          for (Index i = 0; i < n; ++i)
+            for (typename M::InnerIterator a(X, i); a; ++a)
+              add(i, pos[a.index()], static_cast<double>(a.value()));
+        } else {
+          // Dense data: the support is every column.
+          for (Index i = 0; i < n; ++i)
+            for (Index j = 0; j < X.cols(); ++j) add(i, j, static_cast<double>(X(i, j)));
+        }
+      },
+      data.X);
+  out.resize(static_cast<std::size_t>(diagonal.size()));
+  for (Index k = 0; k < diagonal.size(); ++k) out[static_cast<std::size_t>(k)] = static_cast<float>(diagonal[k]);
+}
+
 void gram_upper(const Dataset& data, const std::vector<std::uint32_t>& support,
                 std::vector<float>& packed) {
   const Index s = static_cast<Index>(support.size());
@@ -369,17 +402,19 @@ Eigen::VectorXd CoarsePreconditioner::apply(const coarse::Basis& basis, const Ei
 }
 
 Eigen::VectorXd apply_pairs(const Eigen::MatrixXd& s, const Eigen::MatrixXd& y,
-                            const Eigen::VectorXd& r) {
+                            const Eigen::VectorXd& r, const Eigen::VectorXd& diagonal) {
   const Index m = s.cols();
+  const bool scaled = diagonal.size() == r.size();
   Eigen::VectorXd q = r;
-  if (m == 0) return q;
+  if (m == 0) return scaled ? Eigen::VectorXd(q.cwiseQuotient(diagonal)) : q;
   Eigen::VectorXd alpha(m), rho(m);
   for (Index j = m - 1; j >= 0; --j) {
     rho[j] = 1.0 / y.col(j).dot(s.col(j));
     alpha[j] = rho[j] * s.col(j).dot(q);
     q -= alpha[j] * y.col(j);
   }
-  q *= s.col(m - 1).dot(y.col(m - 1)) / y.col(m - 1).squaredNorm();
+  if (scaled) q = q.cwiseQuotient(diagonal);
+  else q *= s.col(m - 1).dot(y.col(m - 1)) / y.col(m - 1).squaredNorm();
   for (Index j = 0; j < m; ++j) {
     const double beta = rho[j] * y.col(j).dot(q);
     q += (alpha[j] - beta) * s.col(j);

@@ -230,7 +230,7 @@ struct BodyEncoder {
     const auto t = fb::CreateRoundStart(fbb, m.round, w.values, gbar, eval_w, m.eta,
                                         static_cast<std::uint8_t>(m.kind), m.gram, direction,
                                         m.base, w_delta, gbar_delta, w.zeros, m.from_zero,
-                                        m.hessian);
+                                        m.hessian, m.diagonal);
     return {fb::Body::RoundStart, t.Union()};
   }
   // A q8 vector's integers in their shortest form (IntegerForm): one of the three is not empty.
@@ -321,13 +321,16 @@ struct BodyEncoder {
     const auto hessian = m.hessian.empty()
                              ? flatbuffers::Offset<flatbuffers::Vector<float>>()
                              : fbb.CreateVector(m.hessian.data(), m.hessian.size());
+    const auto diagonal = m.diagonal.empty()
+                              ? flatbuffers::Offset<flatbuffers::Vector<float>>()
+                              : fbb.CreateVector(m.diagonal.data(), m.diagonal.size());
     const ValidationCounts& v = m.validation;
     const auto negatives = fbb.CreateVector(v.negatives.data(), v.negatives.size());
     const auto positives = fbb.CreateVector(v.positives.data(), v.positives.size());
     const auto t = fb::CreateUpdate(fbb, m.round, m.seq, m.samples, m.steps, m.loss_sum, dw, ds,
                                     coarse_g, coarse_h, product, gram, v.examples, v.loss_sum,
                                     v.correct, negatives, positives, dw_packed, ds_packed,
-                                    coarse_h_f32, hessian);
+                                    coarse_h_f32, hessian, diagonal);
     return {fb::Body::Update, t.Union()};
   }
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Ack& m) {
@@ -430,6 +433,18 @@ class Checks {
     for (flatbuffers::uoffset_t i = 0; i < n; ++i) {
       if (!std::isfinite(v->Get(i))) {
         fail(std::string(name) + "[" + std::to_string(i) + "] is not finite");
+        break;
+      }
+    }
+    return *this;
+  }
+  // Finite and >= 0 (a curvature), checked after finite().
+  Checks& nonnegative(const flatbuffers::Vector<float>* v, const char* name) {
+    if (!ok() || v == nullptr) return *this;
+    const flatbuffers::uoffset_t n = v->size();
+    for (flatbuffers::uoffset_t i = 0; i < n; ++i) {
+      if (!(v->Get(i) >= 0.0f)) {
+        fail(std::string(name) + "[" + std::to_string(i) + "] is negative");
         break;
       }
     }
@@ -765,10 +780,11 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
   if (checks.status() && t.kind() > static_cast<std::uint8_t>(msg::RoundKind::product))
     return Status::error("RoundStart.kind has unknown value " + std::to_string(int(t.kind())));
   if (!checks.status()) return checks.status();
-  if ((t.gram() || t.hessian()) && t.kind() != static_cast<std::uint8_t>(msg::RoundKind::gradient))
-    return Status::error("RoundStart.gram or hessian outside a Newton-CG gradient round");
-  if (t.gram() && t.hessian())
-    return Status::error("RoundStart asks for both the Gram and the Hessian");
+  if ((t.gram() || t.hessian() || t.diagonal()) &&
+      t.kind() != static_cast<std::uint8_t>(msg::RoundKind::gradient))
+    return Status::error("RoundStart.gram, hessian or diagonal outside a Newton-CG gradient round");
+  if (int(t.gram()) + int(t.hessian()) + int(t.diagonal()) > 1)
+    return Status::error("RoundStart asks for more than one of the Gram, the Hessian and its diagonal");
   if (const Status s = check_delta(t, limits); !s) return s;
   if (const Status s = check_zeros(*t.w(), t.w_zeros(), limits, "RoundStart.w"); !s) return s;
   msg::RoundStart& m = slot<msg::RoundStart>(out);
@@ -781,6 +797,7 @@ Status convert(const fb::RoundStart& t, const Limits& limits, msg::Message& out)
   m.kind = static_cast<msg::RoundKind>(t.kind());
   m.gram = t.gram();
   m.hessian = t.hessian();
+  m.diagonal = t.diagonal();
   assign(*t.direction(), m.direction);
   m.base = t.base();
   m.from_zero = t.from_zero();
@@ -966,6 +983,9 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
       .finite(t.gram(), "Update.gram")
       .aligned(t.hessian(), "Update.hessian")
       .finite(t.hessian(), "Update.hessian")
+      .aligned(t.diagonal(), "Update.diagonal")
+      .finite(t.diagonal(), "Update.diagonal")
+      .nonnegative(t.diagonal(), "Update.diagonal")
       .required(t.val_negatives(), "Update.validation.negatives")
       .required(t.val_positives(), "Update.validation.positives")
       .aligned(t.val_negatives(), "Update.validation.negatives")
@@ -999,6 +1019,8 @@ Status convert(const fb::Update& t, const Limits& limits, msg::Message& out) {
   assign(*t.gram(), m.gram);
   if (t.hessian() != nullptr) assign(*t.hessian(), m.hessian);
   else m.hessian.clear();  // keeps its capacity
+  if (t.diagonal() != nullptr) assign(*t.diagonal(), m.diagonal);
+  else m.diagonal.clear();
   ValidationCounts& v = m.validation;
   v.examples = t.val_examples();
   v.loss_sum = t.val_loss_sum();
@@ -1234,7 +1256,8 @@ void add_part_bytes(const std::vector<std::uint8_t>& message, std::uint64_t copi
     parts.coarse += copies * (bytes_of(u->coarse_g()) + bytes_of(u->coarse_h()) +
                               bytes_of(u->coarse_h_f32()));
     parts.newton +=
-        copies * (bytes_of(u->product()) + bytes_of(u->gram()) + bytes_of(u->hessian()));
+        copies * (bytes_of(u->product()) + bytes_of(u->gram()) + bytes_of(u->hessian()) +
+                  bytes_of(u->diagonal()));
   } else if (const auto* r = envelope->body_as_RoundStart()) {
     parts.broadcast += copies * (bytes_of(r->w()) + bytes_of(r->gbar()) + bytes_of(r->eval_w()) +
                                  bytes_of(r->w_delta()) + bytes_of(r->gbar_delta()));

@@ -1161,10 +1161,11 @@ HubOptions options() {
   return o;
 }
 
-// A Newton answer: product (g_k or (H p)_k), loss sum and, when asked, the Gram or the Hessian.
+// A Newton answer: product (g_k or (H p)_k), loss sum and, when asked, the Gram, the Hessian or
+// its diagonal.
 msg::Update answer(std::uint64_t round, std::uint64_t seq, std::uint64_t n,
                    std::vector<double> product, double loss, std::vector<float> gram = {},
-                   std::vector<float> hessian = {}) {
+                   std::vector<float> hessian = {}, std::vector<float> diagonal = {}) {
   msg::Update u;
   u.round = round;
   u.seq = seq;
@@ -1174,12 +1175,14 @@ msg::Update answer(std::uint64_t round, std::uint64_t seq, std::uint64_t n,
   u.product = std::move(product);
   u.gram = std::move(gram);
   u.hessian = std::move(hessian);
+  u.diagonal = std::move(diagonal);
   return u;
 }
 
 // Agents a (n = 1) and b (n = 3) admitted and initialised; round 1 (a gradient round that asks
-// for the Grams, or the Hessians where `hessian`) open, its RoundStart in `out`.
-void start(HubCore& hub, std::vector<Outgoing>& out, bool hessian = false) {
+// for the Grams, or the Hessians where `hessian`, or their diagonals where `diagonal`) open, its
+// RoundStart in `out`.
+void start(HubCore& hub, std::vector<Outgoing>& out, bool hessian = false, bool diagonal = false) {
   ASSERT_TRUE(hub.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
   ASSERT_TRUE(hub.on_message("pb", make_join("b", 3, 1.0), 0.0, out));
   out.clear();
@@ -1189,8 +1192,9 @@ void start(HubCore& hub, std::vector<Outgoing>& out, bool hessian = false) {
   const auto starts = sent<msg::RoundStart>(out, "pa");
   ASSERT_EQ(starts.size(), 1u);
   EXPECT_EQ(starts[0]->kind, msg::RoundKind::gradient);
-  EXPECT_EQ(starts[0]->gram, !hessian);
+  EXPECT_EQ(starts[0]->gram, !hessian && !diagonal);
   EXPECT_EQ(starts[0]->hessian, hessian);
+  EXPECT_EQ(starts[0]->diagonal, diagonal);
   EXPECT_TRUE(starts[0]->gbar.empty());
   // `out` keeps round 1's RoundStart: the tests answer what the hub asked.
 }
@@ -1268,7 +1272,7 @@ TEST(HubNewton, RunUpdatesAndMisshapenAnswersAreRefusedAndChangeNothing) {
   EXPECT_NE(s.message().find("asked for the agent's Gram"), std::string::npos) << s.message();
   s = hub.on_message("pa", answer(1, 2, 1, {1, 2, 3}, 1.0, {1, 0, 1}), 1.0, out);
   ASSERT_FALSE(s);
-  EXPECT_NE(s.message().find("gram and hessian of"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("gram, hessian and diagonal of"), std::string::npos) << s.message();
   s = hub.on_message("pa", answer(1, 2, 1, {1, 2}, 1.0, {1, 0, 0, 1, 0, 1}), 1.0, out);
   ASSERT_FALSE(s);
   EXPECT_EQ(hub.snapshot(), before);
@@ -1277,19 +1281,22 @@ TEST(HubNewton, RunUpdatesAndMisshapenAnswersAreRefusedAndChangeNothing) {
 }
 
 TEST(HubNewton, ResumedMidCgContinuesBitIdentically) {
- for (const bool with_hessian : {false, true}) {
-  SCOPED_TRACE(with_hessian ? "the Hessians, damped" : "the Gram bound");
+ for (const Preconditioner asked :
+      {Preconditioner::gram, Preconditioner::automatic, Preconditioner::diagonal}) {
+  const bool with_hessian = asked == Preconditioner::automatic;  // d * C = 3
+  SCOPED_TRACE(to_string(asked));
   HubOptions o = options();
-  if (with_hessian) o.preconditioner = Preconditioner::automatic;
+  o.preconditioner = asked;
   HubCore hub(o);
   std::vector<Outgoing> out, out2;
-  start(hub, out, with_hessian);
+  start(hub, out, with_hessian, asked == Preconditioner::diagonal);
   HubCore resumed(o);
   const std::vector<float> gram_a = {1, 0.5f, 0, 1, 0, 1}, gram_b = {2, 0, 0.25f, 2, 0, 2};
   // The Hessians: A / 4 and 3 A / 4 from a and b, with a rounding error each (a stands in for
   // float rounding), so that the hub's model differs from the products' A.
   const std::vector<float> hessian_a = {1.01f, 0.25f, 0, 0.75f, 0.25f, 0.5f},
                            hessian_b = {3, 0.75f, 0, 2.25f, 0.75f, 1.49f};
+  const std::vector<float> diagonal_a = {1.01f, 0.75f, 0.5f}, diagonal_b = {3, 2.25f, 1.49f};
   // Both hubs get the same answers, computed from what each asks (the agents hold a quadratic
   // model); the copy takes over from a checkpoint after round 1, in the middle of the first CG.
   std::uint64_t seqs = 2;
@@ -1314,12 +1321,14 @@ TEST(HubNewton, ResumedMidCgContinuesBitIdentically) {
       ASSERT_TRUE(core->on_message(first ? "pa" : "qa",
                                    answer(r, seqs, 1, {v[0] / 4, v[1] / 4, v[2] / 4},
                                           high * loss / 4, gram ? gram_a : std::vector<float>{},
-                                          s.hessian ? hessian_a : std::vector<float>{}),
+                                          s.hessian ? hessian_a : std::vector<float>{},
+                                          s.diagonal ? diagonal_a : std::vector<float>{}),
                                    r, o));
       ASSERT_TRUE(core->on_message(first ? "pb" : "qb",
                                    answer(r, seqs, 3, {3 * v[0] / 4, 3 * v[1] / 4, 3 * v[2] / 4},
                                           high * 3 * loss / 4, gram ? gram_b : std::vector<float>{},
-                                          s.hessian ? hessian_b : std::vector<float>{}),
+                                          s.hessian ? hessian_b : std::vector<float>{},
+                                          s.diagonal ? diagonal_b : std::vector<float>{}),
                                    r, o));
     }
     if (r == 1) {
@@ -1341,7 +1350,8 @@ TEST(HubNewton, ResumedMidCgContinuesBitIdentically) {
     EXPECT_EQ(hub.w(), resumed.w()) << "round " << r;
     EXPECT_EQ(hub.snapshot(), resumed.snapshot()) << "round " << r;
   }
-  // Round 5 was a gradient round whose F rose: halved (the Gram) or damped (the Hessians).
+  // Round 5 was a gradient round whose F rose: halved (the Gram, the diagonals) or damped (the
+  // Hessians).
   bool rose = false, damped = false;
   for (const std::string& note : hub.take_notes()) {
     rose = rose || note.find("F rose") != std::string::npos;
@@ -1372,7 +1382,7 @@ TEST(HubNewton, TheHessiansPreconditionAndARiseIsDampedWithoutAnExchange) {
       << refused.message();
   refused = hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 2.0, {}, {1, 0, 1}), 1.0, out);
   ASSERT_FALSE(refused);
-  EXPECT_NE(refused.message().find("hessian of"), std::string::npos) << refused.message();
+  EXPECT_NE(refused.message().find("hessian and diagonal of"), std::string::npos) << refused.message();
   EXPECT_EQ(hub.snapshot(), before);
   // Round 1 at w = 0: gradient sum 4 (1, -2, 0.5), F(0) = 40 / 4 (above the Newton step's model
   // decrease, 2.1: the damping stays 0).
@@ -1423,6 +1433,70 @@ TEST(HubNewton, TheHessiansPreconditionAndARiseIsDampedWithoutAnExchange) {
   HubCore copy(o);
   ASSERT_TRUE(copy.restore(hub.snapshot()));
   EXPECT_EQ(copy.snapshot(), hub.snapshot());
+}
+
+// --preconditioner diagonal (auto's choice on models too wide for the Hessians or the Gram, here
+// asked for on d = 3): each gradient round asks for the diagonals of the agents' Hessians, and
+// the first CG direction is -g / (sum_k diag_k / N + lambda).
+TEST(HubNewton, TheDiagonalsPreconditionAndTravelOnlyInGradientRounds) {
+  HubOptions o = options();
+  o.preconditioner = Preconditioner::diagonal;
+  HubCore hub(o);
+  std::vector<Outgoing> out;
+  ASSERT_TRUE(hub.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
+  ASSERT_TRUE(hub.on_message("pb", make_join("b", 3, 1.0), 0.0, out));
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, {1, 2, 3}, 0.5, {}, 0, {}, {}, {}}, 0.0, out));
+  ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}, {}}, 0.0, out));
+  auto starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0]->kind, msg::RoundKind::gradient);
+  EXPECT_TRUE(starts[0]->diagonal);
+  EXPECT_FALSE(starts[0]->gram);
+  EXPECT_FALSE(starts[0]->hessian);
+  const std::vector<float> diagonal_a = {1, 2, 4}, diagonal_b = {3, 6, 0};
+  const std::string before = hub.snapshot();
+  Status refused = hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 2.0), 1.0, out);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.message().find("asked for the diagonal"), std::string::npos)
+      << refused.message();
+  refused = hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 2.0, {}, {}, {1, 2}), 1.0, out);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.message().find("diagonal of"), std::string::npos) << refused.message();
+  EXPECT_EQ(hub.snapshot(), before);
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 2.0, {}, {}, diagonal_a), 1.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(1, 2, 3, {3, -6, 1.5}, 2.0, {}, {}, diagonal_b), 1.0, out));
+  starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.size(), 1u);
+  ASSERT_EQ(starts[0]->kind, msg::RoundKind::product);
+  EXPECT_FALSE(starts[0]->diagonal);
+  const Eigen::Vector3d g(1, -2, 0.5), d(4.0 / 4 + 0.5, 8.0 / 4 + 0.5, 4.0 / 4 + 0.5);
+  const Eigen::Vector3d p(starts[0]->direction[0], starts[0]->direction[1],
+                          starts[0]->direction[2]);
+  EXPECT_LE((p + g.cwiseQuotient(d)).norm(), 1e-15);
+  // A diagonal in a product round was not asked for; the state survives a checkpoint.
+  out.clear();
+  refused = hub.on_message("pa", answer(2, 3, 1, {0.1, 0.2, 0.3}, 0, {}, {}, diagonal_a), 2.0, out);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.message().find("did not ask for"), std::string::npos) << refused.message();
+  HubCore copy(o);
+  ASSERT_TRUE(copy.restore(hub.snapshot()));
+  EXPECT_EQ(copy.snapshot(), hub.snapshot());
+  // The rounds after the CG ask again.
+  for (std::uint64_t round = 2; round < 10; ++round) {
+    out.clear();
+    const auto open = sent<msg::RoundStart>(
+        (hub.on_message("pa", answer(round, round + 1, 1, {0.5, 0.25, 0.125}, 0), 2.0, out),
+         hub.on_message("pb", answer(round, round + 1, 3, {1.5, 0.75, 0.375}, 0), 2.0, out), out),
+        "pa");
+    ASSERT_EQ(open.size(), 1u);
+    if (open[0]->kind == msg::RoundKind::gradient) {
+      EXPECT_TRUE(open[0]->diagonal);
+      return;
+    }
+  }
+  ADD_FAILURE() << "the CG did not end";
 }
 
 // Every loss is >= 0, so F is: a quadratic model that promises a decrease larger than F(w) is

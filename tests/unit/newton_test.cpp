@@ -225,6 +225,40 @@ TEST(NewtonHub, PairsPreconditionerInvertsTheMatrixOnTheDirectionsItSaw) {
   EXPECT_EQ(newton::apply_pairs(Eigen::MatrixXd(n, 0), Eigen::MatrixXd(n, 0), r), r);
 }
 
+TEST(NewtonHub, PairsOnADiagonalKeepTheSecantsAndTheExactInverse) {
+  const Index n = 6;
+  Eigen::MatrixXd a = Eigen::MatrixXd::Random(n, n);
+  a = a * a.transpose() + Eigen::MatrixXd::Identity(n, n);
+  const Eigen::VectorXd diagonal = a.diagonal();
+  Eigen::MatrixXd s(n, 3), y(n, 3);
+  for (Index j = 0; j < 3; ++j) {
+    s.col(j) = random_vector(n, 30 + static_cast<std::uint64_t>(j));
+    y.col(j) = a * s.col(j);
+  }
+  const Eigen::VectorXd r = random_vector(n, 2);
+  // No pairs: r / diagonal.
+  EXPECT_LE((newton::apply_pairs(Eigen::MatrixXd(n, 0), Eigen::MatrixXd(n, 0), r, diagonal) -
+             r.cwiseQuotient(diagonal))
+                .norm(),
+            1e-15 * r.norm());
+  // The newest pair's secant condition, whatever the initial matrix; and the operator is
+  // symmetric (CG needs it).
+  EXPECT_LE((newton::apply_pairs(s, y, y.col(2), diagonal) - s.col(2)).norm(),
+            1e-12 * s.col(2).norm());
+  Eigen::MatrixXd m(n, n);
+  for (Index j = 0; j < n; ++j)
+    m.col(j) = newton::apply_pairs(s, y, Eigen::VectorXd::Unit(n, j), diagonal);
+  EXPECT_LE((m - m.transpose()).norm(), 1e-12 * m.norm());
+  // (and not the scalar initial matrix's)
+  EXPECT_GT((newton::apply_pairs(s, y, r, diagonal) - newton::apply_pairs(s, y, r)).norm(),
+            1e-6 * r.norm());
+  // A diagonal matrix given its own diagonal is inverted exactly, and its pairs keep it so.
+  const Eigen::MatrixXd da = diagonal.asDiagonal();
+  for (Index j = 0; j < 3; ++j) y.col(j) = da * s.col(j);
+  EXPECT_LE((newton::apply_pairs(s, y, r, diagonal) - r.cwiseQuotient(diagonal)).norm(),
+            1e-12 * r.norm());
+}
+
 // The coarse bound M = beta (U~ diag(c) U~^T + c_f (I - U~ U~^T)) + lambda I on a basis U (here
 // rounded, so not orthonormal, as q8 leaves it): M^{-1} is symmetric, inverts M built directly,
 // and works class by class (C = 3 in the feature-major layout).
@@ -294,6 +328,34 @@ TEST(NewtonAgent, HessianUploadIsEveryProductOnTheSupportTimesClasses) {
         const double want = h(global(a), global(b));
         EXPECT_NEAR(packed[k], want, 1e-6 * (1 + h.cwiseAbs().maxCoeff())) << a << "," << b;
       }
+  }
+}
+
+TEST(NewtonAgent, HessianDiagonalIsTheHessiansOnTheSupportTimesClasses) {
+  for (const Case& c : kCases) {
+    SCOPED_TRACE(std::string(to_string(c.loss)) + (c.sparse ? " sparse" : " dense"));
+    Objective objective;
+    objective.loss = c.loss;
+    objective.classes = c.classes;
+    const Dataset data = problem(50, 6, objective, 22, c.sparse);
+    const Index C = c.classes, dim = data.cols() * C;
+    const Eigen::VectorXd w = 0.5 * random_vector(dim, 10);
+    const Eigen::MatrixXd h = hessian(data, objective, w);
+    newton::AgentCurvature curvature;
+    Eigen::VectorXd g;
+    curvature.gradient(data, objective, w, g);
+    const std::vector<std::uint32_t> support = coarse::support_of(data);
+    std::vector<float> diagonal;
+    curvature.hessian_diagonal(data, objective, support, diagonal);
+    const Index m = static_cast<Index>(support.size()) * C;
+    ASSERT_EQ(static_cast<Index>(diagonal.size()), m);
+    for (Index a = 0; a < m; ++a) {
+      const Index global = Index(support[a / C]) * C + a % C;
+      EXPECT_NEAR(diagonal[static_cast<std::size_t>(a)], h(global, global),
+                  1e-6 * (1 + h.diagonal().maxCoeff()))
+          << a;
+      EXPECT_GT(diagonal[static_cast<std::size_t>(a)], 0.0f) << a;  // every support column is used
+    }
   }
 }
 

@@ -481,20 +481,25 @@ TEST(Service, RestrictedMessagesGiveTheSameIteratesAsWholeOnes) {
 }
 
 // Newton-CG (newton.hpp) through the real loops: on label-sorted shards, for every loss, dense
-// and sparse (restricted messages, Grams on the agents' supports), it reaches the reference
-// optimum; F never exceeds its start; the tables are left alone (the invariant holds); and the
-// rounds alternate as they should: a gradient round, then product rounds.
+// and sparse (restricted messages, Hessians or their diagonals on the agents' supports), it
+// reaches the reference optimum; F never exceeds its start; the tables are left alone (the
+// invariant holds); and the rounds alternate as they should: a gradient round, then product
+// rounds.
 TEST(Service, NewtonCgReachesTheReferenceOptimumForEveryLoss) {
   struct Setting {
     Loss loss;
     int classes;
     bool sparse;
+    Preconditioner preconditioner = Preconditioner::automatic;
   };
-  for (const Setting setting : {Setting{Loss::logistic, 1, false}, Setting{Loss::logistic, 1, true},
-                                Setting{Loss::multinomial, 3, false},
-                                Setting{Loss::multinomial, 3, true},
-                                Setting{Loss::squared, 1, false}}) {
-    SCOPED_TRACE(cat(to_string(setting.loss), setting.sparse ? " sparse" : " dense"));
+  for (const Setting setting :
+       {Setting{Loss::logistic, 1, false}, Setting{Loss::logistic, 1, true},
+        Setting{Loss::logistic, 1, true, Preconditioner::diagonal},
+        Setting{Loss::multinomial, 3, false}, Setting{Loss::multinomial, 3, true},
+        Setting{Loss::multinomial, 3, true, Preconditioner::diagonal},
+        Setting{Loss::squared, 1, false}, Setting{Loss::squared, 1, false, Preconditioner::diagonal}}) {
+    SCOPED_TRACE(cat(to_string(setting.loss), setting.sparse ? " sparse " : " dense ",
+                     to_string(setting.preconditioner)));
     Dataset data = setting.classes > 1 ? synthetic_classes(600, 12, setting.classes, 7)
                                        : synthetic(600, 12, 7);
     const auto shards = [&] {
@@ -522,6 +527,7 @@ TEST(Service, NewtonCgReachesTheReferenceOptimumForEveryLoss) {
     options.objective.classes = setting.classes;
     options.objective.lambda = 1e-3;
     options.aggregation = Aggregation::newton_cg;
+    options.preconditioner = setting.preconditioner;
     auto reference = solve_reference(data, options.objective);
     ASSERT_TRUE(reference) << reference.error();
     options.f_star = reference->value;

@@ -98,6 +98,7 @@ void expect_same(const msg::RoundStart& a, const msg::RoundStart& b) {
   EXPECT_EQ(a.kind, b.kind);
   EXPECT_EQ(a.gram, b.gram);
   EXPECT_EQ(a.hessian, b.hessian);
+  EXPECT_EQ(a.diagonal, b.diagonal);
   expect_same_bits(a.direction, b.direction, "direction");
   EXPECT_EQ(a.base, b.base);
   EXPECT_EQ(a.from_zero, b.from_zero);
@@ -121,6 +122,7 @@ void expect_same(const msg::Update& a, const msg::Update& b) {
   expect_same_bits(a.product, b.product, "product");
   EXPECT_EQ(a.gram, b.gram);
   EXPECT_EQ(a.hessian, b.hessian);
+  EXPECT_EQ(a.diagonal, b.diagonal);
   EXPECT_EQ(a.validation.examples, b.validation.examples);
   expect_same_bits(a.validation.loss_sum, b.validation.loss_sum, "validation.loss_sum");
   EXPECT_EQ(a.validation.correct, b.validation.correct);
@@ -232,6 +234,7 @@ std::vector<msg::Message> samples(std::size_t n) {
   update.product = ramp(n, 0.75);
   update.gram = {1.5f, -2.25f, 3.0e-38f};
   update.hessian = {0.5f, 7.0f, -1e-3f, 2.0f, 0.0f, 1e30f};
+  update.diagonal = {0.25f, 0.0f, 1e30f, 1.5e-40f};
   update.validation.examples = 7;
   update.validation.loss_sum = 3.25;
   update.validation.correct = 5;
@@ -633,12 +636,21 @@ TEST(WireDecode, CurvatureRequestsOnlyInGradientRoundsAndHessiansTravelExactly) 
   EXPECT_TRUE(std::get<msg::RoundStart>(*decoded).hessian);
   EXPECT_FALSE(std::get<msg::RoundStart>(*decoded).gram);
   start.gram = true;
-  expect_error_containing(decode_copy(encode(start)), "asks for both the Gram and the Hessian");
+  expect_error_containing(decode_copy(encode(start)), "more than one of the Gram, the Hessian");
+  start.gram = false;
+  start.diagonal = true;
+  expect_error_containing(decode_copy(encode(start)), "more than one of the Gram, the Hessian");
+  start.hessian = false;
+  decoded = decode_copy(encode(start));
+  ASSERT_TRUE(decoded.is_ok()) << decoded.error();
+  EXPECT_TRUE(std::get<msg::RoundStart>(*decoded).diagonal);
+  EXPECT_FALSE(std::get<msg::RoundStart>(*decoded).hessian);
   for (const msg::RoundKind kind : {msg::RoundKind::run, msg::RoundKind::product}) {
-    for (const bool gram : {false, true}) {
+    for (int asked = 0; asked < 3; ++asked) {
       start.kind = kind;
-      start.gram = gram;
-      start.hessian = !gram;
+      start.gram = asked == 0;
+      start.hessian = asked == 1;
+      start.diagonal = asked == 2;
       expect_error_containing(decode_copy(encode(start)), "outside a Newton-CG gradient round");
     }
   }
@@ -652,6 +664,16 @@ TEST(WireDecode, CurvatureRequestsOnlyInGradientRoundsAndHessiansTravelExactly) 
   EXPECT_EQ(std::get<msg::Update>(*decoded).hessian, u.hessian);
   u.hessian[1] = std::numeric_limits<float>::quiet_NaN();
   expect_error(decode_copy(encode(u)), "Update.hessian[1] is not finite");
+  u.hessian.clear();
+  u.diagonal = {1.0f, 0.0f, 3.5e-8f, 2.0f, 0.5f, 7.0f};
+  decoded = decode_copy(encode(u));
+  ASSERT_TRUE(decoded.is_ok()) << decoded.error();
+  EXPECT_EQ(std::get<msg::Update>(*decoded).diagonal, u.diagonal);
+  EXPECT_TRUE(std::get<msg::Update>(*decoded).hessian.empty());
+  u.diagonal[2] = std::numeric_limits<float>::infinity();
+  expect_error(decode_copy(encode(u)), "Update.diagonal[2] is not finite");
+  u.diagonal[2] = -1e-3f;  // a curvature is never negative
+  expect_error(decode_copy(encode(u)), "Update.diagonal[2] is negative");
 }
 
 TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
@@ -1185,7 +1207,7 @@ TEST(WireDecode, RejectsOtherProtocolVersions) {
   // Newton-CG rounds and the validation counts, 4: from before packed deltas, 5: from before the
   // compressed broadcast, 6: from before the compact setup, 7: from before range-coded integers,
   // 8: from before the Hessian upload; each is refused with a clear reason.
-  for (std::uint32_t version : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 10u, 0xFFFFFFFFu}) {
+  for (std::uint32_t version : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 11u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
         finish(fbb, fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, 3).Union(), version);

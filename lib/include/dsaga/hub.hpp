@@ -79,11 +79,19 @@ Result<Aggregation> parse_aggregation(const std::string& text);
 // (d*C)^2 upload each gradient round is affordable (d*C <= newton::max_gram_columns(); not for
 // the squared loss), else the Gram bound where its one-time d x d upload is (d <=
 // newton::max_gram_columns()), else that bound approximated on two-level's basis where the run
-// switched from two-level, else the previous CG's curvature pairs. hessian and gram name the
-// first two (each falls back as automatic where it is not affordable).
-enum class Preconditioner : std::uint8_t { automatic = 0, gram = 1, pairs = 2, hessian = 3 };
+// switched from two-level, else `diagonal`: the diagonals of the agents' Hessians each gradient
+// round (d*C floats) as the initial matrix of the previous CG's curvature pairs. hessian and gram
+// name the first two (each falls back as automatic where it is not affordable); pairs is the
+// pairs alone, nothing uploaded.
+enum class Preconditioner : std::uint8_t {
+  automatic = 0,
+  gram = 1,
+  pairs = 2,
+  hessian = 3,
+  diagonal = 4
+};
 const char* to_string(Preconditioner preconditioner);
-// "auto" | "hessian" | "gram" | "pairs"
+// "auto" | "hessian" | "gram" | "diagonal" | "pairs"
 Result<Preconditioner> parse_preconditioner(const std::string& text);
 
 struct HubOptions {
@@ -474,6 +482,10 @@ class HubCore {
     double mu = 0.0;
     double predicted = std::numeric_limits<double>::quiet_NaN();
     newton::HessianModel model;
+    // use_diagonal: sum_k diag(H_k) at w_outer (d*C; empty: none yet), the initial matrix of the
+    // curvature pairs' recursion (newton.hpp: diagonal).
+    bool use_diagonal = false;
+    Eigen::VectorXd diagonal;
     // From two-level's basis (coarse_), where the Gram is not used and pairs were not asked for
     // (not checkpointed: rebuilt on demand; `coarse_failed` once it could not be).
     newton::CoarsePreconditioner coarse;

@@ -30,8 +30,9 @@ namespace dsaga::msg {
 // Update's held-out validation counts, 5: compact encodings of Update.dw and Update.dS,
 // 6: the broadcast as q8 changes (RoundStart.base), 7: compact setup (the support as a bitmap,
 // zero vectors as their length, InitUpload's table sum rounded like dS), 8: q8 integers as
-// range codes, 9: Newton-CG's Hessian upload (RoundStart.hessian, Update.hessian)
-inline constexpr std::uint32_t kProtocolVersion = 9;
+// range codes, 9: Newton-CG's Hessian upload (RoundStart.hessian, Update.hessian), 10: and its
+// diagonal (RoundStart.diagonal, Update.diagonal)
+inline constexpr std::uint32_t kProtocolVersion = 10;
 
 // How an agent rounds dw and dS before sending them, with error feedback (compress.hpp).
 using compress::Encoding;
@@ -121,7 +122,8 @@ struct InitUpload {
 //   run       the algorithm's local run from (w, gbar): Update.dw, dS (and the coarse payload)
 //   gradient  the loss sum and the gradient sum g_k at w, keeping the curvature there:
 //             Update.product = g_k (and Update.gram = its Gram when RoundStart.gram, or
-//             Update.hessian = its part of the Hessian at w when RoundStart.hessian)
+//             Update.hessian = its part of the Hessian at w when RoundStart.hessian, or
+//             Update.diagonal = that part's diagonal when RoundStart.diagonal)
 //   product   the data part of the Hessian at w times `direction`: Update.product = (H p)_k
 // Newton rounds carry no gbar and their Updates no dw, dS: they leave the tables alone.
 enum class RoundKind : std::uint8_t { run = 0, gradient = 1, product = 2 };
@@ -138,6 +140,7 @@ struct RoundStart {
   RoundKind kind = RoundKind::run;
   bool gram = false;              // gradient: also upload the Gram X_k^T X_k (once)
   bool hessian = false;           // gradient: also upload the data part of the Hessian at w
+  bool diagonal = false;          // gradient: also upload that part's diagonal
   std::vector<double> direction;  // product: p (d*C, or restricted like w)
   // The broadcast as changes (hub.hpp: HubOptions::compression): base > 0 says w and gbar are
   // empty and the agent adds w_delta and gbar_delta (as wide as w would be) to the w and gbar
@@ -169,6 +172,9 @@ struct Update {
   // sum_i (x_i x_i^T) (x) A_i at w on the support x classes (the layout of w), packed upper
   // triangle; or empty (newton.hpp: AgentCurvature::hessian_upper)
   std::vector<float> hessian;
+  // The diagonal of that sum on the support x classes; or empty
+  // (newton.hpp: AgentCurvature::hessian_diagonal)
+  std::vector<float> diagonal;
   // Counts on the agent's validation rows at the point of loss_sum (validation.hpp); empty when
   // it has none or skipped the pass this round (--eval-every). Every mode takes them.
   ValidationCounts validation;

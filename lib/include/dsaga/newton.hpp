@@ -32,6 +32,13 @@
 //          basis orthonormalised through its Gram (exact where U was rounded to q8). The stiff
 //          directions two-level found are scaled apart from the flat rest. The curvatures are
 //          estimates and the cross terms are left out: not a strict bound on H.
+//   diagonal  each gradient round every agent uploads the diagonal of its part of the Hessian at
+//          w (d*C floats on its support), and the hub uses D = diag(H) as the initial matrix of
+//          the pairs' recursion below (Jacobi on the first round). For wide models neither of
+//          the above fits: on sparse data whose columns and rows differ in scale by decades the
+//          diagonal halves CG's products (bench/RESULTS.md, the sparse set of daemons_small).
+//          Not Gram-bound diagonals: their saturated rows weigh as much as live ones, and on
+//          that set they need more products than no preconditioner.
 //   pairs  nothing uploaded: the curvature pairs (p_j, H p_j) of the previous round's CG in an
 //          L-BFGS two-loop recursion (Morales and Nocedal 2000); the first round runs plain CG.
 //
@@ -70,6 +77,10 @@ class AgentCurvature {
   // column for dense data), float32 (accumulated in double).
   void hessian_upper(const Dataset& data, const Objective& objective,
                      const std::vector<std::uint32_t>& support, std::vector<float>& packed) const;
+  // The diagonal of that sum, sum_i x_ij^2 (A_i)_cc, in the same layout (support position * C +
+  // class), float32 (accumulated in double): d*C values where hessian_upper has (d*C)^2 / 2.
+  void hessian_diagonal(const Dataset& data, const Objective& objective,
+                        const std::vector<std::uint32_t>& support, std::vector<float>& out) const;
   // Whether the curvature held is the one at w (bitwise).
   bool at(const Eigen::VectorXd& w) const {
     return w_.size() == w.size() && w_.size() > 0 && (w_.array() == w.array()).all();
@@ -176,9 +187,11 @@ inline constexpr double kMaxDamping = 1e12;
 double raise_damping(double mu, double initial);
 
 // The L-BFGS two-loop recursion on pairs (s_j, y_j = H s_j), columns of `s` and `y` (oldest
-// first); the identity when there are none.
+// first). Its initial matrix is diag(`diagonal`)^{-1} where that is given (positive entries, the
+// width of r), else the scalar s.y / y.y of the newest pair; with no pairs: r / diagonal, or r.
 Eigen::VectorXd apply_pairs(const Eigen::MatrixXd& s, const Eigen::MatrixXd& y,
-                            const Eigen::VectorXd& r);
+                            const Eigen::VectorXd& r,
+                            const Eigen::VectorXd& diagonal = Eigen::VectorXd());
 
 // Preconditioned CG on H x = -g from x = 0, one product at a time (the hub's state: every
 // member is checkpointed).
