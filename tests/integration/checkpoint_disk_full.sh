@@ -49,8 +49,16 @@ done
 for _ in $(seq 200); do [ "$(wc -l <"$WORK/first.csv" 2>/dev/null || echo 0)" -gt 5 ] && break; sleep 0.1; done
 [ "$(wc -l <"$WORK/first.csv")" -gt 5 ] || fail "the first hub did not train"
 saved_before=$(ls "$CKPT" | sed -n 's/^hub-0*\([0-9][0-9]*\)\.ckpt$/\1/p' | sort -n | tail -1)
-dd if=/dev/zero of="$CKPT/filler" bs=4k 2>/dev/null || true  # until ENOSPC
+# Until ENOSPC, and again while the hub lives: it writes a checkpoint before it removes the
+# oldest, so a fill that lands between the two leaves it one file's room, which it then reuses
+# round after round (seen under load: the hub never failed).
+dd if=/dev/zero of="$CKPT/filler" bs=4k 2>/dev/null || true
 echo "disk filled; round $saved_before was saved before"
+for i in $(seq 150); do
+  kill -0 $HUB1 2>/dev/null || break
+  dd if=/dev/zero of="$CKPT/filler-$i" bs=4k 2>/dev/null || true
+  sleep 0.2
+done
 
 rc=0
 wait_pid $HUB1 30 || rc=$?
@@ -62,7 +70,7 @@ grep -qF "$CKPT" "$WORK/error.txt" || fail "the hub's error does not name the ch
 for p in "${AGENT_PIDS[@]}"; do kill -0 "$p" 2>/dev/null || fail "agent $p did not wait for a hub"; done
 
 # Space is back: a new hub on the same directory resumes and the agents train to the target.
-rm -f "$CKPT/filler"
+rm -f "$CKPT"/filler*
 "$HUB" --listen "$ENDPOINT" "${COMMON[@]}" --f-star "$FSTAR" --target 1e-6 --max-rounds 10000000 \
   --metrics "$WORK/second.csv" >"$WORK/hub2.log" 2>&1 &
 HUB2=$!; PIDS+=($HUB2)
