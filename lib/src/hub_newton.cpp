@@ -2,7 +2,8 @@
 // math, ALGORITHM.md section 7.3 the derivation). Synchronous rounds, each one exchange:
 //
 //   gradient round  every agent sends its loss sum and g_k at w (and, the first time, its Gram;
-//                   or every time its part of the Hessian at w). F rose against the last
+//                   or every time its part of the Hessian at w, or that part's diagonal on a
+//                   wide model). F rose against the last
 //                   accepted point: the step is halved and asked again (with the Hessians: the
 //                   hub solves (H + mu I) x = -g itself with a larger damping mu, no exchange).
 //                   Otherwise w is accepted and CG starts on (H(w) + mu I) x = -g.
@@ -93,8 +94,9 @@ void NewtonMode::switch_to(HubCore& hub, const std::string& why) {
 void choose_start_mode(HubCore& hub) { NewtonMode::choose_at_start(hub); }
 
 void NewtonMode::choose_at_start(HubCore& hub) {
+  // (Every model has a preconditioner from the start but with `pairs`: the Hessians or the Gram
+  // where they fit, else the diagonals.)
   if (hub.options_.aggregation != Aggregation::automatic || hub.active_ != Aggregation::two_level ||
-      hub.features_ > newton::max_gram_columns() ||
       hub.options_.preconditioner == Preconditioner::pairs ||
       coarse::whole_space(hub.features_, hub.options_.objective.classes, hub.options_.coarse_rank))
     return;
@@ -108,7 +110,7 @@ void NewtonMode::choose_at_start(HubCore& hub) {
   if (progress >= kFlatProgress) return;
   switch_to(hub, cat("the local runs would move the flattest directions (curvature lambda) by ",
                      "eta T lambda = ", progress, " per round at most (below ", kFlatProgress,
-                     "), and the Gram of d = ", hub.features_, " columns is affordable"));
+                     ")"));
 }
 
 void NewtonMode::begin(HubCore& hub) {
@@ -127,11 +129,11 @@ void NewtonMode::begin(HubCore& hub) {
   s.use_gram = !s.use_hessian && affordable && asked != Preconditioner::pairs &&
                asked != Preconditioner::diagonal;
   s.gram_asked = s.use_gram;
-  // The diagonal where neither fits (or asked): d*C floats each gradient round, as the initial
+  // The diagonal where neither fits (or asked), but after a switch from two-level, whose basis
+  // bound does better (docs/ALGORITHM.md 7.3): d*C floats each gradient round, as the initial
   // matrix of the curvature pairs' recursion.
-  s.use_diagonal = !s.use_hessian && !s.use_gram &&
-                   (asked == Preconditioner::diagonal ||
-                    (asked == Preconditioner::automatic && !on_coarse_basis(hub)));
+  s.use_diagonal = !s.use_hessian && !s.use_gram && asked != Preconditioner::pairs &&
+                   (asked == Preconditioner::diagonal || !on_coarse_basis(hub));
   s.w_outer = hub.w_;
   const std::string over = cat("d = ", hub.features_, " is over ", newton::max_gram_columns(),
                                " columns for a Gram upload; ");

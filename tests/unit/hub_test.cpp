@@ -1570,17 +1570,20 @@ TEST(HubNewton, AProductRoundMissingAnAgentEndsTheCgWithTheStepSoFar) {
 // auto chooses before the first round: Newton-CG where eta T lambda is tiny (a large L_max and a
 // small lambda), two-level otherwise.
 TEST(HubNewton, AutoStartsWithNewtonCgOnlyWhereLocalRunsCannotMoveFlatDirections) {
-  for (const bool flat : {true, false}) {
-    SCOPED_TRACE(flat ? "flat" : "well-conditioned");
+  // A model of d = 300 (at d * C <= 256 two-level's coarse space is the whole space: exact
+  // Newton), and one too wide for the Gram (d = 1500), whose CG has the agents' diagonals.
+  for (const std::uint32_t d : {300u, 1500u}) {
+   for (const bool flat : {true, false}) {
+    SCOPED_TRACE(std::to_string(d) + (flat ? " flat" : " well-conditioned"));
     HubOptions o = options();
     o.aggregation = Aggregation::automatic;
+    o.preconditioner = Preconditioner::automatic;
     o.objective.lambda = flat ? 1e-4 : 0.5;
     HubCore hub(o);
     std::vector<Outgoing> out;
-    // eta = 1 / L_max; T = n_k (1 and 3): eta T lambda = 3 lambda / (L_max + lambda). A model
-    // of d = 300 (at d * C <= 256 two-level's coarse space is the whole space: exact Newton).
+    // eta = 1 / L_max; T = n_k (1 and 3): eta T lambda = 3 lambda / (L_max + lambda).
     msg::Join a = make_join("a", 1, flat ? 500.0 : 1.0), b = make_join("b", 3, 1.0);
-    a.features = b.features = 300;
+    a.features = b.features = d;
     ASSERT_TRUE(hub.on_message("pa", a, 0.0, out));
     ASSERT_TRUE(hub.on_message("pb", b, 0.0, out));
     const auto configs = sent<msg::Config>(out, "pa");
@@ -1590,6 +1593,22 @@ TEST(HubNewton, AutoStartsWithNewtonCgOnlyWhereLocalRunsCannotMoveFlatDirections
     for (const std::string& note : hub.take_notes())
       noted = noted || note.find("Newton-CG from the start") != std::string::npos;
     EXPECT_EQ(noted, flat);
+    if (!flat) continue;
+    // The first round asks for the preconditioner's upload, and the hub names it.
+    out.clear();
+    const std::vector<double> zeros(d, 0.0);
+    ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 1, zeros, 0.5, {}, 0, {}, {}, {}}, 0.0, out));
+    ASSERT_TRUE(hub.on_message("pb", msg::InitUpload{1, 3, zeros, 1.5, {}, 0, {}, {}, {}}, 0.0, out));
+    const auto starts = sent<msg::RoundStart>(out, "pa");
+    ASSERT_EQ(starts.size(), 1u);
+    EXPECT_EQ(starts[0]->kind, msg::RoundKind::gradient);
+    EXPECT_EQ(starts[0]->diagonal, d > 1447);
+    EXPECT_EQ(starts[0]->hessian, d <= 1447);
+    bool diagonal = false;
+    for (const std::string& note : hub.take_notes())
+      diagonal = diagonal || note.find("on the diagonal of the agents' Hessians") != std::string::npos;
+    EXPECT_EQ(diagonal, d > 1447);
+   }
   }
 }
 
@@ -1602,7 +1621,8 @@ TEST(HubNewton, AutoSwitchOnAWideModelPreconditionsWithTheCoarseBasis) {
   const Index d = 1500;
   HubOptions o;  // aggregation auto
   o.objective.loss = Loss::logistic;
-  o.objective.lambda = 1e-3;
+  // eta T lambda = 3 lambda / (2 + lambda) = 0.015: not flat enough for Newton-CG from the start.
+  o.objective.lambda = 1e-2;
   o.expected_agents = 2;
   o.max_rounds = 40;
   o.compression = msg::Encoding::f64;
