@@ -381,8 +381,11 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
     update.coarse_g.clear();
     update.coarse_h.clear();
   }
+  // (The slot may hold a Newton round's answer: a hub started afresh in another mode.)
   update.product.clear();
   update.gram.clear();
+  update.hessian.clear();
+  update.diagonal.clear();
   // Held-out counts at the point of loss_sum (agent.hpp: AgentOptions::validation). Only an
   // asynchronous hub names evaluation points; once one has, the other points are not common to
   // the agents and their counts would be dropped.

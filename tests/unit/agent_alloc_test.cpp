@@ -17,9 +17,11 @@
 #include <vector>
 
 #include "dsaga/agent.hpp"
+#include "dsaga/coarse.hpp"
 #include "dsaga/compress.hpp"
 #include "dsaga/dataset.hpp"
 #include "dsaga/messages.hpp"
+#include "dsaga/newton.hpp"
 #include "dsaga/objective.hpp"
 #include "dsaga/rng.hpp"
 #include "dsaga/wire.hpp"
@@ -306,6 +308,63 @@ TEST(AgentAlloc, CounterSeesTheAllocationsOfTheNonReusingPath) {
     EXPECT_GT(counting.count(), 0);
   }
 #endif
+}
+
+// A Newton-CG gradient round that asks for the diagonal of the agent's Hessian part is answered
+// with g_k and that diagonal (newton.hpp), and a run round after it carries neither, nor the
+// Hessian (the Update is built in the same slot: a hub started afresh in another mode).
+TEST(AgentNewton, TheDiagonalAnswersItsGradientRoundAndNoRunRoundAfter) {
+  const Case c = cases()[3];  // dense multinomial, C = 3
+  const Dataset data = data_for(c);
+  const HubScript hub = script(data, c.objective, c.algorithm);
+  AgentCore core(data, c.objective, AgentOptions{"agent-1", 7});
+  std::vector<msg::Message> out;
+  const auto deliver = [&](const msg::Message& message) {
+    out.clear();
+    const Status status = core.on_message(message, out);
+    ASSERT_TRUE(status) << status.message();
+  };
+  const auto decoded = [](const std::vector<std::uint8_t>& bytes) {
+    auto m = wire::decode(bytes.data(), bytes.size());
+    EXPECT_TRUE(m) << m.error();
+    return *m;
+  };
+  deliver(decoded(hub.config));
+  deliver(decoded(hub.init_ack));
+  const std::size_t dim = static_cast<std::size_t>(data.cols() * c.objective.classes);
+  msg::RoundStart gradient;
+  gradient.round = 1;
+  gradient.kind = msg::RoundKind::gradient;
+  gradient.diagonal = true;
+  gradient.w = random_vector(dim, 5, 0.3);
+  deliver(gradient);
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<msg::Update>(out[0]));
+  const msg::Update& answer = std::get<msg::Update>(out[0]);
+  Objective objective = c.objective;
+  objective.lambda = 1e-3;
+  newton::AgentCurvature curvature;
+  Eigen::VectorXd g;
+  curvature.gradient(data, objective, Eigen::Map<const Eigen::VectorXd>(gradient.w.data(),
+                                                                       static_cast<Index>(dim)),
+                     g);
+  std::vector<float> want;
+  curvature.hessian_diagonal(data, objective, coarse::support_of(data), want);
+  EXPECT_EQ(answer.diagonal, want);
+  EXPECT_TRUE(answer.hessian.empty());
+  EXPECT_EQ(answer.product.size(), dim);
+  deliver(msg::Ack{1, answer.seq});
+  // The run round of script's round 2.
+  msg::Message run = decoded(hub.round_start[1]);
+  std::get<msg::RoundStart>(run).round = 2;
+  deliver(run);
+  ASSERT_EQ(out.size(), 1u);
+  const msg::Update& update = std::get<msg::Update>(out[0]);
+  EXPECT_EQ(update.round, 2u);
+  EXPECT_TRUE(update.diagonal.empty());
+  EXPECT_TRUE(update.hessian.empty());
+  EXPECT_TRUE(update.product.empty());
+  EXPECT_EQ(update.dw.size(), dim);
 }
 
 }  // namespace
