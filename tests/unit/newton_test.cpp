@@ -301,7 +301,7 @@ TEST(NewtonHub, CoarsePreconditionerInvertsItsBoundSymmetrically) {
   EXPECT_TRUE(pre.build(flat, beta, lambda).is_ok());
 }
 
-TEST(NewtonAgent, HessianUploadIsEveryProductOnTheSupportTimesClasses) {
+TEST(NewtonAgent, HessianUploadAndItsDiagonalAreEveryProductOnTheSupportTimesClasses) {
   for (const Case& c : kCases) {
     SCOPED_TRACE(std::string(to_string(c.loss)) + (c.sparse ? " sparse" : " dense"));
     Objective objective;
@@ -328,30 +328,12 @@ TEST(NewtonAgent, HessianUploadIsEveryProductOnTheSupportTimesClasses) {
         const double want = h(global(a), global(b));
         EXPECT_NEAR(packed[k], want, 1e-6 * (1 + h.cwiseAbs().maxCoeff())) << a << "," << b;
       }
-  }
-}
-
-TEST(NewtonAgent, HessianDiagonalIsTheHessiansOnTheSupportTimesClasses) {
-  for (const Case& c : kCases) {
-    SCOPED_TRACE(std::string(to_string(c.loss)) + (c.sparse ? " sparse" : " dense"));
-    Objective objective;
-    objective.loss = c.loss;
-    objective.classes = c.classes;
-    const Dataset data = problem(50, 6, objective, 22, c.sparse);
-    const Index C = c.classes, dim = data.cols() * C;
-    const Eigen::VectorXd w = 0.5 * random_vector(dim, 10);
-    const Eigen::MatrixXd h = hessian(data, objective, w);
-    newton::AgentCurvature curvature;
-    Eigen::VectorXd g;
-    curvature.gradient(data, objective, w, g);
-    const std::vector<std::uint32_t> support = coarse::support_of(data);
+    // The diagonal alone (the `diagonal` preconditioner's upload), in the same layout.
     std::vector<float> diagonal;
     curvature.hessian_diagonal(data, objective, support, diagonal);
-    const Index m = static_cast<Index>(support.size()) * C;
     ASSERT_EQ(static_cast<Index>(diagonal.size()), m);
     for (Index a = 0; a < m; ++a) {
-      const Index global = Index(support[a / C]) * C + a % C;
-      EXPECT_NEAR(diagonal[static_cast<std::size_t>(a)], h(global, global),
+      EXPECT_NEAR(diagonal[static_cast<std::size_t>(a)], h(global(a), global(a)),
                   1e-6 * (1 + h.diagonal().maxCoeff()))
           << a;
       EXPECT_GT(diagonal[static_cast<std::size_t>(a)], 0.0f) << a;  // every support column is used
