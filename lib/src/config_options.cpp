@@ -138,7 +138,8 @@ std::vector<OptionSpec> hub_options(HubConfig& c) {
        "mean of the steps); async (dsaga: apply each update on arrival)",
        enum_ref(h.aggregation, parse_aggregation, to_string)},
       {"training", "preconditioner", "--preconditioner",
-       "newton-cg: auto (the agents' Hessians at each new point, steps damped by the hub, "
+       "newton-cg: auto (the agents' Hessians at each new point, each Newton step solved and "
+       "damped at the hub, no product rounds, "
        "where their (d*C)^2 upload is affordable, d*C <= 1447, and the loss is not squared; else "
        "the Gram bound where its one-time d x d upload is, d <= 1447; else that bound "
        "approximated on two-level's basis where auto switched from two-level; else diagonal); "

@@ -139,10 +139,11 @@ void NewtonMode::begin(HubCore& hub) {
                                " columns for a Gram upload; ");
   hub.notes_.push_back(
       s.use_hessian
-          ? cat("Newton-CG: preconditioner M = H / N + (lambda + mu) I from the agents' Hessians "
-                "at each accepted point (d*C = ", width, ": ",
+          ? cat("Newton-CG: the damped Newton step (H / N + (lambda + mu) I) x = -g solved at "
+                "the hub from the agents' Hessians at each point (d*C = ", width, ": ",
                 coarse::packed_size(static_cast<std::size_t>(width)) * sizeof(float),
-                " bytes from each agent a gradient round), steps damped by mu")
+                " bytes from each agent a gradient round); CG products only after a round some "
+                "agent missed")
       : s.use_gram ? cat("Newton-CG: preconditioner M = beta X^T X / N + lambda I from the agents' "
                        "Grams (d = ", hub.features_, ": one upload each)")
       : s.use_diagonal
@@ -331,6 +332,18 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
                                      : static_cast<Index>(a.support[i / C]) * C +
                                            static_cast<Index>(i % C)] += u.diagonal[i];
     }
+  }
+  // Every agent's Hessian at w is here: the damped Newton step is the model's minimiser, solved
+  // at the hub, and the next round is the gradient round at the new point. (A CG would ask the
+  // agents for H p, which the hub holds to float32's rounding: a round more per Newton step for
+  // nothing. After a partial round the model is a stale one, and CG's products correct it.)
+  if (s.use_hessian && complete && hessian_ready(hub)) {
+    s.step = -s.model.solve(g);
+    s.predicted = s.model.predicted_decrease(g, s.step);
+    s.t = 1.0;
+    hub.w_ = s.w_outer + s.step;
+    report.cg_steps = 0;
+    return;
   }
   s.cg.start(g, precondition(hub, -g), newton::cg_tolerance(g.norm()));
   s.stage = msg::RoundKind::product;

@@ -1298,7 +1298,8 @@ TEST(HubNewton, ResumedMidCgContinuesBitIdentically) {
                            hessian_b = {3, 0.75f, 0, 2.25f, 0.75f, 1.49f};
   const std::vector<float> diagonal_a = {1.01f, 0.75f, 0.5f}, diagonal_b = {3, 2.25f, 1.49f};
   // Both hubs get the same answers, computed from what each asks (the agents hold a quadratic
-  // model); the copy takes over from a checkpoint after round 1, in the middle of the first CG.
+  // model); the copy takes over from a checkpoint after round 1, in the middle of the first CG
+  // (with the Hessians, between the first two Newton steps).
   std::uint64_t seqs = 2;
   for (std::uint64_t r = 1; r <= 12; ++r, ++seqs) {
     for (HubCore* core : {&hub, &resumed}) {
@@ -1336,13 +1337,16 @@ TEST(HubNewton, ResumedMidCgContinuesBitIdentically) {
       ASSERT_TRUE(resumed.restore(hub.snapshot()));
       ASSERT_TRUE(resumed.on_message("qa", make_join("a", 1, 2.0), 3.0, out2));
       ASSERT_TRUE(resumed.on_message("qb", make_join("b", 3, 1.0), 3.0, out2));
-      // Round 2 is a CG product round: it goes out again with the same direction.
+      // Round 2 is a CG product round (with the Hessians, the gradient round at the Newton
+      // step the hub solved: no CG): it goes out again the same.
       const auto again = sent<msg::RoundStart>(out2, "qa");
       const auto original = sent<msg::RoundStart>(out, "pa");
       ASSERT_EQ(again.size(), 1u);
       ASSERT_EQ(original.size(), 1u);
-      EXPECT_EQ(again[0]->kind, msg::RoundKind::product);
+      EXPECT_EQ(again[0]->kind,
+                with_hessian ? msg::RoundKind::gradient : msg::RoundKind::product);
       EXPECT_EQ(again[0]->direction, original[0]->direction);
+      EXPECT_EQ(again[0]->w, original[0]->w);
       continue;
     }
     if (r < 1) continue;
@@ -1362,12 +1366,12 @@ TEST(HubNewton, ResumedMidCgContinuesBitIdentically) {
  }
 }
 
-// auto's preconditioner at d * C = 3: the agents' Hessians each gradient round. With M = H
-// exactly, CG ends after one product at the Newton step; a gradient round whose F rose is
-// answered by the hub alone, w = w_outer - (H + mu I)^{-1} g with mu = 1e-3 max diag H, and the
-// next round asks for F and the Hessians there (no product round). Answers without the Hessian,
-// with one of the wrong size, or with one where none was asked are refused and change nothing.
-TEST(HubNewton, TheHessiansPreconditionAndARiseIsDampedWithoutAnExchange) {
+// auto's choice at d * C = 3: the agents' Hessians each gradient round. With every agent's
+// Hessian the hub solves the Newton step itself, and the next round is the gradient round there
+// (no product round); a gradient round whose F rose is answered the same way, w = w_outer -
+// (H + mu I)^{-1} g with mu = 1e-3 max diag H. Answers without the Hessian or with one of the
+// wrong size are refused and change nothing.
+TEST(HubNewton, TheHessiansGiveTheNewtonStepAtTheHubAndARiseIsDampedWithoutAnExchange) {
   HubOptions o = options();
   o.preconditioner = Preconditioner::automatic;
   HubCore hub(o);
@@ -1391,31 +1395,18 @@ TEST(HubNewton, TheHessiansPreconditionAndARiseIsDampedWithoutAnExchange) {
   const Eigen::Vector3d g(1, -2, 0.5);
   const Eigen::Matrix3d h = model_a() / 4.0 + 0.5 * Eigen::Matrix3d::Identity();
   auto starts = sent<msg::RoundStart>(out, "pa");
-  ASSERT_EQ(starts.back()->kind, msg::RoundKind::product);
-  EXPECT_FALSE(starts.back()->hessian);
-  const Eigen::Vector3d p(starts.back()->direction[0], starts.back()->direction[1],
-                          starts.back()->direction[2]);
-  EXPECT_LE((p + h.ldlt().solve(g)).norm(), 1e-12);  // the first direction: the Newton step
-  out.clear();
-  // A Hessian in a product round was not asked for.
-  const Eigen::Vector3d ap = model_a() * p;
-  refused = hub.on_message("pa", answer(2, 3, 1, {ap[0] / 4, ap[1] / 4, ap[2] / 4}, 0, {}, hessian_a),
-                           2.0, out);
-  ASSERT_FALSE(refused);
-  EXPECT_NE(refused.message().find("did not ask for"), std::string::npos) << refused.message();
-  ASSERT_TRUE(hub.on_message("pa", answer(2, 3, 1, {ap[0] / 4, ap[1] / 4, ap[2] / 4}, 0), 2.0, out));
-  ASSERT_TRUE(hub.on_message("pb", answer(2, 3, 3, {3 * ap[0] / 4, 3 * ap[1] / 4, 3 * ap[2] / 4}, 0),
-                             2.0, out));
-  starts = sent<msg::RoundStart>(out, "pa");
-  ASSERT_EQ(starts.size(), 1u);
-  EXPECT_EQ(starts[0]->kind, msg::RoundKind::gradient);  // one product was enough
-  EXPECT_TRUE(starts[0]->hessian);
+  ASSERT_EQ(starts.back()->round, 2u);
+  EXPECT_EQ(starts.back()->kind, msg::RoundKind::gradient);  // no CG: the step is solved
+  EXPECT_TRUE(starts.back()->hessian);
   const Eigen::Vector3d newton = -h.ldlt().solve(g);
   EXPECT_LE((hub.w() - newton).norm(), 1e-12);
-  // Round 3: F rose (loss sums 400 against F(0) = 10). The hub damps the step itself.
+  ASSERT_EQ(starts.back()->w.size(), 3u);
+  EXPECT_EQ(Eigen::Vector3d(starts.back()->w[0], starts.back()->w[1], starts.back()->w[2]),
+            hub.w());
+  // Round 2: F rose (loss sums 400 against F(0) = 10). The hub damps the step itself.
   out.clear();
-  ASSERT_TRUE(hub.on_message("pa", answer(3, 4, 1, {0, 0, 0}, 100.0, {}, hessian_a), 3.0, out));
-  ASSERT_TRUE(hub.on_message("pb", answer(3, 4, 3, {0, 0, 0}, 300.0, {}, hessian_b), 3.0, out));
+  ASSERT_TRUE(hub.on_message("pa", answer(2, 3, 1, {0, 0, 0}, 100.0, {}, hessian_a), 2.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(2, 3, 3, {0, 0, 0}, 300.0, {}, hessian_b), 2.0, out));
   starts = sent<msg::RoundStart>(out, "pa");
   ASSERT_EQ(starts.size(), 1u);
   EXPECT_EQ(starts[0]->kind, msg::RoundKind::gradient);
@@ -1433,6 +1424,32 @@ TEST(HubNewton, TheHessiansPreconditionAndARiseIsDampedWithoutAnExchange) {
   HubCore copy(o);
   ASSERT_TRUE(copy.restore(hub.snapshot()));
   EXPECT_EQ(copy.snapshot(), hub.snapshot());
+}
+
+// A gradient round some agent missed leaves the hub with the last Hessians, of another point:
+// the step is then the CG's, whose product rounds measure H at the new point.
+TEST(HubNewton, AfterAGradientRoundMissingAnAgentTheStaleHessiansOnlyPrecondition) {
+  HubOptions o = options();
+  o.preconditioner = Preconditioner::automatic;
+  o.round_deadline = 1.0;
+  HubCore hub(o);
+  std::vector<Outgoing> out;
+  start(hub, out, true);
+  const std::vector<float> hessian_a = {1, 0.25f, 0, 0.75f, 0.25f, 0.5f},
+                           hessian_b = {3, 0.75f, 0, 2.25f, 0.75f, 1.5f};
+  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 10.0, {}, hessian_a), 1.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(1, 2, 3, {3, -6, 1.5}, 30.0, {}, hessian_b), 1.0, out));
+  ASSERT_EQ(sent<msg::RoundStart>(out, "pa").back()->kind, msg::RoundKind::gradient);
+  out.clear();
+  // Round 2 (opened at t = 1): only a answers before the deadline.
+  ASSERT_TRUE(hub.on_message("pa", answer(2, 3, 1, {0.5, -1, 0.25}, 5.0, {}, hessian_a), 1.5, out));
+  hub.on_tick(2.1, out);
+  ASSERT_EQ(hub.round(), 3u);
+  const auto next = sent<msg::RoundStart>(out, "pa");
+  ASSERT_FALSE(next.empty());
+  EXPECT_EQ(next.back()->kind, msg::RoundKind::product);
+  EXPECT_FALSE(next.back()->hessian);
+  EXPECT_EQ(next.back()->direction.size(), 3u);
 }
 
 // --preconditioner diagonal (auto's choice on models too wide for the Hessians or the Gram, here
@@ -1518,10 +1535,9 @@ TEST(HubNewton, TheDampedModelPromisesNoMoreThanF) {
   const Eigen::Vector3d newton = -h.ldlt().solve(g);
   ASSERT_GT(decrease(newton), 1.0);
   const auto starts = sent<msg::RoundStart>(out, "pa");
-  ASSERT_EQ(starts.back()->kind, msg::RoundKind::product);
-  // The first CG direction is -(H + mu I)^{-1} g (M is that matrix): mu from it.
-  const Eigen::Vector3d p(starts.back()->direction[0], starts.back()->direction[1],
-                          starts.back()->direction[2]);
+  ASSERT_EQ(starts.back()->kind, msg::RoundKind::gradient);
+  // The step from w = 0 is -(H + mu I)^{-1} g: mu from it.
+  const Eigen::Vector3d p = hub.w();
   const double mu = -(g + h * p).dot(p) / p.squaredNorm();
   const double floor = 1e-3 * h.diagonal().maxCoeff();
   EXPECT_LE(((h + mu * Eigen::Matrix3d::Identity()) * p + g).norm(), 1e-12);

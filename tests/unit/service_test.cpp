@@ -557,7 +557,11 @@ TEST(Service, NewtonCgReachesTheReferenceOptimumForEveryLoss) {
         EXPECT_LE(r.objective, start * (1 + 1e-12)) << r.round;
       }
     }
-    EXPECT_GT(products, 0);
+    // With the agents' Hessians (auto on these small models, but for the squared loss, whose
+    // Hessian is its Gram) the hub solves every Newton step itself: no product rounds.
+    const bool hessians =
+        setting.preconditioner == Preconditioner::automatic && setting.loss != Loss::squared;
+    EXPECT_EQ(products == 0, hessians) << products;
     EXPECT_LE(gradients, 15);  // Newton: a handful of outer rounds
     // The optimum itself, not only its value.
     EXPECT_LE((run.best_w - reference->w).norm(), 1e-4 * std::max(1.0, reference->w.norm()));
