@@ -6,7 +6,9 @@
 //                   wide model). F rose against the last
 //                   accepted point: the step is halved and asked again (with the Hessians: the
 //                   hub solves (H + mu I) x = -g itself with a larger damping mu, no exchange).
-//                   Otherwise w is accepted and CG starts on (H(w) + mu I) x = -g.
+//                   Otherwise w is accepted and CG starts on (H(w) + mu I) x = -g; with
+//                   every agent's Hessian at w the hub solves that itself instead, and the
+//                   next round is the gradient round at the new point.
 //   product round   the hub sends p; every agent sends (H p)_k. One CG step; when the residual
 //                   meets the tolerance (or after kMaxCgSteps) w <- w + x and a gradient round
 //                   follows.
