@@ -811,6 +811,10 @@ Result<std::string> HubCore::retire(const std::string& agent_id) {
   gbar_.setZero();
   for (const auto& [id, a] : agents_) gbar_ += a.table_sum;
   gbar_ /= static_cast<double>(total_samples_);
+  // Newton-CG's factors, kept off the checkpoint, are of the old N: built again from the
+  // checkpointed sums on demand, as a restored hub builds them.
+  newton_.factor = newton::GramPreconditioner{};
+  newton_.model = newton::HessianModel{};
   // The remaining agents must step with the new N (gbar's scale): their Config changes, so
   // they rebuild their solver; a fresh table at the current w keeps everything consistent.
   for (auto& [id, a] : agents_) a.initialized = false;

@@ -1549,6 +1549,57 @@ TEST(HubNewton, TheDampedModelPromisesNoMoreThanF) {
   EXPECT_GT(decrease(-(h + mu / 4 * Eigen::Matrix3d::Identity()).ldlt().solve(g)), 1.0);
 }
 
+// An operator retires an agent mid-run: N drops, and the factors the hub keeps off the checkpoint
+// (the Gram bound's, the Hessians' model) are of the old N. The live hub must go on as one
+// restored from its checkpoint does, which builds them from the new N.
+TEST(HubNewton, AfterARetireTheLiveHubStepsAsARestoredOne) {
+  for (const Preconditioner asked : {Preconditioner::gram, Preconditioner::automatic}) {
+    SCOPED_TRACE(to_string(asked));
+    const bool hessian = asked == Preconditioner::automatic;
+    HubOptions o = options();
+    o.preconditioner = asked;
+    HubCore hub(o);
+    std::vector<Outgoing> out;
+    start(hub, out, hessian);
+    const std::vector<float> none, gram = {1, 0.5f, 0, 1, 0, 1},
+                                   h = {1, 0.25f, 0, 0.75f, 0.25f, 0.5f};
+    const auto gradient_answer = [&](std::uint64_t round, std::uint64_t seq, std::uint64_t n,
+                                     double scale, bool with_gram) {
+      return answer(round, seq, n, {scale * 1, scale * -2, scale * 0.5}, scale * 10.0,
+                    with_gram ? gram : none, hessian ? h : none);
+    };
+    ASSERT_TRUE(hub.on_message("pa", gradient_answer(1, 2, 1, 1.0, !hessian), 1.0, out));
+    ASSERT_TRUE(hub.on_message("pb", gradient_answer(1, 2, 3, 3.0, !hessian), 1.0, out));
+    // The Gram's CG: its product rounds to the end of the CG (the hub factored the bound).
+    for (std::uint64_t r = 2; !hessian && r < 20; ++r) {
+      const auto open = sent<msg::RoundStart>(out, "pa");
+      if (open.back()->kind != msg::RoundKind::product) break;
+      const std::vector<double>& p = open.back()->direction;
+      out.clear();
+      ASSERT_TRUE(hub.on_message("pa", answer(r, r + 1, 1, {p[0], p[1], p[2]}, 0), 1.0, out));
+      ASSERT_TRUE(hub.on_message("pb", answer(r, r + 1, 3, {3 * p[0], 3 * p[1], 3 * p[2]}, 0), 1.0, out));
+    }
+    ASSERT_TRUE(hub.retire("a"));
+    ASSERT_TRUE(hub.take_commit());
+    HubCore copy(o);
+    ASSERT_TRUE(copy.restore(hub.snapshot()));
+    // b joins both again, rebuilds its table and answers the open gradient round the same.
+    for (HubCore* core : {&hub, &copy}) {
+      std::vector<Outgoing> o2;
+      ASSERT_TRUE(core->on_message("pc", make_join("b", 3, 1.0), 5.0, o2));
+      ASSERT_TRUE(core->on_message("pc", msg::InitUpload{50, 3, {3, 2, 1}, 1.5, {}, 0, {}, {}, {}},
+                                   5.0, o2));
+      const auto open = sent<msg::RoundStart>(o2, "pc");
+      ASSERT_FALSE(open.empty());
+      ASSERT_EQ(open.back()->kind, msg::RoundKind::gradient);
+      ASSERT_TRUE(core->on_message("pc", gradient_answer(open.back()->round, 51, 3, 2.0, false),
+                                   6.0, o2));
+    }
+    EXPECT_TRUE(hub.snapshot() == copy.snapshot());  // (bytes: not printed)
+    EXPECT_EQ(hub.w(), copy.w());
+  }
+}
+
 // A round deadline with an agent missing: a partial product is another matrix, so the CG ends
 // with the step it has (before any CG step: the first direction, the preconditioned gradient
 // step); the next round is a gradient round at w_outer + that step.
