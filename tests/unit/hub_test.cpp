@@ -1574,7 +1574,7 @@ TEST(HubNewton, AfterARetireTheLiveHubStepsAsARestoredOne) {
     for (std::uint64_t r = 2; !hessian && r < 20; ++r) {
       const auto open = sent<msg::RoundStart>(out, "pa");
       if (open.back()->kind != msg::RoundKind::product) break;
-      const std::vector<double>& p = open.back()->direction;
+      const std::vector<double> p = open.back()->direction;  // a copy: out is cleared
       out.clear();
       ASSERT_TRUE(hub.on_message("pa", answer(r, r + 1, 1, {p[0], p[1], p[2]}, 0), 1.0, out));
       ASSERT_TRUE(hub.on_message("pb", answer(r, r + 1, 3, {3 * p[0], 3 * p[1], 3 * p[2]}, 0), 1.0, out));
