@@ -1450,6 +1450,13 @@ TEST(HubNewton, AfterAGradientRoundMissingAnAgentTheStaleHessiansOnlyPreconditio
   EXPECT_EQ(next.back()->kind, msg::RoundKind::product);
   EXPECT_FALSE(next.back()->hessian);
   EXPECT_EQ(next.back()->direction.size(), 3u);
+  // A Hessian in a product round was not asked for: refused, nothing changes.
+  const std::string before = hub.snapshot();
+  const Status refused =
+      hub.on_message("pa", answer(3, 4, 1, {0.1, 0.2, 0.3}, 0, {}, hessian_a), 2.2, out);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.message().find("did not ask for"), std::string::npos) << refused.message();
+  EXPECT_TRUE(hub.snapshot() == before);
 }
 
 // --preconditioner diagonal (auto's choice on models too wide for the Hessians or the Gram, here
