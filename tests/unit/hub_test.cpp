@@ -1280,6 +1280,18 @@ TEST(HubNewton, RunUpdatesAndMisshapenAnswersAreRefusedAndChangeNothing) {
   EXPECT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, 2, 3}, 1.0, {1, 0, 0, 1, 0, 1}), 1.0, out));
 }
 
+// The agents' Hessians of the quadratic model the Newton-CG tests answer from (packed upper
+// triangles): A / 4 from a, 3 A / 4 from b.
+const std::vector<float> kHessianA = {1, 0.25f, 0, 0.75f, 0.25f, 0.5f},
+                         kHessianB = {3, 0.75f, 0, 2.25f, 0.75f, 1.5f};
+
+// Round 1 of a hub started with the Hessians (start(hub, out, true)), at w = 0: a sends the
+// gradient sum (1, -2, 0.5) and the loss sum `loss`, b three times both, each its Hessian.
+void answer_first_gradient_round(HubCore& hub, double loss, std::vector<Outgoing>& out) {
+  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, loss, {}, kHessianA), 1.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(1, 2, 3, {3, -6, 1.5}, 3 * loss, {}, kHessianB), 1.0, out));
+}
+
 TEST(HubNewton, ResumedMidCgContinuesBitIdentically) {
  for (const Preconditioner asked :
       {Preconditioner::gram, Preconditioner::automatic, Preconditioner::diagonal}) {
@@ -1377,8 +1389,6 @@ TEST(HubNewton, TheHessiansGiveTheNewtonStepAtTheHubAndARiseIsDampedWithoutAnExc
   HubCore hub(o);
   std::vector<Outgoing> out;
   start(hub, out, true);
-  const std::vector<float> hessian_a = {1, 0.25f, 0, 0.75f, 0.25f, 0.5f},     // A / 4
-                           hessian_b = {3, 0.75f, 0, 2.25f, 0.75f, 1.5f};     // 3 A / 4
   const std::string before = hub.snapshot();
   Status refused = hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 2.0), 1.0, out);
   ASSERT_FALSE(refused);
@@ -1390,8 +1400,7 @@ TEST(HubNewton, TheHessiansGiveTheNewtonStepAtTheHubAndARiseIsDampedWithoutAnExc
   EXPECT_EQ(hub.snapshot(), before);
   // Round 1 at w = 0: gradient sum 4 (1, -2, 0.5), F(0) = 40 / 4 (above the Newton step's model
   // decrease, 2.1: the damping stays 0).
-  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 10.0, {}, hessian_a), 1.0, out));
-  ASSERT_TRUE(hub.on_message("pb", answer(1, 2, 3, {3, -6, 1.5}, 30.0, {}, hessian_b), 1.0, out));
+  ASSERT_NO_FATAL_FAILURE(answer_first_gradient_round(hub, 10.0, out));
   const Eigen::Vector3d g(1, -2, 0.5);
   const Eigen::Matrix3d h = model_a() / 4.0 + 0.5 * Eigen::Matrix3d::Identity();
   auto starts = sent<msg::RoundStart>(out, "pa");
@@ -1405,8 +1414,8 @@ TEST(HubNewton, TheHessiansGiveTheNewtonStepAtTheHubAndARiseIsDampedWithoutAnExc
             hub.w());
   // Round 2: F rose (loss sums 400 against F(0) = 10). The hub damps the step itself.
   out.clear();
-  ASSERT_TRUE(hub.on_message("pa", answer(2, 3, 1, {0, 0, 0}, 100.0, {}, hessian_a), 2.0, out));
-  ASSERT_TRUE(hub.on_message("pb", answer(2, 3, 3, {0, 0, 0}, 300.0, {}, hessian_b), 2.0, out));
+  ASSERT_TRUE(hub.on_message("pa", answer(2, 3, 1, {0, 0, 0}, 100.0, {}, kHessianA), 2.0, out));
+  ASSERT_TRUE(hub.on_message("pb", answer(2, 3, 3, {0, 0, 0}, 300.0, {}, kHessianB), 2.0, out));
   starts = sent<msg::RoundStart>(out, "pa");
   ASSERT_EQ(starts.size(), 1u);
   EXPECT_EQ(starts[0]->kind, msg::RoundKind::gradient);
@@ -1435,14 +1444,11 @@ TEST(HubNewton, AfterAGradientRoundMissingAnAgentTheStaleHessiansOnlyPreconditio
   HubCore hub(o);
   std::vector<Outgoing> out;
   start(hub, out, true);
-  const std::vector<float> hessian_a = {1, 0.25f, 0, 0.75f, 0.25f, 0.5f},
-                           hessian_b = {3, 0.75f, 0, 2.25f, 0.75f, 1.5f};
-  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 10.0, {}, hessian_a), 1.0, out));
-  ASSERT_TRUE(hub.on_message("pb", answer(1, 2, 3, {3, -6, 1.5}, 30.0, {}, hessian_b), 1.0, out));
+  ASSERT_NO_FATAL_FAILURE(answer_first_gradient_round(hub, 10.0, out));
   ASSERT_EQ(sent<msg::RoundStart>(out, "pa").back()->kind, msg::RoundKind::gradient);
   out.clear();
   // Round 2 (opened at t = 1): only a answers before the deadline.
-  ASSERT_TRUE(hub.on_message("pa", answer(2, 3, 1, {0.5, -1, 0.25}, 5.0, {}, hessian_a), 1.5, out));
+  ASSERT_TRUE(hub.on_message("pa", answer(2, 3, 1, {0.5, -1, 0.25}, 5.0, {}, kHessianA), 1.5, out));
   hub.on_tick(2.1, out);
   ASSERT_EQ(hub.round(), 3u);
   const auto next = sent<msg::RoundStart>(out, "pa");
@@ -1453,7 +1459,7 @@ TEST(HubNewton, AfterAGradientRoundMissingAnAgentTheStaleHessiansOnlyPreconditio
   // A Hessian in a product round was not asked for: refused, nothing changes.
   const std::string before = hub.snapshot();
   const Status refused =
-      hub.on_message("pa", answer(3, 4, 1, {0.1, 0.2, 0.3}, 0, {}, hessian_a), 2.2, out);
+      hub.on_message("pa", answer(3, 4, 1, {0.1, 0.2, 0.3}, 0, {}, kHessianA), 2.2, out);
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.message().find("did not ask for"), std::string::npos) << refused.message();
   EXPECT_TRUE(hub.snapshot() == before);
@@ -1532,10 +1538,7 @@ TEST(HubNewton, TheDampedModelPromisesNoMoreThanF) {
   HubCore hub(o);
   std::vector<Outgoing> out;
   start(hub, out, true);
-  const std::vector<float> hessian_a = {1, 0.25f, 0, 0.75f, 0.25f, 0.5f},
-                           hessian_b = {3, 0.75f, 0, 2.25f, 0.75f, 1.5f};
-  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 1, {1, -2, 0.5}, 1.0, {}, hessian_a), 1.0, out));
-  ASSERT_TRUE(hub.on_message("pb", answer(1, 2, 3, {3, -6, 1.5}, 3.0, {}, hessian_b), 1.0, out));
+  ASSERT_NO_FATAL_FAILURE(answer_first_gradient_round(hub, 1.0, out));
   const Eigen::Vector3d g(1, -2, 0.5);
   const Eigen::Matrix3d h = model_a() / 4.0 + 0.5 * Eigen::Matrix3d::Identity();
   const auto decrease = [&](const Eigen::Vector3d& x) { return -(g.dot(x) + 0.5 * x.dot(h * x)); };
