@@ -519,7 +519,7 @@ Status AgentCore::on_newton_round(const msg::RoundStart& start, Outbox& out) {
   else
     update.gram.clear();
   if (start.hessian)
-    curvature_.hessian_upper(data_, objective_, support_, update.hessian);
+    curvature_.hessian_upload(data_, objective_, support_, update.hessian);
   else
     update.hessian.clear();
   if (start.diagonal)

@@ -229,37 +229,21 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
                                double objective, bool complete, RoundReport& report) {
   HubCore::NewtonState& s = hub.newton_;
   const double lambda = hub.options_.objective.lambda;
-  // The sum of the agents' packed upper triangles (Grams: classes 1; Hessians: the model's),
-  // each on its support x classes.
-  const auto sum_packed = [&hub](std::vector<float> msg::Update::*field, int classes) {
+  // The sum of the agents' uploads (newton::add_upload: the Grams one class, the Hessians the
+  // model's), each on its support, as the packed upper triangle of the whole matrix.
+  const auto sum_uploads = [&hub](std::vector<float> msg::Update::*field, int classes,
+                                  bool softmax) {
     const Index n = hub.features_ * classes;
     Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(n)));
-    for (const auto& [id, u] : hub.pending_) {
-      const std::vector<float>& part = u.*field;
-      const AgentState& a = hub.agents_.at(id);
-      if (a.support.empty()) {
-        for (std::size_t k = 0; k < part.size(); ++k) sum[static_cast<Index>(k)] += part[k];
-        continue;
-      }
-      // Its support's rows and columns of the upper triangle (ascending: the support is).
-      const std::size_t m = a.support.size() * static_cast<std::size_t>(classes);
-      const auto global = [&](std::size_t i) {
-        return static_cast<Index>(a.support[i / classes]) * classes +
-               static_cast<Index>(i % classes);
-      };
-      std::size_t k = 0;
-      for (std::size_t i = 0; i < m; ++i) {
-        const Index row = global(i);
-        const Index base = row * n - row * (row - 1) / 2 - row;  // packed index of (row, 0)
-        for (std::size_t j = i; j < m; ++j) sum[base + global(j)] += part[k++];
-      }
-    }
+    for (const auto& [id, u] : hub.pending_)
+      newton::add_upload(u.*field, hub.agents_.at(id).support, hub.features_, classes, softmax,
+                         sum);
     return sum;
   };
   // The Grams, once, and only from every agent (a partial sum is no bound).
   if (s.gram_asked && complete) {
     const Index d = hub.features_;
-    s.gram = sum_packed(&msg::Update::gram, 1);
+    s.gram = sum_uploads(&msg::Update::gram, 1, false);
     s.gram_asked = false;
     if (const Status f = s.factor.factor(s.gram, d, hub.options_.objective.beta(),
                                          static_cast<double>(hub.total_samples_), lambda);
@@ -318,7 +302,8 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
     // The Hessians at the new point, from every agent; after a partial round the last ones
     // stay (still a preconditioner, if a stale one).
     if (complete) {
-      s.hessian = sum_packed(&msg::Update::hessian, hub.options_.objective.classes);
+      s.hessian = sum_uploads(&msg::Update::hessian, hub.options_.objective.classes,
+                              hub.options_.objective.loss == Loss::multinomial);
       s.model = newton::HessianModel{};
     }
     if (s.hessian.size() > 0 && hessian_ready(hub)) bound_damping(hub);  // (a failure is said)

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include <utility>
 
 #include "dsaga/coarse.hpp"
 
@@ -132,20 +133,57 @@ std::size_t AgentCurvature::bytes() const {
          sizeof(double);
 }
 
-void AgentCurvature::hessian_upper(const Dataset& data, const Objective& objective,
-                                   const std::vector<std::uint32_t>& support,
-                                   std::vector<float>& packed) const {
+std::size_t hessian_upload_size(std::size_t columns, int classes, bool softmax) {
+  const std::size_t C = static_cast<std::size_t>(std::max(1, classes));
+  return (softmax ? C * (C - 1) / 2 : 1) * coarse::packed_size(columns);
+}
+
+void add_upload(const std::vector<float>& upload, const std::vector<std::uint32_t>& support,
+                Index d, int classes, bool softmax, Eigen::VectorXd& sum) {
+  const Index C = std::max(1, classes), n = d * C;
+  const Index s = support.empty() ? d : static_cast<Index>(support.size());
+  const auto column = [&](Index j) { return support.empty() ? j : static_cast<Index>(support[j]); };
+  // Entry (a, b), a <= b, of the packed upper triangle by rows.
+  const auto at = [&](Index a, Index b) -> double& { return sum[a * n - a * (a - 1) / 2 + b - a]; };
+  std::size_t k = 0;
+  if (!softmax) {
+    for (Index j = 0; j < s; ++j)
+      for (Index l = j; l < s; ++l) at(column(j) * C, column(l) * C) += upload[k++];
+    return;
+  }
+  // Block (c, c2) entry (j, l) is H's (j C + c, l C + c2) and, by the block's symmetry, its
+  // (l C + c, j C + c2), whose upper-triangle mirror is (j C + c2, l C + c); both diagonal
+  // blocks' (j, l) lose it (zero row sums).
+  for (Index c = 0; c < C; ++c)
+    for (Index c2 = c + 1; c2 < C; ++c2)
+      for (Index j = 0; j < s; ++j) {
+        const Index gj = column(j) * C;
+        for (Index l = j; l < s; ++l) {
+          const Index gl = column(l) * C;
+          const double v = upload[k++];
+          at(gj + c, gl + c2) += v;
+          if (l != j) at(gj + c2, gl + c) += v;
+          at(gj + c, gl + c) -= v;
+          at(gj + c2, gl + c2) -= v;
+        }
+      }
+}
+
+void AgentCurvature::hessian_upload(const Dataset& data, const Objective& objective,
+                                    const std::vector<std::uint32_t>& support,
+                                    std::vector<float>& upload) const {
   const int C = std::max(1, objective.classes);
   const bool softmax = objective.loss == Loss::multinomial;
   const Index s = static_cast<Index>(support.size()), n = data.rows();
   const Index stride = softmax ? C : 1;
-  // Block (c, c') of the class pair, s x s: sum_i x_i x_i^T A_i[c, c'], for c <= c'. With
-  // A_i = diag(p_i) - p_i p_i^T it is X^T diag(p_c) X [c = c'] - (diag(p_c) X)^T (diag(p_c') X).
-  std::vector<Eigen::MatrixXd> blocks(static_cast<std::size_t>(C * C));
+  // The blocks the upload holds (hessian_upload_size): one, sum_i h_i x_i x_i^T, or for the
+  // softmax (c, c2), c < c2, -sum_i p_c p_c2 x_i x_i^T = -(diag(p_c) X)^T (diag(p_c2) X).
+  std::vector<std::pair<int, int>> pairs;
+  if (!softmax) pairs.emplace_back(0, 0);
+  for (int c = 0; softmax && c < C; ++c)
+    for (int c2 = c + 1; c2 < C; ++c2) pairs.emplace_back(c, c2);
+  std::vector<Eigen::MatrixXd> blocks(pairs.size());
   for (auto& b : blocks) b.setZero(s, s);
-  const auto block = [&](int c, int c2) -> Eigen::MatrixXd& {
-    return blocks[static_cast<std::size_t>(c * C + c2)];
-  };
   std::visit(
       [&](const auto& X) {
         using M = std::decay_t<decltype(X)>;
@@ -157,11 +195,9 @@ void AgentCurvature::hessian_upper(const Dataset& data, const Objective& objecti
               for (typename M::InnerIterator b(X, i); b; ++b) {
                 const double xx = static_cast<double>(a.value()) * static_cast<double>(b.value());
                 const Index pa = pos[a.index()], pb = pos[b.index()];
-                for (int c = 0; c < C; ++c)
-                  for (int c2 = c; c2 < C; ++c2) {
-                    const double A = softmax ? (c == c2 ? p[c] : 0.0) - p[c] * p[c2] : p[0];
-                    block(c, c2)(pa, pb) += xx * A;
-                  }
+                for (std::size_t q = 0; q < pairs.size(); ++q)
+                  blocks[q](pa, pb) +=
+                      softmax ? -xx * (p[pairs[q].first] * p[pairs[q].second]) : xx * p[0];
               }
           }
         } else {
@@ -176,33 +212,23 @@ void AgentCurvature::hessian_upper(const Dataset& data, const Objective& objecti
               for (Index r = 0; r < b; ++r) weight[r] = curv_[(i + r) * stride + c];
               scaled[static_cast<std::size_t>(c)] = weight.asDiagonal() * rows;
             }
-            for (int c = 0; c < C; ++c) {
-              const Eigen::MatrixXd& yc = scaled[static_cast<std::size_t>(c)];
-              if (!softmax) {
-                block(0, 0).noalias() += rows.transpose() * yc;
-                continue;
-              }
-              block(c, c).noalias() += rows.transpose() * yc;
-              for (int c2 = c; c2 < C; ++c2)
-                block(c, c2).noalias() -= yc.transpose() * scaled[static_cast<std::size_t>(c2)];
+            for (std::size_t q = 0; q < pairs.size(); ++q) {
+              const auto [c, c2] = pairs[q];
+              if (!softmax)
+                blocks[q].noalias() += rows.transpose() * scaled[0];
+              else
+                blocks[q].noalias() -= scaled[static_cast<std::size_t>(c)].transpose() *
+                                       scaled[static_cast<std::size_t>(c2)];
             }
           }
         }
       },
       data.X);
-  // Entry (j C + c, j2 C + c2) is block(c, c2)(j, j2), or block(c2, c)(j2, j) below c2 < c.
-  const Index m = s * C;
-  packed.resize(coarse::packed_size(static_cast<std::size_t>(m)));
+  upload.resize(hessian_upload_size(static_cast<std::size_t>(s), C, softmax));
   std::size_t k = 0;
-  for (Index a = 0; a < m; ++a) {
-    const Index j = a / C;
-    const int c = static_cast<int>(a % C);
-    for (Index b = a; b < m; ++b) {
-      const Index j2 = b / C;
-      const int c2 = static_cast<int>(b % C);
-      packed[k++] = static_cast<float>(c <= c2 ? block(c, c2)(j, j2) : block(c2, c)(j2, j));
-    }
-  }
+  for (const Eigen::MatrixXd& block : blocks)
+    for (Index j = 0; j < s; ++j)
+      for (Index l = j; l < s; ++l) upload[k++] = static_cast<float>(block(j, l));
 }
 
 void AgentCurvature::hessian_diagonal(const Dataset& data, const Objective& objective,

@@ -1435,6 +1435,55 @@ TEST(HubNewton, TheHessiansGiveTheNewtonStepAtTheHubAndARiseIsDampedWithoutAnExc
   EXPECT_EQ(copy.snapshot(), hub.snapshot());
 }
 
+// A softmax Hessian travels as its class-pair blocks' distinct entries (protocol 11): with two
+// classes one s x s block, B_01, whose negation is each diagonal block. The hub's Newton step is
+// the one of the whole Hessian those blocks make; the whole triangle (protocol 10's upload) is
+// refused with the sizes named, and changes nothing.
+TEST(HubNewton, ASoftmaxHessianTravelsAsItsOffDiagonalClassBlock) {
+  HubOptions o = options();
+  o.preconditioner = Preconditioner::automatic;
+  o.objective.loss = Loss::multinomial;
+  o.objective.classes = 2;
+  o.expected_agents = 1;
+  HubCore hub(o);
+  std::vector<Outgoing> out;
+  msg::Join join = make_join("a", 2, 2.0);
+  join.classes = 2;
+  join.loss = Loss::multinomial;
+  ASSERT_TRUE(hub.on_message("pa", join, 0.0, out));
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 2, std::vector<double>(6, 0.0), 1.0, {}, 0, {}, {}, {}},
+                             0.0, out));
+  ASSERT_EQ(hub.phase(), HubCore::Phase::training);
+  ASSERT_TRUE(sent<msg::RoundStart>(out, "pa").back()->hessian);
+  // B_01 = -sum_i p_0 p_1 x_i x_i^T, 3 x 3, its upper triangle by rows.
+  Eigen::Matrix3d b;
+  b << -2, 0.5, 0.25, 0.5, -1, 0.125, 0.25, 0.125, -1.5;
+  const std::vector<float> block = {-2, 0.5f, 0.25f, -1, 0.125f, -1.5f};
+  const std::vector<double> g = {1, -1, 0.5, -0.5, 0.25, -0.25};  // w's layout: j * 2 + c
+  const std::string before = hub.snapshot();
+  const Status refused =
+      hub.on_message("pa", answer(1, 2, 2, g, 2.0, {}, std::vector<float>(21, 1.0f)), 1.0, out);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.message().find("0 or 6"), std::string::npos) << refused.message();
+  EXPECT_EQ(hub.snapshot(), before);
+  out.clear();
+  ASSERT_TRUE(hub.on_message("pa", answer(1, 2, 2, g, 2.0, {}, block), 1.0, out));
+  // H (index j * 2 + c): block (c, c') = B_01 off the diagonal, -B_01 on it.
+  Eigen::Matrix<double, 6, 6> h;
+  for (int j = 0; j < 3; ++j)
+    for (int l = 0; l < 3; ++l)
+      for (int c = 0; c < 2; ++c)
+        for (int c2 = 0; c2 < 2; ++c2) h(j * 2 + c, l * 2 + c2) = c == c2 ? -b(j, l) : b(j, l);
+  const Eigen::Matrix<double, 6, 6> model =
+      h / 2.0 + o.objective.lambda * Eigen::Matrix<double, 6, 6>::Identity();
+  const Eigen::Matrix<double, 6, 1> grad =
+      Eigen::Map<const Eigen::Matrix<double, 6, 1>>(g.data()) / 2.0;
+  const auto starts = sent<msg::RoundStart>(out, "pa");
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0]->kind, msg::RoundKind::gradient);
+  EXPECT_LE((hub.w() - (-model.ldlt().solve(grad))).norm(), 1e-12);
+}
+
 // A gradient round some agent missed leaves the hub with the last Hessians, of another point:
 // the step is then the CG's, whose product rounds measure H at the new point.
 TEST(HubNewton, AfterAGradientRoundMissingAnAgentTheStaleHessiansOnlyPrecondition) {

@@ -316,18 +316,33 @@ TEST(NewtonAgent, HessianUploadAndItsDiagonalAreEveryProductOnTheSupportTimesCla
     curvature.gradient(data, objective, w, g);
     const std::vector<std::uint32_t> support = coarse::support_of(data);
     EXPECT_EQ(support.size(), c.sparse ? 5u : 6u);  // sparse: column 1 never used
-    std::vector<float> packed;
-    curvature.hessian_upper(data, objective, support, packed);
-    const Index m = static_cast<Index>(support.size()) * C;
-    ASSERT_EQ(packed.size(), coarse::packed_size(static_cast<std::size_t>(m)));
-    // Entry (a, b) is H's (support[a / C] C + a % C, support[b / C] C + b % C), to float rounding.
+    std::vector<float> upload;
+    curvature.hessian_upload(data, objective, support, upload);
+    const bool softmax = c.loss == Loss::multinomial;
+    const std::size_t s = support.size(), tri = s * (s + 1) / 2;
+    // One block's triangle, or the softmax's C (C - 1) / 2 off-diagonal class blocks.
+    ASSERT_EQ(upload.size(), softmax ? std::size_t(C * (C - 1) / 2) * tri : tri);
+    ASSERT_EQ(upload.size(), newton::hessian_upload_size(s, c.classes, softmax));
+    // Added into the whole packed triangle it is H on the support's rows and columns (zero on
+    // the unused column), to float rounding: the diagonal blocks from the zero row sums.
+    Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(dim)));
+    newton::add_upload(upload, support, data.cols(), c.classes, softmax, sum);
+    Eigen::MatrixXd back(dim, dim);
+    coarse::unpack_upper(sum.data(), back);
+    const Index m = static_cast<Index>(s) * C;
+    EXPECT_LE((back - h).cwiseAbs().maxCoeff(), 1e-6 * (1 + h.cwiseAbs().maxCoeff()));
+    // Twice is twice (add_upload adds), and a support of every column reads the same upload
+    // as no support at all where the data has no unused column.
+    newton::add_upload(upload, support, data.cols(), c.classes, softmax, sum);
+    coarse::unpack_upper(sum.data(), back);
+    EXPECT_LE((back - 2 * h).cwiseAbs().maxCoeff(), 2e-6 * (1 + h.cwiseAbs().maxCoeff()));
+    if (!c.sparse) {
+      Eigen::VectorXd none = Eigen::VectorXd::Zero(sum.size()), every = none;
+      newton::add_upload(upload, {}, data.cols(), c.classes, softmax, none);
+      newton::add_upload(upload, support, data.cols(), c.classes, softmax, every);
+      EXPECT_EQ(none, every);
+    }
     const auto global = [&](Index a) { return Index(support[a / C]) * C + a % C; };
-    std::size_t k = 0;
-    for (Index a = 0; a < m; ++a)
-      for (Index b = a; b < m; ++b, ++k) {
-        const double want = h(global(a), global(b));
-        EXPECT_NEAR(packed[k], want, 1e-6 * (1 + h.cwiseAbs().maxCoeff())) << a << "," << b;
-      }
     // The diagonal alone (the `diagonal` preconditioner's upload), in the same layout.
     std::vector<float> diagonal;
     curvature.hessian_diagonal(data, objective, support, diagonal);
@@ -353,10 +368,10 @@ TEST(NewtonHub, HessianModelSolvesTheDampedSystemAndPredictsTheDecrease) {
   curvature.gradient(data, objective, w, g);
   std::vector<std::uint32_t> every(static_cast<std::size_t>(data.cols()));
   for (std::size_t k = 0; k < every.size(); ++k) every[k] = static_cast<std::uint32_t>(k);
-  std::vector<float> packed;
-  curvature.hessian_upper(data, objective, every, packed);
-  Eigen::VectorXd sum(static_cast<Index>(packed.size()));
-  for (std::size_t k = 0; k < packed.size(); ++k) sum[static_cast<Index>(k)] = packed[k];
+  std::vector<float> upload;
+  curvature.hessian_upload(data, objective, every, upload);
+  Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(dim)));
+  newton::add_upload(upload, every, data.cols(), 3, true, sum);
   const double n = 80.0, lambda = 0.01;
   newton::HessianModel model;
   EXPECT_FALSE(model.set(sum.head(sum.size() - 1), dim, n, lambda).is_ok());  // wrong size

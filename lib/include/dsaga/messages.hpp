@@ -31,8 +31,9 @@ namespace dsaga::msg {
 // 6: the broadcast as q8 changes (RoundStart.base), 7: compact setup (the support as a bitmap,
 // zero vectors as their length, InitUpload's table sum rounded like dS), 8: q8 integers as
 // range codes, 9: Newton-CG's Hessian upload (RoundStart.hessian, Update.hessian), 10: and its
-// diagonal (RoundStart.diagonal, Update.diagonal)
-inline constexpr std::uint32_t kProtocolVersion = 10;
+// diagonal (RoundStart.diagonal, Update.diagonal), 11: the Hessian upload as the distinct
+// entries of its class-pair blocks (newton.hpp: hessian_upload_size)
+inline constexpr std::uint32_t kProtocolVersion = 11;
 
 // How an agent rounds dw and dS before sending them, with error feedback (compress.hpp).
 using compress::Encoding;
@@ -169,8 +170,8 @@ struct Update {
   // Newton rounds (RoundStart::kind gradient or product; dw and dS are then empty):
   std::vector<double> product;   // g_k or (H p)_k, d*C (restricted like dw)
   std::vector<float> gram;       // X_k^T X_k on the support, packed upper triangle; or empty
-  // sum_i (x_i x_i^T) (x) A_i at w on the support x classes (the layout of w), packed upper
-  // triangle; or empty (newton.hpp: AgentCurvature::hessian_upper)
+  // sum_i (x_i x_i^T) (x) A_i at w on the support x classes, as the distinct entries of its
+  // class-pair blocks; or empty (newton.hpp: hessian_upload_size, AgentCurvature::hessian_upload)
   std::vector<float> hessian;
   // The diagonal of that sum on the support x classes; or empty
   // (newton.hpp: AgentCurvature::hessian_diagonal)
