@@ -140,7 +140,8 @@ std::vector<OptionSpec> hub_options(HubConfig& c) {
       {"training", "preconditioner", "--preconditioner",
        "newton-cg: auto (the agents' Hessians at each new point, each Newton step solved and "
        "damped at the hub, no product rounds, "
-       "where their (d*C)^2 upload is affordable, d*C <= 1447, and the loss is not squared; else "
+       "where their upload (the distinct entries of a d*C x d*C matrix) is affordable, "
+       "d*C <= 1447, and the loss is not squared; else "
        "the Gram bound where its one-time d x d upload is, d <= 1447; else that bound "
        "approximated on two-level's basis where auto switched from two-level; else diagonal); "
        "hessian, gram (each as auto where it is not affordable); diagonal (the diagonals of the "

@@ -119,9 +119,10 @@ void NewtonMode::begin(HubCore& hub) {
   HubCore::NewtonState& s = hub.newton_;
   s = HubCore::NewtonState{};
   s.stage = msg::RoundKind::gradient;
-  // The Hessians need a (d*C)^2 upload each gradient round and a factor, the Gram bound a d x d
-  // upload once: each affordable up to max_gram_columns(). The squared loss's Hessian is its
-  // Gram.
+  // The Hessians need an upload each gradient round (their distinct entries, C (C - 1) / 2
+  // triangles of d x d, one for logistic: newton::hessian_upload_size) and a d*C factor, the Gram
+  // bound a d x d upload once: each affordable up to max_gram_columns(). The squared loss's
+  // Hessian is its Gram.
   const Preconditioner asked = hub.options_.preconditioner;
   const Index width = hub.features_ * hub.options_.objective.classes;
   const bool affordable = hub.features_ <= newton::max_gram_columns();

@@ -76,7 +76,7 @@ const char* to_string(Aggregation aggregation);
 Result<Aggregation> parse_aggregation(const std::string& text);
 
 // Newton-CG's preconditioner (newton.hpp): automatic = the agents' Hessians, damped, where their
-// (d*C)^2 upload each gradient round is affordable (d*C <= newton::max_gram_columns(); not for
+// upload each gradient round is affordable (d*C <= newton::max_gram_columns(); not for
 // the squared loss), else the Gram bound where its one-time d x d upload is (d <=
 // newton::max_gram_columns()), else that bound approximated on two-level's basis where the run
 // switched from two-level, else `diagonal`: the diagonals of the agents' Hessians each gradient

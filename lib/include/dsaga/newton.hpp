@@ -14,11 +14,11 @@
 // the `hessian` preconditioner: damped instead, below).
 //
 // Preconditioners (the hub's choice, from the model's width):
-//   hessian the exact curvature, where its (dC)^2 upload per gradient round is affordable
+//   hessian the exact curvature, where its upload per gradient round is affordable
 //          (d*C <= max_gram_columns(); not for the squared loss, whose Hessian is the Gram):
 //          each gradient round every agent uploads its part sum_i (x_i x_i^T) (x) A_i at w (the
-//          distinct entries of its class-pair blocks, hessian_upload_size, float32), and the hub factors M = H / N + (lambda + mu) I and solves the
-//          step itself: no CG, no product round (a CG preconditioned by M only after a gradient
+//          distinct entries of its class-pair blocks, hessian_upload_size, float32), and the
+//          hub factors M = H / N + (lambda + mu) I and solves the step itself: no CG, no product round (a CG preconditioned by M only after a gradient
 //          round some agent missed, when M is of another point). The step is damped
 //          Levenberg-Marquardt fashion (HessianModel):
 //          a trial that raises F is replaced by the hub's own solve with a larger mu, no
