@@ -239,8 +239,10 @@ void AgentSpace::gradient_hessian(const Dataset& data, const Objective& objectiv
     }
     hessian_.selfadjointView<Eigen::Upper>().rankUpdate(weighted.transpose(), -1.0);
   }
-  h_packed.resize(static_cast<Index>(packed_size(static_cast<std::size_t>(mC))));
-  pack_upper(hessian_, h_packed.data());
+  // The upload: the class-pair blocks (blocks_size; the whole triangle for one class).
+  const bool softmax = objective.loss == Loss::multinomial;
+  h_packed.resize(static_cast<Index>(blocks_size(static_cast<std::size_t>(m), C, softmax)));
+  pack_blocks(hessian_, C, softmax, h_packed.data());
 }
 
 void unpack_upper(const double* packed, Eigen::MatrixXd& full) {
@@ -261,6 +263,61 @@ void pack_upper(const Eigen::MatrixXd& full, double* packed) {
     for (Index j = i; j < n; ++j) packed[p++] = full(i, j);
 }
 
+std::size_t blocks_size(std::size_t columns, int classes, bool softmax) {
+  const std::size_t C = static_cast<std::size_t>(std::max(1, classes));
+  return (softmax ? C * (C - 1) / 2 : 1) * packed_size(columns);
+}
+
+void pack_blocks(const Eigen::MatrixXd& full, int classes, bool softmax, double* out) {
+  if (!softmax) {
+    pack_upper(full, out);
+    return;
+  }
+  const Index C = std::max(1, classes), n = full.rows() / C;
+  std::size_t k = 0;
+  // Block (c, c2)'s (j, l), j <= l, is full's (j C + c, l C + c2): in its upper triangle.
+  for (Index c = 0; c < C; ++c)
+    for (Index c2 = c + 1; c2 < C; ++c2)
+      for (Index j = 0; j < n; ++j)
+        for (Index l = j; l < n; ++l) out[k++] = full(j * C + c, l * C + c2);
+}
+
+template <class T>
+void add_blocks(const T* upload, const std::vector<std::uint32_t>& support, Index d, int classes,
+                bool softmax, Eigen::VectorXd& sum) {
+  const Index C = softmax ? std::max(1, classes) : 1, n = d * C;
+  const Index s = support.empty() ? d : static_cast<Index>(support.size());
+  const auto column = [&](Index j) { return support.empty() ? j : static_cast<Index>(support[j]); };
+  // Entry (a, b), a <= b, of the packed upper triangle by rows.
+  const auto at = [&](Index a, Index b) -> double& { return sum[a * n - a * (a - 1) / 2 + b - a]; };
+  std::size_t k = 0;
+  if (!softmax) {
+    for (Index j = 0; j < s; ++j)
+      for (Index l = j; l < s; ++l) at(column(j), column(l)) += static_cast<double>(upload[k++]);
+    return;
+  }
+  // Block (c, c2)'s (j, l) is the matrix's (j C + c, l C + c2) and, by the block's symmetry, its
+  // (l C + c, j C + c2), whose upper-triangle mirror is (j C + c2, l C + c); both diagonal
+  // blocks' (j, l) lose it (zero row sums).
+  for (Index c = 0; c < C; ++c)
+    for (Index c2 = c + 1; c2 < C; ++c2)
+      for (Index j = 0; j < s; ++j) {
+        const Index gj = column(j) * C;
+        for (Index l = j; l < s; ++l) {
+          const Index gl = column(l) * C;
+          const double v = static_cast<double>(upload[k++]);
+          at(gj + c, gl + c2) += v;
+          if (l != j) at(gj + c2, gl + c) += v;
+          at(gj + c, gl + c) -= v;
+          at(gj + c2, gl + c2) -= v;
+        }
+      }
+}
+template void add_blocks<float>(const float*, const std::vector<std::uint32_t>&, Index, int, bool,
+                                Eigen::VectorXd&);
+template void add_blocks<double>(const double*, const std::vector<std::uint32_t>&, Index, int,
+                                 bool, Eigen::VectorXd&);
+
 int vectors_per_agent(int agents, Index columns) {
   const Index k = std::max(1, agents);
   const Index by_count = std::clamp<Index>(kMaxUnion / k, 4, kMaxRank);
@@ -269,11 +326,12 @@ int vectors_per_agent(int agents, Index columns) {
   return static_cast<int>(std::max<Index>(1, std::min({by_count, by_bytes, columns})));
 }
 
-bool curvature_as_q8(double entries, Index coarse_dim) {
+bool curvature_as_q8(double entries, Index m, int classes, bool softmax) {
+  // A round's coarse payload: g_k in float64, H_k's class-pair blocks in floats.
   const double per_round =
-      static_cast<double>(coarse_dim) + 0.5 * static_cast<double>(coarse_dim) *
-                                            static_cast<double>(coarse_dim + 1);
-  return entries > per_round;
+      8.0 * static_cast<double>(m * std::max(1, classes)) +
+      4.0 * static_cast<double>(blocks_size(static_cast<std::size_t>(m), classes, softmax));
+  return 3.0 * entries > per_round;
 }
 
 bool whole_space(Index d, int classes, int rank) {

@@ -681,7 +681,7 @@ std::optional<Refusal> HubCore::check_update_payload(const AgentState& agent,
   // every one) times the classes, whether or not its vectors travel restricted.
   const std::size_t diagonal_size =
       gram_columns * static_cast<std::size_t>(options_.objective.classes);
-  const std::size_t hessian_size = newton::hessian_upload_size(
+  const std::size_t hessian_size = coarse::blocks_size(
       gram_columns, options_.objective.classes, options_.objective.loss == Loss::multinomial);
   if (newton && (!update.dw.empty() || !update.dS.empty() || !update.coarse_g.empty() ||
                  !update.coarse_h.empty() || static_cast<Index>(update.product.size()) != width ||

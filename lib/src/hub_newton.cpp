@@ -120,7 +120,7 @@ void NewtonMode::begin(HubCore& hub) {
   s = HubCore::NewtonState{};
   s.stage = msg::RoundKind::gradient;
   // The Hessians need an upload each gradient round (their distinct entries, C (C - 1) / 2
-  // triangles of d x d, one for logistic: newton::hessian_upload_size) and a d*C factor, the Gram
+  // triangles of d x d, one for logistic: coarse::blocks_size) and a d*C factor, the Gram
   // bound a d x d upload once: each affordable up to max_gram_columns(). The squared loss's
   // Hessian is its Gram.
   const Preconditioner asked = hub.options_.preconditioner;
@@ -230,15 +230,15 @@ void NewtonMode::take_gradient(HubCore& hub, const Eigen::VectorXd& w_round, dou
                                double objective, bool complete, RoundReport& report) {
   HubCore::NewtonState& s = hub.newton_;
   const double lambda = hub.options_.objective.lambda;
-  // The sum of the agents' uploads (newton::add_upload: the Grams one class, the Hessians the
+  // The sum of the agents' uploads (coarse::add_blocks: the Grams one class, the Hessians the
   // model's), each on its support, as the packed upper triangle of the whole matrix.
   const auto sum_uploads = [&hub](std::vector<float> msg::Update::*field, int classes,
                                   bool softmax) {
     const Index n = hub.features_ * classes;
     Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(n)));
     for (const auto& [id, u] : hub.pending_)
-      newton::add_upload(u.*field, hub.agents_.at(id).support, hub.features_, classes, softmax,
-                         sum);
+      coarse::add_blocks((u.*field).data(), hub.agents_.at(id).support, hub.features_, classes,
+                         softmax, sum);
     return sum;
   };
   // The Grams, once, and only from every agent (a partial sum is no bound).

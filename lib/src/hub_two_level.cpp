@@ -151,7 +151,8 @@ void TwoLevelMode::build_coarse_space(HubCore& hub) {
     hub.coarse_.basis_q8 =
         hub.options_.compression == msg::Encoding::q8 &&
         coarse::curvature_as_q8(entries / static_cast<double>(std::max<std::size_t>(1, uploads.size())),
-                                u.cols() * hub.options_.objective.classes);
+                                u.cols(), hub.options_.objective.classes,
+                                hub.options_.objective.loss == Loss::multinomial);
     if (hub.coarse_.basis_q8)
       compress::round_to_q8(u.data(), static_cast<std::size_t>(u.size()));
     else if (floats)
@@ -200,7 +201,7 @@ void TwoLevelMode::add_to_config(const HubCore& hub, const AgentState& agent,
           static_cast<Index>(q) * std::max(1, hub.agents()));
       if (config.curvature == msg::Encoding::q8 &&
           !coarse::curvature_as_q8(static_cast<double>(q + m) * static_cast<double>(columns),
-                                   m * C))
+                                   m, C, hub.options_.objective.loss == Loss::multinomial))
         config.curvature = msg::Encoding::f32;
     }
     return;
@@ -244,10 +245,14 @@ std::optional<Refusal> TwoLevelMode::check_update(const HubCore& hub, const Agen
   if (!hub.basis_ready()) return no_coarse_payload(update);
   const std::size_t mc = static_cast<std::size_t>(hub.coarse_.basis.dim(hub.features_)) *
                          static_cast<std::size_t>(hub.options_.objective.classes);
-  if (update.coarse_g.size() != mc || update.coarse_h.size() != coarse::packed_size(mc))
+  // coarse_h: the class-pair blocks of the m x m coarse space (coarse::blocks_size).
+  const std::size_t mh = coarse::blocks_size(
+      static_cast<std::size_t>(hub.coarse_.basis.dim(hub.features_)),
+      hub.options_.objective.classes, hub.options_.objective.loss == Loss::multinomial);
+  if (update.coarse_g.size() != mc || update.coarse_h.size() != mh)
     return Refusal{msg::ErrorCode::dimension_mismatch, cat("coarse_g has ", update.coarse_g.size(), " and coarse_h ",
                              update.coarse_h.size(), " entries, the coarse space needs ", mc,
-                             " and ", coarse::packed_size(mc))};
+                             " and ", mh)};
   return std::nullopt;
 }
 
@@ -336,9 +341,10 @@ void TwoLevelMode::two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, 
   const Index mc = static_cast<Index>(s.basis.dim(hub.features_)) * C;
   Eigen::VectorXd g = Eigen::VectorXd::Zero(mc), dbar = Eigen::VectorXd::Zero(w_round.size());
   Eigen::VectorXd h_packed = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(mc)));
+  const bool softmax = hub.options_.objective.loss == Loss::multinomial;
   for (const auto& [id, u] : hub.pending_) {
     g += view(u.coarse_g);
-    h_packed += view(u.coarse_h);
+    coarse::add_blocks(u.coarse_h.data(), {}, s.basis.dim(hub.features_), C, softmax, h_packed);
     dbar += (static_cast<double>(u.samples) / n_round) * view(u.dw);
   }
   Eigen::MatrixXd h(mc, mc);

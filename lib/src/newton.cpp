@@ -133,42 +133,6 @@ std::size_t AgentCurvature::bytes() const {
          sizeof(double);
 }
 
-std::size_t hessian_upload_size(std::size_t columns, int classes, bool softmax) {
-  const std::size_t C = static_cast<std::size_t>(std::max(1, classes));
-  return (softmax ? C * (C - 1) / 2 : 1) * coarse::packed_size(columns);
-}
-
-void add_upload(const std::vector<float>& upload, const std::vector<std::uint32_t>& support,
-                Index d, int classes, bool softmax, Eigen::VectorXd& sum) {
-  const Index C = std::max(1, classes), n = d * C;
-  const Index s = support.empty() ? d : static_cast<Index>(support.size());
-  const auto column = [&](Index j) { return support.empty() ? j : static_cast<Index>(support[j]); };
-  // Entry (a, b), a <= b, of the packed upper triangle by rows.
-  const auto at = [&](Index a, Index b) -> double& { return sum[a * n - a * (a - 1) / 2 + b - a]; };
-  std::size_t k = 0;
-  if (!softmax) {
-    for (Index j = 0; j < s; ++j)
-      for (Index l = j; l < s; ++l) at(column(j) * C, column(l) * C) += upload[k++];
-    return;
-  }
-  // Block (c, c2) entry (j, l) is H's (j C + c, l C + c2) and, by the block's symmetry, its
-  // (l C + c, j C + c2), whose upper-triangle mirror is (j C + c2, l C + c); both diagonal
-  // blocks' (j, l) lose it (zero row sums).
-  for (Index c = 0; c < C; ++c)
-    for (Index c2 = c + 1; c2 < C; ++c2)
-      for (Index j = 0; j < s; ++j) {
-        const Index gj = column(j) * C;
-        for (Index l = j; l < s; ++l) {
-          const Index gl = column(l) * C;
-          const double v = upload[k++];
-          at(gj + c, gl + c2) += v;
-          if (l != j) at(gj + c2, gl + c) += v;
-          at(gj + c, gl + c) -= v;
-          at(gj + c2, gl + c2) -= v;
-        }
-      }
-}
-
 void AgentCurvature::hessian_upload(const Dataset& data, const Objective& objective,
                                     const std::vector<std::uint32_t>& support,
                                     std::vector<float>& upload) const {
@@ -176,7 +140,7 @@ void AgentCurvature::hessian_upload(const Dataset& data, const Objective& object
   const bool softmax = objective.loss == Loss::multinomial;
   const Index s = static_cast<Index>(support.size()), n = data.rows();
   const Index stride = softmax ? C : 1;
-  // The blocks the upload holds (hessian_upload_size): one, sum_i h_i x_i x_i^T, or for the
+  // The blocks the upload holds (coarse::blocks_size): one, sum_i h_i x_i x_i^T, or for the
   // softmax (c, c2), c < c2, -sum_i p_c p_c2 x_i x_i^T = -(diag(p_c) X)^T (diag(p_c2) X).
   std::vector<std::pair<int, int>> pairs;
   if (!softmax) pairs.emplace_back(0, 0);
@@ -224,7 +188,7 @@ void AgentCurvature::hessian_upload(const Dataset& data, const Objective& object
         }
       },
       data.X);
-  upload.resize(hessian_upload_size(static_cast<std::size_t>(s), C, softmax));
+  upload.resize(coarse::blocks_size(static_cast<std::size_t>(s), C, softmax));
   std::size_t k = 0;
   for (const Eigen::MatrixXd& block : blocks)
     for (Index j = 0; j < s; ++j)

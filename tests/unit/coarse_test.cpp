@@ -90,9 +90,14 @@ TEST_P(CoarseDerivatives, GradientAndHessianMatchFiniteDifferences) {
   const Eigen::VectorXd a = derivatives(data, objective, w);
   space.gradient_hessian(data, objective, a.data(), g, h_packed);
   ASSERT_EQ(g.size(), mC);
-  ASSERT_EQ(static_cast<std::size_t>(h_packed.size()), coarse::packed_size(mC));
+  // The class-pair blocks' distinct entries (the whole triangle for one class).
+  const bool softmax = objective.loss == Loss::multinomial;
+  ASSERT_EQ(static_cast<std::size_t>(h_packed.size()),
+            softmax ? std::size_t(C * (C - 1) / 2) * coarse::packed_size(m) : coarse::packed_size(mC));
+  Eigen::VectorXd whole = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(mC)));
+  coarse::add_blocks(h_packed.data(), {}, m, int(C), softmax, whole);
   Eigen::MatrixXd h(mC, mC);
-  coarse::unpack_upper(h_packed.data(), h);
+  coarse::unpack_upper(whole.data(), h);
 
   // U on the whole space (the support is every column here unless sparse left one out).
   Eigen::MatrixXd full = Eigen::MatrixXd::Identity(d, d);
@@ -209,15 +214,21 @@ TEST(CoarseNewton, SolvesTheRegularisedSystem) {
   EXPECT_NEAR(shifted->x(), -1.0, 1e-9);
 }
 
-// q8 curvature where the eigenvectors and rows of U outweigh one round's coarse payload (m C
-// + (m C)(m C + 1) / 2 values): B1's shape (64 + 64 vectors of 785, m C = 64) and a wide sparse
-// support yes; B2's (m C = 640) and a payload of exactly one round no.
+// q8 curvature where the 3 bytes an entry it saves outweigh one round's coarse payload (m C
+// doubles and the Hessian's class-pair blocks in floats): B1's shape (64 + 64 vectors of 785,
+// m = 64, one class) and a wide sparse support yes; B2's (10 classes: 45 blocks of 64 x 64,
+// 379,520 bytes a round against 301,440 saved) no, nor a saving of exactly one round's bytes.
 TEST(CoarseSpace, CurvatureAsQ8WhereItOutweighsARoundsCoarsePayload) {
-  EXPECT_TRUE(coarse::curvature_as_q8(128.0 * 785, 64));
-  EXPECT_TRUE(coarse::curvature_as_q8(44.0 * 116536, 40));
-  EXPECT_FALSE(coarse::curvature_as_q8(128.0 * 785, 640));
-  EXPECT_FALSE(coarse::curvature_as_q8(64 + 64 * 65 / 2, 64));
-  EXPECT_TRUE(coarse::curvature_as_q8(64 + 64 * 65 / 2 + 1, 64));
+  EXPECT_TRUE(coarse::curvature_as_q8(128.0 * 785, 64, 1, false));
+  EXPECT_TRUE(coarse::curvature_as_q8(44.0 * 116536, 40, 1, false));
+  EXPECT_FALSE(coarse::curvature_as_q8(128.0 * 785, 64, 10, true));
+  const double b2 = 8.0 * 640 + 4.0 * 45 * (64 * 65 / 2);
+  EXPECT_EQ(b2, 379520.0);
+  EXPECT_FALSE(coarse::curvature_as_q8(b2 / 3, 64, 10, true));
+  EXPECT_TRUE(coarse::curvature_as_q8(b2 / 3 + 1, 64, 10, true));
+  // One class: the whole triangle, 8 * 64 + 4 * 2080 bytes.
+  EXPECT_FALSE(coarse::curvature_as_q8((8.0 * 64 + 4.0 * 2080) / 3, 64, 1, false));
+  EXPECT_TRUE(coarse::curvature_as_q8((8.0 * 64 + 4.0 * 2080) / 3 + 1, 64, 1, false));
 }
 
 TEST(CoarseSpace, WholeSpaceWhenTheHessianIsSmall) {

@@ -322,24 +322,24 @@ TEST(NewtonAgent, HessianUploadAndItsDiagonalAreEveryProductOnTheSupportTimesCla
     const std::size_t s = support.size(), tri = s * (s + 1) / 2;
     // One block's triangle, or the softmax's C (C - 1) / 2 off-diagonal class blocks.
     ASSERT_EQ(upload.size(), softmax ? std::size_t(C * (C - 1) / 2) * tri : tri);
-    ASSERT_EQ(upload.size(), newton::hessian_upload_size(s, c.classes, softmax));
+    ASSERT_EQ(upload.size(), coarse::blocks_size(s, c.classes, softmax));
     // Added into the whole packed triangle it is H on the support's rows and columns (zero on
     // the unused column), to float rounding: the diagonal blocks from the zero row sums.
     Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(dim)));
-    newton::add_upload(upload, support, data.cols(), c.classes, softmax, sum);
+    coarse::add_blocks(upload.data(), support, data.cols(), c.classes, softmax, sum);
     Eigen::MatrixXd back(dim, dim);
     coarse::unpack_upper(sum.data(), back);
     const Index m = static_cast<Index>(s) * C;
     EXPECT_LE((back - h).cwiseAbs().maxCoeff(), 1e-6 * (1 + h.cwiseAbs().maxCoeff()));
-    // Twice is twice (add_upload adds), and a support of every column reads the same upload
+    // Twice is twice (add_blocks adds), and a support of every column reads the same upload
     // as no support at all where the data has no unused column.
-    newton::add_upload(upload, support, data.cols(), c.classes, softmax, sum);
+    coarse::add_blocks(upload.data(), support, data.cols(), c.classes, softmax, sum);
     coarse::unpack_upper(sum.data(), back);
     EXPECT_LE((back - 2 * h).cwiseAbs().maxCoeff(), 2e-6 * (1 + h.cwiseAbs().maxCoeff()));
     if (!c.sparse) {
       Eigen::VectorXd none = Eigen::VectorXd::Zero(sum.size()), every = none;
-      newton::add_upload(upload, {}, data.cols(), c.classes, softmax, none);
-      newton::add_upload(upload, support, data.cols(), c.classes, softmax, every);
+      coarse::add_blocks(upload.data(), {}, data.cols(), c.classes, softmax, none);
+      coarse::add_blocks(upload.data(), support, data.cols(), c.classes, softmax, every);
       EXPECT_EQ(none, every);
     }
     const auto global = [&](Index a) { return Index(support[a / C]) * C + a % C; };
@@ -371,7 +371,7 @@ TEST(NewtonHub, HessianModelSolvesTheDampedSystemAndPredictsTheDecrease) {
   std::vector<float> upload;
   curvature.hessian_upload(data, objective, every, upload);
   Eigen::VectorXd sum = Eigen::VectorXd::Zero(static_cast<Index>(coarse::packed_size(dim)));
-  newton::add_upload(upload, every, data.cols(), 3, true, sum);
+  coarse::add_blocks(upload.data(), every, data.cols(), 3, true, sum);
   const double n = 80.0, lambda = 0.01;
   newton::HessianModel model;
   EXPECT_FALSE(model.set(sum.head(sum.size() - 1), dim, n, lambda).is_ok());  // wrong size

@@ -99,6 +99,24 @@ inline std::size_t packed_size(std::size_t n) { return n * (n + 1) / 2; }
 void unpack_upper(const double* packed, Eigen::MatrixXd& full);  // full is n x n, sized
 void pack_upper(const Eigen::MatrixXd& full, double* packed);
 
+// A curvature upload as class-pair blocks (Newton-CG's Hessians since protocol 11, two-level's
+// coarse Hessians since 12). A matrix sum_i (z_i z_i^T) (x) A_i on n columns x C classes (index
+// column * C + class, w's layout) is made of blocks B_cc' = sum_i (A_i)_cc' z_i z_i^T (n x n):
+// each is symmetric, and B_c'c = B_cc'. For the softmax every row of A_i = diag(p_i) - p_i p_i^T
+// sums to zero, so B_cc = -sum_{c' != c} B_cc' follows from the others. The upload holds the
+// blocks c < c' (by c, then c'), each as its packed upper triangle by rows: C (C - 1) / 2 *
+// n (n + 1) / 2 values where the whole triangle has nC (nC + 1) / 2 (about 54% fewer at C = 10,
+// 75% at C = 2). With one class (logistic, squared, a Gram) it is the one block's triangle.
+std::size_t blocks_size(std::size_t columns, int classes, bool softmax);
+// The upload of `full` (nC x nC; its upper triangle is read) into `out` (blocks_size values).
+void pack_blocks(const Eigen::MatrixXd& full, int classes, bool softmax, double* out);
+// Adds an upload (blocks_size(s, classes, softmax) values, unchecked) into `sum`, the packed
+// upper triangle of the d*C x d*C matrix. `support` lists the upload's s columns among the d,
+// ascending; empty = every one. Fixed summation order. T: float or double.
+template <class T>
+void add_blocks(const T* upload, const std::vector<std::uint32_t>& support, Index d, int classes,
+                bool softmax, Eigen::VectorXd& sum);
+
 // One agent's setup upload, as the hub sees it.
 struct AgentBasis {
   double weight = 0.0;                    // n_k / N
@@ -135,11 +153,12 @@ inline constexpr std::size_t kMaxUploadBytes = std::size_t(4) << 20;
 int vectors_per_agent(int agents, Index columns);
 // Whether two-level's curvature payloads, an agent's eigenvectors up and its rows of U down
 // (`entries` values for one agent), are rounded to q8 under --compression q8 rather than to
-// floats: only where they outweigh one round's coarse payload (the coarse gradient and the
-// packed Hessian of a coarse space of `coarse_dim` = m * C). Rounding them saves about 3 bytes
-// an entry, once, and can cost rounds (bench/RESULTS.md, issue 15: one on B1, two on B2);
-// where the saving is under one round's coarse payload it cannot pay for one lost round.
-bool curvature_as_q8(double entries, Index coarse_dim);
+// floats: only where the bytes that saves outweigh one round's coarse payload (the coarse
+// gradient, m * C doubles, and the Hessian's class-pair blocks, blocks_size(m, ...) floats).
+// Rounding them saves about 3 bytes an entry, once, and can cost rounds (bench/RESULTS.md,
+// issue 15: one on B1, two on B2); a saving under one round's coarse payload cannot pay for one
+// lost round.
+bool curvature_as_q8(double entries, Index m, int classes, bool softmax);
 // Whether the coarse space is the whole space (U = I, m = d): when the model's Hessian is at most
 // 256 x 256 (d * C <= 256: 32,896 scalars, 257 kB in float64 per agent per round, a link-cost
 // budget), or when the user's `rank` (0 = automatic) is >= d; never when d * C > kMaxCoarseDim.

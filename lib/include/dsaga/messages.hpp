@@ -32,8 +32,9 @@ namespace dsaga::msg {
 // zero vectors as their length, InitUpload's table sum rounded like dS), 8: q8 integers as
 // range codes, 9: Newton-CG's Hessian upload (RoundStart.hessian, Update.hessian), 10: and its
 // diagonal (RoundStart.diagonal, Update.diagonal), 11: the Hessian upload as the distinct
-// entries of its class-pair blocks (newton.hpp: hessian_upload_size)
-inline constexpr std::uint32_t kProtocolVersion = 11;
+// entries of its class-pair blocks (coarse.hpp: blocks_size), 12: two-level's Update.coarse_h
+// likewise
+inline constexpr std::uint32_t kProtocolVersion = 12;
 
 // How an agent rounds dw and dS before sending them, with error feedback (compress.hpp).
 using compress::Encoding;
@@ -166,12 +167,12 @@ struct Update {
   // always decodes exactly these doubles.
   Encoding encoding = Encoding::f64;
   std::vector<double> coarse_g;  // two-level: Z_k^T a (m*C); empty otherwise
-  std::vector<double> coarse_h;  // two-level: packed upper triangle of Z_k^T D Z_k
+  std::vector<double> coarse_h;  // two-level: Z_k^T D Z_k as its class-pair blocks (blocks_size)
   // Newton rounds (RoundStart::kind gradient or product; dw and dS are then empty):
   std::vector<double> product;   // g_k or (H p)_k, d*C (restricted like dw)
   std::vector<float> gram;       // X_k^T X_k on the support, packed upper triangle; or empty
   // sum_i (x_i x_i^T) (x) A_i at w on the support x classes, as the distinct entries of its
-  // class-pair blocks; or empty (newton.hpp: hessian_upload_size, AgentCurvature::hessian_upload)
+  // class-pair blocks; or empty (coarse.hpp: blocks_size; newton.hpp: AgentCurvature)
   std::vector<float> hessian;
   // The diagonal of that sum on the support x classes; or empty
   // (newton.hpp: AgentCurvature::hessian_diagonal)

@@ -17,7 +17,7 @@
 //   hessian the exact curvature, where its upload per gradient round is affordable
 //          (d*C <= max_gram_columns(); not for the squared loss, whose Hessian is the Gram):
 //          each gradient round every agent uploads its part sum_i (x_i x_i^T) (x) A_i at w (the
-//          distinct entries of its class-pair blocks, hessian_upload_size, float32), and the
+//          distinct entries of its class-pair blocks, coarse::blocks_size, float32), and the
 //          hub factors M = H / N + (lambda + mu) I and solves the step itself: no CG, no product round (a CG preconditioned by M only after a gradient
 //          round some agent missed, when M is of another point). The step is damped
 //          Levenberg-Marquardt fashion (HessianModel):
@@ -76,8 +76,8 @@ class AgentCurvature {
   void product(const Dataset& data, const Objective& objective, const Eigen::VectorXd& p,
                Eigen::VectorXd& out);
   // sum_i (x_i x_i^T) (x) A_i with the curvature of the last gradient(), on `support` (every
-  // column for dense data) x classes, as the upload below (hessian_upload_size values, float32,
-  // accumulated in double).
+  // column for dense data) x classes, as its class-pair blocks (coarse::blocks_size values,
+  // float32, accumulated in double).
   void hessian_upload(const Dataset& data, const Objective& objective,
                       const std::vector<std::uint32_t>& support, std::vector<float>& upload) const;
   // The diagonal of that sum, sum_i x_ij^2 (A_i)_cc, in w's layout (support position * C +
@@ -101,22 +101,6 @@ class AgentCurvature {
 // columns, ascending; every column for dense data), in float32 (accumulated in double).
 void gram_upper(const Dataset& data, const std::vector<std::uint32_t>& support,
                 std::vector<float>& packed);
-
-// The Hessian upload (protocol 11). The data part sum_i (x_i x_i^T) (x) A_i on s support columns
-// is made of class-pair blocks B_cc' = sum_i (A_i)_cc' x_i x_i^T (s x s): each is symmetric, and
-// B_c'c = B_cc'. For the softmax every row of A_i = diag(p_i) - p_i p_i^T sums to zero, so
-// B_cc = -sum_{c' != c} B_cc' follows from the others. The upload holds the blocks c < c' (by c,
-// then c'), each as its packed upper triangle by rows: C (C - 1) / 2 * s (s + 1) / 2 floats, where
-// the whole (sC) x (sC) triangle had sC (sC + 1) / 2 (about 54% fewer at C = 10, 75% at C = 2). For
-// one class (logistic, and the Gram) it is the one block's triangle.
-std::size_t hessian_upload_size(std::size_t columns, int classes, bool softmax);
-
-// Adds an upload of that layout (hessian_upload_size(s, classes, softmax) values, unchecked)
-// into `sum`, the packed upper triangle of the d*C x d*C matrix in w's layout (index
-// column * C + class). `support` lists the upload's s columns, ascending; empty = every one of
-// the d. The Gram is the one-class case. Fixed summation order.
-void add_upload(const std::vector<float>& upload, const std::vector<std::uint32_t>& support,
-                Index d, int classes, bool softmax, Eigen::VectorXd& sum);
 
 // Hub side ------------------------------------------------------------------------------------
 
