@@ -18,12 +18,13 @@
 //          (d*C <= max_gram_columns(); not for the squared loss, whose Hessian is the Gram):
 //          each gradient round every agent uploads its part sum_i (x_i x_i^T) (x) A_i at w (the
 //          distinct entries of its class-pair blocks, coarse::blocks_size, float32), and the
-//          hub factors M = H / N + (lambda + mu) I and solves the step itself: no CG, no product round (a CG preconditioned by M only after a gradient
-//          round some agent missed, when M is of another point). The step is damped
-//          Levenberg-Marquardt fashion (HessianModel):
-//          a trial that raises F is replaced by the hub's own solve with a larger mu, no
-//          exchange needed; mu shrinks again as F's decrease matches the model's, and is raised
-//          wherever the model would promise a decrease larger than F itself (F >= 0).
+//          hub factors M = H / N + (lambda + mu) I and solves the step itself: no CG, no
+//          product round (a CG preconditioned by M only after a gradient round some agent
+//          missed, when M is of another point). The step is damped Levenberg-Marquardt
+//          fashion (HessianModel): a trial that raises F is replaced by the hub's own solve
+//          with a larger mu, no exchange needed; mu shrinks again as F's decrease matches the
+//          model's, and is raised wherever the model would promise a decrease larger than F
+//          itself (F >= 0).
 //   gram   every per-sample curvature is bounded (A_i <= beta I: 1/4, 1, 1/2 by loss), so
 //          H(w) <= M = beta G / N + lambda I for every w, G = sum_k X_k^T X_k: each agent
 //          uploads its Gram once (upper triangle, float32), the hub factors M (one d x d block,
