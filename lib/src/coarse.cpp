@@ -219,7 +219,10 @@ void AgentSpace::gradient_hessian(const Dataset& data, const Objective& objectiv
       continue;
     }
     // Softmax: a = p - e_y, curvature diag(p) - p p^T per sample. H = sum_c Z^T diag(p_c) Z at
-    // the (c, c) positions, minus sum_i (z_i (x) p_i)(z_i (x) p_i)^T.
+    // the (c, c) positions, minus sum_i (z_i (x) p_i)(z_i (x) p_i)^T. Only the second term
+    // reaches the upload: its blocks c < c' (pack_blocks; the diagonal blocks follow from the
+    // zero row sums at the hub), so the first is not computed and hessian_'s diagonal blocks
+    // are left partial.
     weighted.resize(b, mC);
     Eigen::MatrixXd probs(b, C);
     for (Index r = 0; r < b; ++r) {
@@ -231,11 +234,6 @@ void AgentSpace::gradient_hessian(const Dataset& data, const Objective& objectiv
           g[j * C + c] += block_(r, j) * ar[c];
           weighted(r, j * C + c) = block_(r, j) * probs(r, c);
         }
-    }
-    for (int c = 0; c < C; ++c) {
-      const Eigen::MatrixXd part = block_.transpose() * probs.col(c).asDiagonal() * block_;
-      for (Index j = 0; j < m; ++j)
-        for (Index l = j; l < m; ++l) hessian_(j * C + c, l * C + c) += part(j, l);
     }
     hessian_.selfadjointView<Eigen::Upper>().rankUpdate(weighted.transpose(), -1.0);
   }
