@@ -23,6 +23,10 @@ namespace {
 // 68 round trips to 1e-8 against two-level's 67. On flat data the ratio is 0.95-0.96 (B1r).
 constexpr int kSwitchWindow = 5;
 constexpr double kSwitchRatio = 0.9;
+// The largest heavy-ball momentum of the fine part (fine_momentum): where lambda is 0 or the
+// local runs are very short, critical damping of the flattest direction asks for nearly 1,
+// under which the noisy local runs would not settle.
+constexpr double kFineMomentum = 0.9;
 
 }  // namespace
 
@@ -55,6 +59,9 @@ class TwoLevelMode final : public SyncMode {
   // The two-level step, then (auto) the switch's look at the rounds so far.
   void step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round, double objective,
             RoundReport& report) const override;
+  // The momentum of the fine part for the round's local runs (the critical damping of the
+  // flattest direction).
+  static double fine_momentum(const HubCore& hub, double n_round);
   // The guard, the coarse Newton step and the fine part of the weighted mean of the dw.
   static void two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round,
                              double objective, RoundReport& report);
@@ -281,6 +288,28 @@ void TwoLevelMode::consider_switch(HubCore& hub, double objective, const RoundRe
                             kSwitchRatio, "): the flat-curvature regime"));
 }
 
+double TwoLevelMode::fine_momentum(const HubCore& hub, double n_round) {
+  // A direction the data leave flat (curvature lambda alone) is where a round's fine part moves
+  // least: T_k local steps of eta take it a share 1 - (1 - eta (lambda + mu))^T_k of the way
+  // (lambda / (lambda + mu) of that with a proximal term mu), and the hub's mean a share a of
+  // those. Heavy ball damps that mode critically with beta = (1 - sqrt(a))^2: the error then
+  // falls by 1 - sqrt(a) a round instead of 1 - a.
+  const double lambda = hub.options_.objective.lambda;
+  const double mu = hub.options_.prox;
+  if (!(lambda > 0) || !(hub.round_eta_ > 0) || !(n_round > 0)) return 0.0;
+  double a = 0.0;
+  for (const auto& [id, u] : hub.pending_) {
+    const auto agent = hub.agents_.find(id);
+    if (agent == hub.agents_.end()) continue;
+    const double steps = static_cast<double>(hub.local_steps_for(agent->second));
+    const double kept = std::pow(std::max(0.0, 1.0 - hub.round_eta_ * (lambda + mu)), steps);
+    a += (static_cast<double>(u.samples) / n_round) * (lambda / (lambda + mu)) * (1.0 - kept);
+  }
+  if (!(a > 0)) return 0.0;
+  const double beta = std::pow(1.0 - std::sqrt(std::min(a, 1.0)), 2);
+  return std::min(beta, kFineMomentum);
+}
+
 void TwoLevelMode::two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, double n_round,
                                   double objective, RoundReport& report) {
   HubCore::CoarseState& s = hub.coarse_;
@@ -333,6 +362,10 @@ void TwoLevelMode::two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, 
     s.f_prev = objective;
   }
   report.step_scale = s.gamma;
+  // The last round's step (none after a revert, which restarts at w_prev), for the momentum.
+  const Eigen::VectorXd last_step = s.w_prev.size() == w_round.size()
+                                        ? Eigen::VectorXd(w_round - s.w_prev)
+                                        : Eigen::VectorXd::Zero(w_round.size());
   s.w_prev = w_round;
 
   // The participants' sums; with some agents missing (a round deadline) their mean stands in for
@@ -379,13 +412,25 @@ void TwoLevelMode::two_level_step(HubCore& hub, const Eigen::VectorXd& w_round, 
     s.step_quadratic = delta->dot(h * *delta) + lambda * delta->squaredNorm();
     return;
   }
-  Eigen::VectorXd coarse_part = coarse::restrict(s.basis.u, dbar, C);  // m x C, row-major
-  if (rounded && gram.info() == Eigen::Success) {
-    using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    Eigen::Map<RowMatrix> part(coarse_part.data(), s.basis.u.cols(), C);
-    part = gram.solve(RowMatrix(part));
-  }
-  const Eigen::VectorXd fine = dbar - coarse::prolong(s.basis.u, coarse_part, C);
+  // The part of a vector outside U (through U^T U where U is rounded).
+  const auto outside_u = [&](const Eigen::VectorXd& v) -> Eigen::VectorXd {
+    Eigen::VectorXd part = coarse::restrict(s.basis.u, v, C);  // m x C, row-major
+    if (rounded && gram.info() == Eigen::Success) {
+      using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+      Eigen::Map<RowMatrix> block(part.data(), s.basis.u.cols(), C);
+      block = gram.solve(RowMatrix(block));
+    }
+    return v - coarse::prolong(s.basis.u, part, C);
+  };
+  // The fine part: the runs' mean outside U, plus beta times the last round's step outside U
+  // (heavy ball; none after a revert). One epoch of local steps moves the flattest directions
+  // only a share a = 1 - (1 - eta lambda)^n_k of the way a round (0.18 on S1), which the
+  // momentum raises to about sqrt(a). It needs the runs anchored where the hub counted the
+  // tables (local_method.cpp): with the agents' refreshed tables mixed into gbar, F alternated
+  // between large and small decreases, and momentum made that worse.
+  Eigen::VectorXd fine = outside_u(dbar);
+  const double beta = fine_momentum(hub, n_round);
+  if (beta > 0 && last_step.squaredNorm() > 0) fine += beta * outside_u(last_step);
   hub.w_ = w_round + s.gamma * coarse::prolong(s.basis.u, *delta, C) + fine;
 }
 

@@ -80,11 +80,21 @@ class DsagaMethod final : public LocalMethod {
       solver_.set_state(w, gbar);
     }
     if (two_level_) {
-      // The whole table at w_r, in the pass that sums the loss; dS is that refresh's change.
-      loss_ = solver_.refresh_all(nullptr);
-      ds = solver_.delta_sum();
+      // First the local run with the table held as the hub counted it (every entry from the
+      // last round's refresh, at w_{r-1}; gbar is their mean over all agents): SVRG anchored at
+      // one point for every agent, so the runs' corrections cancel in the hub's mean. Refreshing
+      // first (the table at w_r, gbar at w_{r-1} for the other agents) left each run a stale
+      // part -H_{-k} (w_r - w_{r-1}) that did not cancel: F alternated between large and small
+      // decreases (ALGORITHM.md section 7). Then the whole table at w_r, in the pass that sums
+      // the loss and feeds the coarse payload; dS is that refresh's change.
       const Index held = solver_.run_held(static_cast<Index>(steps)).steps;
       dw = solver_.w() - w;
+      if (prox_ > 0)
+        solver_.set_state(w, shifted_);
+      else
+        solver_.set_state(w, gbar);
+      loss_ = solver_.refresh_all(nullptr);
+      ds = solver_.delta_sum();
       return static_cast<std::uint64_t>(data_.rows() + held);
     }
     Index done = refresh_count_ > 0 ? solver_.refresh(refresh_count_).steps : 0;

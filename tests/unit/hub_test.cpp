@@ -1144,6 +1144,68 @@ TEST(HubTwoLevel, CurvatureTravelsAsQ8OnlyWhereItOutweighsARoundsCoarsePayload) 
   }
 }
 
+// With local runs (U = e_0 of d = 4, --coarse-rank 1), the fine part of a round's step is the
+// runs' mean outside U plus beta times the last step outside U (heavy ball), beta the critical
+// damping of the flattest direction: a = sum_k (n_k / N) (1 - (1 - eta lambda)^T_k), beta = (1 -
+// sqrt(a))^2. The first round, and the round after a revert, have no last step to carry.
+TEST(HubTwoLevel, FineStepCarriesTheMomentumOfTheFlattestDirection) {
+  const Index d = 4;
+  HubOptions o = options();
+  o.objective.lambda = 0.1;
+  o.coarse_rank = 1;
+  o.compression = msg::Encoding::f64;
+  HubCore hub(o);
+  std::vector<Outgoing> out;
+  for (const auto& [peer, id, n] : {std::tuple{"pa", "a", 1}, std::tuple{"pb", "b", 3}}) {
+    msg::Join j = make_join(id, static_cast<std::uint64_t>(n), 2.0);
+    j.features = d;
+    ASSERT_TRUE(hub.on_message(peer, j, 0.0, out));
+  }
+  const auto configs = sent<msg::Config>(out, "pa");
+  ASSERT_EQ(configs.size(), 1u);
+  const std::size_t q = configs[0]->basis_rank;
+  ASSERT_GE(q, 1u);
+  ASSERT_LE(q, static_cast<std::size_t>(d));
+  // Both agents' top eigenvector is e_0 (curvature 8), then e_1, ... (curvature 0.01).
+  for (int k = 0; k < 2; ++k) {
+    msg::InitUpload init{1, k == 0 ? 1u : 3u, std::vector<double>(d, 0.0), k == 0 ? 0.7 : 2.1,
+                         std::vector<double>(q, 0.01), 0.01, std::vector<double>(q * d, 0.0), {}, {}};
+    init.eigenvalues[0] = 8.0;
+    for (std::size_t c = 0; c < q; ++c) init.eigenvectors[c * d + c] = 1.0;
+    ASSERT_TRUE(hub.on_message(k == 0 ? "pa" : "pb", init, 0.0, out));
+  }
+  ASSERT_EQ(hub.phase(), HubCore::Phase::training);
+  out.clear();
+  const double eta = 1.0 / (2.0 + 0.1);
+  const double a = 0.25 * (1 - std::pow(1 - eta * 0.1, 1.0)) + 0.75 * (1 - std::pow(1 - eta * 0.1, 3.0));
+  const double beta = std::pow(1 - std::sqrt(a), 2);
+  ASSERT_GT(beta, 0.4);
+  // Runs that move only outside e_0 (the coarse step is then 0), and F falling a round unless
+  // `rise`.
+  double f = 10.0;
+  const auto round = [&](std::uint64_t r, const std::vector<double>& dw, bool rise = false) {
+    f = rise ? 100.0 : 0.5 * f;
+    for (const auto& [peer, n] : {std::pair{"pa", 1}, std::pair{"pb", 3}}) {
+      msg::Update u = update(r, r + 1, static_cast<std::uint64_t>(n), {0.0}, {1.0}, f * n,
+                             std::vector<double>(d, 0.0));
+      u.dw = dw;
+      u.steps = static_cast<std::uint64_t>(n);
+      ASSERT_TRUE(hub.on_message(peer, u, static_cast<double>(r), out));
+    }
+  };
+  round(1, {0, 1, 0, 0});
+  const Eigen::VectorXd w2 = hub.w();
+  EXPECT_NEAR((w2 - Eigen::Vector4d(0, 1, 0, 0)).norm(), 0.0, 1e-15);  // no last step yet
+  round(2, {0, 0, 1, 0});
+  const Eigen::VectorXd w3 = hub.w();
+  EXPECT_NEAR((w3 - Eigen::Vector4d(0, 1 + beta, 1, 0)).norm(), 0.0, 1e-15);
+  round(3, {0, 0, 0, 1}, true);  // F(w3) rose: back to w2, the last accepted model
+  EXPECT_TRUE(hub.take_reports().back().reverted);
+  EXPECT_EQ(hub.w(), w2);
+  round(4, {0, 0, 0, 1});  // at w2 again: no last step to carry
+  EXPECT_NEAR((hub.w() - (w2 + Eigen::Vector4d(0, 0, 0, 1))).norm(), 0.0, 1e-15);
+}
+
 }  // namespace two_level
 
 namespace newton_cg {

@@ -62,6 +62,38 @@ TEST(LocalMethod, DsagaRoundIsSagaFromTheBroadcastState) {
   EXPECT_EQ(ds, reference.delta_sum());
 }
 
+// Two-level: the local run first, from the broadcast w with the table as the hub counted it (the
+// last round's entries, whose mean over every agent is gbar), then the whole table refreshed at
+// w (dS, and the coarse payload's derivatives). Refreshing first would anchor the run at a mix
+// of the agent's fresh entries and the others' old ones.
+TEST(LocalMethod, TwoLevelRunsOnTheCountedTableThenRefreshesItAtTheBroadcast) {
+  const Dataset data = problem(40, 3, 2);
+  const Objective objective = logistic(0.05);
+  LocalMethodOptions options{msg::Algorithm::dsaga, 0.3, 120, 9};
+  options.two_level = true;
+  auto method = make_local_method(data, objective, options);
+  SagaSolver reference(data, objective, SagaOptions{0.3, 120, 9});
+  Eigen::VectorXd s, dw, ds;
+  const Eigen::VectorXd w0 = Eigen::VectorXd::Zero(3);
+  method->init(w0, s);
+  reference.init_table(w0);
+  const Eigen::VectorXd w = Eigen::VectorXd::Constant(3, 0.2), gbar = Eigen::VectorXd::Constant(3, -0.1);
+  EXPECT_EQ(method->round(w, gbar, 60, dw, ds), 40u + 60u);  // the refresh's n, then T steps
+  reference.set_state(w, gbar);
+  reference.run_held(60);  // the table at w0, as counted
+  EXPECT_EQ(dw, reference.w() - w);
+  reference.set_state(w, gbar);
+  reference.refresh_all(nullptr);
+  EXPECT_EQ(ds, reference.delta_sum());
+  EXPECT_GT(ds.norm(), 0.0);
+  // The next round's run reads the table refreshed at w, with the gbar that counts it.
+  const Eigen::VectorXd w2 = Eigen::VectorXd::Constant(3, 0.1), gbar2 = gbar + ds / 120.0;
+  method->round(w2, gbar2, 60, dw, ds);
+  reference.set_state(w2, gbar2);
+  reference.run_held(60);
+  EXPECT_EQ(dw, reference.w() - w2);
+}
+
 TEST(LocalMethod, FedAvgWithoutStepsOrWithZeroStepDoesNotMove) {
   const Dataset data = problem(30, 3, 3);
   auto fedavg = make_local_method(data, logistic(0.1), {msg::Algorithm::fedavg, 0.5, 30, 1});

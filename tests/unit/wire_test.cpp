@@ -1207,8 +1207,10 @@ TEST(WireDecode, RejectsOtherProtocolVersions) {
   // Newton-CG rounds and the validation counts, 4: from before packed deltas, 5: from before the
   // compressed broadcast, 6: from before the compact setup, 7: from before range-coded integers,
   // 8: from before the Hessian upload, 9: before its diagonal, 10: before the Hessian upload's
-  // class-pair blocks, 11: before the coarse Hessians'; each is refused with a clear reason.
-  for (std::uint32_t version : {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 13u, 0xFFFFFFFFu}) {
+  // class-pair blocks, 11: before the coarse Hessians', 12: from before the two-level local run
+  // anchored at the counted table; each is refused with a clear reason.
+  for (std::uint32_t version :
+       {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 14u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
         finish(fbb, fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, 3).Union(), version);

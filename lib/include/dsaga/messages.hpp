@@ -33,8 +33,9 @@ namespace dsaga::msg {
 // range codes, 9: Newton-CG's Hessian upload (RoundStart.hessian, Update.hessian), 10: and its
 // diagonal (RoundStart.diagonal, Update.diagonal), 11: the Hessian upload as the distinct
 // entries of its class-pair blocks (coarse.hpp: blocks_size), 12: two-level's Update.coarse_h
-// likewise
-inline constexpr std::uint32_t kProtocolVersion = 12;
+// likewise, 13: two-level's local run before the refresh, with the table as the hub counted it
+// (Update.dw's meaning; local_method.cpp)
+inline constexpr std::uint32_t kProtocolVersion = 13;
 
 // How an agent rounds dw and dS before sending them, with error feedback (compress.hpp).
 using compress::Encoding;
