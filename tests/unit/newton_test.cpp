@@ -420,8 +420,8 @@ TEST(NewtonSwitch, MedianDecreaseRatio) {
   slow[3] = slow[2] - 0.99 * (slow[2] - slow[4]);
   EXPECT_NEAR(newton::median_decrease_ratio(slow), 0.9, 1e-12);
   // Rounds that alternate a large and a small decrease at an underlying rate of 0.6 (as two-level
-  // with q8 on S1 by label does): single-round ratios alternate 1.56 and 0.23, whose median is
-  // 1.56, but F takes 4.5 rounds a decade.
+  // with q8 on S1 by label did until protocol 13): single-round ratios alternate 1.56 and 0.23,
+  // whose median is 1.56, but F takes 4.5 rounds a decade.
   std::vector<double> alternating;
   for (int r = 0; r < 7; ++r) alternating.push_back(1 + std::pow(0.6, r) * (r % 2 ? 1.0 : 0.8));
   EXPECT_NEAR(newton::median_decrease_ratio(alternating), 0.6, 1e-12);
