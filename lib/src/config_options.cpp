@@ -132,9 +132,9 @@ std::vector<OptionSpec> hub_options(HubConfig& c) {
        &h.server_step},
       {"training", "aggregation", "--aggregation",
        "auto (dsaga: two-level, switching by itself to newton-cg when the rounds show flat "
-       "curvature; the baselines: mean); two-level (dsaga: coarse Newton step plus local runs, "
-       "docs/ALGORITHM.md section 7); newton-cg (dsaga: distributed Newton-CG, one exchange per "
-       "CG step, section 7.3); mean (plain dSAGA and the baselines: synchronous rounds, weighted "
+       "curvature; the baselines: mean); two-level (dsaga: coarse Newton step plus local runs "
+       "with momentum, docs/ALGORITHM.md section 7); newton-cg (dsaga: distributed Newton-CG, one "
+       "exchange per CG step, section 7.2); mean (plain dSAGA and the baselines: synchronous rounds, weighted "
        "mean of the steps); async (dsaga: apply each update on arrival)",
        enum_ref(h.aggregation, parse_aggregation, to_string)},
       {"training", "preconditioner", "--preconditioner",

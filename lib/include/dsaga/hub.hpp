@@ -46,11 +46,12 @@ struct Outgoing {
 };
 
 // How the hub combines the agents' updates (ALGORITHM.md sections 3 and 7).
-//   two_level: dSAGA's default. Synchronous rounds in which every agent refreshes its whole
-//          table at w_r and reports its gradient and Hessian in the coarse space U (coarse.hpp)
-//          before its local run (table held); the hub takes an exact Newton step in U and the
-//          weighted mean of the runs outside it, under a guard that returns to the previous w
-//          and halves the step when F rose by more than it fell the round before.
+//   two_level: dSAGA's default. Synchronous rounds in which every agent runs locally on its
+//          table as the hub counted it, then refreshes its whole table at w_r and reports its
+//          gradient and Hessian in the coarse space U (coarse.hpp); the hub takes an exact
+//          Newton step in U and the weighted mean of the runs outside it plus heavy-ball
+//          momentum there, under a guard that returns to the previous w and halves the step
+//          when F rose by more than it fell the round before.
 //   mean:  plain dSAGA (the paper's) and the baselines: synchronous rounds;
 //          w <- w + eta_g * sum_k (n_k / N_r) dw_k once a round closes.
 //   async: each update is applied the moment it arrives, w <- w + eta_g * (n_k / N) dw_k

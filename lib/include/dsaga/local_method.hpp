@@ -6,9 +6,10 @@
 //
 // and each method gives its own meaning to dw_k, S_k and gbar:
 //   dsaga     T local SAGA steps; S_k = sum_i table_i x_i; gbar = the global table average.
-//             Two-level rounds (coarse.hpp) first recompute the whole table at w_r in the pass
-//             that also sums the loss (dS = that refresh's change), then take T steps with the
-//             table held; the hub adds a Newton step in the coarse space from coarse().
+//             Two-level rounds (coarse.hpp) first take T steps with the table held as the hub
+//             counted it (gbar its mean), then recompute the whole table at w_r in the pass
+//             that also sums the loss (dS = that refresh's change); the hub adds a Newton step
+//             in the coarse space from coarse().
 //   fedavg    T local SGD steps on f_k + lambda/2 ||w||^2; S_k = 0, gbar = 0.
 //   scaffold  T local steps of SGD corrected by the control variates (Karimireddy et al. 2020,
 //             option II): w <- w - eta (g_j(w) - c_k + c); then c_k <- c_k - c + (w_r - w)/(T eta).
