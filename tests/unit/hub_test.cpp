@@ -33,6 +33,26 @@ std::vector<const T*> sent(const std::vector<Outgoing>& out, const PeerId& to) {
   return found;
 }
 
+// o for one softmax agent of two classes: loss multinomial, classes 2, one expected agent.
+HubOptions softmax_options(HubOptions o) {
+  o.objective.loss = Loss::multinomial;
+  o.objective.classes = 2;
+  o.expected_agents = 1;
+  return o;
+}
+
+// One softmax agent "a" on peer "pa" (n = 2, two classes on kD columns: d*C = 6, the whole space)
+// admitted and initialised, on a hub of softmax_options.
+void start_softmax_agent(HubCore& hub, std::vector<Outgoing>& out) {
+  msg::Join join = make_join("a", 2, 2.0);
+  join.classes = 2;
+  join.loss = Loss::multinomial;
+  ASSERT_TRUE(hub.on_message("pa", join, 0.0, out));
+  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 2, std::vector<double>(6, 0.0), 1.0, {}, 0, {}, {}, {}},
+                             0.0, out));
+  ASSERT_EQ(hub.phase(), HubCore::Phase::training);
+}
+
 class HubTest : public ::testing::Test {
  protected:
   HubTest() : hub(options()) {}
@@ -1116,6 +1136,40 @@ TEST(HubTwoLevel, ResumedHubContinuesBitIdentically) {
   }
 }
 
+// A softmax coarse Hessian travels as its class-pair blocks (protocol 12): with two classes on
+// d = 3 (the whole space, m = 3) that is B_01's 6 distinct entries. The whole triangle of the
+// 6 x 6 matrix (21 entries, the form before protocol 12) is refused with the sizes named, and
+// changes nothing; the blocks are then taken.
+TEST(HubTwoLevel, ASoftmaxCoarseHessianOfTheWholeTriangleIsRefusedAndChangesNothing) {
+  HubCore hub(softmax_options(options()));
+  std::vector<Outgoing> out;
+  ASSERT_NO_FATAL_FAILURE(start_softmax_agent(hub, out));
+  ASSERT_TRUE(sent<msg::Config>(out, "pa").back()->two_level);
+  const auto blocks = [](std::size_t size) {
+    msg::Update u;
+    u.round = 1;
+    u.seq = 2;
+    u.samples = 2;
+    u.loss_sum = 1.0;
+    u.dw.assign(6, 0.0);
+    u.dS.assign(6, 0.0);
+    u.coarse_g = {1, -1, 0.5, -0.5, 0.25, -0.25};
+    u.coarse_h.assign(size, 0.0);
+    for (std::size_t i = 0; i < size; i += 2) u.coarse_h[i] = -1.0;
+    return u;
+  };
+  const std::string before = hub.snapshot();
+  const Status refused = hub.on_message("pa", blocks(21), 1.0, out);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.message().find("coarse_h 21 entries, the coarse space needs 6 and 6"),
+            std::string::npos)
+      << refused.message();
+  EXPECT_EQ(hub.snapshot(), before);
+  EXPECT_EQ(hub.round(), 1u);
+  ASSERT_TRUE(hub.on_message("pa", blocks(6), 1.0, out));
+  EXPECT_EQ(hub.round(), 2u);
+}
+
 // With --compression q8 the eigenvectors (and later U) travel as q8 only where they outweigh one
 // round's coarse payload: a binary model of d = 300 (64 + 64 vectors of 300 entries against a
 // 64 x 64 Hessian) yes; the same with 10 classes (a 640 x 640 Hessian a round) no, as floats.
@@ -1504,18 +1558,10 @@ TEST(HubNewton, TheHessiansGiveTheNewtonStepAtTheHubAndARiseIsDampedWithoutAnExc
 TEST(HubNewton, ASoftmaxHessianTravelsAsItsOffDiagonalClassBlock) {
   HubOptions o = options();
   o.preconditioner = Preconditioner::automatic;
-  o.objective.loss = Loss::multinomial;
-  o.objective.classes = 2;
-  o.expected_agents = 1;
+  o = softmax_options(o);
   HubCore hub(o);
   std::vector<Outgoing> out;
-  msg::Join join = make_join("a", 2, 2.0);
-  join.classes = 2;
-  join.loss = Loss::multinomial;
-  ASSERT_TRUE(hub.on_message("pa", join, 0.0, out));
-  ASSERT_TRUE(hub.on_message("pa", msg::InitUpload{1, 2, std::vector<double>(6, 0.0), 1.0, {}, 0, {}, {}, {}},
-                             0.0, out));
-  ASSERT_EQ(hub.phase(), HubCore::Phase::training);
+  ASSERT_NO_FATAL_FAILURE(start_softmax_agent(hub, out));
   ASSERT_TRUE(sent<msg::RoundStart>(out, "pa").back()->hessian);
   // B_01 = -sum_i p_0 p_1 x_i x_i^T, 3 x 3, its upper triangle by rows.
   Eigen::Matrix3d b;
