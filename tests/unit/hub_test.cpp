@@ -68,6 +68,15 @@ class HubTest : public ::testing::Test {
     return o;
   }
 
+  // a (n = 1) and b (n = 3) admitted to h with zero tables, each with loss sum `loss`: round 1
+  // open.
+  static void start_zero(HubCore& h, std::vector<Outgoing>& o2, double loss = 0.0) {
+    ASSERT_TRUE(h.on_message("pa", make_join("a", 1), 0, o2));
+    ASSERT_TRUE(h.on_message("pb", make_join("b", 3), 0, o2));
+    ASSERT_TRUE(h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, loss, {}, 0, {}, {}, {}}, 0, o2));
+    ASSERT_TRUE(h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, loss, {}, 0, {}, {}, {}}, 0, o2));
+  }
+
   // Two agents admitted and initialised: a (n = 1) and b (n = 3), N = 4.
   void start() {
     ASSERT_TRUE(hub.on_message("pa", make_join("a", 1, 2.0), 0.0, out));
@@ -212,10 +221,7 @@ TEST_F(HubTest, ServerStepScalesTheMean) {
   o.server_step = 2.0;
   HubCore h(o);
   std::vector<Outgoing> o2;
-  h.on_message("pa", make_join("a", 1), 0, o2);
-  h.on_message("pb", make_join("b", 3), 0, o2);
-  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0, {}, 0, {}, {}, {}}, 0, o2);
-  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0, {}, 0, {}, {}, {}}, 0, o2);
+  ASSERT_NO_FATAL_FAILURE(start_zero(h, o2));
   h.on_message("pa", update(1, 2, 1, {4, 0, 0}, {0, 0, 0}), 0, o2);
   h.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 0, 0}), 0, o2);
   EXPECT_TRUE(h.w().isApprox(Eigen::Vector3d(2, 6, 0)));
@@ -297,10 +303,7 @@ TEST_F(HubTest, UpdatesOverTheNormBoundAreRejected) {
   o.max_update_norm = 10.0;
   HubCore h(o);
   std::vector<Outgoing> o2;
-  h.on_message("pa", make_join("a", 1), 0, o2);
-  h.on_message("pb", make_join("b", 3), 0, o2);
-  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0, {}, 0, {}, {}, {}}, 0, o2);
-  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0, {}, 0, {}, {}, {}}, 0, o2);
+  ASSERT_NO_FATAL_FAILURE(start_zero(h, o2));
   const Eigen::VectorXd gbar = h.gbar();
   o2.clear();
   EXPECT_FALSE(h.on_message("pa", update(1, 2, 1, {1e6, 0, 0}, {0, 0, 0}), 0, o2));
@@ -422,10 +425,7 @@ TEST_F(HubTest, LateUpdateAppliesTableDeltaExactlyOnceAndDropsStep) {
   o.round_deadline = 5.0;
   HubCore h(o);
   std::vector<Outgoing> o2;
-  h.on_message("pa", make_join("a", 1), 0, o2);
-  h.on_message("pb", make_join("b", 3), 0, o2);
-  h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0, {}, 0, {}, {}, {}}, 0, o2);
-  h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0, {}, 0, {}, {}, {}}, 0, o2);
+  ASSERT_NO_FATAL_FAILURE(start_zero(h, o2));
   h.on_message("pb", update(1, 2, 3, {0, 4, 0}, {0, 4, 0}), 1, o2);
   h.on_tick(4.0, o2);
   EXPECT_EQ(h.round(), 1u);
@@ -572,10 +572,7 @@ TEST_F(HubTest, RestartedAgentRebuildsAndReconnectedAgentResumes) {
 
 TEST_F(HubTest, StopsAtTargetAndAtRoundCapAndTellsAgentsToLeave) {
   const auto run_round_one = [this](HubCore& h, std::vector<Outgoing>& o2) {
-    h.on_message("pa", make_join("a", 1), 0, o2);
-    h.on_message("pb", make_join("b", 3), 0, o2);
-    h.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0.5, {}, 0, {}, {}, {}}, 0, o2);
-    h.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0.5, {}, 0, {}, {}, {}}, 0, o2);
+    ASSERT_NO_FATAL_FAILURE(start_zero(h, o2, 0.5));
     h.on_message("pa", update(1, 2, 1, {1, 0, 0}, {0, 0, 0}, 0.5), 0, o2);
     o2.clear();
     h.on_message("pb", update(1, 2, 3, {0, 0, 0}, {0, 0, 0}, 0.5), 0, o2);
@@ -626,10 +623,7 @@ TEST_F(HubTest, StopsAtTargetAndAtRoundCapAndTellsAgentsToLeave) {
   // An agent whose local iterate is no longer finite: diverged, whatever the words say.
   HubCore diverging(options());
   o2.clear();
-  diverging.on_message("pa", make_join("a", 1), 0, o2);
-  diverging.on_message("pb", make_join("b", 3), 0, o2);
-  diverging.on_message("pa", msg::InitUpload{1, 1, {0, 0, 0}, 0.5, {}, 0, {}, {}, {}}, 0, o2);
-  diverging.on_message("pb", msg::InitUpload{1, 3, {0, 0, 0}, 0.5, {}, 0, {}, {}, {}}, 0, o2);
+  ASSERT_NO_FATAL_FAILURE(start_zero(diverging, o2, 0.5));
   diverging.on_message("pa", msg::Error{msg::ErrorCode::invalid_value, "w is not finite"}, 0, o2);
   EXPECT_TRUE(diverging.finished());
   EXPECT_EQ(diverging.outcome(), Outcome::diverged);
