@@ -11,34 +11,14 @@
 #include "dsaga/coarse.hpp"
 #include "dsaga/objective.hpp"
 #include "dsaga/rng.hpp"
+#include "random_problem.hpp"
 
 namespace dsaga {
 namespace {
 
 // n x d data with a bias column and rows of very different norms; labels for `objective`.
 Dataset problem(Index n, Index d, const Objective& objective, std::uint64_t seed, bool sparse) {
-  Rng rng(seed);
-  DenseMatrix<double> X = DenseMatrix<double>::Zero(n, d);
-  Eigen::VectorXd y(n);
-  for (Index i = 0; i < n; ++i) {
-    const double scale = 0.2 + 3.0 * rng.uniform() * rng.uniform();
-    for (Index k = 0; k + 1 < d; ++k)
-      if (!sparse || rng.uniform() < 0.4) X(i, k) = scale * (rng.uniform() * 2 - 1);
-    X(i, d - 1) = 1.0;
-    const double u = rng.uniform();
-    if (objective.loss == Loss::multinomial)
-      y[i] = std::floor(u * objective.classes);
-    else if (objective.loss == Loss::logistic)
-      y[i] = u < 0.4 ? -1.0 : 1.0;
-    else
-      y[i] = 3 * u - 1;
-  }
-  Dataset data;
-  data.X = X;
-  data.y = y;
-  if (sparse) data = convert(data, Storage::sparse, Precision::f64);
-  data.source = "coarse-test";
-  return data;
+  return test::random_problem(n, d, objective, seed, sparse, "coarse-test");
 }
 
 // The table at w: a_i = loss'(y_i, <x_i, w>), n x C row-major.
