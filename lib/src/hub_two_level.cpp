@@ -25,7 +25,9 @@ constexpr int kSwitchWindow = 5;
 constexpr double kSwitchRatio = 0.9;
 // The largest heavy-ball momentum of the fine part (fine_momentum): where lambda is 0 or the
 // local runs are very short, critical damping of the flattest direction asks for nearly 1,
-// under which the noisy local runs would not settle.
+// under which the noisy local runs would not settle. It binds only where auto would run
+// Newton-CG; forced two-level there (B1 by label, lambda = 1e-7), 0.9 did best of 0.6 to 0.99
+// (bench/RESULTS.md, protocol 13's section).
 constexpr double kFineMomentum = 0.9;
 
 }  // namespace
