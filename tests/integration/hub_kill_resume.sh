@@ -76,7 +76,7 @@ resumes=$(cat "$WORK/killed/resumes")
 kills=$(cat "$WORK/killed/kills" 2>/dev/null || echo 0)
 grep -q "two-level" "$WORK/clean/hub-0.log" || fail "the hub did not run two-level dSAGA"
 echo "uninterrupted: $clean; killed $kills times, resumed $resumes times: $killed"
-echo "the kills came after rounds $(tr '\n' ' ' <"$WORK/killed/kill-rounds" 2>/dev/null)"
+echo "the kills came after rounds $(tr '\n' ' ' 2>/dev/null <"$WORK/killed/kill-rounds")"
 [ "$kills" -eq "$KILLS" ] || fail "the run ended after $kills of $KILLS kills (make it longer)"
 [ "$resumes" -eq "$kills" ] || fail "$kills kills but $resumes resumes from a checkpoint"
 awk -v a="${clean#objective }" -v b="${killed#objective }" 'BEGIN {
