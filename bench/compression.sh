@@ -9,7 +9,7 @@
 #   dsaga-whole-f64  every vector dense f64 over the whole model (what every message was before)
 #   dsaga-f64        vectors restricted to each sparse agent's support, f64 (dense = the same)
 #   dsaga-f32        ... deltas rounded to float, curvature payloads in floats
-#   dsaga-q8         ... deltas as 8-bit integers and a float scale per 64 entries (the default),
+#   dsaga-q8         ... deltas as 8-bit integers and a 16-bit scale per 64 entries (the default),
 #                    curvature payloads in floats; error feedback keeps the tables exact
 # MB are per agent, both directions, measured on the sockets (ZMTP framing included); "setup"
 # is round 1's bytes less one round's. Writes OUT/<setting>.txt, OUT/*.csv (per round, with the

@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 namespace dsaga::compress {
 
@@ -22,11 +23,19 @@ std::optional<Encoding> parse_encoding(std::string_view text) {
   return std::nullopt;
 }
 
+bool is_bf16(double s) {
+  const float f = static_cast<float>(s);
+  if (static_cast<double>(f) != s) return false;
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &f, sizeof bits);
+  return (bits & 0xFFFFu) == 0;
+}
+
 std::size_t payload_bytes(Encoding encoding, std::size_t n) {
   switch (encoding) {
     case Encoding::f64: return 8 * n;
     case Encoding::f32: return 4 * n;
-    case Encoding::q8: return n + 4 * q8_blocks(n);
+    case Encoding::q8: return n + scale_bytes(q8_blocks(n));
   }
   return 8 * n;
 }
@@ -38,14 +47,23 @@ float to_float(double x) {
   return static_cast<float>(std::clamp(x, -static_cast<double>(FLT_MAX), static_cast<double>(FLT_MAX)));
 }
 
-// The scale of a q8 block whose largest magnitude is m: the float nearest m / 127, saturated;
-// 0 when the block is zero or so small that its scale is not a normal float (it then sends zeros
-// and its residual keeps the values). Then the largest entry is q = +-127 exactly, which is what
-// lets to_q8 read the scale back from the rounded values.
+// The scale of a q8 block whose largest magnitude is m: the smallest bfloat16 (a float whose low
+// 16 bits are zero) at or above m / 127, saturated at the largest finite one; 0 when the block
+// is zero or so small that its scale is not a normal float (it then sends zeros and its residual
+// keeps the values). A scale rounded up keeps every integer within -127..127, and the largest
+// at 126 or 127 (bfloat16's steps are under 1/127 of its value), which is what lets to_q8 read
+// the scale back from the rounded values; the wire carries it in 2 bytes (Packed.scales16).
 float q8_scale(double m) {
   const double s = m / kLevels;
   if (!(s >= static_cast<double>(FLT_MIN))) return 0.0f;
-  return to_float(s);
+  float f = to_float(s);
+  if (static_cast<double>(f) < s) f = std::nextafter(f, FLT_MAX);
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0xFFFFu) != 0) bits = (bits & 0xFFFF0000u) + 0x10000u;
+  if ((bits & 0x7F800000u) == 0x7F800000u) bits = 0x7F7F0000u;  // past the largest: saturate
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
 }
 
 void round_block_q8(double* v, double* residual, std::size_t n) {
@@ -99,22 +117,43 @@ bool fits_f32(const double* v, std::size_t n) {
   return true;
 }
 
+namespace {
+// The scale of a block of len entries with largest magnitude m that is already a q8 block
+// (round_block_q8 put its largest entry at 127 or 126 times a bfloat16 scale, q8_scale: m over
+// one of the two is that scale exactly), in *s; false when no such scale reproduces every entry.
+// Either that does will do: the values are the same.
+bool exact_scale(const double* v, std::size_t len, double m, double* s) {
+  const auto fits = [&](double t) {
+    if (!(std::isfinite(t) && is_bf16(t))) return false;
+    for (std::size_t i = 0; i < len; ++i) {
+      const double k = std::nearbyint(v[i] / t);
+      if (!(std::abs(k) <= kLevels) || t * k != v[i]) return false;
+    }
+    return true;
+  };
+  if (m == 0.0) {
+    *s = 0.0;
+    return true;
+  }
+  for (const int top : {kLevels, kLevels - 1})
+    if (fits(m / top)) {
+      *s = m / top;
+      return true;
+    }
+  return false;
+}
+}  // namespace
+
 bool to_q8(const double* v, std::size_t n, float* scales, std::int8_t* q) {
   for (std::size_t b = 0, block = 0; b < n; b += kBlock, ++block) {
     const std::size_t len = std::min(kBlock, n - b);
     double m = 0.0;
     for (std::size_t i = 0; i < len; ++i) m = std::max(m, std::abs(v[b + i]));
-    // round_block_q8 put the largest entry at 127 * scale, so m / 127 is the scale exactly.
-    const double s = m / kLevels;
-    if (m != 0.0 && !(std::isfinite(s) && static_cast<double>(static_cast<float>(s)) == s))
-      return false;
+    double s = 0.0;
+    if (!exact_scale(v + b, len, m, &s)) return false;
     scales[block] = static_cast<float>(s);
-    for (std::size_t i = 0; i < len; ++i) {
-      const double x = v[b + i];
-      const double k = s == 0.0 ? 0.0 : std::nearbyint(x / s);
-      if (!(std::abs(k) <= kLevels) || s * k != x) return false;
-      q[b + i] = static_cast<std::int8_t>(k);
-    }
+    for (std::size_t i = 0; i < len; ++i)
+      q[b + i] = static_cast<std::int8_t>(s == 0.0 ? 0.0 : std::nearbyint(v[b + i] / s));
   }
   return true;
 }
@@ -132,7 +171,11 @@ void quantize(const double* v, std::size_t n, Q8& out) {
     const std::size_t len = std::min(kBlock, n - b);
     double m = 0.0;
     for (std::size_t i = 0; i < len; ++i) m = std::max(m, std::abs(v[b + i]));
-    const float s = q8_scale(m);
+    // A block that is q8 already keeps its scale: rounding it again to q8_scale of its largest
+    // entry, which may sit at 126 steps, could pick a smaller scale and move its values (the
+    // hub sends its rounded basis this way: the agents must get the same values).
+    double exact = 0.0;
+    const float s = exact_scale(v + b, len, m, &exact) ? static_cast<float>(exact) : q8_scale(m);
     out.scales[block] = s;
     for (std::size_t i = 0; i < len; ++i) {
       const double k = s == 0.0f ? 0.0

@@ -150,7 +150,7 @@ std::vector<OptionSpec> hub_options(HubConfig& c) {
        enum_ref(h.preconditioner, parse_preconditioner, to_string)},
       {"training", "compression", "--compression",
        "how agents round the deltas they send, with error feedback (exact table accounting): "
-       "q8 (8 bits an entry and a float scale per 64), f32, f64 (as they are); q8 also sends "
+       "q8 (8 bits an entry and a 16-bit scale per 64), f32, f64 (as they are); q8 also sends "
        "the broadcast as q8 changes (the hub's error feedback; not over the whole space, "
        "d * C <= 256, whose Newton steps need the exact w) and two-level's basis and "
        "eigenvectors as q8 where they outweigh a round's coarse payload (else as floats); "

@@ -252,13 +252,40 @@ struct BodyEncoder {
     return out;
   }
 
+  // A q8 vector's scales: as bfloat16 in scales16 where every one is (as compress rounds
+  // them) and there are enough of them to pay for the field (its offset, length and padding,
+  // about 12 bytes), else as floats in scales. The other is written empty / left out.
+  struct Scales {
+    flatbuffers::Offset<flatbuffers::Vector<float>> f32;
+    flatbuffers::Offset<flatbuffers::Vector<std::uint16_t>> bf16;
+  };
+  Scales scales(const float* s, std::size_t n) {
+    thread_local std::vector<std::uint16_t> high_;  // capacity kept, like Scratch
+    Scales out;
+    bool all = true;
+    for (std::size_t i = 0; i < n && all; ++i) all = compress::is_bf16(s[i]);
+    if (all && n >= compress::kHalfScalesFrom) {
+      high_.resize(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        std::uint32_t bits = 0;
+        std::memcpy(&bits, &s[i], sizeof bits);
+        high_[i] = static_cast<std::uint16_t>(bits >> 16);
+      }
+      out.f32 = fbb.CreateVector(static_cast<const float*>(nullptr), 0);
+      out.bf16 = fbb.CreateVector(high_.data(), n);
+    } else {
+      out.f32 = fbb.CreateVector(s, n);
+    }
+    return out;
+  }
+
   flatbuffers::Offset<fb::Packed> q8(const compress::Q8& x) {
     const auto values = fbb.CreateVector(static_cast<const float*>(nullptr), 0);
     const Integers q = integers(x.q.data(), x.q.size(), x.runs);
-    const auto scales = fbb.CreateVector(x.scales.data(), x.scales.size());
+    const Scales scales = this->scales(x.scales.data(), x.scales.size());
     const auto runs = x.runs.empty() ? Bytes8() : fbb.CreateVector(x.runs.data(), x.runs.size());
     return fb::CreatePacked(fbb, fb::Encoding::q8, static_cast<std::uint32_t>(x.q.size()), values,
-                            q.q, scales, runs, q.rice, q.range);
+                            q.q, scales.f32, runs, q.rice, q.range, scales.bf16);
   }
   // A packed vector's wire form, kept per thread (dw and dS each their own): the capacity is
   // kept, so the steady state of an agent's Updates allocates nothing.
@@ -296,9 +323,9 @@ struct BodyEncoder {
     const bool f32 = encoding == msg::Encoding::f32;
     const auto values = fbb.CreateVector(s.f32.data(), f32 ? n : 0);
     const Integers q = integers(s.q8.data(), f32 ? 0 : n, no_runs);
-    const auto scales = fbb.CreateVector(s.scales.data(), f32 ? 0 : compress::q8_blocks(n));
+    const Scales scales = this->scales(s.scales.data(), f32 ? 0 : compress::q8_blocks(n));
     return fb::CreatePacked(fbb, to_fb(encoding), static_cast<std::uint32_t>(n), values, q.q,
-                            scales, Bytes8(), q.rice, q.range);
+                            scales.f32, Bytes8(), q.rice, q.range, scales.bf16);
   }
 
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Update& m) {
@@ -847,6 +874,7 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name,
   switch (p.encoding()) {
     case fb::Encoding::f32:
       if (p.runs() != nullptr && p.runs()->size() != 0) return bad("(f32) has runs");
+      if (p.scales16() != nullptr && p.scales16()->size() != 0) return bad("(f32) has scales16");
       if (is_set(p.q8_rice()) || is_set(p.q8_range())) return bad("(f32) has q8_rice or q8_range");
       if (p.f32()->size() != n || p.q8()->size() != 0 || p.scales()->size() != 0)
         return bad("(f32) holds " + std::to_string(p.f32()->size()) + " floats, " +
@@ -873,16 +901,32 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name,
       if (is_set(p.q8_rice()) && is_set(p.q8_range())) return bad("(q8) has both q8_rice and q8_range");
       const bool coded = is_set(p.q8_rice()) || is_set(p.q8_range());
       const std::size_t integers = coded ? 0 : n;  // coded: q8 is empty
-      if (p.q8()->size() != integers || p.scales()->size() != blocks || p.f32()->size() != 0)
+      const auto* s16 = p.scales16();
+      const bool half = s16 != nullptr && s16->size() != 0;
+      if (half && p.scales()->size() != 0) return bad("(q8) has both scales and scales16");
+      if (half) {
+        checks.aligned(s16, name);
+        if (!checks.status()) return checks.status();
+      }
+      const std::size_t scale_count = half ? s16->size() : p.scales()->size();
+      if (p.q8()->size() != integers || scale_count != blocks || p.f32()->size() != 0)
         return bad("(q8) holds " + std::to_string(p.q8()->size()) + " integers, " +
-                   std::to_string(p.scales()->size()) + " scales and " +
+                   std::to_string(scale_count) + (half ? " scales16 and " : " scales and ") +
                    std::to_string(p.f32()->size()) + " floats for " + std::to_string(n) +
                    " entries (expected " + std::to_string(integers) + ", " +
                    std::to_string(blocks) + ", 0" +
                    (is_set(p.q8_rice()) ? ", with q8_rice)" : is_set(p.q8_range()) ? ", with q8_range)" : ")"));
-      for (flatbuffers::uoffset_t i = 0; i < blocks; ++i)
-        if (!(p.scales()->Get(i) >= 0.0f))
+      for (flatbuffers::uoffset_t i = 0; i < blocks; ++i) {
+        if (half) {
+          // Sign bit clear and the exponent not all ones: a finite bfloat16 >= 0.
+          const std::uint16_t h = s16->Get(i);
+          if ((h & 0x8000u) != 0 || (h & 0x7F80u) == 0x7F80u)
+            return bad("scales16 " + std::to_string(i) + " is " + std::to_string(h) +
+                       ", not a finite bfloat16 >= 0");
+        } else if (!(p.scales()->Get(i) >= 0.0f)) {
           return bad("scale " + std::to_string(i) + " is negative");
+        }
+      }
       if (coded) {  // kept in `ints` for unpack()
         const std::string why = decode_integers(p, ints);
         if (!why.empty()) return bad(why);
@@ -916,6 +960,20 @@ Status check_packed(const fb::Update& t, const Limits& limits) {
   return check_packed(*ds, limits, "Update.ds_packed", decoded(1));
 }
 
+// A checked q8 Packed's scales as floats, from scales16 or scales.
+void scales_of(const fb::Packed& p, std::vector<float>& out) {
+  const auto* s16 = p.scales16();
+  if (s16 == nullptr || s16->size() == 0) {
+    assign(*p.scales(), out);
+    return;
+  }
+  out.resize(s16->size());
+  for (flatbuffers::uoffset_t i = 0; i < s16->size(); ++i) {
+    const std::uint32_t bits = static_cast<std::uint32_t>(s16->Get(i)) << 16;
+    std::memcpy(&out[i], &bits, sizeof bits);
+  }
+}
+
 // Only called on a Packed that check_packed() accepted, with the `ints` it decoded: q8 as
 // integers and scales.
 void unpack(const fb::Packed& p, const Integers& ints, compress::Q8& out) {
@@ -924,7 +982,7 @@ void unpack(const fb::Packed& p, const Integers& ints, compress::Q8& out) {
   } else {
     assign(*p.q8(), out.q);
   }
-  assign(*p.scales(), out.scales);
+  scales_of(p, out.scales);
   if (p.runs() != nullptr) assign(*p.runs(), out.runs);
   else out.runs.clear();
 }
@@ -942,9 +1000,10 @@ void unpack(const fb::Packed& p, const Integers& ints, std::vector<double>& out)
   out.resize(n);
   const std::int8_t* q =
       is_set(p.q8_rice()) || is_set(p.q8_range()) ? ints.data() : p.q8()->data();
-  const auto& scales = *p.scales();
+  thread_local std::vector<float> scales;  // capacity kept: the hub's receive path
+  scales_of(p, scales);
   const auto value = [&](std::size_t i, flatbuffers::uoffset_t s) {
-    return static_cast<double>(scales.Get(s)) * static_cast<double>(q[i]);
+    return static_cast<double>(scales[s]) * static_cast<double>(q[i]);
   };
   if (p.runs() == nullptr || p.runs()->size() == 0) {
     for (std::size_t i = 0; i < n; ++i)
@@ -1239,7 +1298,8 @@ std::uint64_t bytes_of(const flatbuffers::Vector<T>* v) {
 }
 std::uint64_t bytes_of(const fb::Packed* p) {
   if (p == nullptr) return 0;
-  return bytes_of(p->f32()) + bytes_of(p->q8()) + bytes_of(p->scales()) + bytes_of(p->runs()) +
+  return bytes_of(p->f32()) + bytes_of(p->q8()) + bytes_of(p->scales()) + bytes_of(p->scales16()) +
+         bytes_of(p->runs()) +
          bytes_of(p->q8_rice()) + bytes_of(p->q8_range());
 }
 

@@ -32,7 +32,8 @@ TEST(Compress, NamesRoundTrip) {
   for (Encoding e : {Encoding::f64, Encoding::f32, Encoding::q8})
     EXPECT_EQ(compress::parse_encoding(compress::to_string(e)), e);
   EXPECT_FALSE(compress::parse_encoding("int8"));
-  EXPECT_EQ(compress::payload_bytes(Encoding::q8, 130), 130u + 4 * 3);
+  EXPECT_EQ(compress::payload_bytes(Encoding::q8, 130), 130u + 4 * 3);  // 3 float scales
+  EXPECT_EQ(compress::payload_bytes(Encoding::q8, 64 * 8), 64u * 8 + 2 * 8);  // 8 in bfloat16
   EXPECT_EQ(compress::payload_bytes(Encoding::f32, 130), 520u);
 }
 
@@ -147,6 +148,40 @@ TEST(Compress, NotRoundedIsNotRepresentable) {
 }
 
 
+// q8's scales are bfloat16 (protocol 14: 2 bytes on the wire), rounded up so that every
+// integer stays within -127..127 and the largest is 126 or 127; a vector q8 already represents
+// comes back from quantize unchanged (the hub rounds its basis once and sends it through
+// quantize again: the agents must get the values the hub uses), and to_q8 reads it back.
+TEST(Compress, ScalesAreBfloat16AndRoundingAgainChangesNothing) {
+  const std::size_t n = 64 * 200;
+  std::vector<double> v = awkward(n, 5);
+  std::vector<double> rounded = v;
+  compress::Q8 first;
+  compress::round_to_q8(rounded.data(), n, &first);
+  int at_126 = 0;
+  for (std::size_t b = 0; b < first.scales.size(); ++b) {
+    const float s = first.scales[b];
+    EXPECT_TRUE(compress::is_bf16(s)) << b << ": " << s;
+    if (s == 0.0f) continue;
+    int top = 0;
+    for (std::size_t i = b * compress::kBlock; i < std::min(n, (b + 1) * compress::kBlock); ++i)
+      top = std::max(top, std::abs(static_cast<int>(first.q[i])));
+    EXPECT_TRUE(top == 126 || top == 127) << b << ": " << top;
+    at_126 += top == 126 ? 1 : 0;
+  }
+  EXPECT_GT(at_126, 0);  // the case that rounding again used to get wrong is there
+  compress::Q8 again;
+  compress::quantize(rounded.data(), n, again);
+  EXPECT_EQ(again.q, first.q);
+  EXPECT_EQ(again.scales, first.scales);
+  std::vector<float> scales(compress::q8_blocks(n));
+  std::vector<std::int8_t> q(n);
+  ASSERT_TRUE(compress::to_q8(rounded.data(), n, scales.data(), q.data()));
+  std::vector<double> back(n);
+  compress::from_q8(scales.data(), q.data(), n, back.data());
+  EXPECT_EQ(back, rounded);
+}
+
 // The hub's broadcast changes (compress::Q8): quantize rounds like round_with_feedback, adding
 // them is exact, and gathering a support keeps each entry's value (the scales of the blocks it
 // touches, over runs).
@@ -157,7 +192,7 @@ TEST(Compress, Q8ChangesRoundLikeTheDeltasAndGatherExactly) {
   compress::quantize(v.data(), n, x);
   ASSERT_EQ(x.size(), n);
   EXPECT_EQ(compress::check(x), "");
-  EXPECT_EQ(x.bytes(), n + 4 * compress::q8_blocks(n));
+  EXPECT_EQ(x.bytes(), n + 4 * compress::q8_blocks(n));  // 5 scales: floats on the wire
   // The same vector as the agents' rounding would send.
   std::vector<double> rounded = v, residual(n, 0.0);
   compress::round_with_feedback(Encoding::q8, rounded.data(), residual.data(), n);

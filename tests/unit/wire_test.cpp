@@ -604,6 +604,7 @@ struct PackedForm {
   bool f32_present = true;
   std::vector<std::uint8_t> rice;   // empty: absent
   std::vector<std::uint8_t> range;  // empty: absent
+  std::vector<std::uint16_t> scales16;  // empty: absent
 };
 flatbuffers::Offset<fb::Packed> packed_form(flatbuffers::FlatBufferBuilder& fbb,
                                             const PackedForm& f) {
@@ -617,7 +618,10 @@ flatbuffers::Offset<fb::Packed> packed_form(flatbuffers::FlatBufferBuilder& fbb,
                                    : fbb.CreateVector(f.rice);
   const auto range = f.range.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>()
                                      : fbb.CreateVector(f.range);
-  return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales, runs, rice, range);
+  const auto scales16 = f.scales16.empty()
+                            ? flatbuffers::Offset<flatbuffers::Vector<std::uint16_t>>()
+                            : fbb.CreateVector(f.scales16);
+  return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales, runs, rice, range, scales16);
 }
 
 // The hub's broadcast as q8 changes (RoundStart.base): whole and restricted (runs) forms come
@@ -798,6 +802,26 @@ std::size_t coded_bytes(const fb::Packed& p) {
   return (p.q8_rice() ? p.q8_rice()->size() : 0u) + (p.q8_range() ? p.q8_range()->size() : 0u);
 }
 
+// q8 scales travel as bfloat16 (protocol 14) where there are enough of them to pay for the
+// field, else as floats; either way the deltas come back bit for bit, and the counted bytes are
+// 2 a scale in the first form.
+TEST(WireRoundTrip, Q8ScalesTravelInTwoBytesWhereThatPays) {
+  for (const std::size_t n : {std::size_t(64 * 10), std::size_t(64 * 3)}) {
+    const msg::Update u = packed_update(msg::Encoding::q8, n);
+    const Bytes bytes = encode(u);
+    const fb::Update* t = fb::GetEnvelope(bytes.data())->body_as_Update();
+    ASSERT_NE(t->dw_packed(), nullptr);
+    const bool half = n / 64 >= compress::kHalfScalesFrom;
+    const auto* s16 = t->dw_packed()->scales16();
+    EXPECT_EQ(s16 == nullptr ? 0u : s16->size(), half ? n / 64 : 0u) << n;
+    EXPECT_EQ(t->dw_packed()->scales()->size(), half ? 0u : n / 64) << n;
+    const auto d = decode_copy(bytes);
+    ASSERT_TRUE(d.is_ok()) << d.error();
+    EXPECT_EQ(std::get<msg::Update>(*d).dw, u.dw);
+    EXPECT_EQ(std::get<msg::Update>(*d).dS, u.dS);
+  }
+}
+
 // Two-level's curvature payloads as q8 (compression q8): the basis (restricted rows, runs) and
 // the eigenvectors travel packed and decode into both forms; a payload sent both ways is refused.
 TEST(WireDecode, CurvatureAsQ8TravelsPackedAndBothFormsAreRefused) {
@@ -814,7 +838,8 @@ TEST(WireDecode, CurvatureAsQ8TravelsPackedAndBothFormsAreRefused) {
   EXPECT_EQ(got.basis_q8.q, config.basis_q8.q);
   EXPECT_EQ(got.basis_q8.runs, config.basis_q8.runs);
   msg::PartBytes config_parts;
-  wire::add_part_bytes(encode(got), 1, config_parts);  // 8 integers, 4 scales, 4 runs
+  // 8 integers, 4 scales (as floats: too few to pay for scales16), 4 runs
+  wire::add_part_bytes(encode(got), 1, config_parts);
   EXPECT_EQ(config_parts.setup, 16 + 8 + 4 * 4 + 4);
 
   msg::InitUpload init;
@@ -1057,6 +1082,41 @@ TEST(WireDecode, RejectsInconsistentPackedVectors) {
   refused([](Case& c) { c.dw.scales[0] = -0.5f; }, "Update.dw_packed scale 0 is negative");
   refused([](Case& c) { c.dw.scales[0] = std::nanf(""); }, "Update.dw_packed[0] is not finite");
   refused([](Case& c) { c.dw.f32_present = false; }, "Update.dw_packed lacks one of");
+  // bfloat16 scales (protocol 14): 0x3F00 is 0.5f's high half; the same vector as floats.
+  {
+    Case c;
+    c.dw.scales.clear();
+    c.dw.scales16 = {0x3F00};
+    const auto ok = decode_copy(build(c));
+    ASSERT_TRUE(ok.is_ok()) << ok.error();
+    EXPECT_EQ(std::get<msg::Update>(*ok).dw, (std::vector<double>{0.5, -63.5, 0.0}));
+  }
+  refused([](Case& c) { c.dw.scales16 = {0x3F00}; }, "Update.dw_packed (q8) has both scales and scales16");
+  refused([](Case& c) {
+            c.dw.scales.clear();
+            c.dw.scales16 = {0x3F00, 0x3F00};
+          }, "Update.dw_packed (q8) holds 3 integers, 2 scales16 and 0 floats");
+  refused([](Case& c) {
+            c.dw.scales.clear();
+            c.dw.scales16 = {0xBF00};  // -0.5
+          }, "Update.dw_packed scales16 0 is 48896, not a finite bfloat16 >= 0");
+  refused([](Case& c) {
+            c.dw.scales.clear();
+            c.dw.scales16 = {0x7F80};  // infinity (0x7FC0 and up: NaN)
+          }, "Update.dw_packed scales16 0 is 32640, not a finite bfloat16 >= 0");
+  refused([](Case& c) {
+            c.dw.scales.clear();
+            c.dw.scales16 = {0x7FC1};
+          }, "Update.dw_packed scales16 0 is 32705, not a finite bfloat16 >= 0");
+  refused([](Case& c) {
+            c.dw.encoding = c.ds.encoding = fb::Encoding::f32;
+            c.dw.q8.clear();
+            c.ds.q8.clear();
+            c.dw.scales.clear();
+            c.ds.scales.clear();
+            c.dw.f32 = c.ds.f32 = {1.0f, 2.0f, 3.0f};
+            c.dw.scales16 = {0x3F00};
+          }, "Update.dw_packed (f32) has scales16");
   // Rice-coded integers (protocol 7): {1, -127, 0} with k = 6 is 27 bits in 4 bytes.
   const std::vector<std::uint8_t> rice = {0x26, 0x5c, 0x0f, 0x00};
   {
@@ -1208,9 +1268,10 @@ TEST(WireDecode, RejectsOtherProtocolVersions) {
   // compressed broadcast, 6: from before the compact setup, 7: from before range-coded integers,
   // 8: from before the Hessian upload, 9: before its diagonal, 10: before the Hessian upload's
   // class-pair blocks, 11: before the coarse Hessians', 12: from before the two-level local run
-  // anchored at the counted table; each is refused with a clear reason.
+  // anchored at the counted table, 13: before bfloat16 scales; each is refused with a clear
+  // reason.
   for (std::uint32_t version :
-       {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 14u, 0xFFFFFFFFu}) {
+       {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 15u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
         finish(fbb, fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, 3).Union(), version);

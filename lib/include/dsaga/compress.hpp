@@ -10,8 +10,9 @@
 // Encodings:
 //   f64  the values as they are (8 bytes an entry): rounding is the identity, the residual 0;
 //   f32  the nearest float (4 bytes an entry);
-//   q8   blocks of kBlock entries, each entry an integer q in -127..127 times its block's float
-//        scale max|block| / 127 (1 byte an entry and 4 a block: 8.5 bits).
+//   q8   blocks of kBlock entries, each entry an integer q in -127..127 times its block's
+//        scale, the smallest bfloat16 at or above max|block| / 127 (1 byte an entry and 2 a
+//        block: 8.25 bits before the wire's integer codes).
 // Math only: no messages, no wire (messages.hpp carries the Encoding, wire.cpp the bytes).
 #pragma once
 
@@ -32,6 +33,16 @@ inline constexpr std::size_t kBlock = 64;  // q8 entries per scale
 inline constexpr int kLevels = 127;        // q8 integers are in -kLevels..kLevels
 
 inline std::size_t q8_blocks(std::size_t n) { return (n + kBlock - 1) / kBlock; }
+// The wire sends a q8 vector's scales as bfloat16, 2 bytes each, from this many on (fewer pay
+// less than the field costs) and as 4-byte floats below (wire.cpp).
+inline constexpr std::size_t kHalfScalesFrom = 8;
+inline std::size_t scale_bytes(std::size_t scales) {
+  return (scales >= kHalfScalesFrom ? 2 : 4) * scales;
+}
+
+// True when s is a bfloat16: a float whose low 16 bits are zero (q8's scales; the wire sends
+// their high 16 bits).
+bool is_bf16(double s);
 
 // Bytes of n entries' payload in `encoding` (the vectors alone, without FlatBuffers framing).
 std::size_t payload_bytes(Encoding encoding, std::size_t n);
@@ -66,7 +77,7 @@ struct Q8 {
   std::size_t size() const { return q.size(); }
   bool empty() const { return q.empty(); }
   // Bytes on the wire (payload alone).
-  std::size_t bytes() const { return q.size() + 4 * scales.size() + runs.size(); }
+  std::size_t bytes() const { return q.size() + scale_bytes(scales.size()) + runs.size(); }
 };
 // out <- v rounded to nearest in blocks of kBlock (the rule of round_with_feedback); the caller
 // keeps what was left out, as v - the decoded out.

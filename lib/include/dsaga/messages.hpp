@@ -34,8 +34,9 @@ namespace dsaga::msg {
 // diagonal (RoundStart.diagonal, Update.diagonal), 11: the Hessian upload as the distinct
 // entries of its class-pair blocks (coarse.hpp: blocks_size), 12: two-level's Update.coarse_h
 // likewise, 13: two-level's local run before the refresh, with the table as the hub counted it
-// (Update.dw's meaning; local_method.cpp)
-inline constexpr std::uint32_t kProtocolVersion = 13;
+// (Update.dw's meaning; local_method.cpp), 14: q8 scales rounded up to bfloat16 and sent in
+// 2 bytes (Packed.scales16)
+inline constexpr std::uint32_t kProtocolVersion = 14;
 
 // How an agent rounds dw and dS before sending them, with error feedback (compress.hpp).
 using compress::Encoding;
