@@ -79,8 +79,10 @@ struct Q8 {
   // Bytes on the wire (payload alone).
   std::size_t bytes() const { return q.size() + scale_bytes(scales.size()) + runs.size(); }
 };
-// out <- v rounded to nearest in blocks of kBlock (the rule of round_with_feedback); the caller
-// keeps what was left out, as v - the decoded out.
+// out <- v rounded to nearest in blocks of kBlock (the rule of round_with_feedback), except that
+// a block v already holds as q8 keeps its scale and values (a q8 vector comes back unchanged:
+// the hub's basis goes through here after round_to_q8); the caller keeps what was left out, as
+// v - the decoded out.
 void quantize(const double* v, std::size_t n, Q8& out);
 // v[i] += the entry i of x, for i < x.size(): the same sums on the hub and on every agent.
 void add(const Q8& x, double* v);
