@@ -1082,6 +1082,15 @@ TEST(WireDecode, RejectsInconsistentPackedVectors) {
   refused([](Case& c) { c.dw.scales[0] = -0.5f; }, "Update.dw_packed scale 0 is negative");
   refused([](Case& c) { c.dw.scales[0] = std::nanf(""); }, "Update.dw_packed[0] is not finite");
   refused([](Case& c) { c.dw.f32_present = false; }, "Update.dw_packed lacks one of");
+  // Both deltas as valid f32 vectors (a field of q8 added then makes them inconsistent).
+  const auto as_f32 = [](Case& c) {
+    c.dw.encoding = c.ds.encoding = fb::Encoding::f32;
+    c.dw.q8.clear();
+    c.ds.q8.clear();
+    c.dw.scales.clear();
+    c.ds.scales.clear();
+    c.dw.f32 = c.ds.f32 = {1.0f, 2.0f, 3.0f};
+  };
   // bfloat16 scales (protocol 14): 0x3F00 is 0.5f's high half; the same vector as floats.
   {
     Case c;
@@ -1108,13 +1117,8 @@ TEST(WireDecode, RejectsInconsistentPackedVectors) {
             c.dw.scales.clear();
             c.dw.scales16 = {0x7FC1};
           }, "Update.dw_packed scales16 0 is 32705, not a finite bfloat16 >= 0");
-  refused([](Case& c) {
-            c.dw.encoding = c.ds.encoding = fb::Encoding::f32;
-            c.dw.q8.clear();
-            c.ds.q8.clear();
-            c.dw.scales.clear();
-            c.ds.scales.clear();
-            c.dw.f32 = c.ds.f32 = {1.0f, 2.0f, 3.0f};
+  refused([&](Case& c) {
+            as_f32(c);
             c.dw.scales16 = {0x3F00};
           }, "Update.dw_packed (f32) has scales16");
   // Rice-coded integers (protocol 7): {1, -127, 0} with k = 6 is 27 bits in 4 bytes.
@@ -1139,12 +1143,7 @@ TEST(WireDecode, RejectsInconsistentPackedVectors) {
             c.dw.rice.push_back(0);
           }, "Update.dw_packed q8_rice has 13 bits past its integers");
   refused([&](Case& c) {
-            c.dw.encoding = c.ds.encoding = fb::Encoding::f32;
-            c.dw.q8.clear();
-            c.ds.q8.clear();
-            c.dw.scales.clear();
-            c.ds.scales.clear();
-            c.dw.f32 = c.ds.f32 = {1.0f, 2.0f, 3.0f};
+            as_f32(c);
             c.dw.rice = rice;
           }, "Update.dw_packed (f32) has q8_rice or q8_range");
   // Range-coded integers (protocol 8): the same {1, -127, 0}, as range.hpp codes them, and the
