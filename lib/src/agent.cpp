@@ -227,6 +227,7 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
                            config.seed, config.prox, config.refresh, config.two_level});
     step_ = config.eta;
     basis_id_ = 0;  // a new method: the coarse space is taken again below
+    floor_ = false;
     const Index dim = d * objective_.classes;
     w_round_.resize(dim);
     eval_w_.resize(dim);
@@ -277,6 +278,13 @@ Status AgentCore::take_basis(const msg::Config& config) {
                                           static_cast<Index>(support_.size()), config.basis_dim);
   space_.set(data_, support_, u, config.basis_identity);
   basis_id_ = config.basis_id;
+  // q8's floor on this agent's deltas where they are most of a round's bytes (coarse.hpp): the
+  // four vectors of a round on the wire's width against the coarse payload.
+  const Index wire = (config.restricted ? static_cast<Index>(support_.size()) : data_.cols()) *
+                     objective_.classes;
+  floor_ = !config.basis_identity &&
+           coarse::deltas_floored(4.0 * static_cast<double>(wire), config.basis_dim,
+                                  objective_.classes, objective_.loss == Loss::multinomial);
   return Status::ok();
 }
 
@@ -368,9 +376,9 @@ Status AgentCore::on_round(const msg::RoundStart& start, Outbox& out) {
   // Rounded to the hub's encoding with error feedback: exactly what the hub will account.
   update.encoding = config_->encoding;
   compress::round_with_feedback(update.encoding, update.dw.data(), residual_dw_.data(),
-                                update.dw.size());
+                                update.dw.size(), floor_);
   compress::round_with_feedback(update.encoding, update.dS.data(), residual_ds_.data(),
-                                update.dS.size());
+                                update.dS.size(), floor_);
   if (method_->coarse(space_, coarse_g_, coarse_h_)) {
     assign(coarse_g_, update.coarse_g);
     assign(coarse_h_, update.coarse_h);

@@ -324,12 +324,20 @@ int vectors_per_agent(int agents, Index columns) {
   return static_cast<int>(std::max<Index>(1, std::min({by_count, by_bytes, columns})));
 }
 
+namespace {
+// A round's coarse payload in bytes: g_k in float64, H_k's class-pair blocks in floats.
+double coarse_payload(Index m, int classes, bool softmax) {
+  return 8.0 * static_cast<double>(m * std::max(1, classes)) +
+         4.0 * static_cast<double>(blocks_size(static_cast<std::size_t>(m), classes, softmax));
+}
+}  // namespace
+
 bool curvature_as_q8(double entries, Index m, int classes, bool softmax) {
-  // A round's coarse payload: g_k in float64, H_k's class-pair blocks in floats.
-  const double per_round =
-      8.0 * static_cast<double>(m * std::max(1, classes)) +
-      4.0 * static_cast<double>(blocks_size(static_cast<std::size_t>(m), classes, softmax));
-  return 3.0 * entries > per_round;
+  return 3.0 * entries > coarse_payload(m, classes, softmax);
+}
+
+bool deltas_floored(double entries, Index m, int classes, bool softmax) {
+  return entries > coarse_payload(m, classes, softmax);
 }
 
 bool whole_space(Index d, int classes, int rank) {

@@ -66,26 +66,69 @@ float q8_scale(double m) {
   return f;
 }
 
-void round_block_q8(double* v, double* residual, std::size_t n) {
+// The floor under a q8 vector's block steps (compress.hpp, kFloorErrorRatio): the largest power
+// of two tau with sum_b n_b max(s_b, tau)^2 <= kFloorErrorRatio * sum_b n_b s_b^2, s_b the step
+// of block b (q8_scale) and n_b its entries (rounding to a step s costs about s^2 / 12 an entry
+// in squared error); 0 for a zero vector. The vector is v + r (r may be null).
+double floor_step(const double* v, const double* r, std::size_t n) {
+  double own = 0.0;
+  double largest = 0.0;
+  for (std::size_t b = 0; b < n; b += kBlock) {
+    const std::size_t len = std::min(kBlock, n - b);
+    double m = 0.0;
+    for (std::size_t i = b; i < b + len; ++i) m = std::max(m, std::abs(v[i] + (r ? r[i] : 0.0)));
+    const double s = q8_scale(m);
+    own += static_cast<double>(len) * s * s;
+    largest = std::max(largest, s);
+  }
+  if (!(largest > 0.0) || !std::isfinite(own)) return 0.0;
+  const double allowed = kFloorErrorRatio * own;
+  // Down from the largest step's power of two: the sum falls as tau does and is `own` once tau
+  // is under every step, so the loop ends there at the latest.
+  for (double tau = std::ldexp(1.0, std::ilogb(largest)); tau >= static_cast<double>(FLT_MIN);
+       tau *= 0.5) {
+    double sum = 0.0;
+    for (std::size_t b = 0; b < n; b += kBlock) {
+      const std::size_t len = std::min(kBlock, n - b);
+      double m = 0.0;
+      for (std::size_t i = b; i < b + len; ++i) m = std::max(m, std::abs(v[i] + (r ? r[i] : 0.0)));
+      const double s = std::max(static_cast<double>(q8_scale(m)), tau);
+      sum += static_cast<double>(len) * s * s;
+    }
+    if (sum <= allowed) return tau;
+  }
+  return 0.0;
+}
+
+// A block's step: q8_scale of its largest magnitude m, or the vector's floor tau where that is
+// larger (a nonzero step only: a block too small for a normal float scale sends zeros).
+float block_scale(double m, double tau) {
+  const float s = q8_scale(m);
+  return s != 0.0f && static_cast<double>(s) < tau ? static_cast<float>(tau) : s;
+}
+
+void round_block_q8(double* v, double* residual, std::size_t n, double tau) {
   double m = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     v[i] += residual[i];
     m = std::max(m, std::abs(v[i]));
   }
-  const double s = q8_scale(m);
+  const double s = block_scale(m, tau);
   for (std::size_t i = 0; i < n; ++i) {
     const double x = v[i];
     // + 0.0 turns -0 into +0: the integer on the wire has no sign of zero.
     const double q =
         s == 0.0 ? 0.0 : std::clamp(std::nearbyint(x / s), -double(kLevels), double(kLevels)) + 0.0;
     v[i] = s * q;            // exact: a 24-bit scale times a 7-bit integer
-    residual[i] = x - v[i];  // exact (Sterbenz: v is 0 or within a factor 2 of x)
+    residual[i] = x - v[i];  // exact (Sterbenz: v is 0 or within a factor 2 of x, also under
+                             // the floor: q = 1 from |x| / s > 1/2 on)
   }
 }
 
 }  // namespace
 
-void round_with_feedback(Encoding encoding, double* v, double* residual, std::size_t n) {
+void round_with_feedback(Encoding encoding, double* v, double* residual, std::size_t n,
+                         bool floor) {
   switch (encoding) {
     case Encoding::f64:
       for (std::size_t i = 0; i < n; ++i) {
@@ -100,10 +143,12 @@ void round_with_feedback(Encoding encoding, double* v, double* residual, std::si
         residual[i] = x - v[i];
       }
       return;
-    case Encoding::q8:
+    case Encoding::q8: {
+      const double tau = floor ? floor_step(v, residual, n) : 0.0;
       for (std::size_t b = 0; b < n; b += kBlock)
-        round_block_q8(v + b, residual + b, std::min(kBlock, n - b));
+        round_block_q8(v + b, residual + b, std::min(kBlock, n - b), tau);
       return;
+    }
   }
 }
 
@@ -118,11 +163,13 @@ bool fits_f32(const double* v, std::size_t n) {
 }
 
 namespace {
-// The scale of a block of len entries with largest magnitude m that is already a q8 block
-// (round_block_q8 put its largest entry at 127 or 126 times a bfloat16 scale, q8_scale: m over
-// one of the two is that scale exactly), in *s; false when no such scale reproduces every entry.
-// Either that does will do: the values are the same.
-bool exact_scale(const double* v, std::size_t len, double m, double* s) {
+// The scale of a block of len entries with largest magnitude m that is already a q8 block, in
+// *s; false when no such scale reproduces every entry. round_block_q8 put its largest entry at
+// 127 or 126 times a bfloat16 scale (q8_scale: m over one of the two is that scale exactly), or,
+// under a floor (`floored`: the wire's reading of a rounded delta), at fewer steps of a power of
+// two between m / 127 and m. Any scale that reproduces the entries will do (the values are the
+// same); of the powers of two the largest, whose integers are the smallest.
+bool exact_scale(const double* v, std::size_t len, double m, double* s, bool floored) {
   const auto fits = [&](double t) {
     if (!(std::isfinite(t) && is_bf16(t))) return false;
     for (std::size_t i = 0; i < len; ++i) {
@@ -140,6 +187,13 @@ bool exact_scale(const double* v, std::size_t len, double m, double* s) {
       *s = m / top;
       return true;
     }
+  if (!floored || !std::isfinite(m)) return false;
+  // ldexp(1, ilogb(m)), the largest power of two at or below m (log2 rounds DBL_MAX up to 1024).
+  for (double p = std::ldexp(1.0, std::ilogb(m)); p * kLevels > m; p *= 0.5)
+    if (fits(p)) {
+      *s = p;
+      return true;
+    }
   return false;
 }
 }  // namespace
@@ -150,7 +204,7 @@ bool to_q8(const double* v, std::size_t n, float* scales, std::int8_t* q) {
     double m = 0.0;
     for (std::size_t i = 0; i < len; ++i) m = std::max(m, std::abs(v[b + i]));
     double s = 0.0;
-    if (!exact_scale(v + b, len, m, &s)) return false;
+    if (!exact_scale(v + b, len, m, &s, true)) return false;
     scales[block] = static_cast<float>(s);
     for (std::size_t i = 0; i < len; ++i)
       q[b + i] = static_cast<std::int8_t>(s == 0.0 ? 0.0 : std::nearbyint(v[b + i] / s));
@@ -163,7 +217,8 @@ void from_q8(const float* scales, const std::int8_t* q, std::size_t n, double* v
     v[i] = static_cast<double>(scales[i / kBlock]) * static_cast<double>(q[i]);
 }
 
-void quantize(const double* v, std::size_t n, Q8& out) {
+void quantize(const double* v, std::size_t n, Q8& out, bool floor) {
+  const double tau = floor ? floor_step(v, nullptr, n) : 0.0;
   out.runs.clear();
   out.q.resize(n);
   out.scales.resize(q8_blocks(n));
@@ -175,7 +230,9 @@ void quantize(const double* v, std::size_t n, Q8& out) {
     // entry, which may sit at 126 steps, could pick a smaller scale and move its values (the
     // hub sends its rounded basis this way: the agents must get the same values).
     double exact = 0.0;
-    const float s = exact_scale(v + b, len, m, &exact) ? static_cast<float>(exact) : q8_scale(m);
+    const float s =
+        exact_scale(v + b, len, m, &exact, false) ? static_cast<float>(exact)
+                                                  : block_scale(m, tau);
     out.scales[block] = s;
     for (std::size_t i = 0; i < len; ++i) {
       const double k = s == 0.0f ? 0.0

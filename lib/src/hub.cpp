@@ -182,6 +182,23 @@ bool HubCore::compressed_broadcast() const {
          mode_->round_kind(*this) == msg::RoundKind::run && !coarse_.basis.identity;
 }
 
+bool HubCore::broadcast_floored() const {
+  // Two-level with a basis short of the whole space: the mean agent's four vectors of a round
+  // against the coarse payload (coarse::deltas_floored, the rule each agent applies to its own).
+  if (coarse_.basis_id == 0 || coarse_.basis.identity || coarse_.basis.u.cols() == 0 ||
+      agents_.empty())
+    return false;
+  const int C = options_.objective.classes;
+  double entries = 0.0;
+  for (const auto& [id, agent] : agents_)
+    entries += 4.0 * static_cast<double>(restricted(agent) ? agent.support.size()
+                                                             : static_cast<std::size_t>(features_)) *
+               C;
+  return coarse::deltas_floored(entries / static_cast<double>(agents_.size()),
+                                coarse_.basis.u.cols(), C,
+                                options_.objective.loss == Loss::multinomial);
+}
+
 void HubCore::advance_broadcast() {
   w_change_.q.clear();
   gbar_change_.q.clear();
@@ -201,11 +218,12 @@ void HubCore::advance_broadcast() {
     bg_.setZero(round_gbar_.size());
     changes_from_zero_ = true;
   }
+  const bool floor = broadcast_floored();
   Eigen::VectorXd change = w_ - bw_;
-  compress::quantize(change.data(), static_cast<std::size_t>(change.size()), w_change_);
+  compress::quantize(change.data(), static_cast<std::size_t>(change.size()), w_change_, floor);
   compress::add(w_change_, bw_.data());
   change = round_gbar_ - bg_;
-  compress::quantize(change.data(), static_cast<std::size_t>(change.size()), gbar_change_);
+  compress::quantize(change.data(), static_cast<std::size_t>(change.size()), gbar_change_, floor);
   compress::add(gbar_change_, bg_.data());
 }
 

@@ -209,6 +209,14 @@ TEST(CoarseSpace, CurvatureAsQ8WhereItOutweighsARoundsCoarsePayload) {
   // One class: the whole triangle, 8 * 64 + 4 * 2080 bytes.
   EXPECT_FALSE(coarse::curvature_as_q8((8.0 * 64 + 4.0 * 2080) / 3, 64, 1, false));
   EXPECT_TRUE(coarse::curvature_as_q8((8.0 * 64 + 4.0 * 2080) / 3 + 1, 64, 1, false));
+  // q8's floor on the deltas only where a round's four vectors outweigh its coarse payload: on
+  // S1's supports (116k columns, m = 40), not on B1 (785 columns, m = 64: 3 kB against 8.8 kB)
+  // nor on B2 (7850 entries, m = 64, C = 10: 31 kB against 379 kB).
+  EXPECT_TRUE(coarse::deltas_floored(4.0 * 116536, 40, 1, false));
+  EXPECT_FALSE(coarse::deltas_floored(4.0 * 785, 64, 1, false));
+  EXPECT_FALSE(coarse::deltas_floored(4.0 * 7850, 64, 10, true));
+  EXPECT_FALSE(coarse::deltas_floored(8.0 * 64 + 4.0 * 2080, 64, 1, false));
+  EXPECT_TRUE(coarse::deltas_floored(8.0 * 64 + 4.0 * 2080 + 1, 64, 1, false));
 }
 
 TEST(CoarseSpace, WholeSpaceWhenTheHessianIsSmall) {

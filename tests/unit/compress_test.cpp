@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <vector>
@@ -256,6 +257,101 @@ TEST(Compress, RowsOfAQ8MatrixAndRoundingToQ8) {
   for (std::size_t j = 0; j < cols; ++j)
     for (std::size_t k = 0; k < kept.size(); ++k)
       ASSERT_EQ(values[j * kept.size() + k], m[j * rows + kept[k]]) << j << " " << k;
+}
+
+// Blocks of a sparse model's delta: a few large (common columns), most 1e3-1e5 times smaller
+// (rare ones), as on hashed text.
+std::vector<double> uneven(std::size_t n, std::uint64_t seed) {
+  Rng rng(seed);
+  std::vector<double> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t block = i / compress::kBlock;
+    const double size = block % 8 == 0 ? 1.0 : std::pow(10.0, -3.0 - 2.0 * rng.uniform());
+    v[i] = size * (2.0 * rng.uniform() - 1.0);
+  }
+  return v;
+}
+
+// q8's floor (compress.hpp): where blocks differ widely in size, small blocks are rounded to the
+// vector's floor, a power of two above their own step, so their integers are small; the
+// vector's squared error stays within kFloorErrorRatio times that of the blocks' own steps;
+// sent + residual is still exactly what was owed, and the wire reads the floored blocks back
+// exactly. Where the blocks are alike the floor changes nothing.
+TEST(Compress, FloorRoundsSmallBlocksToOneStepWithinTheErrorBound) {
+  const std::size_t n = 64 * 96 + 10;
+  const std::vector<double> owed = uneven(n, 3);
+  std::vector<double> plain = owed, plain_r(n, 0.0), floored = owed, floored_r(n, 0.0);
+  compress::round_with_feedback(Encoding::q8, plain.data(), plain_r.data(), n);
+  compress::round_with_feedback(Encoding::q8, floored.data(), floored_r.data(), n, true);
+  double plain_err = 0.0, floored_err = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(floored[i] + floored_r[i], owed[i]) << i;
+    plain_err += plain_r[i] * plain_r[i];
+    floored_err += floored_r[i] * floored_r[i];
+  }
+  EXPECT_GT(floored_err, plain_err);  // the floor is on: it rounds coarser
+  // The bound is on the expected error (s^2 / 12 an entry); the realized one is near it.
+  EXPECT_LE(floored_err, 1.2 * compress::kFloorErrorRatio * plain_err);
+  std::vector<float> scales(compress::q8_blocks(n));
+  std::vector<std::int8_t> q(n);
+  ASSERT_TRUE(compress::to_q8(floored.data(), n, scales.data(), q.data()));
+  std::vector<double> back(n);
+  compress::from_q8(scales.data(), q.data(), n, back.data());
+  EXPECT_EQ(back, floored);
+  // The small blocks share one power-of-two step over their own, and send integers of a few
+  // levels; the large blocks keep their own step (the largest integer at 126 or 127).
+  std::size_t small_levels = 0, small_blocks = 0;
+  for (std::size_t b = 0; b < scales.size(); ++b) {
+    int top = 0;
+    for (std::size_t i = b * compress::kBlock; i < std::min(n, (b + 1) * compress::kBlock); ++i)
+      top = std::max(top, std::abs(static_cast<int>(q[i])));
+    if (b % 8 == 0) {
+      EXPECT_TRUE(top == 126 || top == 127) << b << ": " << top;
+    } else {
+      const float s = scales[b];
+      EXPECT_EQ(std::exp2(std::round(std::log2(s))), s) << b;  // a power of two
+      small_levels += static_cast<std::size_t>(top);
+      ++small_blocks;
+    }
+  }
+  EXPECT_LT(small_levels, 8 * small_blocks);  // against 126 or 127 each without the floor
+  // The hub's quantize under the floor rounds like the agents' (the same vector, no residual).
+  compress::Q8 x;
+  compress::quantize(owed.data(), n, x, true);
+  std::vector<double> sum(n, 0.0);
+  compress::add(x, sum.data());
+  EXPECT_EQ(sum, floored);
+  // Alike blocks: the floor is under every step and changes nothing.
+  const std::vector<double> alike = awkward(64 * 4, 7);
+  std::vector<double> a = alike, ar(alike.size(), 0.0), f = alike, fr(alike.size(), 0.0);
+  for (double& x : a) x = std::clamp(x, -1.0, 1.0) + (x >= 0 ? 0.5 : -0.5);
+  f = a;
+  compress::round_with_feedback(Encoding::q8, a.data(), ar.data(), a.size());
+  compress::round_with_feedback(Encoding::q8, f.data(), fr.data(), f.size(), true);
+  EXPECT_EQ(a, f);
+  // A zero vector and a vector of tiny values keep their rule: zeros, all in the residual.
+  std::vector<double> tiny(70, 1e-300), tr(70, 0.0);
+  compress::round_with_feedback(Encoding::q8, tiny.data(), tr.data(), 70, true);
+  for (std::size_t i = 0; i < 70; ++i) EXPECT_EQ(tr[i], 1e-300);
+}
+
+// Error feedback under the floor: summed over rounds, nothing is lost, and each round's error
+// stays within its bound, so the sent sum follows the owed one.
+TEST(Compress, FloorLosesNothingOverRounds) {
+  const std::size_t n = 64 * 16;
+  std::vector<double> residual(n, 0.0), owed(n, 0.0), sent_sum(n, 0.0);
+  for (int round = 0; round < 100; ++round) {
+    std::vector<double> delta = uneven(n, 100 + static_cast<std::uint64_t>(round));
+    for (std::size_t i = 0; i < n; ++i) owed[i] += delta[i];
+    compress::round_with_feedback(Encoding::q8, delta.data(), residual.data(), n, true);
+    for (std::size_t i = 0; i < n; ++i) sent_sum[i] += delta[i];
+  }
+  double worst = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(sent_sum[i] + residual[i], owed[i], 1e-12) << i;
+    worst = std::max(worst, std::abs(residual[i]));
+  }
+  EXPECT_LT(worst, 0.05);  // one floored step at most, not 100 rounds' worth
 }
 
 // The hub's error feedback on the broadcast: with w fixed, each round's changes shrink what the

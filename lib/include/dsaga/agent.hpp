@@ -137,6 +137,7 @@ class AgentCore {
   std::vector<std::uint32_t> support_;  // columns the rows touch (every column when dense)
   coarse::AgentSpace space_;            // two-level: Z_k for the basis basis_id_
   std::uint64_t basis_id_ = 0;
+  bool floor_ = false;                  // q8 deltas under compress.hpp's floor (take_basis)
   double step_ = 0.0;                   // the local step the method runs with
   std::optional<msg::Config> config_;
   Eigen::VectorXd w_round_, gbar_round_;  // the broadcast state, reused every round

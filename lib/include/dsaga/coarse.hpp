@@ -159,6 +159,13 @@ int vectors_per_agent(int agents, Index columns);
 // issue 15: one on B1, two on B2); a saving under one round's coarse payload cannot pay for one
 // lost round.
 bool curvature_as_q8(double entries, Index m, int classes, bool softmax);
+// Whether a two-level round's q8 deltas and broadcast changes (the agent's dw and dS up, the
+// changes of w and gbar down: `entries` values for one agent, at about a byte each) are rounded
+// under compress.hpp's floor: only where they outweigh the round's coarse payload. The floor
+// saves bits of the deltas and can cost a round (bench/RESULTS.md, issue 15: none on S1, where a
+// round is nearly all deltas; two on B2, whose deltas are 6% of a round and save nothing worth
+// one), so it is for rounds whose bytes are mostly the deltas.
+bool deltas_floored(double entries, Index m, int classes, bool softmax);
 // Whether the coarse space is the whole space (U = I, m = d): when the model's Hessian is at most
 // 256 x 256 (d * C <= 256: 32,896 scalars, 257 kB in float64 per agent per round, a link-cost
 // budget), or when the user's `rank` (0 = automatic) is >= d; never when d * C > kMaxCoarseDim.

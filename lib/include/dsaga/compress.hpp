@@ -12,7 +12,15 @@
 //   f32  the nearest float (4 bytes an entry);
 //   q8   blocks of kBlock entries, each entry an integer q in -127..127 times its block's
 //        scale, the smallest bfloat16 at or above max|block| / 127 (1 byte an entry and 2 a
-//        block: 8.25 bits before the wire's integer codes).
+//        block: 8.25 bits before the wire's integer codes). With a floor (the caller's choice:
+//        two-level's deltas and broadcast changes where they are most of a round's bytes,
+//        coarse::deltas_floored), a block's scale is at least the vector's floor: a power of
+//        two chosen so that the vector's squared rounding error is at most kFloorErrorRatio
+//        times what the blocks' own scales give. Where the blocks differ widely in size (a sparse
+//        model's rare and common columns), the small ones then send a few small integers, mostly
+//        0, instead of 7 bits of entries that hardly count, and the error feedback sends the
+//        rest later; where they are alike the floor is under every block's scale and changes
+//        nothing. The wire needs nothing new: a floored block is a block with a larger scale.
 // Math only: no messages, no wire (messages.hpp carries the Encoding, wire.cpp the bytes).
 #pragma once
 
@@ -31,6 +39,11 @@ std::optional<Encoding> parse_encoding(std::string_view text);  // the inverse
 
 inline constexpr std::size_t kBlock = 64;  // q8 entries per scale
 inline constexpr int kLevels = 127;        // q8 integers are in -kLevels..kLevels
+// The floor's bound on a vector's squared rounding error, against its blocks' own scales: twice
+// the rms error. Measured in bench/RESULTS.md (issue 15): on S1 by label it takes 1.0 MB off
+// 13.4 to 1e-6 in the same rounds; on B2 by label it would cost two rounds, which is why
+// coarse::deltas_floored keeps it to rounds whose bytes are mostly the deltas.
+inline constexpr double kFloorErrorRatio = 4.0;
 
 inline std::size_t q8_blocks(std::size_t n) { return (n + kBlock - 1) / kBlock; }
 // The wire sends a q8 vector's scales as bfloat16, 2 bytes each, from this many on (fewer pay
@@ -48,9 +61,11 @@ bool is_bf16(double s);
 std::size_t payload_bytes(Encoding encoding, std::size_t n);
 
 // v <- the vector nearest v + residual that `encoding` represents exactly (f32: each entry
-// rounded to float; q8: each block to multiples of its scale); residual <- (v + residual) - v.
-// Every value stays finite for finite input. f64 adds the residual in and zeroes it.
-void round_with_feedback(Encoding encoding, double* v, double* residual, std::size_t n);
+// rounded to float; q8: each block to multiples of its scale, under the floor if `floor`);
+// residual <- (v + residual) - v. Every value stays finite for finite input. f64 adds the
+// residual in and zeroes it.
+void round_with_feedback(Encoding encoding, double* v, double* residual, std::size_t n,
+                         bool floor = false);
 
 // v <- each entry rounded to the nearest float (saturated), no feedback: for the curvature
 // payloads (two-level's basis, eigenvectors and coarse Hessians), which only shape the coarse
@@ -79,11 +94,11 @@ struct Q8 {
   // Bytes on the wire (payload alone).
   std::size_t bytes() const { return q.size() + scale_bytes(scales.size()) + runs.size(); }
 };
-// out <- v rounded to nearest in blocks of kBlock (the rule of round_with_feedback), except that
-// a block v already holds as q8 keeps its scale and values (a q8 vector comes back unchanged:
-// the hub's basis goes through here after round_to_q8); the caller keeps what was left out, as
-// v - the decoded out.
-void quantize(const double* v, std::size_t n, Q8& out);
+// out <- v rounded to nearest in blocks of kBlock (the rule of round_with_feedback, under the
+// floor if `floor`), except that a block v already holds as q8 keeps its scale and values (a q8
+// vector comes back unchanged: the hub's basis goes through here after round_to_q8); the caller
+// keeps what was left out, as v - the decoded out.
+void quantize(const double* v, std::size_t n, Q8& out, bool floor = false);
 // v[i] += the entry i of x, for i < x.size(): the same sums on the hub and on every agent.
 void add(const Q8& x, double* v);
 // The entries of `whole` (runs-free, of d*C entries) at the columns `columns` (ascending), each
