@@ -231,7 +231,7 @@ void quantize(const double* v, std::size_t n, Q8& out, bool floor) {
     // hub sends its rounded basis this way: the agents must get the same values).
     double exact = 0.0;
     const float s =
-        exact_scale(v + b, len, m, &exact, false) ? static_cast<float>(exact)
+        exact_scale(v + b, len, m, &exact, floor) ? static_cast<float>(exact)
                                                   : block_scale(m, tau);
     out.scales[block] = s;
     for (std::size_t i = 0; i < len; ++i) {
@@ -299,10 +299,10 @@ void gather_rows(const Q8& whole, std::size_t rows, std::size_t cols,
     for (const std::uint32_t r : rows_kept) g.take(j * rows + r);
 }
 
-void round_to_q8(double* v, std::size_t n, Q8* out) {
+void round_to_q8(double* v, std::size_t n, Q8* out, bool floor) {
   Q8 local;
   Q8& x = out != nullptr ? *out : local;
-  quantize(v, n, x);
+  quantize(v, n, x, floor);
   std::fill(v, v + n, 0.0);
   add(x, v);
 }

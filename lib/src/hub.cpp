@@ -185,8 +185,7 @@ bool HubCore::compressed_broadcast() const {
 bool HubCore::broadcast_floored() const {
   // Two-level with a basis short of the whole space: the mean agent's four vectors of a round
   // against the coarse payload (coarse::deltas_floored, the rule each agent applies to its own).
-  if (coarse_.basis_id == 0 || coarse_.basis.identity || coarse_.basis.u.cols() == 0 ||
-      agents_.empty())
+  if (coarse_.basis.identity || coarse_.basis.u.cols() == 0 || agents_.empty())
     return false;
   const int C = options_.objective.classes;
   double entries = 0.0;

@@ -162,8 +162,11 @@ void TwoLevelMode::build_coarse_space(HubCore& hub) {
         coarse::curvature_as_q8(entries / static_cast<double>(std::max<std::size_t>(1, uploads.size())),
                                 u.cols(), hub.options_.objective.classes,
                                 hub.options_.objective.loss == Loss::multinomial);
+    // Under q8's floor too where the rounds are mostly deltas (coarse::deltas_floored, the rule
+    // of the broadcast's floor): a wide sparse model's U has the same rare and common columns.
     if (hub.coarse_.basis_q8)
-      compress::round_to_q8(u.data(), static_cast<std::size_t>(u.size()));
+      compress::round_to_q8(u.data(), static_cast<std::size_t>(u.size()), nullptr,
+                            hub.broadcast_floored());
     else if (floats)
       compress::round_to_float(u.data(), static_cast<std::size_t>(u.size()));
     // Where even the whole union leaves too much curvature to the local runs, the step shrinks
@@ -229,7 +232,7 @@ void TwoLevelMode::add_to_config(const HubCore& hub, const AgentState& agent,
     // U is q8 already (build_coarse_space): its integers and scales, restricted to the support
     // with the whole matrix's blocks.
     compress::Q8 whole;
-    compress::quantize(u.data(), static_cast<std::size_t>(u.size()), whole);
+    compress::quantize(u.data(), static_cast<std::size_t>(u.size()), whole, /*floor=*/true);
     if (agent.support.empty())
       config.basis_q8 = std::move(whole);
     else

@@ -335,6 +335,30 @@ TEST(Compress, FloorRoundsSmallBlocksToOneStepWithinTheErrorBound) {
   for (std::size_t i = 0; i < 70; ++i) EXPECT_EQ(tr[i], 1e-300);
 }
 
+// Two-level's basis under the floor (hub_two_level.cpp): the hub rounds U once and sends it
+// through quantize again, which must read each floored block's power-of-two scale back and keep
+// the values; without the floor's readback it would round them again onto another step.
+TEST(Compress, BasisRoundedUnderTheFloorComesBackUnchanged) {
+  const std::size_t n = 64 * 40 + 3;
+  std::vector<double> u = uneven(n, 8);
+  for (std::size_t i = 0; i < n; ++i)
+    if ((i / compress::kBlock) % 8 != 0) u[i] = std::copysign(0.05, u[i]) * (i % 7) / 6.0;
+  compress::Q8 first;
+  compress::round_to_q8(u.data(), n, &first, true);
+  EXPECT_GT(first.scales[1], 0.05f / 127 * 2);  // floored, with integers of a few levels
+  EXPECT_LT(first.scales[1], 0.05f / 2);
+  compress::Q8 again;
+  compress::quantize(u.data(), n, again, true);
+  std::vector<double> back(n, 0.0);
+  compress::add(again, back.data());
+  EXPECT_EQ(back, u);
+  compress::Q8 plain;
+  compress::quantize(u.data(), n, plain);
+  std::vector<double> moved(n, 0.0);
+  compress::add(plain, moved.data());
+  EXPECT_NE(moved, u);
+}
+
 // Error feedback under the floor: summed over rounds, nothing is lost, and each round's error
 // stays within its bound, so the sent sum follows the owed one.
 TEST(Compress, FloorLosesNothingOverRounds) {

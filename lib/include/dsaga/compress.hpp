@@ -13,8 +13,8 @@
 //   q8   blocks of kBlock entries, each entry an integer q in -127..127 times its block's
 //        scale, the smallest bfloat16 at or above max|block| / 127 (1 byte an entry and 2 a
 //        block: 8.25 bits before the wire's integer codes). With a floor (the caller's choice:
-//        two-level's deltas and broadcast changes where they are most of a round's bytes,
-//        coarse::deltas_floored), a block's scale is at least the vector's floor: a power of
+//        two-level's deltas, broadcast changes and basis where a round's bytes are mostly the
+//        deltas, coarse::deltas_floored), a block's scale is at least the vector's floor: a power of
 //        two chosen so that the vector's squared rounding error is at most kFloorErrorRatio
 //        times what the blocks' own scales give. Where the blocks differ widely in size (a sparse
 //        model's rare and common columns), the small ones then send a few small integers, mostly
@@ -96,8 +96,9 @@ struct Q8 {
 };
 // out <- v rounded to nearest in blocks of kBlock (the rule of round_with_feedback, under the
 // floor if `floor`), except that a block v already holds as q8 keeps its scale and values (a q8
-// vector comes back unchanged: the hub's basis goes through here after round_to_q8); the caller
-// keeps what was left out, as v - the decoded out.
+// vector comes back unchanged: the hub's basis goes through here after round_to_q8; with
+// `floor`, also one rounded under a floor); the caller keeps what was left out, as v - the
+// decoded out.
 void quantize(const double* v, std::size_t n, Q8& out, bool floor = false);
 // v[i] += the entry i of x, for i < x.size(): the same sums on the hub and on every agent.
 void add(const Q8& x, double* v);
@@ -108,10 +109,11 @@ void gather(const Q8& whole, const std::vector<std::uint32_t>& columns, int clas
 // (runs-free), column by column: the matrix restricted to those rows, column-major.
 void gather_rows(const Q8& whole, std::size_t rows, std::size_t cols,
                  const std::vector<std::uint32_t>& rows_kept, Q8& out);
-// v <- the nearest vector q8 represents (blocks of kBlock), without feedback, and `out` (if
-// given) <- it as integers and scales: for the curvature payloads, which only shape the coarse
-// space (the sender uses the rounded values itself wherever the receiver will).
-void round_to_q8(double* v, std::size_t n, Q8* out = nullptr);
+// v <- the nearest vector q8 represents (blocks of kBlock, under the floor if `floor`), without
+// feedback, and `out` (if given) <- it as integers and scales: for the curvature payloads, which
+// only shape the coarse space (the sender uses the rounded values itself wherever the receiver
+// will).
+void round_to_q8(double* v, std::size_t n, Q8* out = nullptr, bool floor = false);
 // Why x is not a consistent Q8 (scales and runs agree with the count, integers in -127..127,
 // scales finite and >= 0), or an empty string.
 std::string_view check(const Q8& x);

@@ -369,8 +369,9 @@ class HubCore {
   // out of one round's change goes out with the next, and bw_ -> w_ as the changes vanish. The
   // modes step w_ (exactly as without compression); F is measured at bw_, where the agents were.
   bool compressed_broadcast() const;
-  // Whether the changes are rounded under q8's floor (compress.hpp): two-level rounds whose
-  // bytes are mostly the deltas (coarse::deltas_floored, on the mean agent).
+  // Whether the changes (and two-level's basis, once) are rounded under q8's floor
+  // (compress.hpp): two-level rounds whose bytes are mostly the deltas (coarse::deltas_floored,
+  // on the mean agent; false until the basis is built).
   bool broadcast_floored() const;
   // At a round's opening (after round_gbar_ is set): moves bw_ and bg_, keeping the changes
   // (the first compressed round sets them to w_ and round_gbar_ and has none).
