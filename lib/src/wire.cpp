@@ -255,12 +255,16 @@ struct BodyEncoder {
   // A q8 vector's scales: as bfloat16 in scales16 where every one is (as compress rounds
   // them) and there are enough of them to pay for the field (its offset, length and padding,
   // about 12 bytes), else as floats in scales. The other is written empty / left out.
+  // The bfloat16 scales go range-coded in scales16_range where that is shorter (the schema).
   struct Scales {
     flatbuffers::Offset<flatbuffers::Vector<float>> f32;
     flatbuffers::Offset<flatbuffers::Vector<std::uint16_t>> bf16;
+    Bytes8 bf16_range;
   };
   Scales scales(const float* s, std::size_t n) {
     thread_local std::vector<std::uint16_t> high_;  // capacity kept, like Scratch
+    thread_local std::vector<std::int8_t> parts_;
+    thread_local std::vector<std::uint8_t> coded_;
     Scales out;
     bool all = true;
     for (std::size_t i = 0; i < n && all; ++i) all = compress::is_bf16(s[i]);
@@ -272,7 +276,19 @@ struct BodyEncoder {
         high_[i] = static_cast<std::uint16_t>(bits >> 16);
       }
       out.f32 = fbb.CreateVector(static_cast<const float*>(nullptr), 0);
-      out.bf16 = fbb.CreateVector(high_.data(), n);
+      // Every scale is >= 0 and finite: exponent bytes 0..254, so less 127 they fit -127..127.
+      parts_.resize(2 * n);
+      for (std::size_t i = 0; i < n; ++i) {
+        parts_[i] = static_cast<std::int8_t>(static_cast<int>(high_[i] >> 7) - 127);
+        parts_[n + i] = static_cast<std::int8_t>(high_[i] & 0x7Fu);
+      }
+      range::encode(parts_.data(), 2 * n, coded_);
+      if (coded_.size() < 2 * n) {
+        out.bf16 = fbb.CreateVector(static_cast<const std::uint16_t*>(nullptr), 0);
+        out.bf16_range = fbb.CreateVector(coded_.data(), coded_.size());
+      } else {
+        out.bf16 = fbb.CreateVector(high_.data(), n);
+      }
     } else {
       out.f32 = fbb.CreateVector(s, n);
     }
@@ -285,7 +301,8 @@ struct BodyEncoder {
     const Scales scales = this->scales(x.scales.data(), x.scales.size());
     const auto runs = x.runs.empty() ? Bytes8() : fbb.CreateVector(x.runs.data(), x.runs.size());
     return fb::CreatePacked(fbb, fb::Encoding::q8, static_cast<std::uint32_t>(x.q.size()), values,
-                            q.q, scales.f32, runs, q.rice, q.range, scales.bf16);
+                            q.q, scales.f32, runs, q.rice, q.range, scales.bf16,
+                            scales.bf16_range);
   }
   // A packed vector's wire form, kept per thread (dw and dS each their own): the capacity is
   // kept, so the steady state of an agent's Updates allocates nothing.
@@ -325,7 +342,8 @@ struct BodyEncoder {
     const Integers q = integers(s.q8.data(), f32 ? 0 : n, no_runs);
     const Scales scales = this->scales(s.scales.data(), f32 ? 0 : compress::q8_blocks(n));
     return fb::CreatePacked(fbb, to_fb(encoding), static_cast<std::uint32_t>(n), values, q.q,
-                            scales.f32, Bytes8(), q.rice, q.range, scales.bf16);
+                            scales.f32, Bytes8(), q.rice, q.range, scales.bf16,
+                            scales.bf16_range);
   }
 
   std::pair<fb::Body, flatbuffers::Offset<void>> operator()(const msg::Update& m) {
@@ -616,11 +634,15 @@ Status convert(const fb::Join& t, const Limits& limits, msg::Message& out) {
   return Status::ok();
 }
 
-// A coded q8 vector's integers, decoded once: by check_packed(), which must decode them to
-// check them, for unpack() of the same vector. Each message has at most two coded vectors, and
-// each of its checks and unpacks names its own one of these two (per thread, reused: no
-// allocation once grown).
-using Integers = std::vector<std::int8_t>;
+// A coded q8 vector's integers and scales, decoded once: by check_packed(), which must decode
+// them to check them, for unpack() of the same vector. Each message has at most two coded
+// vectors, and each of its checks and unpacks names its own one of these two (per thread,
+// reused: no allocation once grown).
+struct Decoded {
+  std::vector<std::int8_t> q;           // from q8_rice or q8_range
+  std::vector<std::uint16_t> scales16;  // from scales16_range
+};
+using Integers = Decoded;
 Integers& decoded(int which) {
   thread_local Integers integers[2];
   return integers[which];
@@ -875,6 +897,7 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name,
     case fb::Encoding::f32:
       if (p.runs() != nullptr && p.runs()->size() != 0) return bad("(f32) has runs");
       if (p.scales16() != nullptr && p.scales16()->size() != 0) return bad("(f32) has scales16");
+      if (is_set(p.scales16_range())) return bad("(f32) has scales16_range");
       if (is_set(p.q8_rice()) || is_set(p.q8_range())) return bad("(f32) has q8_rice or q8_range");
       if (p.f32()->size() != n || p.q8()->size() != 0 || p.scales()->size() != 0)
         return bad("(f32) holds " + std::to_string(p.f32()->size()) + " floats, " +
@@ -903,12 +926,30 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name,
       const std::size_t integers = coded ? 0 : n;  // coded: q8 is empty
       const auto* s16 = p.scales16();
       const bool half = s16 != nullptr && s16->size() != 0;
+      const bool half_coded = is_set(p.scales16_range());
       if (half && p.scales()->size() != 0) return bad("(q8) has both scales and scales16");
+      if (half_coded && (half || p.scales()->size() != 0))
+        return bad("(q8) has scales16_range and also scales or scales16");
       if (half) {
         checks.aligned(s16, name);
         if (!checks.status()) return checks.status();
       }
-      const std::size_t scale_count = half ? s16->size() : p.scales()->size();
+      if (half_coded) {  // kept in `ints` for unpack(); checked below as scales16 are
+        const auto* coded = p.scales16_range();
+        ints.scales16.resize(blocks);
+        std::vector<std::int8_t>& parts = ints.q;  // scratch, overwritten by the integers below
+        parts.resize(2 * blocks);
+        const std::string why = range::decode(coded->data(), coded->size(), 2 * blocks, parts.data());
+        if (!why.empty()) return bad("scales16_range " + why);
+        for (std::size_t i = 0; i < blocks; ++i) {
+          if (parts[blocks + i] < 0)
+            return bad("scales16_range scale " + std::to_string(i) + " has mantissa " +
+                       std::to_string(parts[blocks + i]) + ", outside 0..127");
+          ints.scales16[i] = static_cast<std::uint16_t>(((parts[i] + 127) << 7) | parts[blocks + i]);
+        }
+      }
+      const std::size_t scale_count =
+          half_coded ? blocks : half ? s16->size() : p.scales()->size();
       if (p.q8()->size() != integers || scale_count != blocks || p.f32()->size() != 0)
         return bad("(q8) holds " + std::to_string(p.q8()->size()) + " integers, " +
                    std::to_string(scale_count) + (half ? " scales16 and " : " scales and ") +
@@ -917,18 +958,18 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name,
                    std::to_string(blocks) + ", 0" +
                    (is_set(p.q8_rice()) ? ", with q8_rice)" : is_set(p.q8_range()) ? ", with q8_range)" : ")"));
       for (flatbuffers::uoffset_t i = 0; i < blocks; ++i) {
-        if (half) {
+        if (half || half_coded) {
           // Sign bit clear and the exponent not all ones: a finite bfloat16 >= 0.
-          const std::uint16_t h = s16->Get(i);
+          const std::uint16_t h = half ? s16->Get(i) : ints.scales16[i];
           if ((h & 0x8000u) != 0 || (h & 0x7F80u) == 0x7F80u)
-            return bad("scales16 " + std::to_string(i) + " is " + std::to_string(h) +
-                       ", not a finite bfloat16 >= 0");
+            return bad((half ? "scales16 " : "scales16_range scale ") + std::to_string(i) +
+                       " is " + std::to_string(h) + ", not a finite bfloat16 >= 0");
         } else if (!(p.scales()->Get(i) >= 0.0f)) {
           return bad("scale " + std::to_string(i) + " is negative");
         }
       }
       if (coded) {  // kept in `ints` for unpack()
-        const std::string why = decode_integers(p, ints);
+        const std::string why = decode_integers(p, ints.q);
         if (!why.empty()) return bad(why);
         return Status::ok();
       }
@@ -960,16 +1001,20 @@ Status check_packed(const fb::Update& t, const Limits& limits) {
   return check_packed(*ds, limits, "Update.ds_packed", decoded(1));
 }
 
-// A checked q8 Packed's scales as floats, from scales16 or scales.
-void scales_of(const fb::Packed& p, std::vector<float>& out) {
+// A checked q8 Packed's scales as floats, from scales16, scales16_range (decoded into `ints`)
+// or scales.
+void scales_of(const fb::Packed& p, const Integers& ints, std::vector<float>& out) {
   const auto* s16 = p.scales16();
-  if (s16 == nullptr || s16->size() == 0) {
+  const bool coded = is_set(p.scales16_range());
+  if (!coded && (s16 == nullptr || s16->size() == 0)) {
     assign(*p.scales(), out);
     return;
   }
-  out.resize(s16->size());
-  for (flatbuffers::uoffset_t i = 0; i < s16->size(); ++i) {
-    const std::uint32_t bits = static_cast<std::uint32_t>(s16->Get(i)) << 16;
+  const std::size_t n = coded ? ints.scales16.size() : s16->size();
+  out.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint16_t h = coded ? ints.scales16[i] : s16->Get(static_cast<flatbuffers::uoffset_t>(i));
+    const std::uint32_t bits = static_cast<std::uint32_t>(h) << 16;
     std::memcpy(&out[i], &bits, sizeof bits);
   }
 }
@@ -978,11 +1023,11 @@ void scales_of(const fb::Packed& p, std::vector<float>& out) {
 // integers and scales.
 void unpack(const fb::Packed& p, const Integers& ints, compress::Q8& out) {
   if (is_set(p.q8_rice()) || is_set(p.q8_range())) {
-    out.q = ints;
+    out.q = ints.q;
   } else {
     assign(*p.q8(), out.q);
   }
-  scales_of(p, out.scales);
+  scales_of(p, ints, out.scales);
   if (p.runs() != nullptr) assign(*p.runs(), out.runs);
   else out.runs.clear();
 }
@@ -999,9 +1044,9 @@ void unpack(const fb::Packed& p, const Integers& ints, std::vector<double>& out)
   // from the integers check_packed() decoded.
   out.resize(n);
   const std::int8_t* q =
-      is_set(p.q8_rice()) || is_set(p.q8_range()) ? ints.data() : p.q8()->data();
+      is_set(p.q8_rice()) || is_set(p.q8_range()) ? ints.q.data() : p.q8()->data();
   thread_local std::vector<float> scales;  // capacity kept: the hub's receive path
-  scales_of(p, scales);
+  scales_of(p, ints, scales);
   const auto value = [&](std::size_t i, flatbuffers::uoffset_t s) {
     return static_cast<double>(scales[s]) * static_cast<double>(q[i]);
   };
@@ -1299,7 +1344,7 @@ std::uint64_t bytes_of(const flatbuffers::Vector<T>* v) {
 std::uint64_t bytes_of(const fb::Packed* p) {
   if (p == nullptr) return 0;
   return bytes_of(p->f32()) + bytes_of(p->q8()) + bytes_of(p->scales()) + bytes_of(p->scales16()) +
-         bytes_of(p->runs()) +
+         bytes_of(p->scales16_range()) + bytes_of(p->runs()) +
          bytes_of(p->q8_rice()) + bytes_of(p->q8_range());
 }
 

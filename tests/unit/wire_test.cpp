@@ -605,6 +605,7 @@ struct PackedForm {
   std::vector<std::uint8_t> rice;   // empty: absent
   std::vector<std::uint8_t> range;  // empty: absent
   std::vector<std::uint16_t> scales16;  // empty: absent
+  std::vector<std::uint8_t> scales16_range;  // empty: absent
 };
 flatbuffers::Offset<fb::Packed> packed_form(flatbuffers::FlatBufferBuilder& fbb,
                                             const PackedForm& f) {
@@ -621,7 +622,11 @@ flatbuffers::Offset<fb::Packed> packed_form(flatbuffers::FlatBufferBuilder& fbb,
   const auto scales16 = f.scales16.empty()
                             ? flatbuffers::Offset<flatbuffers::Vector<std::uint16_t>>()
                             : fbb.CreateVector(f.scales16);
-  return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales, runs, rice, range, scales16);
+  const auto scales16_range =
+      f.scales16_range.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>()
+                               : fbb.CreateVector(f.scales16_range);
+  return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales, runs, rice, range, scales16,
+                          scales16_range);
 }
 
 // The hub's broadcast as q8 changes (RoundStart.base): whole and restricted (runs) forms come
@@ -805,6 +810,8 @@ std::size_t coded_bytes(const fb::Packed& p) {
 // q8 scales travel as bfloat16 (protocol 14) where there are enough of them to pay for the
 // field, else as floats; either way the deltas come back bit for bit, and the counted bytes are
 // 2 a scale in the first form.
+// Where their range code (protocol 15) is shorter, they travel as that instead: a floored
+// vector's scales, mostly one value.
 TEST(WireRoundTrip, Q8ScalesTravelInTwoBytesWhereThatPays) {
   for (const std::size_t n : {std::size_t(64 * 10), std::size_t(64 * 3)}) {
     const msg::Update u = packed_update(msg::Encoding::q8, n);
@@ -813,13 +820,56 @@ TEST(WireRoundTrip, Q8ScalesTravelInTwoBytesWhereThatPays) {
     ASSERT_NE(t->dw_packed(), nullptr);
     const bool half = n / 64 >= compress::kHalfScalesFrom;
     const auto* s16 = t->dw_packed()->scales16();
-    EXPECT_EQ(s16 == nullptr ? 0u : s16->size(), half ? n / 64 : 0u) << n;
+    const auto* coded = t->dw_packed()->scales16_range();
+    const std::size_t coded_bytes = coded == nullptr ? 0u : coded->size();
+    EXPECT_EQ(s16 == nullptr ? 0u : s16->size(), half && coded_bytes == 0 ? n / 64 : 0u) << n;
+    EXPECT_LE(coded_bytes, half ? 2 * n / 64 : 0u) << n;
     EXPECT_EQ(t->dw_packed()->scales()->size(), half ? 0u : n / 64) << n;
     const auto d = decode_copy(bytes);
     ASSERT_TRUE(d.is_ok()) << d.error();
     EXPECT_EQ(std::get<msg::Update>(*d).dw, u.dw);
     EXPECT_EQ(std::get<msg::Update>(*d).dS, u.dS);
   }
+}
+
+// A vector of many blocks under the floor (compress.hpp), most of whose scales are the floor:
+// its scales travel range-coded in far fewer than 2 bytes each, and the deltas come back bit for
+// bit, the counted bytes being the code's.
+TEST(WireRoundTrip, FlooredScalesTravelRangeCoded) {
+  const std::size_t n = 64 * 200;
+  msg::Update u;
+  u.encoding = msg::Encoding::q8;
+  u.dw.resize(n);
+  u.dS.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double size = (i / 64) % 10 == 0 ? 1.0 : 1e-4;
+    u.dw[i] = size * std::sin(0.37 * static_cast<double>(i));
+    u.dS[i] = size * std::cos(0.11 * static_cast<double>(i));
+  }
+  std::vector<double> r(n, 0.0);
+  compress::round_with_feedback(u.encoding, u.dw.data(), r.data(), n, true);
+  std::fill(r.begin(), r.end(), 0.0);
+  compress::round_with_feedback(u.encoding, u.dS.data(), r.data(), n, true);
+  const Bytes bytes = encode(u);
+  const fb::Update* t = fb::GetEnvelope(bytes.data())->body_as_Update();
+  ASSERT_NE(t->dw_packed(), nullptr);
+  const auto* coded = t->dw_packed()->scales16_range();
+  ASSERT_NE(coded, nullptr);
+  EXPECT_LT(coded->size(), n / 64);  // under a byte a scale (2 as scales16)
+  EXPECT_TRUE(t->dw_packed()->scales16() == nullptr || t->dw_packed()->scales16()->size() == 0);
+  const auto d = decode_copy(bytes);
+  ASSERT_TRUE(d.is_ok()) << d.error();
+  EXPECT_EQ(std::get<msg::Update>(*d).dw, u.dw);
+  EXPECT_EQ(std::get<msg::Update>(*d).dS, u.dS);
+  msg::PartBytes parts;
+  wire::add_part_bytes(bytes, 1, parts);
+  EXPECT_EQ(parts.deltas, coded_bytes(*t->dw_packed()) + coded_bytes(*t->ds_packed()) +
+                              (t->dw_packed()->q8() ? t->dw_packed()->q8()->size() : 0u) +
+                              (t->ds_packed()->q8() ? t->ds_packed()->q8()->size() : 0u) +
+                              coded->size() +
+                              (t->ds_packed()->scales16_range()
+                                   ? t->ds_packed()->scales16_range()->size()
+                                   : 2u * (n / 64)));
 }
 
 // Two-level's curvature payloads as q8 (compression q8): the basis (restricted rows, runs) and
@@ -945,7 +995,11 @@ TEST(WireRoundTrip, CompactSetupIsExactAndSmaller) {
     const fb::Packed* sent = fb::GetEnvelope(bytes.data())->body_as_InitUpload()->table_sum_packed();
     ASSERT_NE(sent, nullptr);
     const std::size_t integers = e == msg::Encoding::q8 ? coded_bytes(*sent) : 0;
-    EXPECT_EQ(parts.setup, compress::payload_bytes(e, n) - (integers > 0 ? n - integers : 0));
+    const std::size_t scales = compress::q8_blocks(n);
+    const std::size_t coded_scales =
+        sent->scales16_range() != nullptr ? sent->scales16_range()->size() : 0;
+    EXPECT_EQ(parts.setup, compress::payload_bytes(e, n) - (integers > 0 ? n - integers : 0) -
+                               (coded_scales > 0 ? 2 * scales - coded_scales : 0));
     std::swap(init.table_sum, rounded);
   }
   init.encoding = msg::Encoding::q8;  // but not rounded: goes as f64, and decodes as such
@@ -1176,6 +1230,44 @@ TEST(WireDecode, RejectsInconsistentPackedVectors) {
           "Update.dw_packed q8_range has 1 bytes past its integers");
   refused([&](Case& c) { range_coded(c, first); },
           "Update.dw_packed q8_range does not start with a zero byte");
+  // Range-coded bfloat16 scales (protocol 15): 0.5f is 0x3F00, exponent byte 126 (-1 after
+  // the 127 taken off) and mantissa 0; the code cut short, with a negative mantissa, and beside
+  // either other form of the scales. (No code gives a negative scale, an infinity or a NaN: the
+  // exponent byte is at most 127 + 127.)
+  const auto scales_code = [](std::vector<std::int8_t> parts) {
+    std::vector<std::uint8_t> out;
+    range::encode(parts.data(), parts.size(), out);
+    return out;
+  };
+  const auto scales_coded = [](Case& c, const std::vector<std::uint8_t>& bytes) {
+    c.dw.scales.clear();
+    c.dw.scales16_range = bytes;
+  };
+  {
+    Case c;
+    scales_coded(c, scales_code({-1, 0}));
+    const auto ok = decode_copy(build(c));
+    ASSERT_TRUE(ok.is_ok()) << ok.error();
+    EXPECT_EQ(std::get<msg::Update>(*ok).dw, (std::vector<double>{0.5, -63.5, 0.0}));
+  }
+  {
+    std::vector<std::uint8_t> cut_scales = scales_code({-1, 0});
+    cut_scales.pop_back();
+    refused([&](Case& c) { scales_coded(c, cut_scales); },
+            "Update.dw_packed scales16_range ends inside integer");
+  }
+  refused([&](Case& c) { scales_coded(c, scales_code({-1, -5})); },
+          "Update.dw_packed scales16_range scale 0 has mantissa -5, outside 0..127");
+  refused([&](Case& c) { c.dw.scales16_range = scales_code({-1, 0}); },
+          "Update.dw_packed (q8) has scales16_range and also scales or scales16");
+  refused([&](Case& c) {
+            scales_coded(c, scales_code({-1, 0}));
+            c.dw.scales16 = {0x3F00};
+          }, "Update.dw_packed (q8) has scales16_range and also scales or scales16");
+  refused([&](Case& c) {
+            as_f32(c);
+            c.dw.scales16_range = scales_code({-1, 0});
+          }, "Update.dw_packed (f32) has scales16_range");
   refused([](Case& c) {
             c.dw.encoding = c.ds.encoding = fb::Encoding::f64;
           }, "Update.dw_packed has encoding 0");
@@ -1267,10 +1359,10 @@ TEST(WireDecode, RejectsOtherProtocolVersions) {
   // compressed broadcast, 6: from before the compact setup, 7: from before range-coded integers,
   // 8: from before the Hessian upload, 9: before its diagonal, 10: before the Hessian upload's
   // class-pair blocks, 11: before the coarse Hessians', 12: from before the two-level local run
-  // anchored at the counted table, 13: before bfloat16 scales; each is refused with a clear
-  // reason.
+  // anchored at the counted table, 13: before bfloat16 scales, 14: before their range code;
+  // each is refused with a clear reason.
   for (std::uint32_t version :
-       {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 15u, 0xFFFFFFFFu}) {
+       {0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 16u, 0xFFFFFFFFu}) {
     flatbuffers::FlatBufferBuilder fbb;
     const Bytes bytes =
         finish(fbb, fb::Body::Heartbeat, fb::CreateHeartbeat(fbb, 3).Union(), version);
