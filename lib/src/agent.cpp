@@ -181,10 +181,17 @@ Status AgentCore::check_config(const msg::Config& config) const {
   if (config.basis_id != 0 && coarse_dim > coarse::kMaxCoarseDim)
     return bad(cat("a coarse space of ", coarse_dim, " dimensions (the most is ",
                    coarse::kMaxCoarseDim, ")"));
+  // (A basis in q8 whose runs this agent derives has its values in basis_q8 alone.)
+  const std::size_t basis_values =
+      config.basis_q8.implied_runs ? config.basis_q8.size() : config.basis.size();
+  if (config.basis_q8.implied_runs && (!config.restricted || config.basis_id == 0 ||
+                                       config.basis_identity))
+    return bad("the basis leaves its runs to the support, but the vectors are not restricted "
+               "or there is no basis");
   if (config.basis_id != 0 && !config.basis_identity &&
       (config.basis_dim == 0 || static_cast<Index>(config.basis_dim) > d ||
-       config.basis.size() != support_.size() * config.basis_dim))
-    return bad(cat("the basis has ", config.basis.size(), " values for ", config.basis_dim,
+       basis_values != support_.size() * config.basis_dim))
+    return bad(cat("the basis has ", basis_values, " values for ", config.basis_dim,
                    " columns on a support of ", support_.size()));
   if (!(config.prox >= 0) || !std::isfinite(config.prox)) return bad(cat("prox = ", config.prox));
   if (!(config.refresh >= 0 && config.refresh <= 1)) return bad(cat("refresh = ", config.refresh));
@@ -205,6 +212,17 @@ Status AgentCore::on_config(const msg::Config& config, Outbox& out) {
     options_.widen(width_for(config));
     find_support();
     method_.reset();  // a solver of the narrower data has nothing to keep
+  }
+  // The runs of restricted q8 vectors, which the hub leaves to this agent (compress.hpp,
+  // Packed.runs_implied): the broadcast changes', and the basis's, checked before it is taken.
+  if (config.restricted) compress::gather_runs(support_, objective_.classes, support_runs_);
+  else support_runs_.clear();
+  if (config.basis_q8.implied_runs) {
+    compress::gather_rows_runs(static_cast<std::size_t>(data_.cols()), config.basis_dim, support_,
+                               basis_runs_);
+    if (const std::string_view why = compress::check(config.basis_q8, basis_runs_); !why.empty())
+      return Status::error(cat("Config from the hub rejected: the basis's q8 on this agent's "
+                               "support: ", why));
   }
   held_round_ = 0;  // the hub sends the next broadcast whole
   const Index d = data_.cols();
@@ -273,9 +291,13 @@ Status AgentCore::take_basis(const msg::Config& config) {
   if (!config.two_level || config.basis_id == 0 || config.basis_id == basis_id_)
     return Status::ok();
   Eigen::MatrixXd u;
-  if (!config.basis_identity)
+  if (config.basis_q8.implied_runs) {  // on_config checked them against basis_runs_
+    u.setZero(static_cast<Index>(support_.size()), config.basis_dim);
+    compress::add(config.basis_q8, basis_runs_, u.data());
+  } else if (!config.basis_identity) {
     u = Eigen::Map<const Eigen::MatrixXd>(config.basis.data(),
                                           static_cast<Index>(support_.size()), config.basis_dim);
+  }
   space_.set(data_, support_, u, config.basis_identity);
   basis_id_ = config.basis_id;
   // q8's floor on this agent's deltas where they are most of a round's bytes (coarse.hpp): the
@@ -432,6 +454,16 @@ Status AgentCore::take_broadcast(const msg::RoundStart& start, Outbox& out) {
     return Status::error(cat("RoundStart ", start.round, " rejected: its changes have ",
                              start.w_delta.size(), " and ", start.gbar_delta.size(),
                              " entries, expected ", wire));
+  // Restricted changes leave their runs to this agent's support (Packed.runs_implied).
+  for (const compress::Q8* x : {&start.w_delta, &start.gbar_delta}) {
+    if (!x->implied_runs) continue;
+    const std::string_view why =
+        config_->restricted ? compress::check(*x, support_runs_)
+                            : std::string_view("the vectors are not restricted");
+    if (!why.empty())
+      return Status::error(cat("RoundStart ", start.round, " rejected: its changes leave their "
+                               "runs to this agent's support, and ", why));
+  }
   if (start.from_zero) {
     // The first compressed round: changes on zeros, whatever this agent held.
     w_round_.setZero();
@@ -451,7 +483,7 @@ Status AgentCore::take_broadcast(const msg::RoundStart& start, Outbox& out) {
   const auto add = [&](const compress::Q8& x, Eigen::VectorXd& full) {
     if (!config_->restricted) return compress::add(x, full.data());
     change_.assign(x.size(), 0.0);
-    compress::add(x, change_.data());
+    compress::add(x, x.implied_runs ? support_runs_ : x.runs, change_.data());
     for (std::size_t k = 0; k < change_.size(); ++k)
       full[static_cast<Index>(support_[k / C]) * C + static_cast<Index>(k % C)] += change_[k];
   };

@@ -243,35 +243,60 @@ void quantize(const double* v, std::size_t n, Q8& out, bool floor) {
   }
 }
 
-void add(const Q8& x, double* v) {
+void add(const Q8& x, double* v) { add(x, x.runs, v); }
+
+void add(const Q8& x, const std::vector<std::uint8_t>& runs, double* v) {
   const std::size_t n = x.q.size();
-  if (x.runs.empty()) {
+  if (runs.empty()) {
     for (std::size_t i = 0; i < n; ++i)
       v[i] += static_cast<double>(x.scales[i / kBlock]) * static_cast<double>(x.q[i]);
     return;
   }
   std::size_t i = 0;
-  for (std::size_t s = 0; s < x.runs.size(); ++s) {
+  for (std::size_t s = 0; s < runs.size(); ++s) {
     const double scale = static_cast<double>(x.scales[s]);
-    for (std::size_t end = i + x.runs[s]; i < end; ++i) v[i] += scale * static_cast<double>(x.q[i]);
+    for (std::size_t end = i + runs[s]; i < end; ++i) v[i] += scale * static_cast<double>(x.q[i]);
   }
 }
 
 namespace {
-// Appends entry i of `whole` (indices ascending across calls) to `out`, opening a run where a
-// new block starts.
+// Visits the entries of a restricted vector in order, as indices i of the whole one (ascending):
+// gather's and gather_rows' one order, which also gives their runs.
+template <class Take>
+void restricted_columns(const std::vector<std::uint32_t>& columns, int classes, Take take) {
+  const std::size_t C = static_cast<std::size_t>(classes);
+  for (const std::uint32_t col : columns)
+    for (std::size_t c = 0; c < C; ++c) take(static_cast<std::size_t>(col) * C + c);
+}
+template <class Take>
+void restricted_rows(std::size_t rows, std::size_t cols, const std::vector<std::uint32_t>& kept,
+                     Take take) {
+  for (std::size_t j = 0; j < cols; ++j)
+    for (const std::uint32_t r : kept) take(j * rows + r);
+}
+// Counts entry i (indices ascending across calls) into `runs`, opening a run where a new block
+// starts; true when it opened one.
+struct Runs {
+  std::vector<std::uint8_t>& runs;
+  std::size_t last_block = SIZE_MAX;
+  bool take(std::size_t i) {
+    const std::size_t block = i / kBlock;
+    const bool opened = block != last_block;
+    if (opened) {
+      runs.push_back(0);
+      last_block = block;
+    }
+    ++runs.back();  // at most kBlock entries of one block: fits a byte
+    return opened;
+  }
+};
+// Appends entry i of `whole` to `out`, with its block's scale where a run opens.
 struct Gatherer {
   const Q8& whole;
   Q8& out;
-  std::size_t last_block = SIZE_MAX;
-  void take(std::size_t i) {
-    const std::size_t block = i / kBlock;
-    if (block != last_block) {
-      out.scales.push_back(whole.scales[block]);
-      out.runs.push_back(0);
-      last_block = block;
-    }
-    ++out.runs.back();  // at most kBlock entries of one block: fits a byte
+  Runs runs{out.runs};
+  void operator()(std::size_t i) {
+    if (runs.take(i)) out.scales.push_back(whole.scales[i / kBlock]);
     out.q.push_back(whole.q[i]);
   }
 };
@@ -280,23 +305,33 @@ void start(Q8& out, std::size_t n) {
   out.scales.clear();
   out.runs.clear();
   out.q.reserve(n);
+  out.implied_runs = true;
 }
 }  // namespace
 
 void gather(const Q8& whole, const std::vector<std::uint32_t>& columns, int classes, Q8& out) {
-  const std::size_t C = static_cast<std::size_t>(classes);
-  start(out, columns.size() * C);
-  Gatherer g{whole, out};
-  for (const std::uint32_t col : columns)
-    for (std::size_t c = 0; c < C; ++c) g.take(static_cast<std::size_t>(col) * C + c);
+  start(out, columns.size() * static_cast<std::size_t>(classes));
+  restricted_columns(columns, classes, Gatherer{whole, out});
 }
 
 void gather_rows(const Q8& whole, std::size_t rows, std::size_t cols,
                  const std::vector<std::uint32_t>& rows_kept, Q8& out) {
   start(out, rows_kept.size() * cols);
-  Gatherer g{whole, out};
-  for (std::size_t j = 0; j < cols; ++j)
-    for (const std::uint32_t r : rows_kept) g.take(j * rows + r);
+  restricted_rows(rows, cols, rows_kept, Gatherer{whole, out});
+}
+
+void gather_runs(const std::vector<std::uint32_t>& columns, int classes,
+                 std::vector<std::uint8_t>& runs) {
+  runs.clear();
+  Runs r{runs};
+  restricted_columns(columns, classes, [&](std::size_t i) { r.take(i); });
+}
+
+void gather_rows_runs(std::size_t rows, std::size_t cols,
+                      const std::vector<std::uint32_t>& rows_kept, std::vector<std::uint8_t>& runs) {
+  runs.clear();
+  Runs r{runs};
+  restricted_rows(rows, cols, rows_kept, [&](std::size_t i) { r.take(i); });
 }
 
 void round_to_q8(double* v, std::size_t n, Q8* out, bool floor) {
@@ -307,14 +342,16 @@ void round_to_q8(double* v, std::size_t n, Q8* out, bool floor) {
   add(x, v);
 }
 
-std::string_view check(const Q8& x) {
+std::string_view check(const Q8& x) { return check(x, x.runs); }
+
+std::string_view check(const Q8& x, const std::vector<std::uint8_t>& runs) {
   const std::size_t n = x.q.size();
-  if (x.runs.empty()) {
+  if (runs.empty()) {
     if (x.scales.size() != q8_blocks(n)) return "the scales do not number one per block of 64";
   } else {
-    if (x.runs.size() != x.scales.size()) return "runs and scales differ in number";
+    if (runs.size() != x.scales.size()) return "runs and scales differ in number";
     std::size_t sum = 0;
-    for (const std::uint8_t r : x.runs) {
+    for (const std::uint8_t r : runs) {
       if (r == 0 || r > kBlock) return "a run is empty or longer than a block";
       sum += r;
     }

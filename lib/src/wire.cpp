@@ -39,12 +39,13 @@ struct IntegerForm {
   std::size_t size = 0;
   const std::vector<std::uint8_t>* coded = nullptr;
 
+  // `rice`: whether Rice codes may be used (their blocks are the runs, which must travel).
   static IntegerForm shortest(const std::int8_t* q, std::size_t n,
-                              const std::vector<std::uint8_t>& runs) {
+                              const std::vector<std::uint8_t>& runs, bool rice = true) {
     thread_local std::vector<std::uint8_t> by_rice, by_range;
     if (n == 0) return IntegerForm{plain, 0, nullptr};
     const rice::Blocks blocks{n, runs.data(), runs.size()};
-    const std::size_t rice_bytes = rice::bytes(q, blocks);
+    const std::size_t rice_bytes = rice ? rice::bytes(q, blocks) : SIZE_MAX;
     range::encode(q, n, by_range);
     if (by_range.size() < std::min(n, rice_bytes))
       return IntegerForm{range_coded, by_range.size(), &by_range};
@@ -239,8 +240,9 @@ struct BodyEncoder {
     flatbuffers::Offset<flatbuffers::Vector<std::int8_t>> q;
     Bytes8 rice, range;
   };
-  Integers integers(const std::int8_t* q, std::size_t n, const std::vector<std::uint8_t>& runs) {
-    const IntegerForm form = IntegerForm::shortest(q, n, runs);
+  Integers integers(const std::int8_t* q, std::size_t n, const std::vector<std::uint8_t>& runs,
+                    bool rice = true) {
+    const IntegerForm form = IntegerForm::shortest(q, n, runs, rice);
     const auto coded = [&](IntegerForm::Kind kind) {
       return form.kind == kind ? fbb.CreateVector(form.coded->data(), form.coded->size())
                                : Bytes8();
@@ -297,12 +299,16 @@ struct BodyEncoder {
 
   flatbuffers::Offset<fb::Packed> q8(const compress::Q8& x) {
     const auto values = fbb.CreateVector(static_cast<const float*>(nullptr), 0);
-    const Integers q = integers(x.q.data(), x.q.size(), x.runs);
+    // Implied runs (compress.hpp: the receiver derives them from its support) stay home.
+    const Integers q = integers(x.q.data(), x.q.size(), x.runs, !x.implied_runs);
     const Scales scales = this->scales(x.scales.data(), x.scales.size());
-    const auto runs = x.runs.empty() ? Bytes8() : fbb.CreateVector(x.runs.data(), x.runs.size());
+    const auto runs = x.runs.empty() || x.implied_runs
+                          ? Bytes8()
+                          : fbb.CreateVector(x.runs.data(), x.runs.size());
     return fb::CreatePacked(fbb, fb::Encoding::q8, static_cast<std::uint32_t>(x.q.size()), values,
                             q.q, scales.f32, runs, q.rice, q.range, scales.bf16,
-                            scales.bf16_range);
+                            scales.bf16_range, x.implied_runs,
+                            x.implied_runs ? static_cast<std::uint32_t>(x.scales.size()) : 0u);
   }
   // A packed vector's wire form, kept per thread (dw and dS each their own): the capacity is
   // kept, so the steady state of an agent's Updates allocates nothing.
@@ -648,7 +654,9 @@ Integers& decoded(int which) {
   return integers[which];
 }
 
-Status check_packed(const fb::Packed& p, const Limits& limits, const char* name, Integers& ints);
+// implied_ok: the vector may leave its runs to the receiver (Packed.runs_implied).
+Status check_packed(const fb::Packed& p, const Limits& limits, const char* name, Integers& ints,
+                    bool implied_ok = false);
 void unpack(const fb::Packed& p, const Integers& ints, compress::Q8& out);
 void unpack(const fb::Packed& p, const Integers& ints, std::vector<double>& out);
 
@@ -656,11 +664,11 @@ void unpack(const fb::Packed& p, const Integers& ints, std::vector<double>& out)
 // of those are empty and it is q8.
 Status check_q8_payload(const fb::Packed* packed, const flatbuffers::Vector<double>& d,
                         const flatbuffers::Vector<float>& f, const Limits& limits,
-                        const char* name, Integers& ints) {
+                        const char* name, Integers& ints, bool implied_ok = false) {
   if (packed == nullptr) return Status::ok();
   if (d.size() != 0 || f.size() != 0)
     return Status::error(std::string(name) + " travels both packed and as floats or doubles");
-  if (const Status s = check_packed(*packed, limits, name, ints); !s) return s;
+  if (const Status s = check_packed(*packed, limits, name, ints, implied_ok); !s) return s;
   if (packed->encoding() != fb::Encoding::q8) return Status::error(std::string(name) + " must be q8");
   return Status::ok();
 }
@@ -673,9 +681,14 @@ void assign_q8_payload(const fb::Packed* packed, const flatbuffers::Vector<doubl
     q8.q.clear();
     q8.scales.clear();
     q8.runs.clear();
+    q8.implied_runs = false;
     return assign_either(d, f, values);
   }
   unpack(*packed, ints, q8);
+  if (q8.implied_runs) {  // the receiver derives the runs, then the values (agent.cpp)
+    values.clear();
+    return;
+  }
   values.assign(q8.size(), 0.0);
   compress::add(q8, values.data());
 }
@@ -702,7 +715,7 @@ Status convert(const fb::Config& t, const Limits& limits, msg::Message& out) {
       .one_of(t.basis(), t.basis_f32(), "Config.basis");
   if (!checks.status()) return checks.status();
   if (const Status s = check_q8_payload(t.basis_q8(), *t.basis(), *t.basis_f32(), limits,
-                                        "Config.basis_q8", decoded(0));
+                                        "Config.basis_q8", decoded(0), /*implied_ok=*/true);
       !s)
     return s;
   if (const Status s = check_zeros(*t.w(), t.w_zeros(), limits, "Config.w"); !s) return s;
@@ -802,8 +815,10 @@ Status check_delta(const fb::RoundStart& t, const Limits& limits) {
   if (t.base() != 0 && t.base() >= t.round())
     return Status::error("RoundStart.base " + std::to_string(t.base()) +
                          " is not before its round " + std::to_string(t.round()));
-  if (const Status s = check_packed(*dw, limits, "RoundStart.w_delta", decoded(0)); !s) return s;
-  if (const Status s = check_packed(*dg, limits, "RoundStart.gbar_delta", decoded(1)); !s) return s;
+  if (const Status s = check_packed(*dw, limits, "RoundStart.w_delta", decoded(0), true); !s)
+    return s;
+  if (const Status s = check_packed(*dg, limits, "RoundStart.gbar_delta", decoded(1), true); !s)
+    return s;
   if (dw->encoding() != fb::Encoding::q8 || dg->encoding() != fb::Encoding::q8)
     return Status::error("RoundStart.w_delta and gbar_delta must be q8");
   if (dw->count() != dg->count())
@@ -879,7 +894,8 @@ std::string decode_integers(const fb::Packed& p, std::vector<std::int8_t>& out) 
   return why.empty() ? why : "q8_range " + why;
 }
 
-Status check_packed(const fb::Packed& p, const Limits& limits, const char* name, Integers& ints) {
+Status check_packed(const fb::Packed& p, const Limits& limits, const char* name, Integers& ints,
+                    bool implied_ok) {
   const auto bad = [name](const std::string& why) {
     return Status::error(std::string(name) + " " + why);
   };
@@ -908,7 +924,18 @@ Status check_packed(const fb::Packed& p, const Limits& limits, const char* name,
     case fb::Encoding::q8: {
       const auto* runs = p.runs();
       const bool has_runs = runs != nullptr && runs->size() != 0;
-      const std::size_t blocks = has_runs ? runs->size() : compress::q8_blocks(n);
+      const bool implied = p.runs_implied();
+      if (implied && !implied_ok) return bad("has runs_implied (only a broadcast change or basis may)");
+      if (implied && (has_runs || is_set(p.q8_rice())))
+        return bad("(q8) has runs_implied and also runs or q8_rice");
+      // Implied runs: implied_blocks blocks of 1..64 entries each (the receiver checks them
+      // against the runs its support gives).
+      if (!implied && p.implied_blocks() != 0) return bad("(q8) has implied_blocks without runs_implied");
+      if (implied && (p.implied_blocks() < compress::q8_blocks(n) || p.implied_blocks() > n))
+        return bad("(q8) has implied_blocks " + std::to_string(p.implied_blocks()) + " for " +
+                   std::to_string(n) + " entries in blocks of 1..64");
+      const std::size_t blocks =
+          implied ? p.implied_blocks() : has_runs ? runs->size() : compress::q8_blocks(n);
       if (has_runs) {
         std::size_t sum = 0;
         for (flatbuffers::uoffset_t i = 0; i < runs->size(); ++i) {
@@ -1022,6 +1049,7 @@ void scales_of(const fb::Packed& p, const Integers& ints, std::vector<float>& ou
 // Only called on a Packed that check_packed() accepted, with the `ints` it decoded: q8 as
 // integers and scales.
 void unpack(const fb::Packed& p, const Integers& ints, compress::Q8& out) {
+  out.implied_runs = p.runs_implied();
   if (is_set(p.q8_rice()) || is_set(p.q8_range())) {
     out.q = ints.q;
   } else {

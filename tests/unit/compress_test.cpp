@@ -219,6 +219,20 @@ TEST(Compress, Q8ChangesRoundLikeTheDeltasAndGatherExactly) {
   compress::add(g, restricted.data());
   for (std::size_t k = 0; k < g.size(); ++k)
     ASSERT_EQ(restricted[k], rounded[columns[k / C] * C + k % C]) << k;
+  // The runs follow from the columns alone: a receiver that knows them derives the runs, and
+  // the wire leaves them out (implied_runs).
+  EXPECT_TRUE(g.implied_runs);
+  std::vector<std::uint8_t> derived;
+  compress::gather_runs(columns, static_cast<int>(C), derived);
+  EXPECT_EQ(derived, g.runs);
+  compress::Q8 bare = g;
+  bare.runs.clear();
+  EXPECT_EQ(compress::check(bare, derived), "");
+  std::vector<double> again(g.size(), 0.0);
+  compress::add(bare, derived, again.data());
+  EXPECT_EQ(again, restricted);
+  derived.pop_back();
+  EXPECT_NE(compress::check(bare, derived), "");
 
   // check() names what is inconsistent.
   compress::Q8 bad = g;
@@ -257,6 +271,10 @@ TEST(Compress, RowsOfAQ8MatrixAndRoundingToQ8) {
   for (std::size_t j = 0; j < cols; ++j)
     for (std::size_t k = 0; k < kept.size(); ++k)
       ASSERT_EQ(values[j * kept.size() + k], m[j * rows + kept[k]]) << j << " " << k;
+  std::vector<std::uint8_t> derived;
+  compress::gather_rows_runs(rows, cols, kept, derived);
+  EXPECT_EQ(derived, part.runs);
+  EXPECT_TRUE(part.implied_runs);
 }
 
 // Blocks of a sparse model's delta: a few large (common columns), most 1e3-1e5 times smaller

@@ -416,6 +416,87 @@ TEST(Service, FlooredQ8DeltasKeepTheInvariantAndReachTheOptimum) {
 
 // An agent handed changes on a broadcast it does not hold asks for the vectors (stale_broadcast)
 // and answers nothing; given them, it runs the round; the changes on that round then work.
+// A restricted agent takes the broadcast changes with the runs it derives from its support
+// (protocol 15: the hub leaves them out); changes whose scales do not fit those runs are refused
+// with the reason, and what the agent holds is unchanged: the next valid changes still apply.
+TEST(Service, RestrictedAgentDerivesTheRunsOfItsChanges) {
+  const Dataset dense = synthetic(60, 200, 4);
+  Dataset shard = dense;
+  {
+    auto& X = std::get<DenseMatrix<double>>(shard.X);
+    for (Index c = 0; c + 1 < X.cols(); ++c)
+      if (c % 3 != 0) X.col(c).setZero();  // the support: every third column and the bias
+  }
+  shard = convert(shard, Storage::sparse, Precision::f64);
+  const std::vector<std::uint32_t> support = coarse::support_of(shard);
+  ASSERT_LT(support.size(), 100u);
+  const Objective objective{Loss::logistic, 1e-2, 1};
+  AgentCore agent(shard, objective, AgentOptions{"a", 1});
+  msg::Config config;
+  config.algorithm = msg::Algorithm::dsaga;
+  config.total_samples = 60;
+  config.features = 200;
+  config.classes = 1;
+  config.loss = Loss::logistic;
+  config.lambda = 1e-2;
+  config.eta = 0.05;
+  config.steps = 60;
+  config.seed = 3;
+  config.build_table = true;
+  config.restricted = true;
+  config.w.assign(support.size(), 0.0);
+  config.encoding = msg::Encoding::q8;
+  Outbox out;
+  ASSERT_TRUE(agent.on_message(config, out));
+  ASSERT_TRUE(agent.on_message(msg::Ack{0, 1}, out));
+  // The hub's changes: the whole vector's q8, gathered on the support (runs implied).
+  std::vector<double> change(200);
+  for (std::size_t i = 0; i < change.size(); ++i) change[i] = 0.01 * std::sin(double(i));
+  compress::Q8 whole;
+  compress::quantize(change.data(), change.size(), whole);
+  msg::RoundStart start;
+  start.round = 1;
+  start.from_zero = true;
+  compress::gather(whole, support, 1, start.w_delta);
+  compress::gather(whole, support, 1, start.gbar_delta);
+  ASSERT_TRUE(start.w_delta.implied_runs);
+  ASSERT_GT(start.w_delta.scales.size(), 1u);  // runs over several blocks
+  start.w_delta.runs.clear();  // as received
+  start.gbar_delta.runs.clear();
+  out.clear();
+  ASSERT_TRUE(agent.on_message(start, out));
+  ASSERT_EQ(out.size(), 1u);
+  const auto* update = std::get_if<msg::Update>(&out[0]);
+  ASSERT_NE(update, nullptr);
+  Eigen::VectorXd w = Eigen::VectorXd::Zero(200);
+  for (std::size_t k = 0; k < support.size(); ++k) w[support[k]] = whole.scales[support[k] / 64] * whole.q[support[k]];
+  EXPECT_NEAR(update->loss_sum, loss_sum(shard, objective, w), 1e-9);
+  ASSERT_TRUE(agent.on_message(msg::Ack{1, update->seq}, out));
+  // Round 2's changes with a scale too few: refused, naming why.
+  msg::RoundStart bad = start;
+  bad.round = 2;
+  bad.base = 1;
+  bad.from_zero = false;
+  bad.gbar_delta.scales.pop_back();
+  out.clear();
+  const Status refused = agent.on_message(bad, out);
+  EXPECT_FALSE(refused);
+  EXPECT_NE(refused.message().find("leave their runs to this agent's support"), std::string::npos)
+      << refused.message();
+  EXPECT_TRUE(out.empty());
+  // The same round's valid changes apply on round 1's broadcast, which the agent still holds.
+  msg::RoundStart good = start;
+  good.round = 2;
+  good.base = 1;
+  good.from_zero = false;
+  out.clear();
+  ASSERT_TRUE(agent.on_message(good, out));
+  ASSERT_EQ(out.size(), 1u);
+  update = std::get_if<msg::Update>(&out[0]);
+  ASSERT_NE(update, nullptr);
+  EXPECT_NEAR(update->loss_sum, loss_sum(shard, objective, 2.0 * w), 1e-9);
+}
+
 TEST(Service, AgentAsksForTheVectorsWhenChangesAreOnAnotherRound) {
   const Dataset data = synthetic(50, 6, 3);
   const Objective objective{Loss::logistic, 1e-2, 1};

@@ -105,7 +105,10 @@ void expect_same(const msg::RoundStart& a, const msg::RoundStart& b) {
   for (const auto& [x, y] : {std::pair{&a.w_delta, &b.w_delta}, std::pair{&a.gbar_delta, &b.gbar_delta}}) {
     EXPECT_EQ(x->q, y->q);
     EXPECT_EQ(x->scales, y->scales);
-    EXPECT_EQ(x->runs, y->runs);
+    EXPECT_EQ(x->implied_runs, y->implied_runs);
+    if (!x->implied_runs) {  // implied: the receiver's to derive
+      EXPECT_EQ(x->runs, y->runs);
+    }
   }
 }
 void expect_same(const msg::Update& a, const msg::Update& b) {
@@ -606,6 +609,8 @@ struct PackedForm {
   std::vector<std::uint8_t> range;  // empty: absent
   std::vector<std::uint16_t> scales16;  // empty: absent
   std::vector<std::uint8_t> scales16_range;  // empty: absent
+  bool runs_implied = false;
+  std::uint32_t implied_blocks = 0;
 };
 flatbuffers::Offset<fb::Packed> packed_form(flatbuffers::FlatBufferBuilder& fbb,
                                             const PackedForm& f) {
@@ -626,7 +631,7 @@ flatbuffers::Offset<fb::Packed> packed_form(flatbuffers::FlatBufferBuilder& fbb,
       f.scales16_range.empty() ? flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>()
                                : fbb.CreateVector(f.scales16_range);
   return fb::CreatePacked(fbb, f.encoding, f.count, f32, q8, scales, runs, rice, range, scales16,
-                          scales16_range);
+                          scales16_range, f.runs_implied, f.implied_blocks);
 }
 
 // The hub's broadcast as q8 changes (RoundStart.base): whole and restricted (runs) forms come
@@ -707,10 +712,18 @@ TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
   EXPECT_TRUE(m.w_delta.runs.empty());
   EXPECT_EQ(m.gbar_delta.q, start.gbar_delta.q);
   EXPECT_EQ(m.gbar_delta.scales, start.gbar_delta.scales);
-  EXPECT_EQ(m.gbar_delta.runs, start.gbar_delta.runs);
+  // The restricted one's runs stay home (protocol 15): the agent derives them from its support.
+  EXPECT_TRUE(start.gbar_delta.implied_runs);
+  EXPECT_TRUE(m.gbar_delta.implied_runs);
+  EXPECT_TRUE(m.gbar_delta.runs.empty());
+  std::vector<std::uint8_t> derived;
+  compress::gather_runs({0, 2, 3}, 2, derived);
+  EXPECT_EQ(derived, start.gbar_delta.runs);
+  EXPECT_EQ(compress::check(m.gbar_delta, derived), "");
   msg::PartBytes parts;
   wire::add_part_bytes(encode(start), 1, parts);
   EXPECT_EQ(parts.broadcast, start.w_delta.bytes() + start.gbar_delta.bytes());
+  EXPECT_EQ(start.gbar_delta.bytes(), 6 + 4 * start.gbar_delta.scales.size());  // no runs
 
   using Form = PackedForm;
   struct Case {
@@ -800,6 +813,38 @@ TEST(WireDecode, BroadcastChangesRoundTripAndInconsistentOnesAreRefused) {
           }, "run 0 has 65 entries");
   refused([](Case& c) { c.w.q8[0] = -128; }, "RoundStart.w_delta integer 0 is -128");
   refused([](Case& c) { c.g.scales[0] = -1.0f; }, "RoundStart.gbar_delta scale 0 is negative");
+  // Runs left to the agent's support (protocol 15): 2 blocks of 3 entries come through with
+  // their scales and no runs; the block count must fit the count and the scales, and neither
+  // runs nor Rice codes (whose blocks are the runs) may come with them.
+  const auto implied = [](Case& c) {
+    c.g.runs_implied = true;
+    c.g.implied_blocks = 2;
+    c.g.scales = {0.5f, 2.0f};
+  };
+  {
+    Case c;
+    implied(c);
+    const auto ok = decode_copy(build(c));
+    ASSERT_TRUE(ok.is_ok()) << ok.error();
+    const compress::Q8& g = std::get<msg::RoundStart>(*ok).gbar_delta;
+    EXPECT_TRUE(g.implied_runs);
+    EXPECT_TRUE(g.runs.empty());
+    EXPECT_EQ(g.scales, (std::vector<float>{0.5f, 2.0f}));
+  }
+  refused([&](Case& c) {
+            implied(c);
+            c.g.runs = {2, 1};
+          }, "RoundStart.gbar_delta (q8) has runs_implied and also runs or q8_rice");
+  refused([&](Case& c) {
+            implied(c);
+            c.g.implied_blocks = 4;
+          }, "RoundStart.gbar_delta (q8) has implied_blocks 4 for 3 entries");
+  refused([&](Case& c) {
+            implied(c);
+            c.g.implied_blocks = 1;
+          }, "RoundStart.gbar_delta (q8) holds 3 integers, 2 scales");
+  refused([](Case& c) { c.g.implied_blocks = 1; },
+          "RoundStart.gbar_delta (q8) has implied_blocks without runs_implied");
 }
 
 // A Packed's integers as Rice or range codes: their bytes (0 when they travel as bytes).
@@ -884,13 +929,22 @@ TEST(WireDecode, CurvatureAsQ8TravelsPackedAndBothFormsAreRefused) {
   const auto c = decode_copy(encode(config));
   ASSERT_TRUE(c.is_ok()) << c.error();
   const auto& got = std::get<msg::Config>(*c);
-  EXPECT_EQ(got.basis, (std::vector<double>{u[1], u[2], u[50], u[99], u[101], u[102], u[150], u[199]}));
+  // Restricted rows leave their runs to the agent's support (protocol 15), and their values with
+  // them: the agent derives both (agent.cpp).
+  EXPECT_TRUE(got.basis.empty());
+  EXPECT_TRUE(got.basis_q8.implied_runs);
+  EXPECT_TRUE(got.basis_q8.runs.empty());
   EXPECT_EQ(got.basis_q8.q, config.basis_q8.q);
-  EXPECT_EQ(got.basis_q8.runs, config.basis_q8.runs);
+  std::vector<std::uint8_t> derived;
+  compress::gather_rows_runs(100, 2, {1, 2, 50, 99}, derived);
+  EXPECT_EQ(derived, config.basis_q8.runs);
+  std::vector<double> values(got.basis_q8.size(), 0.0);
+  compress::add(got.basis_q8, derived, values.data());
+  EXPECT_EQ(values, (std::vector<double>{u[1], u[2], u[50], u[99], u[101], u[102], u[150], u[199]}));
   msg::PartBytes config_parts;
-  // 8 integers, 4 scales (as floats: too few to pay for scales16), 4 runs
+  // 8 integers, 4 scales (as floats: too few to pay for scales16), no runs
   wire::add_part_bytes(encode(got), 1, config_parts);
-  EXPECT_EQ(config_parts.setup, 16 + 8 + 4 * 4 + 4);
+  EXPECT_EQ(config_parts.setup, 16 + 8 + 4 * 4);
 
   msg::InitUpload init;
   init.table_sum = {1.0};
@@ -1268,6 +1322,9 @@ TEST(WireDecode, RejectsInconsistentPackedVectors) {
             as_f32(c);
             c.dw.scales16_range = scales_code({-1, 0});
           }, "Update.dw_packed (f32) has scales16_range");
+  // Runs left to the receiver (protocol 15) only in a broadcast change or a basis.
+  refused([](Case& c) { c.dw.runs_implied = true; c.dw.implied_blocks = 1; },
+          "Update.dw_packed has runs_implied (only a broadcast change or basis may)");
   refused([](Case& c) {
             c.dw.encoding = c.ds.encoding = fb::Encoding::f64;
           }, "Update.dw_packed has encoding 0");

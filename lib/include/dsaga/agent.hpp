@@ -138,6 +138,9 @@ class AgentCore {
   coarse::AgentSpace space_;            // two-level: Z_k for the basis basis_id_
   std::uint64_t basis_id_ = 0;
   bool floor_ = false;                  // q8 deltas under compress.hpp's floor (take_basis)
+  // The runs of restricted q8 vectors that the hub leaves to this agent (Packed.runs_implied):
+  // the broadcast changes' and the basis's (on_config).
+  std::vector<std::uint8_t> support_runs_, basis_runs_;
   double step_ = 0.0;                   // the local step the method runs with
   std::optional<msg::Config> config_;
   Eigen::VectorXd w_round_, gbar_round_;  // the broadcast state, reused every round

@@ -89,10 +89,16 @@ struct Q8 {
   std::vector<float> scales;
   std::vector<std::int8_t> q;
   std::vector<std::uint8_t> runs;
+  // The runs follow from the receiver's support (gather, gather_rows: the receiver derives them
+  // with gather_runs, gather_rows_runs), so the wire leaves them out; as received, `runs` is
+  // then empty until the receiver supplies them.
+  bool implied_runs = false;
   std::size_t size() const { return q.size(); }
   bool empty() const { return q.empty(); }
   // Bytes on the wire (payload alone).
-  std::size_t bytes() const { return q.size() + scale_bytes(scales.size()) + runs.size(); }
+  std::size_t bytes() const {
+    return q.size() + scale_bytes(scales.size()) + (implied_runs ? 0 : runs.size());
+  }
 };
 // out <- v rounded to nearest in blocks of kBlock (the rule of round_with_feedback, under the
 // floor if `floor`), except that a block v already holds as q8 keeps its scale and values (a q8
@@ -102,6 +108,9 @@ struct Q8 {
 void quantize(const double* v, std::size_t n, Q8& out, bool floor = false);
 // v[i] += the entry i of x, for i < x.size(): the same sums on the hub and on every agent.
 void add(const Q8& x, double* v);
+// The same with the runs given apart (a received vector whose runs were implied; `runs` must
+// agree with x: check(x, runs)).
+void add(const Q8& x, const std::vector<std::uint8_t>& runs, double* v);
 // The entries of `whole` (runs-free, of d*C entries) at the columns `columns` (ascending), each
 // with its `classes` entries, as restricted vectors are laid out (support.hpp).
 void gather(const Q8& whole, const std::vector<std::uint32_t>& columns, int classes, Q8& out);
@@ -109,6 +118,12 @@ void gather(const Q8& whole, const std::vector<std::uint32_t>& columns, int clas
 // (runs-free), column by column: the matrix restricted to those rows, column-major.
 void gather_rows(const Q8& whole, std::size_t rows, std::size_t cols,
                  const std::vector<std::uint32_t>& rows_kept, Q8& out);
+// The runs gather and gather_rows give, from the columns or rows alone: what a receiver that
+// knows its support derives instead of reading them off the wire (both set implied_runs).
+void gather_runs(const std::vector<std::uint32_t>& columns, int classes,
+                 std::vector<std::uint8_t>& runs);
+void gather_rows_runs(std::size_t rows, std::size_t cols,
+                      const std::vector<std::uint32_t>& rows_kept, std::vector<std::uint8_t>& runs);
 // v <- the nearest vector q8 represents (blocks of kBlock, under the floor if `floor`), without
 // feedback, and `out` (if given) <- it as integers and scales: for the curvature payloads, which
 // only shape the coarse space (the sender uses the rounded values itself wherever the receiver
@@ -117,5 +132,7 @@ void round_to_q8(double* v, std::size_t n, Q8* out = nullptr, bool floor = false
 // Why x is not a consistent Q8 (scales and runs agree with the count, integers in -127..127,
 // scales finite and >= 0), or an empty string.
 std::string_view check(const Q8& x);
+// The same for x with the runs given apart (x.runs is ignored).
+std::string_view check(const Q8& x, const std::vector<std::uint8_t>& runs);
 
 }  // namespace dsaga::compress

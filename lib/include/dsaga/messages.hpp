@@ -35,7 +35,8 @@ namespace dsaga::msg {
 // entries of its class-pair blocks (coarse.hpp: blocks_size), 12: two-level's Update.coarse_h
 // likewise, 13: two-level's local run before the refresh, with the table as the hub counted it
 // (Update.dw's meaning; local_method.cpp), 14: q8 scales rounded up to bfloat16 and sent in
-// 2 bytes (Packed.scales16), 15: the bfloat16 scales range-coded (Packed.scales16_range)
+// 2 bytes (Packed.scales16), 15: the bfloat16 scales range-coded (Packed.scales16_range), and
+// a restricted vector's runs left to the agent's support (Packed.runs_implied)
 inline constexpr std::uint32_t kProtocolVersion = 15;
 
 // How an agent rounds dw and dS before sending them, with error feedback (compress.hpp).
