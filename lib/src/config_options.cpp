@@ -153,7 +153,10 @@ std::vector<OptionSpec> hub_options(HubConfig& c) {
        "q8 (8 bits an entry and a 16-bit scale per 64), f32, f64 (as they are); q8 also sends "
        "the broadcast as q8 changes (the hub's error feedback; not over the whole space, "
        "d * C <= 256, whose Newton steps need the exact w) and two-level's basis and "
-       "eigenvectors as q8 where they outweigh a round's coarse payload (else as floats); "
+       "eigenvectors as q8 where they outweigh a round's coarse payload (else as floats), "
+       "and where a two-level round is mostly the deltas (a wide sparse model) rounds them, "
+       "the changes and the basis under a floor (blocks far smaller than the vector's largest "
+       "take a coarser step); "
        "other than f64, coarse Hessians (and with f32 the basis and eigenvectors) travel as "
        "floats",
        encoding_ref(h.compression)},
