@@ -303,6 +303,41 @@ std::vector<Dataset> narrow_shards(const Dataset& data, int agents) {
   return shards;
 }
 
+// The problem the shards make up: their rows (dense), each without its shard's columns.
+Dataset problem_of(const Dataset& data, const std::vector<Dataset>& shards) {
+  Dataset problem = data;
+  auto& X = std::get<DenseMatrix<double>>(problem.X);
+  Index at = 0;
+  for (const Dataset& shard : shards) {
+    const Dataset dense = convert(shard, Storage::dense, Precision::f64);
+    const auto& Xk = std::get<DenseMatrix<double>>(dense.X);
+    X.middleRows(at, Xk.rows()) = Xk;
+    problem.y.segment(at, Xk.rows()) = dense.y;
+    at += Xk.rows();
+  }
+  EXPECT_EQ(at, X.rows());
+  return problem;
+}
+
+// A q8 Config for one agent of a dSAGA run on n samples of `features` columns (logistic, one
+// class), its w of `wire` zeros, asking for its table.
+msg::Config agent_config(std::uint64_t n, std::uint32_t features, std::size_t wire) {
+  msg::Config config;
+  config.algorithm = msg::Algorithm::dsaga;
+  config.total_samples = n;
+  config.features = features;
+  config.classes = 1;
+  config.loss = Loss::logistic;
+  config.lambda = 1e-2;
+  config.eta = 0.05;
+  config.steps = n;
+  config.seed = 3;
+  config.build_table = true;
+  config.w.assign(wire, 0.0);
+  config.encoding = msg::Encoding::q8;
+  return config;
+}
+
 // The compressed broadcast (HubOptions::compression q8, the default) with restricted agents of
 // different supports: every agent starts each round from the hub's broadcast_w() exactly (F is
 // measured there), the run reaches the optimum in about the rounds of f64, and the broadcast's
@@ -310,20 +345,7 @@ std::vector<Dataset> narrow_shards(const Dataset& data, int agents) {
 TEST(Service, CompressedBroadcastToRestrictedAgentsReachesTheOptimum) {
   const Dataset data = synthetic(600, 40, 13);
   const auto shards = narrow_shards(data, 3);
-  // The problem the shards make up: their rows, each without its shard's columns.
-  Dataset problem = data;
-  {
-    auto& X = std::get<DenseMatrix<double>>(problem.X);
-    Index at = 0;
-    for (std::size_t k = 0; k < shards.size(); ++k) {
-      const Dataset dense = convert(shards[k], Storage::dense, Precision::f64);
-      const auto& Xk = std::get<DenseMatrix<double>>(dense.X);
-      X.middleRows(at, Xk.rows()) = Xk;
-      problem.y.segment(at, Xk.rows()) = dense.y;
-      at += Xk.rows();
-    }
-    ASSERT_EQ(at, X.rows());
-  }
+  const Dataset problem = problem_of(data, shards);
   HubOptions options = logistic_options(3, 300);
   options.restrict_to_support = true;
   auto reference = solve_reference(problem, options.objective);
@@ -371,18 +393,7 @@ TEST(Service, FlooredQ8DeltasKeepTheInvariantAndReachTheOptimum) {
       if ((c / 64) % 4 != 0) X.col(c) *= 0.01;  // three blocks of four much smaller
   }
   const auto shards = narrow_shards(data, 3);
-  Dataset problem = data;
-  {
-    auto& X = std::get<DenseMatrix<double>>(problem.X);
-    Index at = 0;
-    for (const Dataset& shard : shards) {
-      const Dataset dense = convert(shard, Storage::dense, Precision::f64);
-      const auto& Xk = std::get<DenseMatrix<double>>(dense.X);
-      X.middleRows(at, Xk.rows()) = Xk;
-      problem.y.segment(at, Xk.rows()) = dense.y;
-      at += Xk.rows();
-    }
-  }
+  const Dataset problem = problem_of(data, shards);
   HubOptions options = logistic_options(3, 300);
   options.restrict_to_support = true;
   auto reference = solve_reference(problem, options.objective);
@@ -432,20 +443,8 @@ TEST(Service, RestrictedAgentDerivesTheRunsOfItsChanges) {
   ASSERT_LT(support.size(), 100u);
   const Objective objective{Loss::logistic, 1e-2, 1};
   AgentCore agent(shard, objective, AgentOptions{"a", 1});
-  msg::Config config;
-  config.algorithm = msg::Algorithm::dsaga;
-  config.total_samples = 60;
-  config.features = 200;
-  config.classes = 1;
-  config.loss = Loss::logistic;
-  config.lambda = 1e-2;
-  config.eta = 0.05;
-  config.steps = 60;
-  config.seed = 3;
-  config.build_table = true;
+  msg::Config config = agent_config(60, 200, support.size());
   config.restricted = true;
-  config.w.assign(support.size(), 0.0);
-  config.encoding = msg::Encoding::q8;
   Outbox out;
   ASSERT_TRUE(agent.on_message(config, out));
   ASSERT_TRUE(agent.on_message(msg::Ack{0, 1}, out));
@@ -501,19 +500,7 @@ TEST(Service, AgentAsksForTheVectorsWhenChangesAreOnAnotherRound) {
   const Dataset data = synthetic(50, 6, 3);
   const Objective objective{Loss::logistic, 1e-2, 1};
   AgentCore agent(data, objective, AgentOptions{"a", 1});
-  msg::Config config;
-  config.algorithm = msg::Algorithm::dsaga;
-  config.total_samples = 50;
-  config.features = 6;
-  config.classes = 1;
-  config.loss = Loss::logistic;
-  config.lambda = 1e-2;
-  config.eta = 0.05;
-  config.steps = 50;
-  config.seed = 3;
-  config.build_table = true;
-  config.w.assign(6, 0.0);
-  config.encoding = msg::Encoding::q8;
+  const msg::Config config = agent_config(50, 6, 6);
   Outbox out;
   ASSERT_TRUE(agent.on_message(config, out));
   ASSERT_TRUE(agent.on_message(msg::Ack{0, 1}, out));
