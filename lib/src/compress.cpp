@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace dsaga::compress {
 
@@ -71,6 +72,10 @@ float q8_scale(double m) {
 // of block b (q8_scale) and n_b its entries (rounding to a step s costs about s^2 / 12 an entry
 // in squared error); 0 for a zero vector. The vector is v + r (r may be null).
 double floor_step(const double* v, const double* r, std::size_t n) {
+  // Each block's step and length, once (per thread, capacity kept: no allocation per round).
+  thread_local std::vector<double> steps, lengths;
+  steps.clear();
+  lengths.clear();
   double own = 0.0;
   double largest = 0.0;
   for (std::size_t b = 0; b < n; b += kBlock) {
@@ -78,6 +83,8 @@ double floor_step(const double* v, const double* r, std::size_t n) {
     double m = 0.0;
     for (std::size_t i = b; i < b + len; ++i) m = std::max(m, std::abs(v[i] + (r ? r[i] : 0.0)));
     const double s = q8_scale(m);
+    steps.push_back(s);
+    lengths.push_back(static_cast<double>(len));
     own += static_cast<double>(len) * s * s;
     largest = std::max(largest, s);
   }
@@ -88,12 +95,9 @@ double floor_step(const double* v, const double* r, std::size_t n) {
   for (double tau = std::ldexp(1.0, std::ilogb(largest)); tau >= static_cast<double>(FLT_MIN);
        tau *= 0.5) {
     double sum = 0.0;
-    for (std::size_t b = 0; b < n; b += kBlock) {
-      const std::size_t len = std::min(kBlock, n - b);
-      double m = 0.0;
-      for (std::size_t i = b; i < b + len; ++i) m = std::max(m, std::abs(v[i] + (r ? r[i] : 0.0)));
-      const double s = std::max(static_cast<double>(q8_scale(m)), tau);
-      sum += static_cast<double>(len) * s * s;
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      const double s = std::max(steps[k], tau);
+      sum += lengths[k] * s * s;
     }
     if (sum <= allowed) return tau;
   }
